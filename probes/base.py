@@ -1,0 +1,198 @@
+"""The probe seam: one async method, a registry, deadlines and error mapping.
+
+A probe is a class with a unique ``name``, a ``risk`` class, a ``phase`` and
+the service names it needs. ``run`` takes a target and a context and returns
+typed observations (scanner.model). Probes translate their library's
+exceptions into scanner.errors at the call site (``map_errors``); anything a
+probe raises becomes a ProbeFailure observation, i.e. ``inconclusive``.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import errno
+import ssl
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, ClassVar, TypeVar
+
+from scanner.errors import MalformedResponse, ProbeError, Refused, RegistryError, Timeout, Unreachable
+from scanner.model import Mode, Observation, Risk, Service
+
+if TYPE_CHECKING:
+    from scanner.profiles import Profile
+
+
+class Phase(StrEnum):
+    """When a probe runs for a host; each phase sees the previous phases' observations."""
+
+    DISCOVERY = "discovery"  # is anything there? (TCP connect, UDP service probes, ARP/ICMP)
+    FINGERPRINT = "fingerprint"  # what is it? (banners, HTTP, ...)
+    ASSESS = "assess"  # probes that need the profile (credentials, intrusive extras)
+
+
+PHASE_ORDER = (Phase.DISCOVERY, Phase.FINGERPRINT, Phase.ASSESS)
+
+# Well-known service names for discovery ports.
+TCP_PORTS: dict[int, str] = {
+    21: "ftp",
+    22: "ssh",
+    23: "telnet",
+    80: "http",
+    443: "https",
+    631: "ipp",
+    5060: "sip",
+    5061: "sips",
+    8080: "http",
+    8443: "https",
+    9100: "jetdirect",
+}
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Per-operation timeouts (seconds); every await is bounded by one of these."""
+
+    connect: float = 1.5
+    read: float = 3.0
+    probe: float = 10.0  # absolute deadline for one probe run, retries included
+    host: float = 120.0  # budget for one host, all phases
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """Sweep-wide settings that probes read."""
+
+    tcp_ports: tuple[int, ...] = tuple(TCP_PORTS)
+    privileged: bool = False  # root: ARP and ICMP allowed
+    snmp_port: int = 161
+    sip_port: int = 5060
+    ntp_port: int = 123
+
+
+@dataclass(frozen=True)
+class ProbeTarget:
+    """Where one probe run is aimed."""
+
+    address: str
+    service: Service | None = None
+
+
+@dataclass(frozen=True)
+class HostSnapshot:
+    """What earlier phases found on a host; probes pick their services from it."""
+
+    address: str
+    services: frozenset[Service]
+    observations: tuple[Observation, ...]
+    profile: Profile | None = None
+
+    def services_named(self, names: frozenset[str]) -> list[Service]:
+        """Open services whose name is in ``names``, sorted."""
+        return sorted(s for s in self.services if s.name in names)
+
+
+@dataclass(frozen=True)
+class ProbeContext:
+    """Everything a probe may use besides its target. Immutable."""
+
+    timeouts: Timeouts
+    mode: Mode
+    config: ProbeConfig
+    deadline: float  # absolute, event-loop time
+    profile: Profile | None = None
+
+    def remaining(self) -> float:
+        """Seconds left before this probe's deadline (never negative)."""
+        return max(0.0, self.deadline - asyncio.get_running_loop().time())
+
+    def budget(self, op_timeout: float) -> float:
+        """An operation's timeout, capped by the time left on the deadline."""
+        left = self.remaining()
+        if left <= 0:
+            raise Timeout("probe deadline passed")
+        return min(op_timeout, left)
+
+
+class Probe(abc.ABC):
+    """Base class of every probe. Subclasses are registered with ``@register``."""
+
+    name: ClassVar[str]
+    risk: ClassVar[Risk] = Risk.SAFE
+    phase: ClassVar[Phase] = Phase.FINGERPRINT
+    services: ClassVar[frozenset[str]] = frozenset()
+    description: ClassVar[str] = ""
+
+    def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
+        """Where to run on this host: by default, each open service this probe needs."""
+        return host.services_named(self.services)
+
+    @abc.abstractmethod
+    async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
+        """Probe one target and return what was observed; raise ProbeError when unsure."""
+
+
+@dataclass
+class Registry:
+    """Name -> probe class. A duplicate name fails at import, loudly."""
+
+    probes: dict[str, type[Probe]] = field(default_factory=dict)
+
+    def add(self, cls: type[Probe]) -> None:
+        """Register a probe class under its ``name``."""
+        name = getattr(cls, "name", None)
+        if not name:
+            raise RegistryError(f"probe {cls.__qualname__} has no name")
+        if name in self.probes:
+            raise RegistryError(f"probe name {name!r} registered twice ({self.probes[name].__module__})")
+        self.probes[name] = cls
+
+    def get(self, name: str) -> type[Probe]:
+        """The probe class registered as ``name``."""
+        try:
+            return self.probes[name]
+        except KeyError as exc:
+            raise RegistryError(f"no probe named {name!r}") from exc
+
+    def in_phase(self, phase: Phase) -> list[type[Probe]]:
+        """Probes of one phase, in name order (deterministic)."""
+        return [self.probes[n] for n in sorted(self.probes) if self.probes[n].phase == phase]
+
+
+REGISTRY = Registry()
+
+P = TypeVar("P", bound=type[Probe])
+
+
+def register(cls: P) -> P:
+    """Class decorator: add a probe to the global registry."""
+    REGISTRY.add(cls)
+    return cls
+
+
+@contextlib.contextmanager
+def map_errors(what: str) -> Iterator[None]:
+    """Translate stdlib network exceptions into scanner.errors, keeping the cause."""
+    try:
+        yield
+    except ProbeError:
+        raise
+    except TimeoutError as exc:
+        raise Timeout(f"{what}: no answer before the deadline") from exc
+    except ConnectionRefusedError as exc:
+        raise Refused(f"{what}: connection refused") from exc
+    except ssl.SSLError as exc:
+        raise MalformedResponse(f"{what}: TLS error: {exc.reason or exc}") from exc
+    except (ConnectionResetError, BrokenPipeError) as exc:
+        raise Unreachable(f"{what}: connection reset") from exc
+    except OSError as exc:
+        if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN):
+            raise Unreachable(f"{what}: {exc.strerror}") from exc
+        if exc.errno == errno.ECONNREFUSED:
+            raise Refused(f"{what}: connection refused") from exc
+        raise Unreachable(f"{what}: {exc.strerror or exc}") from exc
+    except UnicodeError as exc:
+        raise MalformedResponse(f"{what}: undecodable text") from exc

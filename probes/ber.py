@@ -1,0 +1,145 @@
+"""A small, bounded BER codec for the SNMP messages edgeaudit hand-builds.
+
+Every read is bounds-checked and trailing bytes are rejected; any malformed
+input raises MalformedResponse (one error for all of it), as in dnspython's
+wire reader. Only definite lengths, at most 4 length octets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from scanner.errors import MalformedResponse
+
+INTEGER, OCTET_STRING, NULL, OID, SEQUENCE = 0x02, 0x04, 0x05, 0x06, 0x30
+IPADDRESS, COUNTER32, GAUGE32, TIMETICKS, OPAQUE, COUNTER64 = 0x40, 0x41, 0x42, 0x43, 0x44, 0x46
+NO_SUCH_OBJECT, NO_SUCH_INSTANCE, END_OF_MIB = 0x80, 0x81, 0x82
+GET_REQUEST, GET_NEXT, RESPONSE, SET_REQUEST, REPORT = 0xA0, 0xA1, 0xA2, 0xA3, 0xA8
+MAX_MESSAGE = 65_535
+
+
+def _length(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(body)]) + body
+
+
+def tlv(tag: int, value: bytes) -> bytes:
+    """Encode one tag-length-value."""
+    return bytes([tag]) + _length(len(value)) + value
+
+
+def enc_int(value: int, tag: int = INTEGER) -> bytes:
+    """Encode a two's-complement INTEGER (or an application integer type by tag)."""
+    size = max(1, (value.bit_length() + 8) // 8)
+    return tlv(tag, value.to_bytes(size, "big", signed=True))
+
+
+def enc_str(value: bytes, tag: int = OCTET_STRING) -> bytes:
+    """Encode an OCTET STRING."""
+    return tlv(tag, value)
+
+
+def enc_null(tag: int = NULL) -> bytes:
+    """Encode NULL (or an empty exception value such as noSuchObject)."""
+    return tlv(tag, b"")
+
+
+def enc_oid(dotted: str) -> bytes:
+    """Encode an OBJECT IDENTIFIER from dotted text."""
+    parts = [int(p) for p in dotted.strip(".").split(".")]
+    if len(parts) < 2:
+        raise ValueError("OID needs at least two arcs")
+    out = bytearray([parts[0] * 40 + parts[1]])
+    for arc in parts[2:]:
+        chunk = [arc & 0x7F]
+        arc >>= 7
+        while arc:
+            chunk.append(0x80 | (arc & 0x7F))
+            arc >>= 7
+        out += bytes(reversed(chunk))
+    return tlv(OID, bytes(out))
+
+
+def enc_seq(*items: bytes, tag: int = SEQUENCE) -> bytes:
+    """Encode a SEQUENCE (or constructed context tag) of already-encoded items."""
+    return tlv(tag, b"".join(items))
+
+
+@dataclass
+class Reader:
+    """Bounded reader over one BER buffer."""
+
+    data: bytes
+    pos: int = 0
+
+    def __post_init__(self) -> None:
+        if len(self.data) > MAX_MESSAGE:
+            raise MalformedResponse("BER message too large")
+
+    def done(self) -> bool:
+        """True when every byte has been read."""
+        return self.pos == len(self.data)
+
+    def _take(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise MalformedResponse("BER value runs past the end")
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def read(self) -> tuple[int, bytes]:
+        """Read one TLV: (tag, value bytes)."""
+        tag = self._take(1)[0]
+        if tag & 0x1F == 0x1F:
+            raise MalformedResponse("multi-byte BER tags are not used by SNMP")
+        first = self._take(1)[0]
+        if first < 0x80:
+            length = first
+        else:
+            count = first & 0x7F
+            if count == 0 or count > 4:
+                raise MalformedResponse("indefinite or oversized BER length")
+            length = int.from_bytes(self._take(count), "big")
+        return tag, self._take(length)
+
+    def expect(self, tag: int) -> bytes:
+        """Read one TLV and insist on its tag."""
+        got, value = self.read()
+        if got != tag:
+            raise MalformedResponse(f"expected BER tag 0x{tag:02x}, got 0x{got:02x}")
+        return value
+
+    def sub(self, tag: int) -> Reader:
+        """A reader over the contents of the next TLV, which must have ``tag``."""
+        return Reader(self.expect(tag))
+
+    def int(self) -> int:
+        """Read an INTEGER."""
+        value = self.expect(INTEGER)
+        if not value or len(value) > 9:
+            raise MalformedResponse("bad INTEGER length")
+        return int.from_bytes(value, "big", signed=True)
+
+    def end(self) -> None:
+        """Reject trailing bytes."""
+        if not self.done():
+            raise MalformedResponse("trailing bytes after BER value")
+
+
+def dec_oid(value: bytes) -> str:
+    """Decode OID contents to dotted text."""
+    if not value or len(value) > 128:
+        raise MalformedResponse("bad OID length")
+    first = value[0]
+    arcs = [min(first // 40, 2), first - 40 * min(first // 40, 2)]
+    acc = 0
+    for i, b in enumerate(value[1:], 1):
+        acc = (acc << 7) | (b & 0x7F)
+        if not b & 0x80:
+            arcs.append(acc)
+            acc = 0
+        elif i == len(value) - 1:
+            raise MalformedResponse("OID ends inside an arc")
+    return ".".join(str(a) for a in arcs)

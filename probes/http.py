@@ -1,0 +1,136 @@
+"""HTTP(S) fingerprint: GET / without following redirects, bounded body read.
+
+httpx is imported here and only here. Certificates are not verified (devices
+ship self-signed ones); the peer certificate's SHA-256 is recorded instead so
+that a changed or shared certificate can be seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import ssl
+from typing import Any
+
+import httpx
+
+from probes.base import Probe, ProbeContext, ProbeTarget, register
+from scanner.errors import MalformedResponse, ProbeError, Refused, Timeout, Unreachable
+from scanner.model import HttpInfo, Observation
+
+MAX_BODY = 65_536
+TITLE_RE = re.compile(rb"<title[^>]*>(.{0,512}?)</title>", re.IGNORECASE | re.DOTALL)
+PASSWORD_INPUT_RE = re.compile(rb"<input[^>]{0,400}type\s*=\s*[\"']?password", re.IGNORECASE)
+USER_AGENT = "edgeaudit/0.1 (+hardening scanner)"
+
+
+def _map_httpx(exc: httpx.HTTPError, what: str) -> ProbeError:
+    if isinstance(exc, httpx.TimeoutException):
+        return Timeout(f"{what}: timed out")
+    if isinstance(exc, httpx.ConnectError):
+        text = str(exc).lower()
+        if "refused" in text:
+            return Refused(f"{what}: connection refused")
+        if "ssl" in text or "tls" in text or "handshake" in text:
+            return MalformedResponse(f"{what}: TLS handshake failed: {exc}")
+        return Unreachable(f"{what}: {exc}")
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.DecodingError):
+        return MalformedResponse(f"{what}: {exc}")
+    return Unreachable(f"{what}: {exc}")
+
+
+def _ssl_context() -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    # Old device firmware: let the handshake succeed so we can report on it.
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    ctx.minimum_version = ssl.TLSVersion.TLSv1
+    return ctx
+
+
+def _cert_sha256(response: httpx.Response) -> str | None:
+    stream: Any = response.extensions.get("network_stream")
+    if stream is None:
+        return None
+    ssl_object = stream.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    return hashlib.sha256(der).hexdigest() if der else None
+
+
+def parse_auth(header: str | None) -> tuple[str | None, str | None]:
+    """(scheme, realm) from a WWW-Authenticate header."""
+    if not header:
+        return None, None
+    scheme = header.strip().split(" ", 1)[0].lower() or None
+    m = re.search(r'realm\s*=\s*"([^"]{0,200})"', header, re.IGNORECASE)
+    return scheme, (m.group(1) if m else None)
+
+
+def parse_title(body: bytes) -> str | None:
+    """Text of the first <title>, whitespace folded, bounded."""
+    m = TITLE_RE.search(body)
+    if not m:
+        return None
+    return " ".join(m.group(1).decode("utf-8", errors="replace").split())[:200] or None
+
+
+@register
+class HttpProbe(Probe):
+    """GET / on each HTTP and HTTPS service."""
+
+    name = "http"
+    services = frozenset({"http", "https"})
+    description = "GET / : Server, title, auth challenge, redirect, login form, certificate"
+
+    async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
+        """One bounded GET, no redirects followed."""
+        assert target.service is not None
+        tls = target.service.name == "https"
+        host = f"[{target.address}]" if ":" in target.address else target.address
+        url = f"{'https' if tls else 'http'}://{host}:{target.service.port}/"
+        timeout = httpx.Timeout(ctx.budget(ctx.timeouts.read), connect=ctx.budget(ctx.timeouts.connect))
+        what = f"GET {url}"
+        try:
+            async with (
+                httpx.AsyncClient(
+                    verify=_ssl_context() if tls else False,
+                    timeout=timeout,
+                    follow_redirects=False,
+                    headers={"User-Agent": USER_AGENT},
+                    trust_env=False,
+                ) as client,
+                client.stream("GET", url) as response,
+            ):
+                body = b""
+                async for chunk in response.aiter_raw():
+                    body += chunk
+                    if len(body) >= MAX_BODY:
+                        break
+                cert = _cert_sha256(response) if tls else None
+        except httpx.HTTPError as exc:
+            raise _map_httpx(exc, what) from exc
+        except ssl.SSLError as exc:
+            raise MalformedResponse(f"{what}: TLS error {exc.reason}") from exc
+        scheme, realm = parse_auth(response.headers.get("www-authenticate"))
+        location = response.headers.get("location")
+        return [
+            HttpInfo(
+                target.service,
+                tls=tls,
+                status=response.status_code,
+                server=response.headers.get("server"),
+                title=parse_title(body),
+                auth_scheme=scheme,
+                realm=realm,
+                location=location,
+                redirects_to_https=bool(
+                    300 <= response.status_code < 400 and location and location.lower().startswith("https://")
+                ),
+                login_form=bool(PASSWORD_INPUT_RE.search(body)),
+                date=response.headers.get("date"),
+                cert_sha256=cert,
+            )
+        ]

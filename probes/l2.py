@@ -1,0 +1,107 @@
+"""Layer 2/3 liveness with scapy when root: ARP on the local segment, ICMP echo.
+
+Unprivileged sweeps skip these (TCP/UDP discovery only) and say so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import secrets
+from collections.abc import Sequence
+
+from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
+from scanner.errors import Unreachable
+from scanner.model import HostAlive, Observation, Service
+
+
+def _icmp(address: str, timeout: float) -> str | None:
+    from scapy.all import ICMP, IP, ICMPv6EchoReply, ICMPv6EchoRequest, IPv6, conf, sr1
+    from scapy.supersocket import L3RawSocket
+
+    ident, seq = secrets.randbelow(0xFFFF), secrets.randbelow(0xFFFF)
+    ip = ipaddress.ip_address(address)
+    if ip.version == 6:
+        pkt = IPv6(dst=address) / ICMPv6EchoRequest(id=ident, seq=seq)
+    else:
+        pkt = IP(dst=address) / ICMP(id=ident, seq=seq)
+    # scapy's packet socket never sees replies on loopback; a raw socket does.
+    sock_cls = L3RawSocket if ip.is_loopback and ip.version == 4 else None
+    kwargs = {"timeout": timeout, "verbose": 0}
+    if sock_cls is not None:
+        with sock_cls() as sock:
+            reply = sock.sr1(pkt, **kwargs)
+    else:
+        reply = sr1(pkt, **kwargs)
+    if reply is None:
+        return None
+    if ip.version == 6:
+        ok = reply.haslayer(ICMPv6EchoReply) and reply[ICMPv6EchoReply].id == ident
+    else:
+        ok = reply.haslayer(ICMP) and reply[ICMP].type == 0 and reply[ICMP].id == ident
+    _ = conf  # keep the import explicit: scapy reads conf for routing
+    return "icmp" if ok else None
+
+
+def _arp(address: str, timeout: float) -> str | None:
+    from scapy.all import ARP, Ether, conf, srp
+
+    iface, _src, gateway = conf.route.route(address)
+    if gateway not in ("0.0.0.0", None):
+        return None
+    answered, _ = srp(Ether(dst="ff:ff:ff:ff:ff:ff") / ARP(pdst=address), iface=iface, timeout=timeout, verbose=0)
+    for _sent, received in answered:
+        if received[ARP].psrc == address:
+            return str(received[ARP].hwsrc)
+    return None
+
+
+def _on_link_v4(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    return ip.version == 4 and not ip.is_loopback
+
+
+@register
+class IcmpEcho(Probe):
+    """ICMP/ICMPv6 echo (root only)."""
+
+    name = "icmp-echo"
+    phase = Phase.DISCOVERY
+    description = "ICMP echo request (root only)"
+
+    def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
+        """Host-level, only when privileged."""
+        return [None] if config.privileged else []
+
+    async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
+        """One echo; no reply is not a failure (many devices drop ICMP)."""
+        timeout = ctx.budget(ctx.timeouts.read)
+        try:
+            async with asyncio.timeout(timeout + 1.0):
+                got = await asyncio.to_thread(_icmp, target.address, min(timeout, 2.0))
+        except OSError as exc:
+            raise Unreachable(f"icmp: {exc.strerror or exc}") from exc
+        return [HostAlive(None, method="icmp")] if got else []
+
+
+@register
+class ArpPing(Probe):
+    """ARP who-has on the local segment (root only, IPv4, on-link targets)."""
+
+    name = "arp"
+    phase = Phase.DISCOVERY
+    description = "ARP request on the local segment (root only)"
+
+    def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
+        """Host-level, only when privileged and the address is IPv4 and not loopback."""
+        return [None] if config.privileged and _on_link_v4(host.address) else []
+
+    async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
+        """One ARP request; the MAC is recorded when it answers."""
+        timeout = ctx.budget(ctx.timeouts.read)
+        try:
+            async with asyncio.timeout(timeout + 1.0):
+                mac = await asyncio.to_thread(_arp, target.address, min(timeout, 2.0))
+        except OSError as exc:
+            raise Unreachable(f"arp: {exc.strerror or exc}") from exc
+        return [HostAlive(None, method="arp", mac=mac)] if mac else []

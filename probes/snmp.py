@@ -1,0 +1,211 @@
+"""SNMP: v3 engine discovery (safe, no credential) and a v1/v2c system-group GET.
+
+The discovery message is hand-built BER (probes.ber) so that safe mode learns
+an agent exists without sending any community string. The community GET uses
+pysnmp and counts as a credential attempt (risk class ``credential``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+
+from probes import ber
+from probes.base import (
+    HostSnapshot,
+    Phase,
+    Probe,
+    ProbeConfig,
+    ProbeContext,
+    ProbeTarget,
+    register,
+)
+from probes.udp import exchange
+from scanner.errors import MalformedResponse, ProbeError, Refused, Timeout, Unreachable
+from scanner.model import Observation, Risk, Service, SnmpInfo
+
+SYS_DESCR = "1.3.6.1.2.1.1.1.0"
+SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"
+SYS_NAME = "1.3.6.1.2.1.1.5.0"
+USM_STATS_UNKNOWN_ENGINE_IDS = "1.3.6.1.6.3.15.1.1.4.0"
+
+
+def build_v3_discovery(msg_id: int, request_id: int) -> bytes:
+    """An SNMPv3 noAuthNoPriv, reportable GET with empty engine id and user (RFC 3414 4)."""
+    usm = ber.enc_seq(
+        ber.enc_str(b""), ber.enc_int(0), ber.enc_int(0), ber.enc_str(b""), ber.enc_str(b""), ber.enc_str(b"")
+    )
+    pdu = ber.enc_seq(ber.enc_int(request_id), ber.enc_int(0), ber.enc_int(0), ber.enc_seq(), tag=ber.GET_REQUEST)
+    return ber.enc_seq(
+        ber.enc_int(3),
+        ber.enc_seq(ber.enc_int(msg_id), ber.enc_int(65507), ber.enc_str(b"\x04"), ber.enc_int(3)),
+        ber.enc_str(usm),
+        ber.enc_seq(ber.enc_str(b""), ber.enc_str(b""), pdu),
+    )
+
+
+def parse_v3_message(data: bytes) -> tuple[int, bytes, int, int]:
+    """(msgID, authoritative engine id, PDU tag, request id) of an SNMPv3 message; strict."""
+    top = ber.Reader(data)
+    msg = top.sub(ber.SEQUENCE)
+    top.end()
+    if msg.int() != 3:
+        raise MalformedResponse("not an SNMPv3 message")
+    header = msg.sub(ber.SEQUENCE)
+    msg_id = header.int()
+    header.int()  # max size
+    flags = header.expect(ber.OCTET_STRING)
+    if len(flags) != 1:
+        raise MalformedResponse("bad msgFlags")
+    if header.int() != 3:
+        raise MalformedResponse("not USM")
+    header.end()
+    usm = ber.Reader(msg.expect(ber.OCTET_STRING)).sub(ber.SEQUENCE)
+    engine_id = usm.expect(ber.OCTET_STRING)
+    if len(engine_id) > 32:
+        raise MalformedResponse("engine id longer than 32 octets")
+    scoped = msg.sub(ber.SEQUENCE)
+    msg.end()
+    scoped.expect(ber.OCTET_STRING)
+    scoped.expect(ber.OCTET_STRING)
+    tag, pdu_bytes = scoped.read()
+    scoped.end()
+    pdu = ber.Reader(pdu_bytes)
+    request_id = pdu.int()
+    return msg_id, engine_id, tag, request_id
+
+
+def engine_id_text(engine_id: bytes) -> str:
+    """Hex form of an engine id."""
+    return engine_id.hex()
+
+
+@register
+class SnmpDiscovery(Probe):
+    """SNMPv3 engine discovery: proves an agent, reveals its engine id, sends no secret."""
+
+    name = "snmp-discovery"
+    phase = Phase.DISCOVERY
+    description = "SNMPv3 engine-id discovery (no community, no user)"
+
+    def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
+        """The SNMP port, always (UDP has no connect to find it first)."""
+        return [Service(config.snmp_port, "udp", "snmp")]
+
+    async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
+        """One discovery exchange; silence means no (v3) agent, not a failure."""
+        assert target.service is not None
+        msg_id = secrets.randbelow(2**31 - 1) + 1
+        request_id = secrets.randbelow(2**31 - 1) + 1
+        message = build_v3_discovery(msg_id, request_id)
+        found: list[bytes] = []
+
+        def accept(data: bytes) -> bool:
+            try:
+                got_msg, engine, tag, _ = parse_v3_message(data)
+            except MalformedResponse:
+                return False
+            if got_msg != msg_id or tag != ber.REPORT:
+                return False
+            found.append(engine)
+            return True
+
+        try:
+            await exchange(
+                target.address, target.service.port, lambda _: message, accept, ctx,
+                schedule=(0.0, 1.0), what="snmp v3 discovery",
+            )
+        except (Timeout, Refused):
+            return []
+        return [SnmpInfo(target.service, version="v3-discovery", engine_id=engine_id_text(found[0]))]
+
+
+async def snmp_get(
+    address: str, port: int, community: str, version: str, oids: Sequence[str], timeout: float
+) -> dict[str, str]:
+    """GET ``oids`` with a community via pysnmp; returns oid -> text. Raises ProbeError."""
+    from pysnmp.hlapi.v3arch.asyncio import (  # local import: pysnmp is slow to load
+        CommunityData,
+        ContextData,
+        ObjectIdentity,
+        ObjectType,
+        SnmpEngine,
+        Udp6TransportTarget,
+        UdpTransportTarget,
+        get_cmd,
+    )
+
+    engine = SnmpEngine()
+    try:
+        transport_cls = Udp6TransportTarget if ":" in address else UdpTransportTarget
+        try:
+            transport = await transport_cls.create((address, port), timeout=timeout, retries=0)
+        except Exception as exc:  # pysnmp raises its own PySnmpError for resolution/socket issues
+            raise Unreachable(f"snmp {address}:{port}: {exc}") from exc
+        err_ind, err_stat, _err_idx, var_binds = await get_cmd(
+            engine,
+            CommunityData(community, mpModel=0 if version == "v1" else 1),
+            transport,
+            ContextData(),
+            *(ObjectType(ObjectIdentity(oid)) for oid in oids),
+            lookupMib=False,
+        )
+    finally:
+        engine.close_dispatcher()
+    if err_ind:
+        text = str(err_ind)
+        if "timed out" in text.lower() or "timeout" in text.lower():
+            raise Timeout(f"snmp {version} {address}:{port}: no answer")
+        raise MalformedResponse(f"snmp {version} {address}:{port}: {text}")
+    if int(err_stat):
+        raise MalformedResponse(f"snmp {version} {address}:{port}: error-status {int(err_stat)}")
+    out: dict[str, str] = {}
+    for name, value in var_binds:
+        cls_name = type(value).__name__
+        if cls_name in ("NoSuchObject", "NoSuchInstance", "EndOfMibView"):
+            continue
+        out[str(name)] = value.prettyPrint()
+    return out
+
+
+@register
+class SnmpCommunity(Probe):
+    """System-group GET with the well-known community 'public' (a credential attempt)."""
+
+    name = "snmp-community"
+    risk = Risk.CREDENTIAL
+    phase = Phase.FINGERPRINT
+    description = "SNMP v2c then v1 GET of sysDescr/sysObjectID/sysName with community 'public'"
+    communities: tuple[str, ...] = ("public",)
+
+    def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
+        """The SNMP port, even when v3 discovery was silent (v1/v2c-only agents)."""
+        return [Service(config.snmp_port, "udp", "snmp")]
+
+    async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
+        """Try each community once per version; silence is 'not accepted', not a pass."""
+        assert target.service is not None
+        for community in self.communities:
+            for version in ("v2c", "v1"):
+                try:
+                    got = await snmp_get(
+                        target.address, target.service.port, community, version,
+                        (SYS_DESCR, SYS_OBJECT_ID, SYS_NAME), ctx.budget(ctx.timeouts.read),
+                    )
+                except (Timeout, Refused):
+                    continue
+                except ProbeError:
+                    raise
+                if not got:
+                    continue
+                return [
+                    SnmpInfo(
+                        target.service,
+                        version=version,
+                        community=community,
+                        sys_descr=got.get(SYS_DESCR),
+                        sys_object_id=got.get(SYS_OBJECT_ID),
+                        sys_name=got.get(SYS_NAME),
+                    )
+                ]
+        return []

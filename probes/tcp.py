@@ -1,0 +1,64 @@
+"""TCP connect discovery: open, closed (refused) or filtered (no answer)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from probes.base import (
+    TCP_PORTS,
+    HostSnapshot,
+    Phase,
+    Probe,
+    ProbeConfig,
+    ProbeContext,
+    ProbeTarget,
+    map_errors,
+    register,
+)
+from scanner.errors import Refused, Timeout
+from scanner.model import Observation, PortState, Service
+
+
+async def open_stream(
+    target: ProbeTarget, ctx: ProbeContext
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect to the target's TCP service within the connect timeout."""
+    assert target.service is not None
+    with map_errors(f"connect {target.address}:{target.service.port}"):
+        async with asyncio.timeout(ctx.budget(ctx.timeouts.connect)):
+            return await asyncio.open_connection(target.address, target.service.port, limit=65_536)
+
+
+async def close_stream(writer: asyncio.StreamWriter) -> None:
+    """Close a stream without letting a slow peer hold us (shielded, bounded)."""
+    writer.close()
+    try:
+        async with asyncio.timeout(1.0):
+            await asyncio.shield(writer.wait_closed())
+    except (TimeoutError, OSError):
+        pass
+
+
+@register
+class TcpConnect(Probe):
+    """Full TCP connect on each discovery port."""
+
+    name = "tcp-connect"
+    phase = Phase.DISCOVERY
+    description = "TCP connect to management and service ports"
+
+    def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
+        """Every configured TCP port."""
+        return [Service(p, "tcp", TCP_PORTS.get(p, "unknown")) for p in config.tcp_ports]
+
+    async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
+        """Connect once; refused is 'closed', no answer is 'filtered'."""
+        try:
+            _, writer = await open_stream(target, ctx)
+        except Refused:
+            return [PortState(target.service, state="closed")]
+        except Timeout:
+            return [PortState(target.service, state="filtered")]
+        await close_stream(writer)
+        return [PortState(target.service, state="open")]

@@ -1,0 +1,1 @@
+"""Device profiles (YAML data, one file per family) and their JSON schema."""

@@ -1,0 +1,280 @@
+"""Typed values shared by probes, checks, the store and the reports."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar
+
+JSON = Any  # a value that json.dumps accepts; kept loose on purpose at the edges
+
+
+class Status(StrEnum):
+    """Outcome of one check on one device (or service)."""
+
+    FAIL = "fail"
+    PASS = "pass"
+    INCONCLUSIVE = "inconclusive"
+    INFO = "info"
+
+
+class Severity(StrEnum):
+    """Severity of a finding; ordered by ``rank``."""
+
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """Numeric order, info=0 .. critical=4."""
+        return _SEVERITY_ORDER.index(self)
+
+
+_SEVERITY_ORDER = [Severity.INFO, Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL]
+
+
+class Risk(StrEnum):
+    """What a probe may do to a device."""
+
+    SAFE = "safe"  # reads what any client sees; no credentials
+    CREDENTIAL = "credential"  # tries credentials, capped and paced
+    INTRUSIVE = "intrusive"  # opt-in extras (PJL, REFER, ...)
+
+
+class Mode(StrEnum):
+    """Sweep mode chosen on the command line; gates probe risk classes."""
+
+    SAFE = "safe"
+    DEFAULT = "default"
+    INTRUSIVE = "intrusive"
+
+    def allows(self, risk: Risk) -> bool:
+        """Whether a probe of this risk class may run in this mode."""
+        allowed = {
+            Mode.SAFE: {Risk.SAFE},
+            Mode.DEFAULT: {Risk.SAFE, Risk.CREDENTIAL},
+            Mode.INTRUSIVE: {Risk.SAFE, Risk.CREDENTIAL, Risk.INTRUSIVE},
+        }
+        return risk in allowed[self]
+
+
+@dataclass(frozen=True, order=True)
+class Service:
+    """A transport endpoint on a device and the protocol we expect there."""
+
+    port: int
+    transport: str  # "tcp" | "udp"
+    name: str  # "ssh", "http", "sip", ...
+
+    @property
+    def key(self) -> str:
+        """Stable text form, e.g. ``tcp/22``."""
+        return f"{self.transport}/{self.port}"
+
+    def to_json(self) -> dict[str, JSON]:
+        """JSON form."""
+        return {"port": self.port, "transport": self.transport, "name": self.name}
+
+
+# Observations: what probes saw. Checks read them; only checks judge.
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Base of every observation a probe returns."""
+
+    kind: ClassVar[str] = "observation"
+    proves_open: ClassVar[bool] = False  # an answer on this service proves it is up
+
+    service: Service | None
+
+    def to_json(self) -> dict[str, JSON]:
+        """JSON form with a ``kind`` tag."""
+        data = dataclasses.asdict(self)
+        data["service"] = self.service.to_json() if self.service else None
+        data["kind"] = self.kind
+        return data
+
+
+@dataclass(frozen=True)
+class PortState(Observation):
+    """TCP connect result: open, closed (refused) or filtered (no answer)."""
+
+    kind: ClassVar[str] = "port"
+    state: str = "filtered"
+
+    @property
+    def is_open(self) -> bool:
+        """True when the port accepted a connection."""
+        return self.state == "open"
+
+
+@dataclass(frozen=True)
+class HostAlive(Observation):
+    """Layer 2/3 evidence that the address is in use (ARP reply, ICMP echo reply)."""
+
+    kind: ClassVar[str] = "alive"
+    method: str = ""
+    mac: str | None = None
+
+
+@dataclass(frozen=True)
+class Banner(Observation):
+    """The first line(s) a TCP service sends on connect (SSH, Telnet, FTP)."""
+
+    kind: ClassVar[str] = "banner"
+    proves_open: ClassVar[bool] = True
+    protocol: str = ""
+    text: str = ""
+    login_prompt: bool = False
+
+
+@dataclass(frozen=True)
+class HttpInfo(Observation):
+    """Response to ``GET /`` on an HTTP(S) service."""
+
+    kind: ClassVar[str] = "http"
+    proves_open: ClassVar[bool] = True
+    tls: bool = False
+    status: int = 0
+    server: str | None = None
+    title: str | None = None
+    auth_scheme: str | None = None  # from WWW-Authenticate: "basic", "digest", ...
+    realm: str | None = None
+    location: str | None = None
+    redirects_to_https: bool = False
+    login_form: bool = False
+    date: str | None = None
+    cert_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class SipInfo(Observation):
+    """Answer to a SIP OPTIONS request."""
+
+    kind: ClassVar[str] = "sip"
+    proves_open: ClassVar[bool] = True
+    status: int = 0
+    reason: str = ""
+    server: str | None = None
+    user_agent: str | None = None
+    allow: tuple[str, ...] = ()
+    supported: tuple[str, ...] = ()
+    date: str | None = None
+
+
+@dataclass(frozen=True)
+class SnmpInfo(Observation):
+    """SNMP agent facts: v3 engine discovery and/or a v1/v2c system group GET."""
+
+    kind: ClassVar[str] = "snmp"
+    proves_open: ClassVar[bool] = True
+    version: str = ""  # "v3-discovery", "v1", "v2c"
+    community: str | None = None  # the community that answered (a secret)
+    engine_id: str | None = None
+    sys_descr: str | None = None
+    sys_object_id: str | None = None
+    sys_name: str | None = None
+
+
+@dataclass(frozen=True)
+class NtpInfo(Observation):
+    """Answer to an NTP mode 3 client query."""
+
+    kind: ClassVar[str] = "ntp"
+    proves_open: ClassVar[bool] = True
+    stratum: int = 0
+    leap: int = 0
+    version: int = 0
+    ref_id: str = ""
+    offset_s: float | None = None
+
+    @property
+    def synchronized(self) -> bool:
+        """RFC 5905: stratum 16 (or 0, kiss-o'-death) or leap 3 means unsynchronized."""
+        return self.leap != 3 and 1 <= self.stratum <= 15
+
+
+@dataclass(frozen=True)
+class ProbeFailure(Observation):
+    """A probe that could not get a trustworthy answer. Never read as a pass."""
+
+    kind: ClassVar[str] = "failure"
+    probe: str = ""
+    error: str = ""  # ProbeError subclass name
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One judged result: a check on one device (and optionally one service)."""
+
+    check_id: str
+    address: str
+    status: Status
+    severity: Severity
+    clause: str
+    mode: Mode
+    service: str | None = None  # Service.key
+    evidence: dict[str, JSON] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """Identity across sweeps: (address, check id, service)."""
+        return (self.address, self.check_id, self.service or "")
+
+    def to_json(self) -> dict[str, JSON]:
+        """JSON form (secrets unmasked: mask at render time)."""
+        return {
+            "id": self.check_id,
+            "address": self.address,
+            "status": str(self.status),
+            "severity": str(self.severity),
+            "clause": self.clause,
+            "mode": str(self.mode),
+            "service": self.service,
+            "evidence": self.evidence,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, JSON]) -> Finding:
+        """Inverse of ``to_json``."""
+        return cls(
+            check_id=data["id"],
+            address=data["address"],
+            status=Status(data["status"]),
+            severity=Severity(data["severity"]),
+            clause=data["clause"],
+            mode=Mode(data["mode"]),
+            service=data.get("service"),
+            evidence=dict(data.get("evidence") or {}),
+        )
+
+
+SECRET_KEYS = frozenset({"password", "community", "secret", "passphrase"})
+
+
+def mask_secret(value: str) -> str:
+    """Mask a secret as its first character plus its length, e.g. ``a*** (5)``."""
+    if not value:
+        return "(empty)"
+    return f"{value[0]}*** ({len(value)})"
+
+
+def mask_evidence(evidence: JSON) -> JSON:
+    """Copy of evidence with values under secret-looking keys masked, recursively."""
+    if isinstance(evidence, dict):
+        out: dict[str, JSON] = {}
+        for k, v in evidence.items():
+            if k in SECRET_KEYS and isinstance(v, str):
+                out[k] = mask_secret(v)
+            else:
+                out[k] = mask_evidence(v)
+        return out
+    if isinstance(evidence, list):
+        return [mask_evidence(v) for v in evidence]
+    return evidence

@@ -1,0 +1,275 @@
+"""Device profiles: one schema-checked YAML file per device family.
+
+A profile says how to recognise a family (fingerprints over observed fields),
+how to read its firmware version, what baselines that version is judged
+against, and its default credentials, each fact with a public source.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from scanner import versions
+from scanner.errors import ProfileError
+from scanner.model import Banner, HttpInfo, Observation, SipInfo, SnmpInfo
+
+FIELDS = (
+    "snmp.sys_descr", "snmp.sys_object_id", "http.server", "http.title", "http.realm",
+    "ssh.banner", "telnet.banner", "ftp.banner", "sip.server", "sip.user_agent",
+)
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """One rule: a regex (or OID prefix) over one observed field."""
+
+    field: str
+    regex: re.Pattern[str] | None
+    prefix: str | None
+    weight: int
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Known-good facts for one firmware branch (or all versions when branch is None)."""
+
+    branch: str | None
+    latest: str | None
+    minimum_supported: str | None
+    end_of_life: dt.date | None
+    source: str
+    as_of: dt.date
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A documented default credential."""
+
+    protocol: str
+    username: str
+    password: str
+    source: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A device family."""
+
+    id: str
+    device_class: str
+    vendor: str
+    product: str
+    path: str
+    fingerprints: tuple[Fingerprint, ...]
+    version_scheme: str = "dotted"
+    baselines: tuple[Baseline, ...] = ()
+    default_credentials: tuple[Credential, ...] = ()
+    sources: dict[str, dict[str, str]] = field(default_factory=dict)
+    read_only_commands: tuple[dict[str, str], ...] = ()
+
+    def baseline_for(self, version: str) -> Baseline | None:
+        """The baseline of the branch the version belongs to (longest branch wins), else the catch-all."""
+        best: Baseline | None = None
+        for b in self.baselines:
+            if b.branch is None:
+                best = best or b
+            elif versions.branch_of(version, b.branch, self.version_scheme) and (
+                best is None or best.branch is None or len(b.branch) > len(best.branch)
+            ):
+                best = b
+        return best
+
+
+@dataclass(frozen=True)
+class Match:
+    """The profile a host matched, with what was extracted."""
+
+    profile: Profile
+    score: int
+    version: str | None
+    model: str | None
+    matched: tuple[str, ...]  # "field: value" evidence
+
+
+def _schema() -> dict[str, Any]:
+    text = resources.files("profiles").joinpath("schema.json").read_text(encoding="utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+def _path_text(path: Iterable[Any]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _date(value: Any, file: str, where: str) -> dt.date:
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError as exc:
+        raise ProfileError(file, where, f"not a date: {value!r}") from exc
+
+
+def parse_profile(data: Any, file: str) -> Profile:
+    """Validate one profile document against the schema and its own references."""
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        raise ProfileError(file, _path_text(err.absolute_path), err.message)
+    sources: dict[str, dict[str, str]] = data.get("sources", {})
+
+    def need_source(ref: str, where: str) -> str:
+        if ref not in sources:
+            raise ProfileError(file, where, f"unknown source {ref!r} (not in sources)")
+        return ref
+
+    fps: list[Fingerprint] = []
+    for i, fp in enumerate(data["fingerprints"]):
+        where = f"fingerprints[{i}]"
+        regex = None
+        if "regex" in fp:
+            try:
+                regex = re.compile(fp["regex"])
+            except re.error as exc:
+                raise ProfileError(file, f"{where}.regex", f"bad regular expression: {exc}") from exc
+        fps.append(Fingerprint(fp["field"], regex, fp.get("prefix"), int(fp.get("weight", 1))))
+    firmware = data.get("firmware", {})
+    scheme = firmware.get("scheme", "dotted")
+    baselines: list[Baseline] = []
+    for i, b in enumerate(firmware.get("baselines", [])):
+        where = f"firmware.baselines[{i}]"
+        for key in ("latest", "minimum_supported", "branch"):
+            if b.get(key) is not None:
+                try:
+                    versions.key(str(b[key]), scheme)
+                except ValueError as exc:
+                    raise ProfileError(file, f"{where}.{key}", str(exc)) from exc
+        baselines.append(
+            Baseline(
+                branch=str(b["branch"]) if b.get("branch") is not None else None,
+                latest=str(b["latest"]) if b.get("latest") is not None else None,
+                minimum_supported=str(b["minimum_supported"]) if b.get("minimum_supported") else None,
+                end_of_life=_date(b["end_of_life"], file, f"{where}.end_of_life") if b.get("end_of_life") else None,
+                source=need_source(b["source"], f"{where}.source"),
+                as_of=_date(b["as_of"], file, f"{where}.as_of"),
+            )
+        )
+    creds = tuple(
+        Credential(
+            c["protocol"], str(c["username"]), str(c["password"]),
+            need_source(c["source"], f"default_credentials[{i}].source"), c.get("note", ""),
+        )
+        for i, c in enumerate(data.get("default_credentials", []))
+    )
+    return Profile(
+        id=data["id"],
+        device_class=data["class"],
+        vendor=data["vendor"],
+        product=data.get("product", ""),
+        path=file,
+        fingerprints=tuple(fps),
+        version_scheme=scheme,
+        baselines=tuple(baselines),
+        default_credentials=creds,
+        sources=sources,
+        read_only_commands=tuple(data.get("read_only_commands", [])),
+    )
+
+
+def load_file(path: Path) -> Profile:
+    """Load and validate one profile file."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ProfileError(str(path), "(file)", f"cannot read YAML: {exc}") from exc
+    profile = parse_profile(data, str(path))
+    if path.stem != profile.id:
+        raise ProfileError(str(path), "id", f"id {profile.id!r} must equal the file name {path.stem!r}")
+    return profile
+
+
+def builtin_dir() -> Path:
+    """Directory of the profiles shipped with edgeaudit."""
+    return Path(str(resources.files("profiles")))
+
+
+def load_all(extra_dirs: Sequence[Path] = ()) -> list[Profile]:
+    """Every built-in profile plus those in ``extra_dirs``; duplicate ids are an error."""
+    profiles: dict[str, Profile] = {}
+    for directory in (builtin_dir(), *extra_dirs):
+        for path in sorted(directory.glob("*.yaml")):
+            p = load_file(path)
+            if p.id in profiles:
+                raise ProfileError(str(path), "id", f"duplicate profile id {p.id!r} (also {profiles[p.id].path})")
+            profiles[p.id] = p
+    return sorted(profiles.values(), key=lambda p: p.id)
+
+
+def field_values(observations: Iterable[Observation]) -> dict[str, list[str]]:
+    """Observed values per fingerprint field."""
+    out: dict[str, list[str]] = {f: [] for f in FIELDS}
+    for obs in observations:
+        if isinstance(obs, SnmpInfo):
+            if obs.sys_descr:
+                out["snmp.sys_descr"].append(obs.sys_descr)
+            if obs.sys_object_id:
+                out["snmp.sys_object_id"].append(obs.sys_object_id)
+        elif isinstance(obs, HttpInfo):
+            for name, value in (("http.server", obs.server), ("http.title", obs.title), ("http.realm", obs.realm)):
+                if value:
+                    out[name].append(value)
+        elif isinstance(obs, Banner) and obs.text:
+            out[f"{obs.protocol}.banner"].append(obs.text)
+        elif isinstance(obs, SipInfo):
+            if obs.server:
+                out["sip.server"].append(obs.server)
+            if obs.user_agent:
+                out["sip.user_agent"].append(obs.user_agent)
+    return out
+
+
+def match(profiles: Sequence[Profile], observations: Iterable[Observation]) -> Match | None:
+    """Best-scoring profile for what was observed, or None."""
+    values = field_values(observations)
+    best: Match | None = None
+    for profile in profiles:
+        score = 0
+        version: str | None = None
+        model: str | None = None
+        hits: list[str] = []
+        for fp in profile.fingerprints:
+            for value in values.get(fp.field, []):
+                if fp.prefix is not None:
+                    ok = value == fp.prefix or value.startswith(fp.prefix + ".")
+                    m = None
+                else:
+                    assert fp.regex is not None
+                    m = fp.regex.search(value)
+                    ok = m is not None
+                if not ok:
+                    continue
+                score += fp.weight
+                hits.append(f"{fp.field}: {value[:120]}")
+                if m is not None:
+                    groups = m.groupdict()
+                    version = version or groups.get("version")
+                    model = model or groups.get("model")
+                break
+        if score and (best is None or score > best.score):
+            best = Match(profile, score, version, model, tuple(hits))
+    return best
