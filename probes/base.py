@@ -67,10 +67,15 @@ class ProbeConfig:
     """Sweep-wide settings that probes read."""
 
     tcp_ports: tuple[int, ...] = tuple(TCP_PORTS)
+    port_names: tuple[tuple[int, str], ...] = ()  # overrides, e.g. ((2222, "ssh"),)
     privileged: bool = False  # root: ARP and ICMP allowed
     snmp_port: int = 161
     sip_port: int = 5060
     ntp_port: int = 123
+
+    def service_name(self, port: int) -> str:
+        """The protocol expected on a TCP port: user override, else the well-known name."""
+        return dict(self.port_names).get(port) or TCP_PORTS.get(port, "unknown")
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Sequence
 
 from probes.base import (
-    TCP_PORTS,
     HostSnapshot,
     Phase,
     Probe,
@@ -50,7 +49,7 @@ class TcpConnect(Probe):
 
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
         """Every configured TCP port."""
-        return [Service(p, "tcp", TCP_PORTS.get(p, "unknown")) for p in config.tcp_ports]
+        return [Service(p, "tcp", config.service_name(p)) for p in config.tcp_ports]
 
     async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
         """Connect once; refused is 'closed', no answer is 'filtered'."""

@@ -135,7 +135,7 @@ def parse_spec(spec: str, resolver: Resolver, resolved: dict[str, list[str]]) ->
         if net.version == 4 and net.prefixlen <= 30:
             first, last = first + 1, last - 1
         return [(net.version, first, last)]
-    if "-" in spec and not _looks_like_hostname(spec):
+    if "-" in spec and _is_ip(spec.split("-", 1)[0].strip()):
         left, right = spec.split("-", 1)
         try:
             start = ipaddress.ip_address(left.strip())
@@ -166,6 +166,14 @@ def parse_spec(spec: str, resolver: Resolver, resolved: dict[str, list[str]]) ->
         raise ScopeError(f"{spec!r} resolved to no address")
     resolved[spec] = addrs
     return [_ip_interval(ipaddress.ip_address(a)) for a in addrs]
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _looks_like_hostname(spec: str) -> bool:

@@ -1,0 +1,1 @@
+"""The edgeaudit lab: emulated devices (lab.emulator) and, later, the namespace rig."""

@@ -1,0 +1,1 @@
+"""Report renderers: JSON (reports/schema.json), CSV and self-contained HTML (Jinja2)."""

@@ -1,0 +1,134 @@
+"""Checks: read a host's observations, emit findings. Registered by id, described in catalog.yaml."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any, TypeVar
+
+import yaml
+
+from scanner.errors import RegistryError
+from scanner.model import JSON, Finding, Mode, Observation, ProbeFailure, Service, Severity, Status
+from scanner.profiles import Match
+
+O = TypeVar("O", bound=Observation)
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """What the catalog says about one finding id."""
+
+    id: str
+    clause: str
+    severity: Severity
+    title: dict[str, str]
+    remediation: dict[str, str]
+    references: tuple[str, ...] = ()
+    engine: bool = False
+
+
+@cache
+def catalog() -> dict[str, CatalogEntry]:
+    """Finding id -> catalog entry (loaded once, validated for both languages)."""
+    raw: dict[str, Any] = yaml.safe_load(
+        resources.files("scanner.checks").joinpath("catalog.yaml").read_text(encoding="utf-8")
+    )
+    out: dict[str, CatalogEntry] = {}
+    for fid, entry in raw.items():
+        for part in ("title", "remediation"):
+            if set(entry.get(part, {})) != {"en", "ja"}:
+                raise RegistryError(f"catalog {fid}: {part} needs exactly 'en' and 'ja'")
+        out[fid] = CatalogEntry(
+            id=fid,
+            clause=str(entry["clause"]),
+            severity=Severity(entry["severity"]),
+            title=dict(entry["title"]),
+            remediation=dict(entry["remediation"]),
+            references=tuple(entry.get("references", [])),
+            engine=bool(entry.get("engine", False)),
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class HostView:
+    """Read-only view of one host that checks judge."""
+
+    address: str
+    mode: Mode
+    observations: tuple[Observation, ...]
+    match: Match | None
+    today: dt.date
+    max_baseline_age_days: int = 365
+    open_services: frozenset[Service] = field(default_factory=frozenset)
+
+    def of(self, cls: type[O]) -> list[O]:
+        """Observations of one type."""
+        return [o for o in self.observations if isinstance(o, cls)]
+
+    def failures(self, service: Service | None = None, probe: str | None = None) -> list[ProbeFailure]:
+        """Probe failures, optionally for one service and/or probe."""
+        return [
+            f for f in self.of(ProbeFailure)
+            if (service is None or f.service == service) and (probe is None or f.probe == probe)
+        ]
+
+    def finding(
+        self,
+        check_id: str,
+        status: Status,
+        *,
+        service: Service | None = None,
+        evidence: dict[str, JSON] | None = None,
+        severity: Severity | None = None,
+    ) -> Finding:
+        """A finding for this host with clause and severity from the catalog."""
+        entry = catalog()[check_id]
+        return Finding(
+            check_id=check_id,
+            address=self.address,
+            status=status,
+            severity=severity or entry.severity,
+            clause=entry.clause,
+            mode=self.mode,
+            service=service.key if service else None,
+            evidence=evidence or {},
+        )
+
+
+CheckFn = Callable[[HostView], list[Finding]]
+CHECKS: dict[str, CheckFn] = {}
+
+
+def check(check_id: str) -> Callable[[CheckFn], CheckFn]:
+    """Register a check under a catalog id; a duplicate id fails at import."""
+
+    def deco(fn: CheckFn) -> CheckFn:
+        if check_id in CHECKS:
+            raise RegistryError(f"check {check_id!r} registered twice")
+        if check_id not in catalog():
+            raise RegistryError(f"check {check_id!r} has no catalog entry")
+        CHECKS[check_id] = fn
+        return fn
+
+    return deco
+
+
+_loaded = False
+
+
+def load_all() -> dict[str, CheckFn]:
+    """Import every check module; verify the catalog and the registry agree."""
+    global _loaded
+    if not _loaded:
+        from scanner.checks import cleartext, firmware, inventory  # noqa: F401  (registration)
+
+        _loaded = True
+        missing = [fid for fid, e in catalog().items() if not e.engine and fid not in CHECKS]
+        if missing:
+            raise RegistryError(f"catalog entries without a check: {', '.join(missing)}")
+    return CHECKS

@@ -1,0 +1,53 @@
+"""Informational findings: what the device is and what answers on it."""
+
+from __future__ import annotations
+
+from scanner.checks import HostView, check
+from scanner.model import Banner, Finding, HttpInfo, SipInfo, SnmpInfo, Status
+
+
+@check("EA-DEVICE-IDENTIFIED")
+def device_identified(view: HostView) -> list[Finding]:
+    """Which profile matched, on what evidence; 'unidentified' is said too."""
+    if view.match is None:
+        return [view.finding("EA-DEVICE-IDENTIFIED", Status.INFO, evidence={"profile": None,
+                             "reason": "no profile's fingerprints matched what the device showed"})]
+    m = view.match
+    return [
+        view.finding(
+            "EA-DEVICE-IDENTIFIED",
+            Status.INFO,
+            evidence={
+                "profile": m.profile.id,
+                "vendor": m.profile.vendor,
+                "class": m.profile.device_class,
+                "model": m.model,
+                "firmware": m.version,
+                "matched": list(m.matched),
+            },
+        )
+    ]
+
+
+@check("EA-SERVICES-OPEN")
+def services_open(view: HostView) -> list[Finding]:
+    """One line per answering service with what it said."""
+    said: dict[str, str] = {}
+    for obs in view.observations:
+        if obs.service is None:
+            continue
+        if isinstance(obs, Banner):
+            said[obs.service.key] = obs.text.splitlines()[0] if obs.text else ""
+        elif isinstance(obs, HttpInfo):
+            said[obs.service.key] = f"HTTP {obs.status} {obs.server or ''} {obs.title or ''}".strip()
+        elif isinstance(obs, SipInfo):
+            said[obs.service.key] = f"SIP {obs.status} {obs.server or obs.user_agent or ''}".strip()
+        elif isinstance(obs, SnmpInfo):
+            said[obs.service.key] = f"SNMP {obs.version} {obs.sys_descr or obs.engine_id or ''}".strip()
+    services = [
+        {"service": s.key, "name": s.name, "said": said.get(s.key, "")}
+        for s in sorted(view.open_services)
+    ]
+    if not services:
+        return []
+    return [view.finding("EA-SERVICES-OPEN", Status.INFO, evidence={"services": services})]

@@ -1,0 +1,256 @@
+"""The edgeaudit command line. The only module that decides exit codes.
+
+Exit codes: 0 nothing at or above --fail-on; 1 findings at or above it;
+2 usage or runtime error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from scanner import __version__
+from scanner.errors import EdgeAuditError, UsageError
+from scanner.model import Mode, Severity, Status
+
+EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+log = logging.getLogger("edgeaudit")
+
+
+def _add_scan_options(p: argparse.ArgumentParser) -> None:
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--safe", action="store_true", help="no credential attempts at all (SNMP: v3 discovery only)")
+    mode.add_argument("--intrusive", action="store_true", help="also run opt-in intrusive probes (labelled in the report)")
+    p.add_argument("--out", type=Path, default=Path("edgeaudit-out"),
+                   help="directory for report.html, report.json, findings.csv (default: ./edgeaudit-out)")
+    p.add_argument("--lang", choices=["ja", "en"], help="report language (default: from the locale)")
+    p.add_argument("--fail-on", default="high", choices=[s.value for s in Severity],
+                   help="exit 1 when a failure at or above this severity exists (default: high)")
+    p.add_argument("--db", type=Path, help="history database (default: $EDGEAUDIT_DB or the user data dir)")
+    p.add_argument("--show-secrets", action="store_true", help="do not mask passwords/communities in reports")
+    p.add_argument("--profiles", type=Path, action="append", default=[], help="extra profile directory")
+    p.add_argument("--ports", help="TCP ports to try: PORT or PORT:SERVICE, comma-separated, e.g. 22,80,2222:ssh "
+                   "(default: 21,22,23,80,443,631,5060,5061,8080,8443,9100)")
+    p.add_argument("--snmp-port", type=int, default=161, help="UDP port for the SNMP probes (default 161)")
+    p.add_argument("--sip-port", type=int, default=5060, help="UDP port for SIP OPTIONS (default 5060)")
+    p.add_argument("--ntp-port", type=int, default=123, help="UDP port for the NTP query (default 123)")
+    p.add_argument("--timeout", type=float, default=3.0, help="per-read timeout, seconds (default 3)")
+    p.add_argument("--connect-timeout", type=float, default=1.5, help="TCP connect timeout (default 1.5)")
+    p.add_argument("--probe-timeout", type=float, default=10.0, help="deadline for one probe run (default 10)")
+    p.add_argument("--host-budget", type=float, default=120.0, help="time budget per host, seconds (default 120)")
+    p.add_argument("--concurrency", type=int, default=64, help="hosts scanned at once (default 64)")
+    p.add_argument("--max-probes", type=int, default=256, help="probe runs in flight overall (default 256)")
+    p.add_argument("--per-host", type=int, default=6, help="probe runs in flight per host (default 6)")
+    p.add_argument("--unprivileged", action="store_true", help="skip ARP/ICMP even when root")
+    p.add_argument("--vantage", default="lan", help="label of where the scanner stands (lan, wan, ...)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also used to generate --help)."""
+    parser = argparse.ArgumentParser(
+        prog="edgeaudit",
+        description="Check routers, IP-PBX/SIP servers and fax MFPs against the CIAJ network equipment "
+        "security guideline. Scans only the targets you name.",
+    )
+    parser.add_argument("--version", action="version", version=f"edgeaudit {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only errors and the final summary")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    scan = sub.add_parser("scan", help="sweep targets, write reports, record history")
+    scan.add_argument("targets", nargs="*",
+                      help="CIDR, a-b range, IP, hostname or @file (IPv4 and IPv6)")
+    scan.add_argument("--exclude", action="append", default=[], help="same forms as targets; repeatable")
+    scan.add_argument("--allow-large", action="store_true", help="allow more than 65,536 addresses")
+    scan.add_argument("--resume", nargs="?", const="latest", metavar="SWEEP",
+                      help="continue an interrupted sweep (default: the newest unfinished)")
+    _add_scan_options(scan)
+
+    check = sub.add_parser("check", help="installer hand-off check of one device")
+    check.add_argument("target", help="one IP address or hostname")
+    _add_scan_options(check)
+
+    hist = sub.add_parser("history", help="list recorded sweeps")
+    hist.add_argument("--db", type=Path)
+    hist.add_argument("--limit", type=int, default=20)
+    hist.add_argument("--json", action="store_true")
+
+    diff = sub.add_parser("diff", help="compare two sweeps (default: the two newest)")
+    diff.add_argument("old", nargs="?", default="-2")
+    diff.add_argument("new", nargs="?", default="-1")
+    diff.add_argument("--db", type=Path)
+    diff.add_argument("--json", action="store_true")
+    diff.add_argument("--fail-on", default="high", choices=[s.value for s in Severity],
+                      help="exit 1 when a newly failing finding is at or above this severity")
+
+    rep = sub.add_parser("report", help="render a recorded sweep")
+    rep.add_argument("sweep", nargs="?", default="latest", help="sweep id, unique prefix, 'latest' or -N")
+    rep.add_argument("--format", choices=["html", "json", "csv"], default="html")
+    rep.add_argument("--lang", choices=["ja", "en"])
+    rep.add_argument("--output", "-o", type=Path, help="file to write (default: stdout)")
+    rep.add_argument("--db", type=Path)
+    rep.add_argument("--show-secrets", action="store_true")
+
+    prof = sub.add_parser("profiles", help="list or validate device profiles")
+    prof_sub = prof.add_subparsers(dest="action", required=True)
+    pl = prof_sub.add_parser("list", help="list profiles")
+    pl.add_argument("--profiles", type=Path, action="append", default=[])
+    pv = prof_sub.add_parser("validate", help="validate profile files (default: all built-in)")
+    pv.add_argument("files", nargs="*", type=Path)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``edgeaudit`` command."""
+    args = build_parser().parse_args(argv)
+    level = logging.WARNING if args.quiet else (logging.INFO, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="edgeaudit: %(message)s", stream=sys.stderr)
+    for noisy in ("httpx", "httpcore", "asyncio", "pysnmp"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if args.verbose < 2 else logging.DEBUG)
+    try:
+        if args.command in ("scan", "check"):
+            from scanner.runner import run_scan
+
+            return run_scan(args)
+        if args.command == "history":
+            return _history(args)
+        if args.command == "diff":
+            return _diff(args)
+        if args.command == "report":
+            return _report(args)
+        if args.command == "profiles":
+            return _profiles(args)
+    except EdgeAuditError as exc:
+        print(f"edgeaudit: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("edgeaudit: interrupted", file=sys.stderr)
+        return EXIT_ERROR
+    raise UsageError(f"unknown command {args.command}")
+
+
+def _store(path: Path | None) -> Any:
+    from scanner.store import Store, default_path
+
+    return Store(path or default_path())
+
+
+def _history(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    rows = _store(args.db).list(args.limit)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    if not rows:
+        print("no sweeps recorded")
+    for r in rows:
+        when = dt.datetime.fromtimestamp(r["started_at"]).strftime("%Y-%m-%d %H:%M")
+        print(f"{r['id']}  {when}  {r['command']:5} {r['mode']:9} {r['state']:11} "
+              f"{r['hosts_up']:4} up {r['failures']:4} fail  {' '.join(r['targets'])}")
+    return EXIT_OK
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from scanner.diff import diff
+
+    store = _store(args.db)
+    old, new = store.load(store.resolve(args.old)), store.load(store.resolve(args.new))
+    d = diff(old, new)
+    if args.json:
+        print(json.dumps(d.to_json(), indent=2, ensure_ascii=False))
+    else:
+        print(f"diff {d.old} -> {d.new}")
+        for a in d.new_devices:
+            print(f"  + device {a}")
+        for a in d.vanished_devices:
+            print(f"  - device {a}")
+        for f in d.new_findings:
+            print(f"  + {f.address} {f.check_id} {f.service or ''} {f.status} ({f.severity})")
+        for f in d.resolved:
+            print(f"  - {f.address} {f.check_id} {f.service or ''} was {f.status}")
+        for o, n in d.changed:
+            print(f"  ~ {n.address} {n.check_id} {n.service or ''} {o.status} -> {n.status}")
+        for c in d.fingerprint_changes:
+            print(f"  ~ {c['address']} {c['field']}: {c['old']!r} -> {c['new']!r}")
+    worst = d.worst_new()
+    return EXIT_FINDINGS if worst and worst.rank >= Severity(args.fail_on).rank else EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    from reports import render
+
+    store = _store(args.db)
+    sweep = store.load(store.resolve(args.sweep))
+    text = render.render(render.build(sweep, show_secrets=args.show_secrets), args.format,
+                         args.lang or render.default_lang())
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _profiles(args: argparse.Namespace) -> int:
+    from scanner import profiles
+
+    if args.action == "list":
+        for p in profiles.load_all(args.profiles):
+            creds = len(p.default_credentials)
+            print(f"{p.id:20} {p.device_class:6} {p.vendor} — {p.product} "
+                  f"({len(p.fingerprints)} fingerprints, {len(p.baselines)} baselines, {creds} default creds)")
+        return EXIT_OK
+    files = args.files or sorted(profiles.builtin_dir().glob("*.yaml"))
+    bad = 0
+    for path in files:
+        try:
+            profiles.load_file(path)
+        except EdgeAuditError as exc:
+            bad += 1
+            print(f"INVALID {exc}", file=sys.stderr)
+    print(f"{len(files) - bad} valid, {bad} invalid")
+    return EXIT_ERROR if bad else EXIT_OK
+
+
+def worst_exit(findings: Sequence[Any], fail_on: str) -> int:
+    """Exit code for a set of findings and a --fail-on threshold."""
+    threshold = Severity(fail_on).rank
+    return EXIT_FINDINGS if any(f.status == Status.FAIL and f.severity.rank >= threshold for f in findings) else EXIT_OK
+
+
+def install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, task: asyncio.Task[Any]) -> None:
+    """First Ctrl-C: stop starting hosts, let running ones finish. Second: cancel."""
+
+    def on_signal() -> None:
+        if stop.is_set():
+            print("\nedgeaudit: second interrupt, cancelling running probes", file=sys.stderr)
+            task.cancel()
+            return
+        stop.set()
+        print("\nedgeaudit: interrupt: no new hosts; running hosts finish within their budget "
+              "(Ctrl-C again to cancel). Resume later with --resume.", file=sys.stderr)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+
+
+def mode_from(args: argparse.Namespace) -> Mode:
+    """The sweep mode chosen by --safe / --intrusive."""
+    return Mode.SAFE if args.safe else Mode.INTRUSIVE if args.intrusive else Mode.DEFAULT
+
+
+def is_root() -> bool:
+    """Whether raw sockets (ARP/ICMP) are available."""
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

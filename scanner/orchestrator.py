@@ -1,0 +1,313 @@
+"""The sweep engine. Imports no protocol library: probes come from the registry.
+
+Per host: DISCOVERY -> (alive?) -> FINGERPRINT -> profile match -> ASSESS ->
+checks. Every probe run has an absolute deadline; every host has a budget;
+a global and a per-host limiter bound concurrency. Anything a probe raises
+becomes a ProbeFailure observation (inconclusive), never a pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from probes.base import PHASE_ORDER, REGISTRY, HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget
+from probes.base import Registry as ProbeRegistry
+from probes.base import Timeouts
+from scanner import checks as checks_mod
+from scanner import profiles as profiles_mod
+from scanner.errors import ProbeError
+from scanner.model import (
+    Banner,
+    Finding,
+    HostAlive,
+    HttpInfo,
+    Mode,
+    NtpInfo,
+    Observation,
+    PortState,
+    ProbeFailure,
+    Service,
+    SipInfo,
+    SnmpInfo,
+    Status,
+)
+
+log = logging.getLogger("edgeaudit.engine")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Everything that shapes one sweep."""
+
+    mode: Mode = Mode.DEFAULT
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    probe_config: ProbeConfig = field(default_factory=ProbeConfig)
+    max_hosts: int = 64  # hosts in flight
+    max_probes: int = 256  # probe runs in flight, all hosts
+    per_host: int = 6  # probe runs in flight on one host
+    report_unreachable: bool = False  # `check`: a silent device is an inconclusive finding
+    today: dt.date = field(default_factory=dt.date.today)
+    max_baseline_age_days: int = 365
+
+
+@dataclass
+class HostResult:
+    """What one host produced; committed to the store as soon as it exists."""
+
+    address: str
+    state: str  # "up" | "down" | "budget"
+    started_at: float
+    finished_at: float
+    findings: list[Finding]
+    device: dict[str, object]
+
+
+class ResultSink(Protocol):
+    """Receives each host's result as soon as the host is done."""
+
+    def host_done(self, result: HostResult) -> None:
+        """Persist or display one host's result."""
+
+
+class _HostState:
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.observations: list[Observation] = []
+        self.pending: dict[tuple[str, str], Service | None] = {}
+
+    def add(self, items: Iterable[Observation]) -> None:
+        self.observations.extend(items)
+
+    @property
+    def services(self) -> frozenset[Service]:
+        out: set[Service] = set()
+        for o in self.observations:
+            if o.service is None:
+                continue
+            if (isinstance(o, PortState) and o.is_open) or type(o).proves_open:
+                out.add(o.service)
+        return frozenset(out)
+
+    @property
+    def alive(self) -> bool:
+        for o in self.observations:
+            if isinstance(o, HostAlive) or type(o).proves_open:
+                return True
+            if isinstance(o, PortState) and o.state in ("open", "closed"):
+                return True
+        return False
+
+    def snapshot(self, profile: profiles_mod.Profile | None) -> HostSnapshot:
+        return HostSnapshot(self.address, self.services, tuple(self.observations), profile)
+
+
+class Engine:
+    """Runs sweeps. One instance per sweep; holds the limiters."""
+
+    def __init__(
+        self,
+        config: SweepConfig,
+        profiles: Sequence[profiles_mod.Profile],
+        registry: ProbeRegistry = REGISTRY,
+        on_progress: Callable[[HostResult], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.profiles = profiles
+        self.registry = registry
+        self.on_progress = on_progress
+        self._global = asyncio.Semaphore(config.max_probes)
+        self.checks = checks_mod.load_all()
+
+    async def sweep(self, addresses: Iterable[str], sink: ResultSink, stop: asyncio.Event) -> bool:
+        """Scan every address; return True when stopped early (Ctrl-C) with work left."""
+        slots = asyncio.Semaphore(self.config.max_hosts)
+        interrupted = False
+
+        async def one(address: str) -> None:
+            try:
+                result = await self.scan_host(address)
+                sink.host_done(result)
+                if self.on_progress:
+                    self.on_progress(result)
+            finally:
+                slots.release()
+
+        async with asyncio.TaskGroup() as tg:
+            for address in addresses:
+                if stop.is_set():
+                    interrupted = True
+                    break
+                await slots.acquire()
+                if stop.is_set():
+                    slots.release()
+                    interrupted = True
+                    break
+                tg.create_task(one(address), name=f"host {address}")
+        return interrupted
+
+    async def scan_host(self, address: str) -> HostResult:
+        """All phases on one host within its budget; always returns a result."""
+        started = time.time()
+        state = _HostState(address)
+        host_limit = asyncio.Semaphore(self.config.per_host)
+        match: profiles_mod.Match | None = None
+        budget_hit = False
+        try:
+            async with asyncio.timeout(self.config.timeouts.host):
+                for phase in PHASE_ORDER:
+                    await self._phase(phase, state, host_limit, match)
+                    if phase == Phase.DISCOVERY and not state.alive:
+                        break
+                    if phase == Phase.FINGERPRINT:
+                        match = profiles_mod.match(self.profiles, state.observations)
+        except TimeoutError:
+            budget_hit = True
+            for (probe_name, _), service in list(state.pending.items()):
+                state.add([ProbeFailure(service, probe=probe_name, error="Timeout",
+                                        reason=f"host time budget ({self.config.timeouts.host:g}s) ran out")])
+            if match is None:
+                match = profiles_mod.match(self.profiles, state.observations)
+        findings = self._judge(state, match, budget_hit)
+        status = "budget" if budget_hit else ("up" if state.alive else "down")
+        return HostResult(address, status, started, time.time(), findings, describe_device(state, match))
+
+    async def _phase(
+        self, phase: Phase, state: _HostState, host_limit: asyncio.Semaphore, match: profiles_mod.Match | None
+    ) -> None:
+        snapshot = state.snapshot(match.profile if match else None)
+        runs: list[tuple[Probe, Service | None]] = []
+        for cls in self.registry.in_phase(phase):
+            if not self.config.mode.allows(cls.risk):
+                continue
+            probe = cls()
+            runs.extend((probe, svc) for svc in probe.targets(snapshot, self.config.probe_config))
+        if not runs:
+            return
+        async with asyncio.TaskGroup() as tg:
+            for probe, svc in runs:
+                tg.create_task(self._run_probe(probe, svc, state, host_limit, match))
+
+    async def _run_probe(
+        self,
+        probe: Probe,
+        service: Service | None,
+        state: _HostState,
+        host_limit: asyncio.Semaphore,
+        match: profiles_mod.Match | None,
+    ) -> None:
+        key = (probe.name, service.key if service else "")
+        state.pending[key] = service
+        try:
+            async with self._global, host_limit:
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + self.config.timeouts.probe
+                ctx = ProbeContext(
+                    timeouts=self.config.timeouts,
+                    mode=self.config.mode,
+                    config=self.config.probe_config,
+                    deadline=deadline,
+                    profile=match.profile if match else None,
+                )
+                target = ProbeTarget(state.address, service)
+                try:
+                    # The probe must honour ctx.deadline; this is the backstop if it does not.
+                    async with asyncio.timeout_at(deadline + 0.5):
+                        observations = await probe.run(target, ctx)
+                except ProbeError as exc:
+                    observations = [ProbeFailure(service, probe=probe.name, error=type(exc).__name__, reason=str(exc))]
+                except TimeoutError:
+                    observations = [ProbeFailure(service, probe=probe.name, error="Timeout",
+                                                 reason=f"probe exceeded its {self.config.timeouts.probe:g}s deadline")]
+                except Exception as exc:  # a probe bug must not sink the sweep, nor read as a pass
+                    log.exception("probe %s crashed on %s", probe.name, state.address)
+                    observations = [ProbeFailure(service, probe=probe.name, error="ProbeCrashed",
+                                                 reason=f"{type(exc).__name__}: {exc}")]
+            state.add(observations)
+        finally:
+            state.pending.pop(key, None)
+
+    def _judge(self, state: _HostState, match: profiles_mod.Match | None, budget_hit: bool) -> list[Finding]:
+        view = checks_mod.HostView(
+            address=state.address,
+            mode=self.config.mode,
+            observations=tuple(state.observations),
+            match=match,
+            today=self.config.today,
+            max_baseline_age_days=self.config.max_baseline_age_days,
+            open_services=state.services,
+        )
+        findings: list[Finding] = []
+        if not state.alive and not budget_hit:
+            if self.config.report_unreachable:
+                findings.append(view.finding("EA-HOST-UNREACHABLE", Status.INCONCLUSIVE, evidence={
+                    "reason": "no TCP port, UDP service, ARP or ICMP answer",
+                    "failures": [f.reason for f in view.failures()][:10],
+                }))
+            return findings
+        if budget_hit:
+            findings.append(view.finding("EA-HOST-BUDGET", Status.INCONCLUSIVE, evidence={
+                "reason": f"host budget of {self.config.timeouts.host:g}s ran out before every probe finished"}))
+        by_service: dict[str | None, list[ProbeFailure]] = {}
+        for failure in view.failures():
+            by_service.setdefault(failure.service.key if failure.service else None, []).append(failure)
+        for svc_key, failures in sorted(by_service.items(), key=lambda kv: kv[0] or ""):
+            findings.append(view.finding("EA-PROBE-INCONCLUSIVE", Status.INCONCLUSIVE,
+                                         service=failures[0].service, evidence={
+                                             "failures": [{"probe": f.probe, "error": f.error, "reason": f.reason}
+                                                          for f in failures]}))
+        for check_id in sorted(self.checks):
+            try:
+                findings.extend(self.checks[check_id](view))
+            except Exception as exc:  # a broken check is inconclusive, loudly
+                log.exception("check %s crashed on %s", check_id, state.address)
+                findings.append(view.finding(check_id, Status.INCONCLUSIVE,
+                                             evidence={"reason": f"check crashed: {type(exc).__name__}: {exc}"}))
+        return findings
+
+
+def describe_device(state: _HostState, match: profiles_mod.Match | None) -> dict[str, object]:
+    """The device record kept in history: identity and fingerprints (for diffs)."""
+    services: list[dict[str, object]] = []
+    fingerprints: dict[str, str] = {}
+    mac = None
+    for obs in state.observations:
+        svc = obs.service
+        if isinstance(obs, HostAlive) and obs.mac:
+            mac = obs.mac
+        if svc is None:
+            continue
+        if isinstance(obs, Banner):
+            fingerprints[f"{svc.key} banner"] = obs.text
+        elif isinstance(obs, HttpInfo):
+            fingerprints[f"{svc.key} server"] = obs.server or ""
+            fingerprints[f"{svc.key} title"] = obs.title or ""
+            if obs.cert_sha256:
+                fingerprints[f"{svc.key} certificate"] = obs.cert_sha256
+        elif isinstance(obs, SipInfo):
+            fingerprints[f"{svc.key} sip"] = obs.server or obs.user_agent or ""
+        elif isinstance(obs, SnmpInfo):
+            if obs.engine_id:
+                fingerprints[f"{svc.key} engine-id"] = obs.engine_id
+            if obs.sys_descr:
+                fingerprints[f"{svc.key} sysDescr"] = obs.sys_descr
+        elif isinstance(obs, NtpInfo):
+            fingerprints[f"{svc.key} ntp"] = f"stratum {obs.stratum} leap {obs.leap} ref {obs.ref_id}"
+    for svc in sorted(state.services):
+        services.append(svc.to_json())
+    return {
+        "profile": match.profile.id if match else None,
+        "class": match.profile.device_class if match else None,
+        "vendor": match.profile.vendor if match else None,
+        "product": match.profile.product if match else None,
+        "model": match.model if match else None,
+        "firmware": match.version if match else None,
+        "mac": mac,
+        "services": services,
+        "fingerprints": dict(sorted(fingerprints.items())),
+    }

@@ -1,0 +1,163 @@
+"""`edgeaudit scan` and `edgeaudit check`: scope -> engine -> store -> reports."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import probes
+from probes.base import TCP_PORTS, ProbeConfig, Timeouts
+from reports import render
+from scanner import cli, profiles
+from scanner.errors import ScopeError, UsageError
+from scanner.model import Mode
+from scanner.orchestrator import Engine, HostResult, SweepConfig
+from scanner.progress import Progress
+from scanner.store import Store, default_path
+from scanner.targets import Scope, build_scope
+
+log = logging.getLogger("edgeaudit")
+
+
+def _ports(text: str | None) -> tuple[tuple[int, ...], tuple[tuple[int, str], ...]]:
+    """Parse --ports: "22,23,2222:ssh" -> ports and name overrides."""
+    if not text:
+        return tuple(TCP_PORTS), ()
+    ports: list[int] = []
+    names: list[tuple[int, str]] = []
+    for item in (p.strip() for p in text.split(",") if p.strip()):
+        number, _, name = item.partition(":")
+        try:
+            port = int(number)
+        except ValueError as exc:
+            raise UsageError(f"--ports takes PORT or PORT:SERVICE items, not {item!r}") from exc
+        if not 0 < port < 65536:
+            raise UsageError(f"--ports: {port} is not 1-65535")
+        ports.append(port)
+        if name:
+            names.append((port, name))
+    if not ports:
+        raise UsageError("--ports: no port given")
+    return tuple(ports), tuple(names)
+
+
+def _config(args: argparse.Namespace, mode: Mode, command: str) -> SweepConfig:
+    for name in ("concurrency", "max_probes", "per_host"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    ports, names = _ports(args.ports)
+    return SweepConfig(
+        mode=mode,
+        timeouts=Timeouts(connect=args.connect_timeout, read=args.timeout, probe=args.probe_timeout,
+                          host=args.host_budget),
+        probe_config=ProbeConfig(tcp_ports=ports, port_names=names, snmp_port=args.snmp_port,
+                                 sip_port=args.sip_port, ntp_port=args.ntp_port,
+                                 privileged=cli.is_root() and not args.unprivileged),
+        max_hosts=args.concurrency,
+        max_probes=args.max_probes,
+        per_host=args.per_host,
+        report_unreachable=command == "check",
+    )
+
+
+def _config_json(config: SweepConfig) -> dict[str, Any]:
+    data = dataclasses.asdict(config)
+    data["today"] = config.today.isoformat()
+    data["mode"] = str(config.mode)
+    return data
+
+
+def _config_from_json(data: dict[str, Any]) -> SweepConfig:
+    import datetime as dt
+
+    return SweepConfig(
+        mode=Mode(data["mode"]),
+        timeouts=Timeouts(**data["timeouts"]),
+        probe_config=ProbeConfig(**{
+            **data["probe_config"],
+            "tcp_ports": tuple(data["probe_config"]["tcp_ports"]),
+            "port_names": tuple((int(p), str(n)) for p, n in data["probe_config"]["port_names"]),
+        }),
+        max_hosts=data["max_hosts"],
+        max_probes=data["max_probes"],
+        per_host=data["per_host"],
+        report_unreachable=data["report_unreachable"],
+        today=dt.date.today(),
+        max_baseline_age_days=data["max_baseline_age_days"],
+    )
+
+
+class _StoreSink:
+    def __init__(self, store: Store, sweep_id: str, scope: Scope) -> None:
+        self.store, self.sweep_id, self.scope = store, sweep_id, scope
+
+    def host_done(self, result: HostResult) -> None:
+        self.store.host_done(self.sweep_id, result, self.scope.hostname_of(result.address))
+
+
+def run_scan(args: argparse.Namespace) -> int:
+    """Run a scan or check; write reports; return the exit code."""
+    store = Store(args.db or default_path())
+    command = args.command
+    resume = getattr(args, "resume", None)
+    if resume:
+        if getattr(args, "targets", None):
+            raise UsageError("--resume continues a recorded sweep: give no targets")
+        sweep_id = store.resolve(resume if resume != "latest" else None, unfinished=True)
+        record = store.load(sweep_id)
+        scope = Scope.from_json(record.scope)
+        config = _config_from_json(record.config)
+        command = record.command
+        done = store.done_addresses(sweep_id)
+        print(f"edgeaudit: resuming {sweep_id}: {len(done)} of {scope.count} hosts already done", file=sys.stderr)
+    else:
+        targets = [args.target] if command == "check" else args.targets
+        scope = build_scope(targets, getattr(args, "exclude", []), allow_large=getattr(args, "allow_large", False))
+        if command == "check" and scope.count != 1:
+            raise ScopeError(f"check takes one device; {args.target!r} is {scope.count} addresses")
+        config = _config(args, cli.mode_from(args), command)
+        done = set()
+        sweep_id = store.begin(command, str(config.mode), scope.to_json(), _config_json(config), args.vantage)
+    print(f"edgeaudit: sweep {sweep_id} ({command}, mode {config.mode}): scope {scope.describe()}", file=sys.stderr)
+    if not config.probe_config.privileged:
+        print("edgeaudit: unprivileged: TCP/UDP discovery only (no ARP, no ICMP)", file=sys.stderr)
+    probes.load_all()
+    known = profiles.load_all(args.profiles)
+    progress = Progress(scope.count - len(done), quiet=args.quiet)
+    engine = Engine(config, known, on_progress=progress.host)
+    todo = (a for a in scope if a not in done)
+
+    async def main() -> bool:
+        stop = asyncio.Event()
+        task = asyncio.current_task()
+        assert task is not None
+        cli.install_signals(asyncio.get_running_loop(), stop, task)
+        return await engine.sweep(todo, _StoreSink(store, sweep_id, scope), stop)
+
+    try:
+        interrupted = asyncio.run(main())
+    except asyncio.CancelledError:
+        interrupted = True
+    finally:
+        progress.close()
+    store.finish(sweep_id, "interrupted" if interrupted else "complete")
+    record = store.load(sweep_id)
+    report = render.build(record, show_secrets=args.show_secrets)
+    lang = args.lang or render.default_lang()
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(render.to_json(report), encoding="utf-8")
+    (out / "findings.csv").write_text(render.to_csv(report, lang), encoding="utf-8")
+    (out / "report.html").write_text(render.to_html(report, lang), encoding="utf-8")
+    summary = report["summary"]
+    fails = ", ".join(f"{n} {s}" for s, n in summary["failures_by_severity"].items() if n) or "none"
+    print(f"edgeaudit: {summary['hosts_reported']} device(s) answered; failures: {fails}; "
+          f"inconclusive: {summary['by_status']['inconclusive']}", file=sys.stderr)
+    print(f"edgeaudit: wrote {out / 'report.html'}, report.json, findings.csv"
+          + (" (interrupted: resume with --resume)" if interrupted else ""), file=sys.stderr)
+    return cli.worst_exit(record.findings, args.fail_on)

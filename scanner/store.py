@@ -1,0 +1,218 @@
+"""History: one SQLite database (WAL). Each host is committed when it finishes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scanner.errors import StoreError
+from scanner.model import Finding
+from scanner.orchestrator import HostResult
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sweeps (
+    id TEXT PRIMARY KEY,
+    command TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    state TEXT NOT NULL,            -- running | interrupted | complete
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    scope_json TEXT NOT NULL,
+    config_json TEXT NOT NULL,
+    vantage TEXT NOT NULL DEFAULT 'lan'
+);
+CREATE TABLE IF NOT EXISTS hosts (
+    sweep_id TEXT NOT NULL REFERENCES sweeps(id),
+    address TEXT NOT NULL,
+    state TEXT NOT NULL,
+    hostname TEXT,
+    started_at REAL NOT NULL,
+    finished_at REAL NOT NULL,
+    device_json TEXT NOT NULL,
+    PRIMARY KEY (sweep_id, address)
+);
+CREATE TABLE IF NOT EXISTS findings (
+    sweep_id TEXT NOT NULL,
+    address TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    json TEXT NOT NULL,
+    PRIMARY KEY (sweep_id, address, seq)
+);
+"""
+
+
+def default_path() -> Path:
+    """$EDGEAUDIT_DB, else $XDG_DATA_HOME/edgeaudit/history.sqlite3 (~/.local/share/...)."""
+    env = os.environ.get("EDGEAUDIT_DB")
+    if env:
+        return Path(env)
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "edgeaudit" / "history.sqlite3"
+
+
+@dataclass
+class HostRecord:
+    """A host as stored."""
+
+    address: str
+    state: str
+    hostname: str | None
+    started_at: float
+    finished_at: float
+    device: dict[str, Any]
+    findings: list[Finding]
+
+
+@dataclass
+class SweepRecord:
+    """A sweep as stored, with its hosts."""
+
+    id: str
+    command: str
+    mode: str
+    state: str
+    started_at: float
+    finished_at: float | None
+    scope: dict[str, Any]
+    config: dict[str, Any]
+    vantage: str
+    hosts: list[HostRecord]
+
+    @property
+    def findings(self) -> list[Finding]:
+        """Every finding of every host."""
+        return [f for h in self.hosts for f in h.findings]
+
+
+class Store:
+    """The history database."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fresh = not path.exists()
+            self.db = sqlite3.connect(path, timeout=10)
+            if fresh:
+                os.chmod(path, 0o600)  # evidence may hold secrets
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open history database {path}: {exc}") from exc
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.close()
+
+    def begin(self, command: str, mode: str, scope: dict[str, Any], config: dict[str, Any], vantage: str) -> str:
+        """Record a new sweep as running; returns its id."""
+        now = dt.datetime.now(dt.UTC)
+        sweep_id = now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
+        with self.db:
+            self.db.execute(
+                "INSERT INTO sweeps (id, command, mode, state, started_at, scope_json, config_json, vantage)"
+                " VALUES (?, ?, ?, 'running', ?, ?, ?, ?)",
+                (sweep_id, command, mode, now.timestamp(), json.dumps(scope), json.dumps(config), vantage),
+            )
+        return sweep_id
+
+    def host_done(self, sweep_id: str, result: HostResult, hostname: str | None = None) -> None:
+        """Commit one host and its findings atomically."""
+        try:
+            with self.db:
+                self.db.execute("DELETE FROM findings WHERE sweep_id=? AND address=?", (sweep_id, result.address))
+                self.db.execute(
+                    "INSERT OR REPLACE INTO hosts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (sweep_id, result.address, result.state, hostname, result.started_at, result.finished_at,
+                     json.dumps(result.device)),
+                )
+                self.db.executemany(
+                    "INSERT INTO findings VALUES (?, ?, ?, ?)",
+                    [(sweep_id, result.address, i, json.dumps(f.to_json())) for i, f in enumerate(result.findings)],
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot record host {result.address}: {exc}") from exc
+
+    def finish(self, sweep_id: str, state: str) -> None:
+        """Mark a sweep complete or interrupted."""
+        with self.db:
+            self.db.execute(
+                "UPDATE sweeps SET state=?, finished_at=? WHERE id=?", (state, dt.datetime.now(dt.UTC).timestamp(), sweep_id)
+            )
+
+    def done_addresses(self, sweep_id: str) -> set[str]:
+        """Hosts already committed for a sweep (skipped by --resume)."""
+        return {r[0] for r in self.db.execute("SELECT address FROM hosts WHERE sweep_id=?", (sweep_id,))}
+
+    def resolve(self, ref: str | None, *, unfinished: bool = False) -> str:
+        """A sweep id from a full id, a unique prefix, 'latest', or -N (N-th newest, -1 = newest)."""
+        where = "WHERE state != 'complete'" if unfinished else ""
+        rows = [r[0] for r in self.db.execute(f"SELECT id FROM sweeps {where} ORDER BY started_at DESC")]  # noqa: S608
+        if not rows:
+            raise StoreError("no unfinished sweep to resume" if unfinished else "the history is empty")
+        if ref in (None, "latest"):
+            return rows[0]
+        assert ref is not None
+        if ref.startswith("-") and ref[1:].isdigit():
+            n = int(ref[1:])
+            if n < 1 or n > len(rows):
+                raise StoreError(f"there are only {len(rows)} sweeps")
+            return rows[n - 1]
+        hits = [r for r in rows if r.startswith(ref)]
+        if len(hits) != 1:
+            raise StoreError(f"{ref!r} matches {len(hits)} sweeps")
+        return hits[0]
+
+    def list(self, limit: int = 20) -> list[dict[str, Any]]:
+        """Newest sweeps with host and failure counts."""
+        out = []
+        for row in self.db.execute(
+            "SELECT s.id, s.command, s.mode, s.state, s.started_at, s.finished_at, s.scope_json,"
+            " (SELECT COUNT(*) FROM hosts h WHERE h.sweep_id=s.id AND h.state!='down'),"
+            " (SELECT COUNT(*) FROM findings f WHERE f.sweep_id=s.id AND json_extract(f.json,'$.status')='fail')"
+            " FROM sweeps s ORDER BY s.started_at DESC LIMIT ?",
+            (limit,),
+        ):
+            scope = json.loads(row[6])
+            out.append({"id": row[0], "command": row[1], "mode": row[2], "state": row[3], "started_at": row[4],
+                        "finished_at": row[5], "targets": scope.get("targets", []), "hosts_up": row[7],
+                        "failures": row[8]})
+        return out
+
+    def load(self, sweep_id: str) -> SweepRecord:
+        """A whole sweep."""
+        row = self.db.execute(
+            "SELECT id, command, mode, state, started_at, finished_at, scope_json, config_json, vantage"
+            " FROM sweeps WHERE id=?", (sweep_id,)
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"no sweep {sweep_id!r}")
+        findings: dict[str, list[Finding]] = {}
+        for address, text in self.db.execute(
+            "SELECT address, json FROM findings WHERE sweep_id=? ORDER BY address, seq", (sweep_id,)
+        ):
+            findings.setdefault(address, []).append(Finding.from_json(json.loads(text)))
+        hosts = [
+            HostRecord(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), findings.get(r[0], []))
+            for r in self.db.execute(
+                "SELECT address, state, hostname, started_at, finished_at, device_json FROM hosts"
+                " WHERE sweep_id=? ORDER BY started_at", (sweep_id,)
+            )
+        ]
+        hosts.sort(key=lambda h: _addr_key(h.address))
+        return SweepRecord(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), json.loads(row[7]),
+                           row[8], hosts)
+
+
+def _addr_key(address: str) -> tuple[int, int]:
+    import ipaddress
+
+    ip = ipaddress.ip_address(address)
+    return (ip.version, int(ip))
