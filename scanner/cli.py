@@ -63,7 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"edgeaudit {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only errors and the final summary")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    # The same two flags are accepted after the subcommand too (SUPPRESS keeps the top-level value).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
+    add = sub.add_parser
+
+    def sub_parser(name: str, **kw: Any) -> argparse.ArgumentParser:
+        return add(name, parents=[common], **kw)
+
+    sub.add_parser = sub_parser  # type: ignore[method-assign]
 
     scan = sub.add_parser("scan", help="sweep targets, write reports, record history")
     scan.add_argument("targets", nargs="*",

@@ -54,6 +54,8 @@ def diff(old: SweepRecord, new: SweepRecord) -> Diff:
     old_up, new_up = _up(old), _up(new)
     out.new_devices = sorted(set(new_up) - set(old_up))
     out.vanished_devices = sorted(set(old_up) - set(new_up))
+    for address in out.new_devices:  # everything a new device fails is new
+        out.new_findings.extend(f for f in new_up[address].findings if f.status in JUDGED)
     for address in sorted(set(old_up) & set(new_up)):
         o_host, n_host = old_up[address], new_up[address]
         o_f = {f.key: f for f in o_host.findings if f.status != Status.INFO}

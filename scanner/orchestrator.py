@@ -9,6 +9,7 @@ becomes a ProbeFailure observation (inconclusive), never a pass.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -263,11 +264,20 @@ class Engine:
                                                           for f in failures]}))
         for check_id in sorted(self.checks):
             try:
-                findings.extend(self.checks[check_id](view))
+                judged = self.checks[check_id](view)
             except Exception as exc:  # a broken check is inconclusive, loudly
                 log.exception("check %s crashed on %s", check_id, state.address)
-                findings.append(view.finding(check_id, Status.INCONCLUSIVE,
-                                             evidence={"reason": f"check crashed: {type(exc).__name__}: {exc}"}))
+                judged = [view.finding(check_id, Status.INCONCLUSIVE,
+                                       evidence={"reason": f"check crashed: {type(exc).__name__}: {exc}"})]
+            if budget_hit:
+                # Evidence is incomplete: what was not seen may be what would have failed.
+                judged = [
+                    dataclasses.replace(f, status=Status.INCONCLUSIVE, evidence={
+                        **f.evidence, "reason": "host budget ran out before every probe finished"})
+                    if f.status == Status.PASS else f
+                    for f in judged
+                ]
+            findings.extend(judged)
         return findings
 
 

@@ -110,6 +110,8 @@ class Device:
             await asyncio.wait_for(handler(reader, writer), 30)
         except (TimeoutError, ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
+        except asyncio.CancelledError:
+            pass  # the device is stopping: end this connection quietly
         finally:
             self._conns.discard(task)
             writer.close()

@@ -24,12 +24,11 @@ def cleartext_admin(view: HostView) -> list[Finding]:
         elif banner.service is not None:
             judged.append(banner.service.key)
     for http in view.of(HttpInfo):
-        if http.tls:
-            judged.append(http.service.key if http.service else "https")
-            continue
-        if http.redirects_to_https:
+        if http.tls or http.redirects_to_https:
             judged.append(http.service.key if http.service else "http")
             continue
+        if http.service is not None:
+            judged.append(http.service.key)  # seen: either flagged below or not an admin page
         if http.auth_scheme or http.login_form:
             out.append(view.finding(CHECK, Status.FAIL, service=http.service, severity=Severity.MEDIUM,
                                     evidence={"protocol": "http", "status": http.status,
@@ -45,13 +44,14 @@ def cleartext_admin(view: HostView) -> list[Finding]:
         svc = port.service
         if not port.is_open or svc is None or svc.name not in ("telnet", "ftp", "http") or svc.key in flagged:
             continue
+        if svc.key in judged:
+            continue
         failures = view.failures(service=svc)
-        if failures:
-            out.append(view.finding(CHECK, Status.INCONCLUSIVE, service=svc,
-                                    evidence={"reason": "; ".join(f.reason for f in failures)}))
+        reason = "; ".join(f.reason for f in failures) or "port open but its protocol probe never answered"
+        out.append(view.finding(CHECK, Status.INCONCLUSIVE, service=svc, evidence={"reason": reason}))
     if not out:
         out.append(view.finding(CHECK, Status.PASS, evidence={
             "checked": sorted({s.key for s in view.open_services}),
-            "encrypted_management": sorted(set(judged)),
+            "judged": sorted(set(judged)),
         }))
     return out

@@ -1,0 +1,74 @@
+"""Shared fixtures: emulated devices on loopback (port 0) and a one-host sweep helper."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+import probes
+from lab.emulator.devices import Device, DeviceSpec
+from probes.base import ProbeConfig, Timeouts
+from scanner import profiles
+from scanner.model import Mode
+from scanner.orchestrator import Engine, HostResult, SweepConfig
+
+probes.load_all()
+_addr = itertools.count(1)
+
+
+def fresh_address() -> str:
+    """A loopback address no other test uses (127.0.200.x / 127.0.201.x ...)."""
+    n = next(_addr)
+    return f"127.0.{200 + n // 250}.{1 + n % 250}"
+
+
+StartDevice = Callable[..., Awaitable[Device]]
+
+
+@pytest.fixture
+async def emulated() -> AsyncIterator[StartDevice]:
+    """Start emulated devices on fresh loopback addresses, ports picked by the OS."""
+    started: list[Device] = []
+
+    async def start(**spec: Any) -> Device:
+        services = spec.pop("services", ["ssh", "http"])
+        data = {"name": "dut", "address": fresh_address(), "persona": "router", "model": "EL-R100",
+                "firmware": "3.2.1", "services": {s: 0 for s in services}, **spec}
+        device = Device(DeviceSpec.from_dict(data))
+        await device.start()
+        started.append(device)
+        return device
+
+    yield start
+    for d in started:
+        await d.stop()
+
+
+def config_for(device: Device, mode: Mode = Mode.DEFAULT, **timeouts: float) -> SweepConfig:
+    """A sweep config whose ports point at the device's bound ports."""
+    tcp = [(port, name) for name, port in device.bound.items() if name in ("ssh", "telnet", "http", "ftp")]
+    closed = 1  # tcp/1 is closed on loopback: proves the host is up even with no service
+    pc = ProbeConfig(
+        tcp_ports=(*[p for p, _ in tcp], closed),
+        port_names=tuple(tcp),
+        snmp_port=device.bound.get("snmp", 9),
+        sip_port=device.bound.get("sip", 9),
+        ntp_port=device.bound.get("ntp", 9),
+    )
+    t = {"connect": 1.0, "read": 1.0, "probe": 4.0, "host": 20.0, **timeouts}
+    return SweepConfig(mode=mode, timeouts=Timeouts(**t), probe_config=pc)
+
+
+async def scan_device(device: Device, mode: Mode = Mode.DEFAULT, **timeouts: float) -> HostResult:
+    """Sweep one emulated device with the real engine and probes."""
+    engine = Engine(config_for(device, mode, **timeouts), profiles.load_all())
+    return await asyncio.wait_for(engine.scan_host(device.spec.address), 60)
+
+
+def by_id(result: HostResult, check_id: str) -> list[Any]:
+    """Findings of one id."""
+    return [f for f in result.findings if f.check_id == check_id]
