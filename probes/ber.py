@@ -53,11 +53,12 @@ def enc_oid(dotted: str) -> bytes:
         raise ValueError("OID needs at least two arcs")
     out = bytearray([parts[0] * 40 + parts[1]])
     for arc in parts[2:]:
-        chunk = [arc & 0x7F]
-        arc >>= 7
-        while arc:
-            chunk.append(0x80 | (arc & 0x7F))
-            arc >>= 7
+        value = arc
+        chunk = [value & 0x7F]
+        value >>= 7
+        while value:
+            chunk.append(0x80 | (value & 0x7F))
+            value >>= 7
         out += bytes(reversed(chunk))
     return tlv(OID, bytes(out))
 

@@ -9,6 +9,7 @@ import asyncio
 import ipaddress
 import secrets
 from collections.abc import Sequence
+from typing import Any
 
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
 from scanner.errors import Unreachable
@@ -16,15 +17,18 @@ from scanner.model import HostAlive, Observation, Service
 
 
 def _icmp(address: str, timeout: float) -> str | None:
-    from scapy.all import ICMP, IP, ICMPv6EchoReply, ICMPv6EchoRequest, IPv6, conf, sr1
+    from scapy.layers.inet import ICMP, IP
+    from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, IPv6
+    from scapy.sendrecv import sr1
     from scapy.supersocket import L3RawSocket
 
     ident, seq = secrets.randbelow(0xFFFF), secrets.randbelow(0xFFFF)
     ip = ipaddress.ip_address(address)
-    if ip.version == 6:
-        pkt = IPv6(dst=address) / ICMPv6EchoRequest(id=ident, seq=seq)
-    else:
-        pkt = IP(dst=address) / ICMP(id=ident, seq=seq)
+    pkt: Any = (
+        IPv6(dst=address) / ICMPv6EchoRequest(id=ident, seq=seq)
+        if ip.version == 6
+        else IP(dst=address) / ICMP(id=ident, seq=seq)
+    )
     # scapy's packet socket never sees replies on loopback; a raw socket does.
     sock_cls = L3RawSocket if ip.is_loopback and ip.version == 4 else None
     kwargs = {"timeout": timeout, "verbose": 0}
@@ -39,12 +43,13 @@ def _icmp(address: str, timeout: float) -> str | None:
         ok = reply.haslayer(ICMPv6EchoReply) and reply[ICMPv6EchoReply].id == ident
     else:
         ok = reply.haslayer(ICMP) and reply[ICMP].type == 0 and reply[ICMP].id == ident
-    _ = conf  # keep the import explicit: scapy reads conf for routing
     return "icmp" if ok else None
 
 
 def _arp(address: str, timeout: float) -> str | None:
-    from scapy.all import ARP, Ether, conf, srp
+    from scapy.config import conf
+    from scapy.layers.l2 import ARP, Ether
+    from scapy.sendrecv import srp
 
     iface, _src, gateway = conf.route.route(address)
     if gateway not in ("0.0.0.0", None):

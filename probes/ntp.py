@@ -84,15 +84,24 @@ class NtpQuery(Probe):
 
         try:
             await exchange(
-                target.address, target.service.port, lambda _: build_request(origin), accept, ctx,
-                schedule=(0.0, 1.0), what="ntp",
+                target.address,
+                target.service.port,
+                lambda _: build_request(origin),
+                accept,
+                ctx,
+                schedule=(0.0, 1.0),
+                what="ntp",
             )
         except (Timeout, Refused):
             return []
         info = replies[0]
         return [
             NtpInfo(
-                target.service, stratum=info.stratum, leap=info.leap, version=info.version,
-                ref_id=info.ref_id, offset_s=info.offset_s,
+                target.service,
+                stratum=info.stratum,
+                leap=info.leap,
+                version=info.version,
+                ref_id=info.ref_id,
+                offset_s=info.offset_s,
             )
         ]

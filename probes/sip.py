@@ -47,9 +47,7 @@ class SipOptions(Probe):
             return True
 
         try:
-            await exchange(
-                target.address, port, build, accept, ctx, schedule=(0.0, T1, 3 * T1), what="sip OPTIONS"
-            )
+            await exchange(target.address, port, build, accept, ctx, schedule=(0.0, T1, 3 * T1), what="sip OPTIONS")
         except (Timeout, Refused):
             return []
         msg = got[0]

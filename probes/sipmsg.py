@@ -18,9 +18,20 @@ MAX_HEADERS = 128
 MAX_LINE = 8192
 
 COMPACT = {
-    "i": "call-id", "m": "contact", "e": "content-encoding", "l": "content-length",
-    "c": "content-type", "f": "from", "s": "subject", "k": "supported", "t": "to",
-    "v": "via", "o": "event", "u": "allow-events", "r": "refer-to", "b": "referred-by",
+    "i": "call-id",
+    "m": "contact",
+    "e": "content-encoding",
+    "l": "content-length",
+    "c": "content-type",
+    "f": "from",
+    "s": "subject",
+    "k": "supported",
+    "t": "to",
+    "v": "via",
+    "o": "event",
+    "u": "allow-events",
+    "r": "refer-to",
+    "b": "referred-by",
     "x": "session-expires",
 }
 TOKEN_RE = re.compile(r"^[A-Za-z0-9.!%*_+`'~-]+$")

@@ -112,8 +112,13 @@ class SnmpDiscovery(Probe):
 
         try:
             await exchange(
-                target.address, target.service.port, lambda _: message, accept, ctx,
-                schedule=(0.0, 1.0), what="snmp v3 discovery",
+                target.address,
+                target.service.port,
+                lambda _: message,
+                accept,
+                ctx,
+                schedule=(0.0, 1.0),
+                what="snmp v3 discovery",
             )
         except (Timeout, Refused):
             return []
@@ -121,7 +126,7 @@ class SnmpDiscovery(Probe):
 
 
 async def snmp_get(
-    address: str, port: int, community: str, version: str, oids: Sequence[str], timeout: float
+    address: str, port: int, community: str, version: str, oids: Sequence[str], wait: float
 ) -> dict[str, str]:
     """GET ``oids`` with a community via pysnmp; returns oid -> text. Raises ProbeError."""
     from pysnmp.hlapi.v3arch.asyncio import (  # local import: pysnmp is slow to load
@@ -139,7 +144,7 @@ async def snmp_get(
     try:
         transport_cls = Udp6TransportTarget if ":" in address else UdpTransportTarget
         try:
-            transport = await transport_cls.create((address, port), timeout=timeout, retries=0)
+            transport = await transport_cls.create((address, port), timeout=wait, retries=0)
         except Exception as exc:  # pysnmp raises its own PySnmpError for resolution/socket issues
             raise Unreachable(f"snmp {address}:{port}: {exc}") from exc
         err_ind, err_stat, _err_idx, var_binds = await get_cmd(
@@ -189,8 +194,12 @@ class SnmpCommunity(Probe):
             for version in ("v2c", "v1"):
                 try:
                     got = await snmp_get(
-                        target.address, target.service.port, community, version,
-                        (SYS_DESCR, SYS_OBJECT_ID, SYS_NAME), ctx.budget(ctx.timeouts.read),
+                        target.address,
+                        target.service.port,
+                        community,
+                        version,
+                        (SYS_DESCR, SYS_OBJECT_ID, SYS_NAME),
+                        ctx.budget(ctx.timeouts.read),
                     )
                 except (Timeout, Refused):
                     continue

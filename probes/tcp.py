@@ -19,9 +19,7 @@ from scanner.errors import Refused, Timeout
 from scanner.model import Observation, PortState, Service
 
 
-async def open_stream(
-    target: ProbeTarget, ctx: ProbeContext
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def open_stream(target: ProbeTarget, ctx: ProbeContext) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Connect to the target's TCP service within the connect timeout."""
     assert target.service is not None
     with map_errors(f"connect {target.address}:{target.service.port}"):

@@ -86,13 +86,15 @@ def build(sweep: SweepRecord, *, show_secrets: bool = False) -> dict[str, Any]:
             statuses = {f["status"] for f in findings if f["clause"] == clause}
             row[clause] = next((s for s in ("fail", "inconclusive", "pass") if s in statuses), "na")
         matrix[host.address] = row
-        devices.append({
-            "address": host.address,
-            "hostname": host.hostname,
-            "state": host.state,
-            "device": host.device,
-            "findings": findings,
-        })
+        devices.append(
+            {
+                "address": host.address,
+                "hostname": host.hostname,
+                "state": host.state,
+                "device": host.device,
+                "findings": findings,
+            }
+        )
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "edgeaudit", "version": __version__},
@@ -130,8 +132,21 @@ def to_json(report: dict[str, Any]) -> str:
     return json.dumps(report, ensure_ascii=False, indent=2, sort_keys=False) + "\n"
 
 
-CSV_FIELDS = ["sweep", "address", "class", "profile", "firmware", "finding", "status", "severity", "clause",
-              "service", "mode", "title", "evidence"]
+CSV_FIELDS = [
+    "sweep",
+    "address",
+    "class",
+    "profile",
+    "firmware",
+    "finding",
+    "status",
+    "severity",
+    "clause",
+    "service",
+    "mode",
+    "title",
+    "evidence",
+]
 
 
 def to_csv(report: dict[str, Any], lang: str) -> str:
@@ -141,12 +156,23 @@ def to_csv(report: dict[str, Any], lang: str) -> str:
     writer.writerow(CSV_FIELDS)
     for dev in report["devices"]:
         for f in dev["findings"]:
-            writer.writerow([
-                report["sweep"]["id"], dev["address"], dev["device"].get("class") or "",
-                dev["device"].get("profile") or "", dev["device"].get("firmware") or "",
-                f["id"], f["status"], f["severity"], f["clause"], f["service"] or "", f["mode"],
-                f["title"][lang], json.dumps(f["evidence"], ensure_ascii=False, sort_keys=True),
-            ])
+            writer.writerow(
+                [
+                    report["sweep"]["id"],
+                    dev["address"],
+                    dev["device"].get("class") or "",
+                    dev["device"].get("profile") or "",
+                    dev["device"].get("firmware") or "",
+                    f["id"],
+                    f["status"],
+                    f["severity"],
+                    f["clause"],
+                    f["service"] or "",
+                    f["mode"],
+                    f["title"][lang],
+                    json.dumps(f["evidence"], ensure_ascii=False, sort_keys=True),
+                ]
+            )
     return buf.getvalue()
 
 

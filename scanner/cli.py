@@ -28,17 +28,30 @@ log = logging.getLogger("edgeaudit")
 def _add_scan_options(p: argparse.ArgumentParser) -> None:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--safe", action="store_true", help="no credential attempts at all (SNMP: v3 discovery only)")
-    mode.add_argument("--intrusive", action="store_true", help="also run opt-in intrusive probes (labelled in the report)")
-    p.add_argument("--out", type=Path, default=Path("edgeaudit-out"),
-                   help="directory for report.html, report.json, findings.csv (default: ./edgeaudit-out)")
+    mode.add_argument(
+        "--intrusive", action="store_true", help="also run opt-in intrusive probes (labelled in the report)"
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("edgeaudit-out"),
+        help="directory for report.html, report.json, findings.csv (default: ./edgeaudit-out)",
+    )
     p.add_argument("--lang", choices=["ja", "en"], help="report language (default: from the locale)")
-    p.add_argument("--fail-on", default="high", choices=[s.value for s in Severity],
-                   help="exit 1 when a failure at or above this severity exists (default: high)")
+    p.add_argument(
+        "--fail-on",
+        default="high",
+        choices=[s.value for s in Severity],
+        help="exit 1 when a failure at or above this severity exists (default: high)",
+    )
     p.add_argument("--db", type=Path, help="history database (default: $EDGEAUDIT_DB or the user data dir)")
     p.add_argument("--show-secrets", action="store_true", help="do not mask passwords/communities in reports")
     p.add_argument("--profiles", type=Path, action="append", default=[], help="extra profile directory")
-    p.add_argument("--ports", help="TCP ports to try: PORT or PORT:SERVICE, comma-separated, e.g. 22,80,2222:ssh "
-                   "(default: 21,22,23,80,443,631,5060,5061,8080,8443,9100)")
+    p.add_argument(
+        "--ports",
+        help="TCP ports to try: PORT or PORT:SERVICE, comma-separated, e.g. 22,80,2222:ssh "
+        "(default: 21,22,23,80,443,631,5060,5061,8080,8443,9100)",
+    )
     p.add_argument("--snmp-port", type=int, default=161, help="UDP port for the SNMP probes (default 161)")
     p.add_argument("--sip-port", type=int, default=5060, help="UDP port for SIP OPTIONS (default 5060)")
     p.add_argument("--ntp-port", type=int, default=123, help="UDP port for the NTP query (default 123)")
@@ -76,12 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser = sub_parser  # type: ignore[method-assign]
 
     scan = sub.add_parser("scan", help="sweep targets, write reports, record history")
-    scan.add_argument("targets", nargs="*",
-                      help="CIDR, a-b range, IP, hostname or @file (IPv4 and IPv6)")
+    scan.add_argument("targets", nargs="*", help="CIDR, a-b range, IP, hostname or @file (IPv4 and IPv6)")
     scan.add_argument("--exclude", action="append", default=[], help="same forms as targets; repeatable")
     scan.add_argument("--allow-large", action="store_true", help="allow more than 65,536 addresses")
-    scan.add_argument("--resume", nargs="?", const="latest", metavar="SWEEP",
-                      help="continue an interrupted sweep (default: the newest unfinished)")
+    scan.add_argument(
+        "--resume",
+        nargs="?",
+        const="latest",
+        metavar="SWEEP",
+        help="continue an interrupted sweep (default: the newest unfinished)",
+    )
     _add_scan_options(scan)
 
     check = sub.add_parser("check", help="installer hand-off check of one device")
@@ -98,8 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("new", nargs="?", default="-1")
     diff.add_argument("--db", type=Path)
     diff.add_argument("--json", action="store_true")
-    diff.add_argument("--fail-on", default="high", choices=[s.value for s in Severity],
-                      help="exit 1 when a newly failing finding is at or above this severity")
+    diff.add_argument(
+        "--fail-on",
+        default="high",
+        choices=[s.value for s in Severity],
+        help="exit 1 when a newly failing finding is at or above this severity",
+    )
 
     rep = sub.add_parser("report", help="render a recorded sweep")
     rep.add_argument("sweep", nargs="?", default="latest", help="sweep id, unique prefix, 'latest' or -N")
@@ -164,8 +185,10 @@ def _history(args: argparse.Namespace) -> int:
         print("no sweeps recorded")
     for r in rows:
         when = dt.datetime.fromtimestamp(r["started_at"]).strftime("%Y-%m-%d %H:%M")
-        print(f"{r['id']}  {when}  {r['command']:5} {r['mode']:9} {r['state']:11} "
-              f"{r['hosts_up']:4} up {r['failures']:4} fail  {' '.join(r['targets'])}")
+        print(
+            f"{r['id']}  {when}  {r['command']:5} {r['mode']:9} {r['state']:11} "
+            f"{r['hosts_up']:4} up {r['failures']:4} fail  {' '.join(r['targets'])}"
+        )
     return EXIT_OK
 
 
@@ -200,8 +223,9 @@ def _report(args: argparse.Namespace) -> int:
 
     store = _store(args.db)
     sweep = store.load(store.resolve(args.sweep))
-    text = render.render(render.build(sweep, show_secrets=args.show_secrets), args.format,
-                         args.lang or render.default_lang())
+    text = render.render(
+        render.build(sweep, show_secrets=args.show_secrets), args.format, args.lang or render.default_lang()
+    )
     if args.output:
         args.output.write_text(text, encoding="utf-8")
     else:
@@ -215,8 +239,10 @@ def _profiles(args: argparse.Namespace) -> int:
     if args.action == "list":
         for p in profiles.load_all(args.profiles):
             creds = len(p.default_credentials)
-            print(f"{p.id:20} {p.device_class:6} {p.vendor} — {p.product} "
-                  f"({len(p.fingerprints)} fingerprints, {len(p.baselines)} baselines, {creds} default creds)")
+            print(
+                f"{p.id:20} {p.device_class:6} {p.vendor} — {p.product} "
+                f"({len(p.fingerprints)} fingerprints, {len(p.baselines)} baselines, {creds} default creds)"
+            )
         return EXIT_OK
     files = args.files or sorted(profiles.builtin_dir().glob("*.yaml"))
     bad = 0
@@ -245,8 +271,11 @@ def install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, task: 
             task.cancel()
             return
         stop.set()
-        print("\nedgeaudit: interrupt: no new hosts; running hosts finish within their budget "
-              "(Ctrl-C again to cancel). Resume later with --resume.", file=sys.stderr)
+        print(
+            "\nedgeaudit: interrupt: no new hosts; running hosts finish within their budget "
+            "(Ctrl-C again to cancel). Resume later with --resume.",
+            file=sys.stderr,
+        )
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)

@@ -72,16 +72,19 @@ def diff(old: SweepRecord, new: SweepRecord) -> Diff:
         o_dev, n_dev = o_host.device, n_host.device
         for fld in ("profile", "firmware", "model"):
             if o_dev.get(fld) != n_dev.get(fld):
-                out.fingerprint_changes.append({"address": address, "field": fld,
-                                                "old": o_dev.get(fld), "new": n_dev.get(fld)})
+                out.fingerprint_changes.append(
+                    {"address": address, "field": fld, "old": o_dev.get(fld), "new": n_dev.get(fld)}
+                )
         o_fp, n_fp = o_dev.get("fingerprints", {}), n_dev.get("fingerprints", {})
         for name in sorted(set(o_fp) | set(n_fp)):
             if o_fp.get(name) != n_fp.get(name):
-                out.fingerprint_changes.append({"address": address, "field": name,
-                                                "old": o_fp.get(name), "new": n_fp.get(name)})
+                out.fingerprint_changes.append(
+                    {"address": address, "field": name, "old": o_fp.get(name), "new": n_fp.get(name)}
+                )
         o_svc = {f"{s['transport']}/{s['port']}" for s in o_dev.get("services", [])}
         n_svc = {f"{s['transport']}/{s['port']}" for s in n_dev.get("services", [])}
         if o_svc != n_svc:
-            out.fingerprint_changes.append({"address": address, "field": "services",
-                                            "old": sorted(o_svc), "new": sorted(n_svc)})
+            out.fingerprint_changes.append(
+                {"address": address, "field": "services", "old": sorted(o_svc), "new": sorted(n_svc)}
+            )
     return out

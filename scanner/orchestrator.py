@@ -17,9 +17,18 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from probes.base import PHASE_ORDER, REGISTRY, HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget
+from probes.base import (
+    PHASE_ORDER,
+    REGISTRY,
+    HostSnapshot,
+    Phase,
+    Probe,
+    ProbeConfig,
+    ProbeContext,
+    ProbeTarget,
+    Timeouts,
+)
 from probes.base import Registry as ProbeRegistry
-from probes.base import Timeouts
 from scanner import checks as checks_mod
 from scanner import profiles as profiles_mod
 from scanner.errors import ProbeError
@@ -170,8 +179,16 @@ class Engine:
         except TimeoutError:
             budget_hit = True
             for (probe_name, _), service in list(state.pending.items()):
-                state.add([ProbeFailure(service, probe=probe_name, error="Timeout",
-                                        reason=f"host time budget ({self.config.timeouts.host:g}s) ran out")])
+                state.add(
+                    [
+                        ProbeFailure(
+                            service,
+                            probe=probe_name,
+                            error="Timeout",
+                            reason=f"host time budget ({self.config.timeouts.host:g}s) ran out",
+                        )
+                    ]
+                )
             if match is None:
                 match = profiles_mod.match(self.profiles, state.observations)
         findings = self._judge(state, match, budget_hit)
@@ -223,12 +240,21 @@ class Engine:
                 except ProbeError as exc:
                     observations = [ProbeFailure(service, probe=probe.name, error=type(exc).__name__, reason=str(exc))]
                 except TimeoutError:
-                    observations = [ProbeFailure(service, probe=probe.name, error="Timeout",
-                                                 reason=f"probe exceeded its {self.config.timeouts.probe:g}s deadline")]
+                    observations = [
+                        ProbeFailure(
+                            service,
+                            probe=probe.name,
+                            error="Timeout",
+                            reason=f"probe exceeded its {self.config.timeouts.probe:g}s deadline",
+                        )
+                    ]
                 except Exception as exc:  # a probe bug must not sink the sweep, nor read as a pass
                     log.exception("probe %s crashed on %s", probe.name, state.address)
-                    observations = [ProbeFailure(service, probe=probe.name, error="ProbeCrashed",
-                                                 reason=f"{type(exc).__name__}: {exc}")]
+                    observations = [
+                        ProbeFailure(
+                            service, probe=probe.name, error="ProbeCrashed", reason=f"{type(exc).__name__}: {exc}"
+                        )
+                    ]
             state.add(observations)
         finally:
             state.pending.pop(key, None)
@@ -246,35 +272,61 @@ class Engine:
         findings: list[Finding] = []
         if not state.alive and not budget_hit:
             if self.config.report_unreachable:
-                findings.append(view.finding("EA-HOST-UNREACHABLE", Status.INCONCLUSIVE, evidence={
-                    "reason": "no TCP port, UDP service, ARP or ICMP answer",
-                    "failures": [f.reason for f in view.failures()][:10],
-                }))
+                findings.append(
+                    view.finding(
+                        "EA-HOST-UNREACHABLE",
+                        Status.INCONCLUSIVE,
+                        evidence={
+                            "reason": "no TCP port, UDP service, ARP or ICMP answer",
+                            "failures": [f.reason for f in view.failures()][:10],
+                        },
+                    )
+                )
             return findings
         if budget_hit:
-            findings.append(view.finding("EA-HOST-BUDGET", Status.INCONCLUSIVE, evidence={
-                "reason": f"host budget of {self.config.timeouts.host:g}s ran out before every probe finished"}))
+            findings.append(
+                view.finding(
+                    "EA-HOST-BUDGET",
+                    Status.INCONCLUSIVE,
+                    evidence={
+                        "reason": f"host budget of {self.config.timeouts.host:g}s ran out before every probe finished"
+                    },
+                )
+            )
         by_service: dict[str | None, list[ProbeFailure]] = {}
         for failure in view.failures():
             by_service.setdefault(failure.service.key if failure.service else None, []).append(failure)
-        for svc_key, failures in sorted(by_service.items(), key=lambda kv: kv[0] or ""):
-            findings.append(view.finding("EA-PROBE-INCONCLUSIVE", Status.INCONCLUSIVE,
-                                         service=failures[0].service, evidence={
-                                             "failures": [{"probe": f.probe, "error": f.error, "reason": f.reason}
-                                                          for f in failures]}))
+        for _, failures in sorted(by_service.items(), key=lambda kv: kv[0] or ""):
+            findings.append(
+                view.finding(
+                    "EA-PROBE-INCONCLUSIVE",
+                    Status.INCONCLUSIVE,
+                    service=failures[0].service,
+                    evidence={"failures": [{"probe": f.probe, "error": f.error, "reason": f.reason} for f in failures]},
+                )
+            )
         for check_id in sorted(self.checks):
             try:
                 judged = self.checks[check_id](view)
             except Exception as exc:  # a broken check is inconclusive, loudly
                 log.exception("check %s crashed on %s", check_id, state.address)
-                judged = [view.finding(check_id, Status.INCONCLUSIVE,
-                                       evidence={"reason": f"check crashed: {type(exc).__name__}: {exc}"})]
+                judged = [
+                    view.finding(
+                        check_id,
+                        Status.INCONCLUSIVE,
+                        evidence={"reason": f"check crashed: {type(exc).__name__}: {exc}"},
+                    )
+                ]
             if budget_hit:
                 # Evidence is incomplete: what was not seen may be what would have failed.
                 judged = [
-                    dataclasses.replace(f, status=Status.INCONCLUSIVE, evidence={
-                        **f.evidence, "reason": "host budget ran out before every probe finished"})
-                    if f.status == Status.PASS else f
+                    dataclasses.replace(
+                        f,
+                        status=Status.INCONCLUSIVE,
+                        evidence={**f.evidence, "reason": "host budget ran out before every probe finished"},
+                    )
+                    if f.status == Status.PASS
+                    else f
                     for f in judged
                 ]
             findings.extend(judged)

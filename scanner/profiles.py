@@ -24,8 +24,16 @@ from scanner.errors import ProfileError
 from scanner.model import Banner, HttpInfo, Observation, SipInfo, SnmpInfo
 
 FIELDS = (
-    "snmp.sys_descr", "snmp.sys_object_id", "http.server", "http.title", "http.realm",
-    "ssh.banner", "telnet.banner", "ftp.banner", "sip.server", "sip.user_agent",
+    "snmp.sys_descr",
+    "snmp.sys_object_id",
+    "http.server",
+    "http.title",
+    "http.realm",
+    "ssh.banner",
+    "telnet.banner",
+    "ftp.banner",
+    "sip.server",
+    "sip.user_agent",
 )
 
 
@@ -171,8 +179,11 @@ def parse_profile(data: Any, file: str) -> Profile:
         )
     creds = tuple(
         Credential(
-            c["protocol"], str(c["username"]), str(c["password"]),
-            need_source(c["source"], f"default_credentials[{i}].source"), c.get("note", ""),
+            c["protocol"],
+            str(c["username"]),
+            str(c["password"]),
+            need_source(c["source"], f"default_credentials[{i}].source"),
+            c.get("note", ""),
         )
         for i, c in enumerate(data.get("default_credentials", []))
     )

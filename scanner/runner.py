@@ -53,11 +53,17 @@ def _config(args: argparse.Namespace, mode: Mode, command: str) -> SweepConfig:
     ports, names = _ports(args.ports)
     return SweepConfig(
         mode=mode,
-        timeouts=Timeouts(connect=args.connect_timeout, read=args.timeout, probe=args.probe_timeout,
-                          host=args.host_budget),
-        probe_config=ProbeConfig(tcp_ports=ports, port_names=names, snmp_port=args.snmp_port,
-                                 sip_port=args.sip_port, ntp_port=args.ntp_port,
-                                 privileged=cli.is_root() and not args.unprivileged),
+        timeouts=Timeouts(
+            connect=args.connect_timeout, read=args.timeout, probe=args.probe_timeout, host=args.host_budget
+        ),
+        probe_config=ProbeConfig(
+            tcp_ports=ports,
+            port_names=names,
+            snmp_port=args.snmp_port,
+            sip_port=args.sip_port,
+            ntp_port=args.ntp_port,
+            privileged=cli.is_root() and not args.unprivileged,
+        ),
         max_hosts=args.concurrency,
         max_probes=args.max_probes,
         per_host=args.per_host,
@@ -78,11 +84,13 @@ def _config_from_json(data: dict[str, Any]) -> SweepConfig:
     return SweepConfig(
         mode=Mode(data["mode"]),
         timeouts=Timeouts(**data["timeouts"]),
-        probe_config=ProbeConfig(**{
-            **data["probe_config"],
-            "tcp_ports": tuple(data["probe_config"]["tcp_ports"]),
-            "port_names": tuple((int(p), str(n)) for p, n in data["probe_config"]["port_names"]),
-        }),
+        probe_config=ProbeConfig(
+            **{
+                **data["probe_config"],
+                "tcp_ports": tuple(data["probe_config"]["tcp_ports"]),
+                "port_names": tuple((int(p), str(n)) for p, n in data["probe_config"]["port_names"]),
+            }
+        ),
         max_hosts=data["max_hosts"],
         max_probes=data["max_probes"],
         per_host=data["per_host"],
@@ -156,8 +164,14 @@ def run_scan(args: argparse.Namespace) -> int:
     (out / "report.html").write_text(render.to_html(report, lang), encoding="utf-8")
     summary = report["summary"]
     fails = ", ".join(f"{n} {s}" for s, n in summary["failures_by_severity"].items() if n) or "none"
-    print(f"edgeaudit: {summary['hosts_reported']} device(s) answered; failures: {fails}; "
-          f"inconclusive: {summary['by_status']['inconclusive']}", file=sys.stderr)
-    print(f"edgeaudit: wrote {out / 'report.html'}, report.json, findings.csv"
-          + (" (interrupted: resume with --resume)" if interrupted else ""), file=sys.stderr)
+    print(
+        f"edgeaudit: {summary['hosts_reported']} device(s) answered; failures: {fails}; "
+        f"inconclusive: {summary['by_status']['inconclusive']}",
+        file=sys.stderr,
+    )
+    print(
+        f"edgeaudit: wrote {out / 'report.html'}, report.json, findings.csv"
+        + (" (interrupted: resume with --resume)" if interrupted else ""),
+        file=sys.stderr,
+    )
     return cli.worst_exit(record.findings, args.fail_on)

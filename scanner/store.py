@@ -130,8 +130,15 @@ class Store:
                 self.db.execute("DELETE FROM findings WHERE sweep_id=? AND address=?", (sweep_id, result.address))
                 self.db.execute(
                     "INSERT OR REPLACE INTO hosts VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (sweep_id, result.address, result.state, hostname, result.started_at, result.finished_at,
-                     json.dumps(result.device)),
+                    (
+                        sweep_id,
+                        result.address,
+                        result.state,
+                        hostname,
+                        result.started_at,
+                        result.finished_at,
+                        json.dumps(result.device),
+                    ),
                 )
                 self.db.executemany(
                     "INSERT INTO findings VALUES (?, ?, ?, ?)",
@@ -144,7 +151,8 @@ class Store:
         """Mark a sweep complete or interrupted."""
         with self.db:
             self.db.execute(
-                "UPDATE sweeps SET state=?, finished_at=? WHERE id=?", (state, dt.datetime.now(dt.UTC).timestamp(), sweep_id)
+                "UPDATE sweeps SET state=?, finished_at=? WHERE id=?",
+                (state, dt.datetime.now(dt.UTC).timestamp(), sweep_id),
             )
 
     def done_addresses(self, sweep_id: str) -> set[str]:
@@ -154,7 +162,9 @@ class Store:
     def resolve(self, ref: str | None, *, unfinished: bool = False) -> str:
         """A sweep id from a full id, a unique prefix, 'latest', or -N (N-th newest, -1 = newest)."""
         where = "WHERE state != 'complete'" if unfinished else ""
-        rows = [r[0] for r in self.db.execute(f"SELECT id FROM sweeps {where} ORDER BY started_at DESC")]  # noqa: S608
+        rows: list[str] = [
+            str(r[0]) for r in self.db.execute(f"SELECT id FROM sweeps {where} ORDER BY started_at DESC")
+        ]
         if not rows:
             raise StoreError("no unfinished sweep to resume" if unfinished else "the history is empty")
         if ref in (None, "latest"):
@@ -181,16 +191,27 @@ class Store:
             (limit,),
         ):
             scope = json.loads(row[6])
-            out.append({"id": row[0], "command": row[1], "mode": row[2], "state": row[3], "started_at": row[4],
-                        "finished_at": row[5], "targets": scope.get("targets", []), "hosts_up": row[7],
-                        "failures": row[8]})
+            out.append(
+                {
+                    "id": row[0],
+                    "command": row[1],
+                    "mode": row[2],
+                    "state": row[3],
+                    "started_at": row[4],
+                    "finished_at": row[5],
+                    "targets": scope.get("targets", []),
+                    "hosts_up": row[7],
+                    "failures": row[8],
+                }
+            )
         return out
 
     def load(self, sweep_id: str) -> SweepRecord:
         """A whole sweep."""
         row = self.db.execute(
             "SELECT id, command, mode, state, started_at, finished_at, scope_json, config_json, vantage"
-            " FROM sweeps WHERE id=?", (sweep_id,)
+            " FROM sweeps WHERE id=?",
+            (sweep_id,),
         ).fetchone()
         if row is None:
             raise StoreError(f"no sweep {sweep_id!r}")
@@ -203,12 +224,14 @@ class Store:
             HostRecord(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), findings.get(r[0], []))
             for r in self.db.execute(
                 "SELECT address, state, hostname, started_at, finished_at, device_json FROM hosts"
-                " WHERE sweep_id=? ORDER BY started_at", (sweep_id,)
+                " WHERE sweep_id=? ORDER BY started_at",
+                (sweep_id,),
             )
         ]
         hosts.sort(key=lambda h: _addr_key(h.address))
-        return SweepRecord(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), json.loads(row[7]),
-                           row[8], hosts)
+        return SweepRecord(
+            row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), json.loads(row[7]), row[8], hosts
+        )
 
 
 def _addr_key(address: str) -> tuple[int, int]:

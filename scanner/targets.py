@@ -98,8 +98,8 @@ class Scope:
 
 def _expand_files(specs: Sequence[str]) -> list[str]:
     out: list[str] = []
-    for spec in specs:
-        spec = spec.strip()
+    for raw in specs:
+        spec = raw.strip()
         if not spec:
             continue
         if spec.startswith("@"):
@@ -108,8 +108,8 @@ def _expand_files(specs: Sequence[str]) -> list[str]:
                 text = path.read_text(encoding="utf-8")
             except OSError as exc:
                 raise ScopeError(f"cannot read target file {path}: {exc.strerror}") from exc
-            for line in text.splitlines():
-                line = line.split("#", 1)[0].strip()
+            for raw_line in text.splitlines():
+                line = raw_line.split("#", 1)[0].strip()
                 if line:
                     out.extend(p for p in line.replace(",", " ").split() if p)
         else:

@@ -36,8 +36,15 @@ async def emulated() -> AsyncIterator[StartDevice]:
 
     async def start(**spec: Any) -> Device:
         services = spec.pop("services", ["ssh", "http"])
-        data = {"name": "dut", "address": fresh_address(), "persona": "router", "model": "EL-R100",
-                "firmware": "3.2.1", "services": {s: 0 for s in services}, **spec}
+        data = {
+            "name": "dut",
+            "address": fresh_address(),
+            "persona": "router",
+            "model": "EL-R100",
+            "firmware": "3.2.1",
+            "services": {s: 0 for s in services},
+            **spec,
+        }
         device = Device(DeviceSpec.from_dict(data))
         await device.start()
         started.append(device)

@@ -50,10 +50,10 @@ class _Sleeps(Probe):
         return []
 
 
-@pytest.mark.parametrize(("probe", "error"), [(_Raises, "Unreachable"), (_Crashes, "ProbeCrashed"),
-                                              (_Sleeps, "Timeout")])
-async def test_failing_probe_is_inconclusive_never_pass(emulated: StartDevice, probe: type[Probe],
-                                                        error: str) -> None:
+@pytest.mark.parametrize(
+    ("probe", "error"), [(_Raises, "Unreachable"), (_Crashes, "ProbeCrashed"), (_Sleeps, "Timeout")]
+)
+async def test_failing_probe_is_inconclusive_never_pass(emulated: StartDevice, probe: type[Probe], error: str) -> None:
     dev = await emulated(services=["http"], http_mode="basic")
     engine = Engine(config_for(dev, probe=1.0), profiles.load_all(), registry=_registry_with(probe))
     result = await engine.scan_host(dev.spec.address)
@@ -91,8 +91,11 @@ async def test_silent_address_is_down_or_unreachable_for_check() -> None:
     # 127.0.0.1 TCP port 1 answers RST (alive); an address with nothing is simulated by
     # an unprivileged config whose only port points at a filtered... loopback never filters,
     # so use an IPv6 documentation address: no route -> every probe fails, nothing answers.
-    cfg = SweepConfig(timeouts=Timeouts(connect=0.3, read=0.3, probe=1.0, host=5.0),
-                      probe_config=ProbeConfig(tcp_ports=(22,)), report_unreachable=True)
+    cfg = SweepConfig(
+        timeouts=Timeouts(connect=0.3, read=0.3, probe=1.0, host=5.0),
+        probe_config=ProbeConfig(tcp_ports=(22,)),
+        report_unreachable=True,
+    )
     result = await Engine(cfg, profiles.load_all()).scan_host("2001:db8::dead")
     assert result.state == "down"
     assert [f.check_id for f in result.findings] == ["EA-HOST-UNREACHABLE"]
@@ -100,8 +103,13 @@ async def test_silent_address_is_down_or_unreachable_for_check() -> None:
 
 
 async def test_weak_device_flagged_and_hardened_passes(emulated: StartDevice) -> None:
-    weak = await emulated(services=["ssh", "telnet", "http", "snmp", "ntp"], firmware="2.4.1",
-                          communities=["public"], http_mode="basic", ntp_stratum=16)
+    weak = await emulated(
+        services=["ssh", "telnet", "http", "snmp", "ntp"],
+        firmware="2.4.1",
+        communities=["public"],
+        http_mode="basic",
+        ntp_stratum=16,
+    )
     hard = await emulated(services=["ssh", "http", "ntp"], firmware="3.2.1", http_mode="redirect")
     w, h = await scan_device(weak), await scan_device(hard)
 
@@ -123,7 +131,7 @@ async def test_safe_mode_sends_no_community(emulated: StartDevice) -> None:
     result = await scan_device(dev, Mode.SAFE)
     sent = [data for name, data in dev.received if name == "snmp"]
     assert sent and all(b"public" not in d for d in sent)  # only the v3 discovery went out
-    assert "udp/%d engine-id" % dev.bound["snmp"] in result.device["fingerprints"]
+    assert f"udp/{dev.bound['snmp']} engine-id" in result.device["fingerprints"]
     assert not [f for f in by_id(result, "CIAJ-1.2-CLEARTEXT-ADMIN") if "snmp" in str(f.evidence)]
     assert {f.mode for f in result.findings} == {Mode.SAFE}
 

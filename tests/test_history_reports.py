@@ -20,15 +20,31 @@ import yaml
 from scanner.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
-PORTS = ["--ports", "2222:ssh,2323:telnet,8080:http", "--snmp-port", "1161", "--sip-port", "15060",
-         "--ntp-port", "1123"]
+PORTS = [
+    "--ports",
+    "2222:ssh,2323:telnet,8080:http",
+    "--snmp-port",
+    "1161",
+    "--sip-port",
+    "15060",
+    "--ntp-port",
+    "1123",
+]
 FAST = ["--timeout", "0.5", "--connect-timeout", "0.5", "--probe-timeout", "2", "-q"]
 
 
 def _device(i: int, **extra: object) -> dict[str, object]:
-    return {"name": f"d{i}", "address": f"127.0.{210}.{i}", "persona": "router", "model": "EL-R100",
-            "firmware": "3.2.1", "services": {"ssh": 2222, "http": 8080, "snmp": 1161, "ntp": 1123},
-            "communities": ["public"], "http_mode": "redirect", **extra}
+    return {
+        "name": f"d{i}",
+        "address": f"127.0.{210}.{i}",
+        "persona": "router",
+        "model": "EL-R100",
+        "firmware": "3.2.1",
+        "services": {"ssh": 2222, "http": 8080, "snmp": 1161, "ntp": 1123},
+        "communities": ["public"],
+        "http_mode": "redirect",
+        **extra,
+    }
 
 
 @pytest.fixture
@@ -39,8 +55,9 @@ def fleet(tmp_path: Path) -> Iterator[callable]:  # type: ignore[valid-type]
         cfg = tmp_path / f"fleet{len(procs)}.yaml"
         cfg.write_text(yaml.safe_dump({"devices": devices}))
         pid = tmp_path / f"fleet{len(procs)}.pid"
-        proc = subprocess.Popen([sys.executable, "-m", "lab.emulator", str(cfg), "--pidfile", str(pid)],
-                                cwd=ROOT, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lab.emulator", str(cfg), "--pidfile", str(pid)], cwd=ROOT, stderr=subprocess.PIPE
+        )
         procs.append(proc)
         for _ in range(100):
             if pid.exists():
@@ -74,7 +91,7 @@ def test_scan_writes_three_reports_that_match_the_schema(fleet, tmp_path: Path) 
     assert csv_rows[0].startswith("sweep,address") and len(csv_rows) > 5
     html = (out / "report.html").read_text()
     assert "CIAJ-1.3-FIRMWARE-EOL" in html
-    for external in ("src=\"http", "href=\"http", "@import", "url(http"):
+    for external in ('src="http', 'href="http', "@import", "url(http"):
         assert external not in html
     # secrets masked by default: the SNMP community appears only as first char + length
     assert '"community": "p*** (6)"' in (out / "report.json").read_text()
@@ -120,8 +137,9 @@ def test_diff_reports_finding_and_fingerprint_changes(tmp_path: Path) -> None:
 
     def rec(sid: str, status: Status, fw: str) -> SweepRecord:
         f = Finding("CIAJ-1.3-FIRMWARE-EOL", "10.0.0.1", status, Severity.HIGH, "1.3", Mode.DEFAULT)
-        host = HostRecord("10.0.0.1", "up", None, 0, 0, {"firmware": fw, "fingerprints": {"tcp/22 banner": fw},
-                                                         "services": []}, [f])
+        host = HostRecord(
+            "10.0.0.1", "up", None, 0, 0, {"firmware": fw, "fingerprints": {"tcp/22 banner": fw}, "services": []}, [f]
+        )
         return SweepRecord(sid, "scan", "default", "complete", 0, 0, {}, {}, "lan", [host])
 
     d = diff(rec("a", Status.PASS, "3.0"), rec("b", Status.FAIL, "2.0"))
@@ -138,8 +156,23 @@ def test_killed_sweep_resumes_without_losing_finished_hosts(fleet, tmp_path: Pat
     fleet(quick + slow)
     db = tmp_path / "h.db"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "scanner.cli", "scan", "127.0.210.20-25", "--db", str(db), "--concurrency", "1",
-           "--host-budget", "3", "--out", str(tmp_path / "o"), *PORTS, *FAST]
+    cmd = [
+        sys.executable,
+        "-m",
+        "scanner.cli",
+        "scan",
+        "127.0.210.20-25",
+        "--db",
+        str(db),
+        "--concurrency",
+        "1",
+        "--host-budget",
+        "3",
+        "--out",
+        str(tmp_path / "o"),
+        *PORTS,
+        *FAST,
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
     try:
         for _ in range(300):
@@ -181,7 +214,9 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(CHROMIUM is None and os.geteuid() != 0, reason="chromium not installed (make test installs it as root)")
+@pytest.mark.skipif(
+    CHROMIUM is None and os.geteuid() != 0, reason="chromium not installed (make test installs it as root)"
+)
 def test_html_report_renders_in_chromium_and_banner_script_is_text(fleet, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     assert CHROMIUM, "chromium must be installed when running as root (make sysdeps)"
     fleet([_device(30, firmware="3.2.1<script>document.title='pwned'</script>")])
@@ -191,10 +226,24 @@ def test_html_report_renders_in_chromium_and_banner_script_is_text(fleet, tmp_pa
     assert "&lt;script&gt;document.title" in html_path.read_text()
     profile = tmp_path / "chrome-profile"
     dom = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={profile}", "--dump-dom", html_path.as_uri()],
-        capture_output=True, text=True, timeout=120, check=True,
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--dump-dom",
+            html_path.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     ).stdout
     assert "<title>edgeaudit 診断レポート" in dom  # rendered, and the title was not rewritten
     assert "pwned</title>" not in dom

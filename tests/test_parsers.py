@@ -71,8 +71,20 @@ def test_sip_transaction_matching() -> None:
 def _ntp_reply(origin: int, mode: int = 4, stratum: int = 2, leap: int = 0) -> bytes:
     import struct
 
-    return struct.pack("!BBbb4s4s4sQQQQ", (leap << 6) | (4 << 3) | mode, stratum, 6, -20, b"\0" * 4, b"\0" * 4,
-                       b"\x7f\0\0\1", 0, origin, origin, origin)
+    return struct.pack(
+        "!BBbb4s4s4sQQQQ",
+        (leap << 6) | (4 << 3) | mode,
+        stratum,
+        6,
+        -20,
+        b"\0" * 4,
+        b"\0" * 4,
+        b"\x7f\0\0\1",
+        0,
+        origin,
+        origin,
+        origin,
+    )
 
 
 def test_ntp_reply_parsing_and_rejections() -> None:

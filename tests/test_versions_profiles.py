@@ -54,7 +54,10 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
 
 
 def test_broken_profile_names_file_and_field(tmp_path: Path) -> None:
-    path = _write(tmp_path, "broken", """
+    path = _write(
+        tmp_path,
+        "broken",
+        """
 id: broken
 class: router
 vendor: X
@@ -62,19 +65,27 @@ sources: {s: {title: t}}
 fingerprints:
   - {field: snmp.sys_descr, regex: "ok"}
   - {field: http.nonsense, regex: "x"}
-""")
+""",
+    )
     with pytest.raises(ProfileError) as err:
         profiles.load_file(path)
     assert err.value.file == str(path) and err.value.field == "fingerprints[1].field"
 
 
 def test_profile_reference_and_regex_errors(tmp_path: Path) -> None:
-    base = "id: {id}\nclass: mfp\nvendor: X\nsources: {{s: {{title: t}}}}\nfingerprints:\n  - {{field: http.title, regex: '{rx}'}}\n"
+    base = (
+        "id: {id}\nclass: mfp\nvendor: X\nsources: {{s: {{title: t}}}}\n"
+        "fingerprints:\n  - {{field: http.title, regex: '{rx}'}}\n"
+    )
     bad_rx = _write(tmp_path, "badrx", base.format(id="badrx", rx="(unclosed"))
     with pytest.raises(ProfileError, match=r"fingerprints\[0\]\.regex"):
         profiles.load_file(bad_rx)
-    bad_src = _write(tmp_path, "badsrc", base.format(id="badsrc", rx="x")
-                     + "default_credentials:\n  - {protocol: http, username: a, password: b, source: nope}\n")
+    bad_src = _write(
+        tmp_path,
+        "badsrc",
+        base.format(id="badsrc", rx="x")
+        + "default_credentials:\n  - {protocol: http, username: a, password: b, source: nope}\n",
+    )
     with pytest.raises(ProfileError, match=r"default_credentials\[0\]\.source"):
         profiles.load_file(bad_src)
     misnamed = _write(tmp_path, "other", base.format(id="notother", rx="x"))
@@ -85,8 +96,14 @@ def test_profile_reference_and_regex_errors(tmp_path: Path) -> None:
 def test_match_extracts_model_and_version() -> None:
     from scanner.model import Service, SnmpInfo
 
-    obs = [SnmpInfo(Service(161, "udp", "snmp"), version="v2c", sys_descr="RTX1210 Rev.14.01.38 (Fri Jul 10 2020)",
-                    sys_object_id="1.3.6.1.4.1.1182.2.1.1")]
+    obs = [
+        SnmpInfo(
+            Service(161, "udp", "snmp"),
+            version="v2c",
+            sys_descr="RTX1210 Rev.14.01.38 (Fri Jul 10 2020)",
+            sys_object_id="1.3.6.1.4.1.1182.2.1.1",
+        )
+    ]
     m = profiles.match(profiles.load_all(), obs)
     assert m is not None and m.profile.id == "yamaha-rtx"
     assert (m.model, m.version) == ("RTX1210", "14.01.38")

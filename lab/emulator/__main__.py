@@ -14,16 +14,18 @@ import yaml
 from lab.emulator.devices import DeviceSpec, run_devices
 
 
-async def _main(config: Path, pidfile: Path | None) -> None:
-    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+async def _main(data: dict[str, list[dict[str, object]]], pidfile: Path | None) -> None:
     specs = [DeviceSpec.from_dict(d) for d in data["devices"]]
     devices = await run_devices(specs)
     for d in devices:
         ports = ", ".join(f"{k}:{v}" for k, v in d.bound.items())
-        print(f"emulator: {d.spec.name} {d.spec.address} ({d.spec.persona}, fw {d.spec.firmware}) {ports}",
-              file=sys.stderr, flush=True)
+        print(
+            f"emulator: {d.spec.name} {d.spec.address} ({d.spec.persona}, fw {d.spec.firmware}) {ports}",
+            file=sys.stderr,
+            flush=True,
+        )
     if pidfile:
-        pidfile.write_text(f"{os.getpid()}\n")
+        pidfile.write_text(f"{os.getpid()}\n")  # noqa: ASYNC240 (once, at start)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -32,7 +34,7 @@ async def _main(config: Path, pidfile: Path | None) -> None:
     for d in devices:
         await d.stop()
     if pidfile:
-        pidfile.unlink(missing_ok=True)
+        pidfile.unlink(missing_ok=True)  # noqa: ASYNC240 (once, at exit)
 
 
 def main() -> None:
@@ -41,7 +43,7 @@ def main() -> None:
     parser.add_argument("config", type=Path)
     parser.add_argument("--pidfile", type=Path)
     args = parser.parse_args()
-    asyncio.run(_main(args.config, args.pidfile))
+    asyncio.run(_main(yaml.safe_load(args.config.read_text(encoding="utf-8")), args.pidfile))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import struct
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,11 +45,18 @@ class DeviceSpec:
         if isinstance(services, list):
             services = {s: DEFAULT_PORTS[s] for s in services}
         return cls(
-            name=data["name"], address=data["address"], persona=data["persona"], model=data["model"],
-            firmware=str(data["firmware"]), services=dict(services),
-            communities=list(data.get("communities", [])), http_mode=data.get("http_mode", "basic"),
-            ntp_stratum=int(data.get("ntp_stratum", 3)), clock_skew_s=float(data.get("clock_skew_s", 0)),
-            hang=list(data.get("hang", [])), garbage=list(data.get("garbage", [])),
+            name=data["name"],
+            address=data["address"],
+            persona=data["persona"],
+            model=data["model"],
+            firmware=str(data["firmware"]),
+            services=dict(services),
+            communities=list(data.get("communities", [])),
+            http_mode=data.get("http_mode", "basic"),
+            ntp_stratum=int(data.get("ntp_stratum", 3)),
+            clock_skew_s=float(data.get("clock_skew_s", 0)),
+            hang=list(data.get("hang", [])),
+            garbage=list(data.get("garbage", [])),
         )
 
 
@@ -69,16 +77,27 @@ class Device:
         for name, port in self.spec.services.items():
             if name in TCP_SERVICES:
                 server = await asyncio.start_server(
-                    lambda r, w, n=name: self._tcp(n, r, w), self.spec.address, port, reuse_address=True
+                    self._tcp_handler(name), self.spec.address, port, reuse_address=True
                 )
                 self.servers.append(server)
                 self.bound[name] = server.sockets[0].getsockname()[1]
             else:
                 transport, _ = await loop.create_datagram_endpoint(
-                    lambda n=name: _Udp(self, n), local_addr=(self.spec.address, port)
+                    self._udp_factory(name), local_addr=(self.spec.address, port)
                 )
                 self.transports.append(transport)
                 self.bound[name] = transport.get_extra_info("sockname")[1]
+
+    def _tcp_handler(
+        self, name: str
+    ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Coroutine[Any, Any, None]]:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await self._tcp(name, reader, writer)
+
+        return handle
+
+    def _udp_factory(self, name: str) -> Callable[[], _Udp]:
+        return lambda: _Udp(self, name)
 
     async def stop(self) -> None:
         """Close every listener and connection."""
@@ -155,8 +174,10 @@ class Device:
             body = f"<html><head><title>{title}</title></head><body>Authorization required</body></html>".encode()
         elif spec.http_mode == "form":
             status = "200 OK"
-            body = (f"<html><head><title>{title}</title></head><body><form method=post action=/login>"
-                    "<input name=user><input type=password name=pass></form></body></html>").encode()
+            body = (
+                f"<html><head><title>{title}</title></head><body><form method=post action=/login>"
+                "<input name=user><input type=password name=pass></form></body></html>"
+            ).encode()
         else:
             status = "200 OK"
             body = f"<html><head><title>{title}</title></head><body>status</body></html>".encode()
@@ -201,15 +222,21 @@ class Device:
             if tag != ber.GET_REQUEST:
                 return None
             engine_id = b"\x80\x00\x01\x86\x9f\x04" + self.spec.name.encode()[:20]
-            usm = ber.enc_seq(ber.enc_str(engine_id), ber.enc_int(1), ber.enc_int(int(time.monotonic()) % 100000),
-                              ber.enc_str(b""), ber.enc_str(b""), ber.enc_str(b""))
+            usm = ber.enc_seq(
+                ber.enc_str(engine_id),
+                ber.enc_int(1),
+                ber.enc_int(int(time.monotonic()) % 100000),
+                ber.enc_str(b""),
+                ber.enc_str(b""),
+                ber.enc_str(b""),
+            )
             vb = ber.enc_seq(ber.enc_seq(ber.enc_oid("1.3.6.1.6.3.15.1.1.4.0"), ber.enc_int(1, ber.COUNTER32)))
-            pdu = ber.enc_seq(ber.enc_int(request_id), ber.enc_int(0), ber.enc_int(0), vb, tag=ber.REPORT)
+            report = ber.enc_seq(ber.enc_int(request_id), ber.enc_int(0), ber.enc_int(0), vb, tag=ber.REPORT)
             return ber.enc_seq(
                 ber.enc_int(3),
                 ber.enc_seq(ber.enc_int(msg_id), ber.enc_int(65507), ber.enc_str(b"\x00"), ber.enc_int(3)),
                 ber.enc_str(usm),
-                ber.enc_seq(ber.enc_str(engine_id), ber.enc_str(b""), pdu),
+                ber.enc_seq(ber.enc_str(engine_id), ber.enc_str(b""), report),
             )
         community = top.expect(ber.OCTET_STRING).decode("latin-1")
         if community not in self.spec.communities:
@@ -224,17 +251,17 @@ class Device:
         binds = pdu.sub(ber.SEQUENCE)
         values = {
             SYS_DESCR: ber.enc_str(self.sys_descr().encode()),
-            SYS_OBJECT_ID: ber.enc_oid("1.3.6.1.4.1.99999.1." + {"router": "1", "mfp": "2", "pbx": "3"}.get(
-                self.spec.persona, "9")),
+            SYS_OBJECT_ID: ber.enc_oid(
+                "1.3.6.1.4.1.99999.1." + {"router": "1", "mfp": "2", "pbx": "3"}.get(self.spec.persona, "9")
+            ),
             SYS_NAME: ber.enc_str(self.spec.name.encode()),
         }
         out = []
         while not binds.done():
-            vb = binds.sub(ber.SEQUENCE)
-            oid = ber.dec_oid(vb.expect(ber.OID))
+            bind = binds.sub(ber.SEQUENCE)
+            oid = ber.dec_oid(bind.expect(ber.OID))
             out.append(ber.enc_seq(ber.enc_oid(oid), values.get(oid, ber.enc_null(ber.NO_SUCH_OBJECT))))
-        resp = ber.enc_seq(ber.enc_int(request_id), ber.enc_int(0), ber.enc_int(0), ber.enc_seq(*out),
-                           tag=ber.RESPONSE)
+        resp = ber.enc_seq(ber.enc_int(request_id), ber.enc_int(0), ber.enc_int(0), ber.enc_seq(*out), tag=ber.RESPONSE)
         return ber.enc_seq(ber.enc_int(version), ber.enc_str(community.encode("latin-1")), resp)
 
     def _sip(self, data: bytes) -> bytes | None:
@@ -247,10 +274,16 @@ class Device:
         status = "200 OK" if msg.method == "OPTIONS" else "501 Not Implemented"
         lines = [f"SIP/2.0 {status}"]
         lines += [f"Via: {v}" for v in msg.values("via")]
-        lines += [f"From: {msg.get('from')}", f"To: {to}", f"Call-ID: {msg.get('call-id')}",
-                  f"CSeq: {msg.get('cseq')}", f"User-Agent: EdgeLab PBX {self.spec.firmware}",
-                  "Allow: INVITE, ACK, CANCEL, OPTIONS, BYE, REFER, SUBSCRIBE, NOTIFY, INFO, REGISTER",
-                  "Supported: replaces, timer", "Content-Length: 0"]
+        lines += [
+            f"From: {msg.get('from')}",
+            f"To: {to}",
+            f"Call-ID: {msg.get('call-id')}",
+            f"CSeq: {msg.get('cseq')}",
+            f"User-Agent: EdgeLab PBX {self.spec.firmware}",
+            "Allow: INVITE, ACK, CANCEL, OPTIONS, BYE, REFER, SUBSCRIBE, NOTIFY, INFO, REGISTER",
+            "Supported: replaces, timer",
+            "Content-Length: 0",
+        ]
         return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
     def _ntp(self, data: bytes) -> bytes | None:
@@ -262,8 +295,14 @@ class Device:
         leap = 3 if stratum >= 16 else 0
         origin = data[40:48]
         ref = b"LOCL" if stratum == 1 else (b"\x7f\x00\x00\x01" if stratum < 16 else b"INIT")
-        return (struct.pack("!BBbb", (leap << 6) | (4 << 3) | 4, stratum, 6, -20) + b"\0" * 8 + ref
-                + struct.pack("!Q", ts) + origin + struct.pack("!QQ", ts, ts))
+        return (
+            struct.pack("!BBbb", (leap << 6) | (4 << 3) | 4, stratum, 6, -20)
+            + b"\0" * 8
+            + ref
+            + struct.pack("!Q", ts)
+            + origin
+            + struct.pack("!QQ", ts, ts)
+        )
 
 
 class _Udp(asyncio.DatagramProtocol):

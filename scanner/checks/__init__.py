@@ -15,7 +15,7 @@ from scanner.errors import RegistryError
 from scanner.model import JSON, Finding, Mode, Observation, ProbeFailure, Service, Severity, Status
 from scanner.profiles import Match
 
-O = TypeVar("O", bound=Observation)
+ObsT = TypeVar("ObsT", bound=Observation)
 
 
 @dataclass(frozen=True)
@@ -66,14 +66,15 @@ class HostView:
     max_baseline_age_days: int = 365
     open_services: frozenset[Service] = field(default_factory=frozenset)
 
-    def of(self, cls: type[O]) -> list[O]:
+    def of(self, cls: type[ObsT]) -> list[ObsT]:
         """Observations of one type."""
         return [o for o in self.observations if isinstance(o, cls)]
 
     def failures(self, service: Service | None = None, probe: str | None = None) -> list[ProbeFailure]:
         """Probe failures, optionally for one service and/or probe."""
         return [
-            f for f in self.of(ProbeFailure)
+            f
+            for f in self.of(ProbeFailure)
             if (service is None or f.service == service) and (probe is None or f.probe == probe)
         ]
 

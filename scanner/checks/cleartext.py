@@ -15,12 +15,25 @@ def cleartext_admin(view: HostView) -> list[Finding]:
     judged: list[str] = []
     for banner in view.of(Banner):
         if banner.protocol == "telnet":
-            out.append(view.finding(CHECK, Status.FAIL, service=banner.service, severity=Severity.HIGH,
-                                    evidence={"protocol": "telnet", "banner": banner.text[:200],
-                                              "login_prompt": banner.login_prompt}))
+            out.append(
+                view.finding(
+                    CHECK,
+                    Status.FAIL,
+                    service=banner.service,
+                    severity=Severity.HIGH,
+                    evidence={"protocol": "telnet", "banner": banner.text[:200], "login_prompt": banner.login_prompt},
+                )
+            )
         elif banner.protocol == "ftp":
-            out.append(view.finding(CHECK, Status.FAIL, service=banner.service, severity=Severity.MEDIUM,
-                                    evidence={"protocol": "ftp", "banner": banner.text[:200]}))
+            out.append(
+                view.finding(
+                    CHECK,
+                    Status.FAIL,
+                    service=banner.service,
+                    severity=Severity.MEDIUM,
+                    evidence={"protocol": "ftp", "banner": banner.text[:200]},
+                )
+            )
         elif banner.service is not None:
             judged.append(banner.service.key)
     for http in view.of(HttpInfo):
@@ -30,14 +43,32 @@ def cleartext_admin(view: HostView) -> list[Finding]:
         if http.service is not None:
             judged.append(http.service.key)  # seen: either flagged below or not an admin page
         if http.auth_scheme or http.login_form:
-            out.append(view.finding(CHECK, Status.FAIL, service=http.service, severity=Severity.MEDIUM,
-                                    evidence={"protocol": "http", "status": http.status,
-                                              "auth": http.auth_scheme, "login_form": http.login_form,
-                                              "title": http.title}))
+            out.append(
+                view.finding(
+                    CHECK,
+                    Status.FAIL,
+                    service=http.service,
+                    severity=Severity.MEDIUM,
+                    evidence={
+                        "protocol": "http",
+                        "status": http.status,
+                        "auth": http.auth_scheme,
+                        "login_form": http.login_form,
+                        "title": http.title,
+                    },
+                )
+            )
     for snmp in view.of(SnmpInfo):
         if snmp.version in ("v1", "v2c"):
-            out.append(view.finding(CHECK, Status.FAIL, service=snmp.service, severity=Severity.MEDIUM,
-                                    evidence={"protocol": f"snmp{snmp.version}", "community": snmp.community or ""}))
+            out.append(
+                view.finding(
+                    CHECK,
+                    Status.FAIL,
+                    service=snmp.service,
+                    severity=Severity.MEDIUM,
+                    evidence={"protocol": f"snmp{snmp.version}", "community": snmp.community or ""},
+                )
+            )
     # A cleartext-capable port that is open but whose probe failed cannot be judged.
     flagged = {f.service for f in out}
     for port in view.of(PortState):
@@ -50,8 +81,14 @@ def cleartext_admin(view: HostView) -> list[Finding]:
         reason = "; ".join(f.reason for f in failures) or "port open but its protocol probe never answered"
         out.append(view.finding(CHECK, Status.INCONCLUSIVE, service=svc, evidence={"reason": reason}))
     if not out:
-        out.append(view.finding(CHECK, Status.PASS, evidence={
-            "checked": sorted({s.key for s in view.open_services}),
-            "judged": sorted(set(judged)),
-        }))
+        out.append(
+            view.finding(
+                CHECK,
+                Status.PASS,
+                evidence={
+                    "checked": sorted({s.key for s in view.open_services}),
+                    "judged": sorted(set(judged)),
+                },
+            )
+        )
     return out

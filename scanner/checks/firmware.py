@@ -50,7 +50,9 @@ def _judge(view: HostView) -> tuple[list[Finding], list[Finding]]:
         "source_url": profile.sources.get(baseline.source, {}).get("url"),
         "as_of": baseline.as_of.isoformat(),
     }
-    stale_reason = f"baseline is {age} days old (limit {view.max_baseline_age_days}): stale knowledge, not trusted for a pass"
+    stale_reason = (
+        f"baseline is {age} days old (limit {view.max_baseline_age_days}): stale knowledge, not trusted for a pass"
+    )
 
     def settle(check_id: str, failed: bool | None, ev: dict[str, object], reason: str) -> Finding:
         evidence = {**base_ev, **ev}

@@ -10,8 +10,13 @@ from scanner.model import Banner, Finding, HttpInfo, SipInfo, SnmpInfo, Status
 def device_identified(view: HostView) -> list[Finding]:
     """Which profile matched, on what evidence; 'unidentified' is said too."""
     if view.match is None:
-        return [view.finding("EA-DEVICE-IDENTIFIED", Status.INFO, evidence={"profile": None,
-                             "reason": "no profile's fingerprints matched what the device showed"})]
+        return [
+            view.finding(
+                "EA-DEVICE-IDENTIFIED",
+                Status.INFO,
+                evidence={"profile": None, "reason": "no profile's fingerprints matched what the device showed"},
+            )
+        ]
     m = view.match
     return [
         view.finding(
@@ -44,10 +49,7 @@ def services_open(view: HostView) -> list[Finding]:
             said[obs.service.key] = f"SIP {obs.status} {obs.server or obs.user_agent or ''}".strip()
         elif isinstance(obs, SnmpInfo):
             said[obs.service.key] = f"SNMP {obs.version} {obs.sys_descr or obs.engine_id or ''}".strip()
-    services = [
-        {"service": s.key, "name": s.name, "said": said.get(s.key, "")}
-        for s in sorted(view.open_services)
-    ]
+    services = [{"service": s.key, "name": s.name, "said": said.get(s.key, "")} for s in sorted(view.open_services)]
     if not services:
         return []
     return [view.finding("EA-SERVICES-OPEN", Status.INFO, evidence={"services": services})]
