@@ -1,0 +1,108 @@
+"""`make bench`: sweep speed and memory against an emulated fleet on loopback.
+
+Starts N emulated devices in a child process (127.0.230.x onward, high ports),
+sweeps them with the real engine, and prints hosts/s and peak RSS. Numbers are
+measurements of this machine, not promises; compare runs on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+import probes
+from probes.base import ProbeConfig, Timeouts
+from scanner import profiles
+from scanner.orchestrator import Engine, HostResult, SweepConfig
+
+
+def _fleet(n: int) -> list[dict[str, object]]:
+    personas = [
+        ("router", "EL-R100", "2.4.1", "basic"),
+        ("router", "EL-R200", "3.2.1", "redirect"),
+        ("mfp", "EL-M300", "5.10", "form"),
+    ]
+    out = []
+    for i in range(n):
+        persona, model, fw, http = personas[i % len(personas)]
+        out.append(
+            {
+                "name": f"b{i}",
+                "address": f"127.0.{230 + i // 250}.{1 + i % 250}",
+                "persona": persona,
+                "model": model,
+                "firmware": fw,
+                "http_mode": http,
+                "communities": ["public"],
+                "services": {"ssh": 2222, "http": 8080, "snmp": 1161, "ntp": 1123},
+            }
+        )
+    return out
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.results: list[HostResult] = []
+
+    def host_done(self, result: HostResult) -> None:
+        self.results.append(result)
+
+
+async def _sweep(addresses: list[str], concurrency: int) -> tuple[float, int]:
+    probes.load_all()
+    config = SweepConfig(
+        timeouts=Timeouts(connect=1.0, read=1.0, probe=4.0, host=30.0),
+        probe_config=ProbeConfig(
+            tcp_ports=(2222, 8080),
+            port_names=((2222, "ssh"), (8080, "http")),
+            snmp_port=1161,
+            ntp_port=1123,
+            sip_port=15060,
+        ),
+        max_hosts=concurrency,
+    )
+    sink = _Sink()
+    started = time.monotonic()
+    await Engine(config, profiles.load_all()).sweep(addresses, sink, asyncio.Event())
+    return time.monotonic() - started, sum(1 for r in sink.results if r.state == "up")
+
+
+def main() -> None:
+    """Run the benchmark and print one line of results."""
+    parser = argparse.ArgumentParser(prog="python -m lab.bench")
+    parser.add_argument("--devices", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=64)
+    args = parser.parse_args()
+    fleet = _fleet(args.devices)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg, pid = Path(tmp) / "fleet.yaml", Path(tmp) / "fleet.pid"
+        cfg.write_text(yaml.safe_dump({"devices": fleet}))
+        emu = subprocess.Popen(
+            [sys.executable, "-m", "lab.emulator", str(cfg), "--pidfile", str(pid)], stderr=subprocess.DEVNULL
+        )
+        try:
+            for _ in range(200):
+                if pid.exists():
+                    break
+                time.sleep(0.05)
+            elapsed, up = asyncio.run(_sweep([str(d["address"]) for d in fleet], args.concurrency))
+        finally:
+            emu.terminate()
+            emu.wait(10)
+    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"bench: {args.devices} emulated devices, concurrency {args.concurrency}: {elapsed:.1f} s, "
+        f"{args.devices / elapsed:.1f} hosts/s, {up} up, scanner peak RSS {rss_mib:.0f} MiB"
+    )
+
+
+if __name__ == "__main__":
+    main()
