@@ -14,7 +14,7 @@ from probes.base import REGISTRY, Phase, Probe, ProbeContext, ProbeTarget, Regis
 from scanner import profiles
 from scanner.errors import RegistryError, Unreachable
 from scanner.model import Mode, Observation, Risk, Status
-from scanner.orchestrator import Engine, HostResult
+from scanner.orchestrator import Engine
 from tests.conftest import StartDevice, by_id, config_for, scan_device
 
 
@@ -202,7 +202,3 @@ def test_engine_side_never_imports_a_protocol_library(module: Path) -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             names.add(node.module.split(".")[0])
     assert not names & PROTOCOL_LIBS, f"{module} imports {names & PROTOCOL_LIBS}"
-
-
-def _unused(r: HostResult) -> None:  # keep the import used for type clarity
-    del r
