@@ -75,11 +75,6 @@ def parse_v3_message(data: bytes) -> tuple[int, bytes, int, int]:
     return msg_id, engine_id, tag, request_id
 
 
-def engine_id_text(engine_id: bytes) -> str:
-    """Hex form of an engine id."""
-    return engine_id.hex()
-
-
 @register
 class SnmpDiscovery(Probe):
     """SNMPv3 engine discovery: proves an agent, reveals its engine id, sends no secret."""
@@ -122,7 +117,7 @@ class SnmpDiscovery(Probe):
             )
         except (Timeout, Refused):
             return []
-        return [SnmpInfo(target.service, version="v3-discovery", engine_id=engine_id_text(found[0]))]
+        return [SnmpInfo(target.service, version="v3-discovery", engine_id=found[0].hex())]
 
 
 async def snmp_get(

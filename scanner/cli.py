@@ -81,14 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
-    add = sub.add_parser
 
-    def sub_parser(name: str, **kw: Any) -> argparse.ArgumentParser:
-        return add(name, parents=[common], **kw)
-
-    sub.add_parser = sub_parser  # type: ignore[method-assign]
-
-    scan = sub.add_parser("scan", help="sweep targets, write reports, record history")
+    scan = sub.add_parser("scan", parents=[common], help="sweep targets, write reports, record history")
     scan.add_argument("targets", nargs="*", help="CIDR, a-b range, IP, hostname or @file (IPv4 and IPv6)")
     scan.add_argument("--exclude", action="append", default=[], help="same forms as targets; repeatable")
     scan.add_argument("--allow-large", action="store_true", help="allow more than 65,536 addresses")
@@ -101,16 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_scan_options(scan)
 
-    check = sub.add_parser("check", help="installer hand-off check of one device")
+    check = sub.add_parser("check", parents=[common], help="installer hand-off check of one device")
     check.add_argument("target", help="one IP address or hostname")
     _add_scan_options(check)
 
-    hist = sub.add_parser("history", help="list recorded sweeps")
+    hist = sub.add_parser("history", parents=[common], help="list recorded sweeps")
     hist.add_argument("--db", type=Path)
     hist.add_argument("--limit", type=int, default=20)
     hist.add_argument("--json", action="store_true")
 
-    diff = sub.add_parser("diff", help="compare two sweeps (default: the two newest)")
+    diff = sub.add_parser("diff", parents=[common], help="compare two sweeps (default: the two newest)")
     diff.add_argument("old", nargs="?", default="-2")
     diff.add_argument("new", nargs="?", default="-1")
     diff.add_argument("--db", type=Path)
@@ -122,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 1 when a newly failing finding is at or above this severity",
     )
 
-    rep = sub.add_parser("report", help="render a recorded sweep")
+    rep = sub.add_parser("report", parents=[common], help="render a recorded sweep")
     rep.add_argument("sweep", nargs="?", default="latest", help="sweep id, unique prefix, 'latest' or -N")
     rep.add_argument("--format", choices=["html", "json", "csv"], default="html")
     rep.add_argument("--lang", choices=["ja", "en"])
@@ -130,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--db", type=Path)
     rep.add_argument("--show-secrets", action="store_true")
 
-    prof = sub.add_parser("profiles", help="list or validate device profiles")
+    prof = sub.add_parser("profiles", parents=[common], help="list or validate device profiles")
     prof_sub = prof.add_subparsers(dest="action", required=True)
     pl = prof_sub.add_parser("list", help="list profiles")
     pl.add_argument("--profiles", type=Path, action="append", default=[])

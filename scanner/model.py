@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -91,13 +90,6 @@ class Observation:
     proves_open: ClassVar[bool] = False  # an answer on this service proves it is up
 
     service: Service | None
-
-    def to_json(self) -> dict[str, JSON]:
-        """JSON form with a ``kind`` tag."""
-        data = dataclasses.asdict(self)
-        data["service"] = self.service.to_json() if self.service else None
-        data["kind"] = self.kind
-        return data
 
 
 @dataclass(frozen=True)

@@ -319,11 +319,9 @@ class _Udp(asyncio.DatagramProtocol):
             self.transport.sendto(reply, addr)
 
 
-async def run_devices(specs: list[DeviceSpec], ready: asyncio.Event | None = None) -> list[Device]:
+async def run_devices(specs: list[DeviceSpec]) -> list[Device]:
     """Start devices; returns them running."""
     devices = [Device(s) for s in specs]
     for d in devices:
         await d.start()
-    if ready:
-        ready.set()
     return devices

@@ -3,83 +3,68 @@
 from __future__ import annotations
 
 from scanner.checks import HostView, check
-from scanner.model import Banner, Finding, HttpInfo, PortState, Severity, SnmpInfo, Status
+from scanner.model import JSON, Banner, Finding, HttpInfo, Mode, PortState, Service, Severity, SnmpInfo, Status
 
 CHECK = "CIAJ-1.2-CLEARTEXT-ADMIN"
+CLEARTEXT_TCP = ("telnet", "ftp", "http")
 
 
 @check(CHECK)
 def cleartext_admin(view: HostView) -> list[Finding]:
-    """Fail per cleartext management service; inconclusive where its probe failed; else pass."""
+    """Fail per cleartext management service; inconclusive where it could not be judged; else pass."""
     out: list[Finding] = []
     judged: list[str] = []
+
+    def flag(service: Service | None, severity: Severity, **evidence: JSON) -> None:
+        out.append(view.finding(CHECK, Status.FAIL, service=service, severity=severity, evidence=evidence))
+
+    def unknown(service: Service | None, reason: str) -> None:
+        out.append(view.finding(CHECK, Status.INCONCLUSIVE, service=service, evidence={"reason": reason}))
+
     for banner in view.of(Banner):
         if banner.protocol == "telnet":
-            out.append(
-                view.finding(
-                    CHECK,
-                    Status.FAIL,
-                    service=banner.service,
-                    severity=Severity.HIGH,
-                    evidence={"protocol": "telnet", "banner": banner.text[:200], "login_prompt": banner.login_prompt},
-                )
+            flag(
+                banner.service,
+                Severity.HIGH,
+                protocol="telnet",
+                banner=banner.text[:200],
+                login_prompt=banner.login_prompt,
             )
         elif banner.protocol == "ftp":
-            out.append(
-                view.finding(
-                    CHECK,
-                    Status.FAIL,
-                    service=banner.service,
-                    severity=Severity.MEDIUM,
-                    evidence={"protocol": "ftp", "banner": banner.text[:200]},
-                )
-            )
+            flag(banner.service, Severity.MEDIUM, protocol="ftp", banner=banner.text[:200])
         elif banner.service is not None:
             judged.append(banner.service.key)
     for http in view.of(HttpInfo):
-        if http.tls or http.redirects_to_https:
-            judged.append(http.service.key if http.service else "http")
-            continue
         if http.service is not None:
-            judged.append(http.service.key)  # seen: either flagged below or not an admin page
+            judged.append(http.service.key)  # seen: flagged below, encrypted, or not an admin page
+        if http.tls or http.redirects_to_https:
+            continue
         if http.auth_scheme or http.login_form:
-            out.append(
-                view.finding(
-                    CHECK,
-                    Status.FAIL,
-                    service=http.service,
-                    severity=Severity.MEDIUM,
-                    evidence={
-                        "protocol": "http",
-                        "status": http.status,
-                        "auth": http.auth_scheme,
-                        "login_form": http.login_form,
-                        "title": http.title,
-                    },
-                )
+            flag(
+                http.service,
+                Severity.MEDIUM,
+                protocol="http",
+                status=http.status,
+                auth=http.auth_scheme,
+                login_form=http.login_form,
+                title=http.title,
             )
-    for snmp in view.of(SnmpInfo):
-        if snmp.version in ("v1", "v2c"):
-            out.append(
-                view.finding(
-                    CHECK,
-                    Status.FAIL,
-                    service=snmp.service,
-                    severity=Severity.MEDIUM,
-                    evidence={"protocol": f"snmp{snmp.version}", "community": snmp.community or ""},
-                )
-            )
-    # A cleartext-capable port that is open but whose probe failed cannot be judged.
+    snmp = view.of(SnmpInfo)
+    for info in snmp:
+        if info.version in ("v1", "v2c"):
+            flag(info.service, Severity.MEDIUM, protocol=f"snmp{info.version}", community=info.community or "")
+    if view.mode == Mode.SAFE and snmp and not any(i.version in ("v1", "v2c") for i in snmp):
+        # An agent answered v3 discovery, but safe mode sends no community: v1/v2c is untested.
+        unknown(snmp[0].service, "SNMP agent present; v1/v2c not tested in safe mode (no community is sent)")
     flagged = {f.service for f in out}
     for port in view.of(PortState):
         svc = port.service
-        if not port.is_open or svc is None or svc.name not in ("telnet", "ftp", "http") or svc.key in flagged:
+        if not port.is_open or svc is None or svc.name not in CLEARTEXT_TCP or svc.key in flagged:
             continue
         if svc.key in judged:
             continue
         failures = view.failures(service=svc)
-        reason = "; ".join(f.reason for f in failures) or "port open but its protocol probe never answered"
-        out.append(view.finding(CHECK, Status.INCONCLUSIVE, service=svc, evidence={"reason": reason}))
+        unknown(svc, "; ".join(f.reason for f in failures) or "port open but its protocol probe never answered")
     if not out:
         out.append(
             view.finding(
