@@ -30,7 +30,7 @@ def _fleet(n: int) -> list[dict[str, object]]:
         ("router", "EL-R200", "3.2.1", "redirect"),
         ("mfp", "EL-M300", "5.10", "form"),
     ]
-    out = []
+    out: list[dict[str, object]] = []
     for i in range(n):
         persona, model, fw, http = personas[i % len(personas)]
         out.append(

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import struct
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote_plus
 
-from probes import ber, sipmsg
+from lab.emulator import printer
+from lab.emulator.sip_pbx import SipPersona
+from probes import ber
 from scanner.errors import MalformedResponse
 
 SYS_DESCR = "1.3.6.1.2.1.1.1.0"
 SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"
 SYS_NAME = "1.3.6.1.2.1.1.5.0"
 NTP_EPOCH = 2_208_988_800
-DEFAULT_PORTS = {"ftp": 21, "ssh": 22, "telnet": 23, "http": 80, "snmp": 161, "ntp": 123, "sip": 5060}
-TCP_SERVICES = ("ftp", "ssh", "telnet", "http")
+DEFAULT_PORTS = {
+    "ftp": 21, "ssh": 22, "telnet": 23, "http": 80, "snmp": 161, "ntp": 123, "sip": 5060, "ipp": 631, "pjl": 9100,
+}  # fmt: skip
+TCP_SERVICES = ("ftp", "ssh", "telnet", "http", "ipp", "pjl")
 
 
 @dataclass
@@ -27,7 +33,7 @@ class DeviceSpec:
 
     name: str
     address: str
-    persona: str  # router | mfp | pbx
+    persona: str  # router | mfp | pbx | phone
     model: str
     firmware: str
     services: dict[str, int]
@@ -37,6 +43,17 @@ class DeviceSpec:
     clock_skew_s: float = 0.0
     hang: list[str] = field(default_factory=list)  # services that accept but never answer
     garbage: list[str] = field(default_factory=list)  # services that answer junk
+    users: dict[str, str] = field(default_factory=dict)  # admin accounts (SSH, Telnet, HTTP, FTP)
+    lockout_after: int | None = None  # lock an account after this many failed logins
+    cli: str | None = None  # SSH CLI persona: yamaha | cisco (None: banner only)
+    logging: dict[str, Any] = field(default_factory=lambda: {"enabled": True, "remote": []})
+    ntp_servers: list[str] = field(default_factory=list)
+    sip_user_agent: str | None = None
+    extensions: dict[str, str] = field(default_factory=dict)  # SIP user -> password
+    guest_calls: bool = False  # unauthenticated INVITEs reach the dialplan
+    guest_routes: list[str] = field(default_factory=list)  # dial prefixes the guest context routes out
+    auth_reject_uniform: bool = True  # same answer for unknown users and wrong passwords
+    ftp_anonymous: bool = False
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DeviceSpec:
@@ -57,6 +74,17 @@ class DeviceSpec:
             clock_skew_s=float(data.get("clock_skew_s", 0)),
             hang=list(data.get("hang", [])),
             garbage=list(data.get("garbage", [])),
+            users={str(k): str(v) for k, v in (data.get("users") or {}).items()},
+            lockout_after=data.get("lockout_after"),
+            cli=data.get("cli"),
+            logging=dict(data.get("logging") or {"enabled": True, "remote": []}),
+            ntp_servers=[str(s) for s in data.get("ntp_servers", [])],
+            sip_user_agent=data.get("sip_user_agent"),
+            extensions={str(k): str(v) for k, v in (data.get("extensions") or {}).items()},
+            guest_calls=bool(data.get("guest_calls", False)),
+            guest_routes=[str(r) for r in data.get("guest_routes", [])],
+            auth_reject_uniform=bool(data.get("auth_reject_uniform", True)),
+            ftp_anonymous=bool(data.get("ftp_anonymous", False)),
         )
 
 
@@ -70,12 +98,39 @@ class Device:
         self.bound: dict[str, int] = {}
         self.received: list[tuple[str, bytes]] = []  # (service, first bytes) for tests
         self._conns: set[asyncio.Task[Any]] = set()
+        self.login_attempts: list[tuple[str, str]] = []  # (service, username)
+        self.failures: dict[str, int] = {}  # failed logins per account
+        self.locked: set[str] = set()  # accounts locked by lockout_after
+        self.config_attempts: list[str] = []  # configuration-changing commands received (must stay empty)
+        self.snmp_sets: list[str] = []  # SNMP SET requests received (must stay empty)
+        self.job_bytes = 0  # non-PJL bytes on the raw print port (must stay 0)
+        self.pjl_writes: list[str] = []  # PJL commands other than inquiries (must stay empty)
+        self.sip = SipPersona(spec)
+        self._cli: Any = None
+
+    def check_login(self, username: str, password: str) -> bool:
+        """One login attempt against the spec's users, counting failures toward the lockout."""
+        if username in self.locked:
+            return False
+        if self.spec.users.get(username) == password and username in self.spec.users:
+            self.failures.pop(username, None)
+            return True
+        self.failures[username] = self.failures.get(username, 0) + 1
+        limit = self.spec.lockout_after
+        if limit is not None and self.failures[username] >= limit:
+            self.locked.add(username)
+        return False
 
     async def start(self) -> None:
         """Bind every service (port 0 picks a free one; see ``bound``)."""
         loop = asyncio.get_running_loop()
         for name, port in self.spec.services.items():
-            if name in TCP_SERVICES:
+            if name == "ssh" and self.spec.cli:
+                from lab.emulator.cli import CliServer
+
+                self._cli = CliServer(self)
+                self.bound[name] = await self._cli.start(port)
+            elif name in TCP_SERVICES:
                 server = await asyncio.start_server(
                     self._tcp_handler(name), self.spec.address, port, reuse_address=True
                 )
@@ -101,6 +156,9 @@ class Device:
 
     async def stop(self) -> None:
         """Close every listener and connection."""
+        self.sip.close()
+        if self._cli is not None:
+            await self._cli.stop()
         for server in self.servers:
             server.close()
         for task in list(self._conns):
@@ -145,44 +203,142 @@ class Device:
         writer.write(bytes([255, 251, 1, 255, 251, 3]))  # WILL ECHO, WILL SGA
         writer.write(f"\r\nEdgeLab {self.spec.model} Rev.{self.spec.firmware}\r\n\r\nLogin: ".encode())
         await writer.drain()
-        data = await reader.read(256)
-        self.received.append(("telnet", data))
-        await reader.read(256)
+        for _ in range(3):  # three tries per connection, then hang up (as most consoles do)
+            user = _strip_iac(await reader.readline()).strip()
+            self.received.append(("telnet", user[:100]))
+            writer.write(b"Password: ")
+            await writer.drain()
+            password = _strip_iac(await reader.readline()).strip()
+            self.login_attempts.append(("telnet", user.decode("latin-1")))
+            if self.check_login(user.decode("latin-1"), password.decode("latin-1")):
+                writer.write(f"\r\n{self.spec.name}> ".encode())
+                await writer.drain()
+                await reader.readline()
+                return
+            writer.write(b"\r\nLogin incorrect\r\n\r\nLogin: ")
+            await writer.drain()
 
     async def _ftp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(f"220 EdgeLab {self.spec.model} FTP server ready\r\n".encode())
         await writer.drain()
-        self.received.append(("ftp", await reader.readline()))
+        user = ""
+        for _ in range(20):
+            line = (await reader.readline())[:200]
+            if not line:
+                return
+            self.received.append(("ftp", line))
+            verb, _, arg = line.decode("latin-1").strip().partition(" ")
+            verb = verb.upper()
+            if verb == "USER":
+                user, reply = arg, "331 Password required"
+            elif verb == "PASS":
+                self.login_attempts.append(("ftp", user))
+                anonymous = user.lower() in ("anonymous", "ftp") and self.spec.ftp_anonymous
+                ok = anonymous or self.check_login(user, arg)
+                reply = "230 Login successful" if ok else "530 Login incorrect"
+            elif verb == "QUIT":
+                writer.write(b"221 Goodbye\r\n")
+                await writer.drain()
+                return
+            else:
+                reply = "502 Command not implemented"
+            writer.write(f"{reply}\r\n".encode())
+            await writer.drain()
 
     async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
         self.received.append(("http", head[:200]))
+        request_line, *header_lines = head.decode("latin-1").split("\r\n")
+        method, _, rest = request_line.partition(" ")
+        path = rest.split(" ")[0] or "/"
+        headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines if h)}
+        length = min(int(headers.get("content-length", "0") or 0), 4096)
+        body_in = await reader.readexactly(length) if length else b""
         spec = self.spec
-        if spec.persona == "mfp":
-            title, server = f"EdgeLab {spec.model} Web Console", f"EdgeLab-EWS/{spec.firmware}"
-        elif spec.persona == "pbx":
-            title, server = "EdgeLab PBX Administration", "EdgeLab-PBX-Web"
-        else:
-            title, server = f"EdgeLab {spec.model} Router Setup", "EdgeLab-httpd"
-        headers = [f"Server: {server}", f"Date: {time.strftime('%a, %d %b %Y %H:%M:%S GMT', time.gmtime())}"]
+        title, server = {
+            "mfp": (f"EdgeLab {spec.model} Web Console", f"EdgeLab-EWS/{spec.firmware}"),
+            "pbx": ("EdgeLab PBX Administration", "EdgeLab-PBX-Web"),
+            "phone": (f"EdgeLab {spec.model} Phone Settings", "EdgeLab-Phone-Web"),
+        }.get(spec.persona, (f"EdgeLab {spec.model} Router Setup", "EdgeLab-httpd"))
+        out = [f"Server: {server}", f"Date: {time.strftime('%a, %d %b %Y %H:%M:%S GMT', time.gmtime())}"]
+        page = f"<html><head><title>{title}</title></head><body>{{}}</body></html>"
         if spec.http_mode == "redirect":
             status, body = "301 Moved Permanently", b""
-            headers.append(f"Location: https://{spec.address}/")
+            out.append(f"Location: https://{spec.address}/")
         elif spec.http_mode == "basic":
-            status = "401 Unauthorized"
-            headers.append(f'WWW-Authenticate: Basic realm="{spec.model}"')
-            body = f"<html><head><title>{title}</title></head><body>Authorization required</body></html>".encode()
+            user, password = _basic_credentials(headers.get("authorization", ""))
+            if user is not None:
+                self.login_attempts.append(("http", user))
+            if user is not None and self.check_login(user, password):
+                status, body = "200 OK", page.format("Administration menu: status, network, logout").encode()
+            else:
+                status, body = "401 Unauthorized", page.format("Authorization required").encode()
+                out.append(f'WWW-Authenticate: Basic realm="{spec.model}"')
+        elif spec.http_mode == "form" and method == "POST" and path == "/login":
+            form = dict(p.partition("=")[::2] for p in body_in.decode("latin-1").split("&") if p)
+            user = unquote_plus(form.get("user", ""))
+            self.login_attempts.append(("http", user))
+            if self.check_login(user, unquote_plus(form.get("pass", ""))):
+                status, body = "302 Found", b""
+                out += ["Location: /admin", "Set-Cookie: session=lab-session; HttpOnly"]
+            else:
+                status, body = (
+                    "200 OK",
+                    page.format(
+                        "Login failed. <form method=post action=/login>"
+                        "<input name=user><input type=password name=pass></form>"
+                    ).encode(),
+                )
+        elif spec.http_mode == "form" and path == "/admin" and "session=lab-session" in headers.get("cookie", ""):
+            status, body = "200 OK", page.format("Administration menu: logout").encode()
         elif spec.http_mode == "form":
             status = "200 OK"
-            body = (
-                f"<html><head><title>{title}</title></head><body><form method=post action=/login>"
-                "<input name=user><input type=password name=pass></form></body></html>"
+            body = page.format(
+                "<form method=post action=/login><input name=user><input type=password name=pass></form>"
             ).encode()
         else:
-            status = "200 OK"
-            body = f"<html><head><title>{title}</title></head><body>status</body></html>".encode()
-        headers += ["Content-Type: text/html", f"Content-Length: {len(body)}", "Connection: close"]
-        writer.write((f"HTTP/1.1 {status}\r\n" + "\r\n".join(headers) + "\r\n\r\n").encode() + body)
+            status, body = "200 OK", page.format("status").encode()
+        out += ["Content-Type: text/html", f"Content-Length: {len(body)}", "Connection: close"]
+        writer.write((f"HTTP/1.1 {status}\r\n" + "\r\n".join(out) + "\r\n\r\n").encode() + body)
+        await writer.drain()
+
+    async def _pjl(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Raw print port: answer read-only PJL inquiries, record anything else, print nothing."""
+        for _ in range(50):
+            line = await reader.readline()
+            if not line:
+                return
+            text = line.replace(printer.UEL, b"").decode("latin-1").strip()
+            if not text:
+                continue
+            if not text.upper().startswith("@PJL"):
+                self.job_bytes += len(line)
+                continue
+            self.received.append(("pjl", text.encode()[:100]))
+            answer = printer.pjl_answer(self.spec, text)
+            if answer is None:
+                if text.upper().strip() != "@PJL":
+                    self.pjl_writes.append(text)
+                continue
+            writer.write(answer)
+            await writer.drain()
+
+    async def _ipp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """IPP over HTTP POST: Get-Printer-Attributes."""
+        head = await reader.readuntil(b"\r\n\r\n")
+        self.received.append(("ipp", head[:200]))
+        headers = {
+            k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in head.decode().split("\r\n")[1:])
+        }
+        length = min(int(headers.get("content-length", "0") or 0), 65536)
+        request = await reader.readexactly(length) if length else b""
+        body = printer.ipp_response(self.spec, request)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/ipp\r\nServer: EdgeLab-IPP/"
+            + self.spec.firmware.encode()
+            + f"\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
+        )
         await writer.drain()
 
     # UDP services
@@ -198,7 +354,7 @@ class Device:
             if name == "snmp":
                 return self._snmp(data)
             if name == "sip":
-                return self._sip(data)
+                raise AssertionError("sip is handled by the persona")
             if name == "ntp":
                 return self._ntp(data)
         except MalformedResponse:
@@ -242,49 +398,45 @@ class Device:
         if community not in self.spec.communities:
             return None  # wrong community: silence, like a real agent
         tag, pdu_bytes = top.read()
-        if tag != ber.GET_REQUEST:
-            return None
         pdu = ber.Reader(pdu_bytes)
         request_id = pdu.int()
         pdu.int()
         pdu.int()
         binds = pdu.sub(ber.SEQUENCE)
-        values = {
-            SYS_DESCR: ber.enc_str(self.sys_descr().encode()),
-            SYS_OBJECT_ID: ber.enc_oid(
-                "1.3.6.1.4.1.99999.1." + {"router": "1", "mfp": "2", "pbx": "3"}.get(self.spec.persona, "9")
-            ),
-            SYS_NAME: ber.enc_str(self.spec.name.encode()),
-        }
-        out = []
+        oids = []
         while not binds.done():
-            bind = binds.sub(ber.SEQUENCE)
-            oid = ber.dec_oid(bind.expect(ber.OID))
-            out.append(ber.enc_seq(ber.enc_oid(oid), values.get(oid, ber.enc_null(ber.NO_SUCH_OBJECT))))
+            oids.append(ber.dec_oid(binds.sub(ber.SEQUENCE).expect(ber.OID)))
+        if tag == ber.SET_REQUEST:
+            self.snmp_sets.extend(oids)  # recorded, never applied
+            return None
+        values = self.mib()
+        out = []
+        for oid in oids:
+            if tag == ber.GET_NEXT:
+                key = _oid_key(oid)
+                following = [o for o in sorted(values, key=_oid_key) if _oid_key(o) > key]
+                if following:
+                    out.append(ber.enc_seq(ber.enc_oid(following[0]), values[following[0]]))
+                else:
+                    out.append(ber.enc_seq(ber.enc_oid(oid), ber.enc_null(ber.END_OF_MIB)))
+            elif tag == ber.GET_REQUEST:
+                out.append(ber.enc_seq(ber.enc_oid(oid), values.get(oid, ber.enc_null(ber.NO_SUCH_OBJECT))))
+            else:
+                return None
         resp = ber.enc_seq(ber.enc_int(request_id), ber.enc_int(0), ber.enc_int(0), ber.enc_seq(*out), tag=ber.RESPONSE)
         return ber.enc_seq(ber.enc_int(version), ber.enc_str(community.encode("latin-1")), resp)
 
-    def _sip(self, data: bytes) -> bytes | None:
-        msg = sipmsg.parse(data)
-        if msg.is_response or msg.method is None:
-            return None
-        to = msg.get("to") or ""
-        if ";tag=" not in to:
-            to += ";tag=el" + str(abs(hash(msg.get("call-id"))) % 10**8)
-        status = "200 OK" if msg.method == "OPTIONS" else "501 Not Implemented"
-        lines = [f"SIP/2.0 {status}"]
-        lines += [f"Via: {v}" for v in msg.values("via")]
-        lines += [
-            f"From: {msg.get('from')}",
-            f"To: {to}",
-            f"Call-ID: {msg.get('call-id')}",
-            f"CSeq: {msg.get('cseq')}",
-            f"User-Agent: EdgeLab PBX {self.spec.firmware}",
-            "Allow: INVITE, ACK, CANCEL, OPTIONS, BYE, REFER, SUBSCRIBE, NOTIFY, INFO, REGISTER",
-            "Supported: replaces, timer",
-            "Content-Length: 0",
-        ]
-        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+    def mib(self) -> dict[str, bytes]:
+        """The agent's values, BER-encoded, by OID."""
+        persona_arc = {"router": "1", "mfp": "2", "pbx": "3", "phone": "4"}.get(self.spec.persona, "9")
+        values = {
+            SYS_DESCR: ber.enc_str(self.sys_descr().encode()),
+            SYS_OBJECT_ID: ber.enc_oid("1.3.6.1.4.1.99999.1." + persona_arc),
+            SYS_NAME: ber.enc_str(self.spec.name.encode()),
+        }
+        if self.spec.persona == "mfp":
+            values.update(printer.mib_values(self.spec, self.spec.clock_skew_s))
+        return values
 
     def _ntp(self, data: bytes) -> bytes | None:
         if len(data) < 48 or data[0] & 7 != 3:
@@ -305,6 +457,34 @@ class Device:
         )
 
 
+def _strip_iac(data: bytes) -> bytes:
+    """Drop Telnet IAC sequences (3-byte options, 2-byte commands) from a line."""
+    out, i = bytearray(), 0
+    while i < len(data):
+        if data[i] == 255 and i + 1 < len(data):
+            i += 3 if data[i + 1] in (251, 252, 253, 254) else 2
+            continue
+        out.append(data[i])
+        i += 1
+    return bytes(out)
+
+
+def _basic_credentials(header: str) -> tuple[str | None, str]:
+    """(user, password) from a Basic Authorization header; (None, "") when absent or unreadable."""
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None, ""
+    try:
+        user, _, password = base64.b64decode(token.strip()).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None, ""
+    return user, password
+
+
+def _oid_key(oid: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in oid.split("."))
+
+
 class _Udp(asyncio.DatagramProtocol):
     def __init__(self, device: Device, name: str) -> None:
         self.device, self.name = device, name
@@ -314,9 +494,18 @@ class _Udp(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]  # a datagram endpoint's transport
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        if self.name == "sip" and self.name not in self.device.spec.hang + self.device.spec.garbage:
+            self.device.received.append(("sip", data[:64]))
+            with contextlib.suppress(MalformedResponse):
+                self.device.sip.handle(data, lambda out: self._send(out, addr))
+            return
         reply = self.device.udp(self.name, data)
-        if reply is not None and self.transport is not None:
-            self.transport.sendto(reply, addr)
+        if reply is not None:
+            self._send(reply, addr)
+
+    def _send(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.sendto(data, addr)
 
 
 async def run_devices(specs: list[DeviceSpec]) -> list[Device]:

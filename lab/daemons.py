@@ -1,0 +1,324 @@
+"""Configurations and command lines for the real Debian daemons of the namespace lab.
+
+Each builder writes its files under the node's run directory and returns a
+Launch: the argv to run inside the node's namespace, extra environment, and
+the (proto, port) pairs that must be bound before the daemon counts as up.
+Every daemon runs in the foreground, so the PID we keep is the daemon's own.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lab.netns import LabError
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Debian package for each daemon: what `make lab-up` installs and what a missing binary asks for.
+PACKAGES = {
+    "sshd": ("/usr/sbin/sshd", "openssh-server"),
+    "snmpd": ("/usr/sbin/snmpd", "snmpd"),
+    "lighttpd": ("/usr/sbin/lighttpd", "lighttpd"),
+    "lighttpd-tls": ("/usr/lib/lighttpd/mod_openssl.so", "lighttpd-mod-openssl"),
+    "dnsmasq": ("/usr/sbin/dnsmasq", "dnsmasq-base"),
+    "chrony": ("/usr/sbin/chronyd", "chrony"),
+    "rsyslog": ("/usr/sbin/rsyslogd", "rsyslog"),
+    "kamailio": ("/usr/sbin/kamailio", "kamailio"),
+    "openssl": ("/usr/bin/openssl", "openssl"),
+    "ssh-keygen": ("/usr/bin/ssh-keygen", "openssh-client"),
+}
+
+
+@dataclass
+class Launch:
+    """How to run one daemon inside a node's namespace."""
+
+    argv: list[str]
+    ports: set[tuple[str, int]]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class NodeContext:
+    """What a builder knows about the node it configures."""
+
+    name: str
+    directory: Path
+    addresses: dict[str, str]  # segment -> address
+
+    @property
+    def address(self) -> str:
+        """The node's main address: LAN if it has one, else its first."""
+        return self.addresses.get("lan") or next(iter(self.addresses.values()))
+
+    def path(self, name: str) -> Path:
+        """A file in the node's run directory."""
+        return self.directory / name
+
+
+def require(*keys: str) -> None:
+    """Fail with the apt-get line when a daemon's binary is missing."""
+    missing = sorted({PACKAGES[k][1] for k in keys if not Path(PACKAGES[k][0]).exists()})
+    if missing:
+        raise LabError("missing packages: apt-get install --no-install-recommends " + " ".join(missing))
+
+
+def _run(argv: list[str], stdin: str | None = None) -> str:
+    done = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=60, check=False)
+    if done.returncode != 0:
+        raise LabError(f"{argv[0]}: {done.stderr.strip()[:300]}")
+    return done.stdout
+
+
+def _write(path: Path, text: str, mode: int = 0o644) -> Path:
+    path.write_text(text, encoding="utf-8")
+    path.chmod(mode)
+    return path
+
+
+def sha512_crypt(password: str) -> str:
+    """A crypt(3) SHA-512 hash for /etc/shadow, made by `openssl passwd -6`."""
+    return _run(["openssl", "passwd", "-6", "-stdin"], stdin=password + "\n").strip()
+
+
+def sshd(node: NodeContext, opts: dict[str, Any]) -> Launch:
+    """OpenSSH with its own host keys and its own users.
+
+    The users exist only for this sshd: passwd, shadow and group are bind-mounted
+    over /etc in a private mount namespace, so the host's accounts are untouched.
+    """
+    require("sshd", "ssh-keygen", "openssl")
+    keys = []
+    for kind in ("ed25519", "ecdsa"):
+        key = node.path(f"ssh_host_{kind}_key")
+        if not key.exists():
+            _run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", node.name, "-f", str(key)])
+        keys.append(key)
+    passwd = ["root:x:0:0:root:/root:/bin/sh", "sshd:x:100:65534::/run/sshd:/usr/sbin/nologin"]
+    shadow = ["root:*:19000:0:99999:7:::", "sshd:*:19000:0:99999:7:::"]
+    group = ["root:x:0:", "nogroup:x:65534:"]
+    for uid, (user, password) in enumerate(sorted(opts.get("users", {}).items()), start=2000):
+        home = node.path(f"home-{user}")
+        home.mkdir(exist_ok=True)
+        passwd.append(f"{user}:x:{uid}:{uid}:lab user:{home}:/bin/sh")
+        shadow.append(f"{user}:{sha512_crypt(str(password))}:19000:0:99999:7:::")
+        group.append(f"{user}:x:{uid}:")
+    files = {
+        "/etc/passwd": _write(node.path("passwd"), "\n".join(passwd) + "\n"),
+        "/etc/shadow": _write(node.path("shadow"), "\n".join(shadow) + "\n", 0o600),
+        "/etc/group": _write(node.path("group"), "\n".join(group) + "\n"),
+    }
+    cfg = _write(
+        node.path("sshd_config"),
+        "\n".join(
+            [
+                "Port 22",
+                *(f"ListenAddress {a}" for a in node.addresses.values()),
+                *(f"HostKey {k}" for k in keys),
+                f"PidFile {node.path('sshd.pid')}",
+                "UsePAM no",
+                "PasswordAuthentication yes",
+                "KbdInteractiveAuthentication no",
+                "PermitRootLogin no",
+                "PrintMotd no",
+                "MaxAuthTries 6",
+                "LogLevel VERBOSE",
+                "",
+            ]
+        ),
+    )
+    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation directory
+    binds = " && ".join(f"mount --bind {shlex.quote(str(src))} {dst}" for dst, src in files.items())
+    script = f"{binds} && exec /usr/sbin/sshd -D -e -f {shlex.quote(str(cfg))}"
+    return Launch(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], {("tcp", 22)})
+
+
+def snmpd(node: NodeContext, opts: dict[str, Any]) -> Launch:
+    """net-snmp with the node's sysDescr/sysObjectID; v1/v2c communities and v3 users from options."""
+    require("snmpd")
+    lines = [
+        f"sysDescr {opts['sys_descr']}",
+        f"sysObjectID {opts.get('object_id', '.1.3.6.1.4.1.8072.3.2.10')}",
+        f"sysName {node.name}",
+        "sysLocation edgeaudit lab",
+        "sysContact lab@example.invalid",
+    ]
+    for community, access in opts.get("communities", {}).items():
+        lines.append(f"{'rwcommunity' if access == 'rw' else 'rocommunity'} {community} default")
+    for user, secret in opts.get("v3_users", {}).items():
+        lines += [f'createUser {user} SHA-256 "{secret}" AES "{secret}"', f"rouser {user} priv"]
+    cfg = _write(node.path("snmpd.conf"), "\n".join(lines) + "\n", 0o600)
+    state = node.path("snmp-state")
+    state.mkdir(exist_ok=True)
+    argv = [
+        "/usr/sbin/snmpd", "-f", "-Lf", str(node.path("snmpd.log")), "-C", "-c", str(cfg),
+        "-p", str(node.path("snmpd.pid")), *(f"udp:{a}:161" for a in node.addresses.values()),
+    ]  # fmt: skip
+    env = {"MIBS": "", "MIBDIRS": "/nonexistent", "SNMP_PERSISTENT_DIR": str(state), "SNMPCONFPATH": str(state)}
+    return Launch(argv, {("udp", 161)}, env)
+
+
+def lighttpd(node: NodeContext, opts: dict[str, Any]) -> Launch:
+    """lighttpd as a web admin UI: basic auth on plain HTTP, or a redirect to HTTPS with auth there."""
+    require("lighttpd")
+    www = node.path("www")
+    www.mkdir(exist_ok=True)
+    title = opts.get("title", node.name)
+    _write(www / "index.html", f"<!doctype html><html><head><title>{title}</title></head><body>{title}</body></html>\n")
+    users = "\n".join(f"{u}:{p}" for u, p in opts.get("users", {}).items()) + "\n"
+    userfile = _write(node.path("lighttpd.users"), users, 0o600)
+    addr, tls = node.address, bool(opts.get("tls"))
+    modules = ["mod_auth", "mod_authn_file", "mod_redirect"] + (["mod_openssl"] if tls else [])
+    auth = (
+        'auth.backend = "plain"\n'
+        f'auth.backend.plain.userfile = "{userfile}"\n'
+        f'auth.require = ("/" => ("method" => "basic", "realm" => "{opts.get("realm", node.name)}",'
+        ' "require" => "valid-user"))\n'
+    )
+    conf = [
+        f"server.modules = ({', '.join(repr(m).replace(chr(39), chr(34)) for m in modules)})",
+        f'server.document-root = "{www}"',
+        f'server.bind = "{addr}"',
+        "server.port = 80",
+        f'server.tag = "{opts.get("server_tag", "lighttpd")}"',
+        f'server.pid-file = "{node.path("lighttpd.pid")}"',
+        f'server.errorlog = "{node.path("lighttpd.log")}"',
+        'index-file.names = ("index.html")',
+        'mimetype.assign = (".html" => "text/html")',
+    ]
+    ports = {("tcp", 80)}
+    if tls:
+        require("openssl", "lighttpd-tls")
+        cert, key = node.path("https.crt"), node.path("https.key")
+        if not cert.exists():
+            _run([
+                "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                "-keyout", str(key), "-out", str(cert), "-days", "30", "-subj", f"/CN={node.name}.lab",
+            ])  # fmt: skip
+        conf += [
+            f'url.redirect = ("^/(.*)" => "https://{addr}/$1")',
+            f'$SERVER["socket"] == "{addr}:443" {{',
+            '  ssl.engine = "enable"',
+            f'  ssl.pemfile = "{cert}"',
+            f'  ssl.privkey = "{key}"',
+            "  url.redirect = ()",
+            "  " + auth.replace("\n", "\n  ").rstrip(),
+            "}",
+        ]
+        ports.add(("tcp", 443))
+    else:
+        conf.append(auth)
+    cfg = _write(node.path("lighttpd.conf"), "\n".join(conf) + "\n")
+    return Launch(["/usr/sbin/lighttpd", "-D", "-f", str(cfg)], ports)
+
+
+def dnsmasq(node: NodeContext, opts: dict[str, Any]) -> Launch:
+    """dnsmasq as the router's DNS forwarder (no upstream: only its own records) and optional DHCP."""
+    require("dnsmasq")
+    lines = [
+        "port=53",
+        *(f"listen-address={a}" for a in node.addresses.values()),
+        "bind-interfaces",
+        "no-resolv",
+        "no-hosts",
+        "no-poll",
+        "user=root",
+        "group=root",
+        f"pid-file={node.path('dnsmasq.pid')}",
+        f"log-facility={node.path('dnsmasq.log')}",
+        "log-queries",
+        *(f"address=/{name}/{ip}" for name, ip in opts.get("records", {}).items()),
+    ]
+    if opts.get("dhcp"):
+        lines += [f"dhcp-range={opts['dhcp']},12h", f"dhcp-leasefile={node.path('dnsmasq.leases')}"]
+    cfg = _write(node.path("dnsmasq.conf"), "\n".join(lines) + "\n")
+    return Launch(["/usr/sbin/dnsmasq", "-k", "-C", str(cfg)], {("udp", 53), ("tcp", 53)})
+
+
+def chrony(node: NodeContext, opts: dict[str, Any]) -> Launch:
+    """chronyd serving NTP: synced from servers, a local reference clock, or nothing (unsynchronised)."""
+    require("chrony")
+    lines = [
+        *(f"bindaddress {a}" for a in node.addresses.values()),
+        "allow",
+        "cmdport 0",
+        "bindcmdaddress /",
+        f"pidfile {node.path('chronyd.pid')}",
+        *(f"server {s} iburst minpoll -2 maxpoll 0" for s in opts.get("servers", [])),
+    ]
+    if "local_stratum" in opts:
+        lines.append(f"local stratum {int(opts['local_stratum'])}")
+    cfg = _write(node.path("chrony.conf"), "\n".join(lines) + "\n")
+    # -x: never touch the clock (it is shared with the host); -u root: no user switch.
+    return Launch(["/usr/sbin/chronyd", "-d", "-x", "-u", "root", "-f", str(cfg)], {("udp", 123)})
+
+
+def rsyslog(node: NodeContext, opts: dict[str, Any]) -> Launch:
+    """rsyslogd as a remote log collector on UDP and TCP 514, writing to remote.log."""
+    require("rsyslog")
+    addr = node.address
+    conf = "\n".join(
+        [
+            f'global(workDirectory="{node.directory}")',
+            'module(load="imudp")',
+            f'input(type="imudp" address="{addr}" port="514")',
+            'module(load="imtcp")',
+            f'input(type="imtcp" address="{addr}" port="514")',
+            f'*.* action(type="omfile" file="{node.path("remote.log")}")',
+            "",
+        ]
+    )
+    cfg = _write(node.path("rsyslog.conf"), conf)
+    return Launch(
+        ["/usr/sbin/rsyslogd", "-n", "-f", str(cfg), "-i", str(node.path("rsyslogd.pid"))], {("udp", 514), ("tcp", 514)}
+    )
+
+
+def kamailio(node: NodeContext, opts: dict[str, Any]) -> Launch:
+    """Kamailio as a SIP registrar: REGISTER saved without authentication, or digest-challenged."""
+    require("kamailio")
+    tpl = (REPO / "lab" / "configs" / "kamailio.cfg").read_text(encoding="utf-8")
+    users = "".join(f'    $sht(users=>{u}) = "{p}";\n' for u, p in opts.get("users", {}).items())
+    text = tpl.replace("@LISTEN@", node.address).replace(
+        "@AUTH@", "#!define WITH_AUTH" if opts.get("auth") else "# (no authentication)"
+    )
+    text = text.replace("@USERS@", users)
+    cfg = _write(node.path("kamailio.cfg"), text)
+    rundir = node.path("kamailio-run")
+    rundir.mkdir(exist_ok=True)
+    argv = [
+        "/usr/sbin/kamailio", "-DD", "-E", "-f", str(cfg), "-Y", str(rundir),
+        "-P", str(node.path("kamailio.pid")), "-m", "32", "-M", "8",
+    ]  # fmt: skip
+    return Launch(argv, {("udp", 5060)})
+
+
+def emulator(node: NodeContext, persona: dict[str, Any]) -> Launch:
+    """An emulated device (lab/emulator) bound to the node's address."""
+    import yaml
+
+    from lab.emulator.devices import DeviceSpec
+
+    spec = DeviceSpec.from_dict({"name": node.name, "address": node.address, **persona})
+    entry = {"name": node.name, "address": node.address, **persona}
+    cfg = _write(node.path("emulator.yaml"), yaml.safe_dump({"devices": [entry]}))
+    ports = {("udp" if s in ("snmp", "sip", "ntp") else "tcp", p) for s, p in spec.services.items()}
+    argv = [sys.executable, "-m", "lab.emulator", str(cfg), "--pidfile", str(node.path("emulator.pid"))]
+    return Launch(argv, ports, {"PYTHONPATH": str(REPO)})
+
+
+BUILDERS: dict[str, Callable[[NodeContext, dict[str, Any]], Launch]] = {
+    "sshd": sshd,
+    "snmpd": snmpd,
+    "lighttpd": lighttpd,
+    "dnsmasq": dnsmasq,
+    "chrony": chrony,
+    "rsyslog": rsyslog,
+    "kamailio": kamailio,
+}

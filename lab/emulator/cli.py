@@ -1,0 +1,172 @@
+"""Vendor-CLI personas over SSH (asyncssh server): Yamaha-like and Cisco-like routers.
+
+Password logins are checked against the spec's users, with an optional lockout
+after N failures per account (the device then refuses that account, right
+password or not, and records it in ``locked``). Read-only ``show`` commands
+answer from the spec (logging, NTP, config); anything that would change the
+device is refused and recorded in ``config_attempts`` so tests can prove a
+sweep never sends one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+import asyncssh
+
+if TYPE_CHECKING:
+    from lab.emulator.devices import Device
+
+CHANGING = ("conf", "configure", "write", "copy", "erase", "reload", "delete", "no ", "administrator", "save")
+MAX_LINE = 512
+MAX_COMMANDS = 50
+
+
+def _yamaha(device: Device, cmd: str) -> str | None:
+    spec = device.spec
+    log, remote = spec.logging, spec.logging.get("remote", [])
+    if cmd == "show config":
+        lines = [
+            f"# RTX-like EL router {spec.model} Rev.{spec.firmware}",
+            f"ip lan1 address {spec.address}/21",
+            *(f"syslog host {h}" for h in remote),
+            f"syslog notice {'on' if log.get('enabled') else 'off'}",
+            f"syslog info {'on' if log.get('enabled') else 'off'}",
+            *(f"schedule at 1 */* 00:00 * ntpdate {s} syslog" for s in spec.ntp_servers),
+            "telnetd service on" if "telnet" in spec.services else "telnetd service off",
+            "sshd service on",
+        ]
+        return "\n".join(lines)
+    if cmd in ("show environment", "show status boot"):
+        return f"{spec.model} Rev.{spec.firmware} (emulated)\nBoot time: 2026/11/01 09:00:00 +09:00"
+    if cmd == "show log":
+        return "2026/11/22 09:00:00: Login succeeded as admin" if log.get("enabled") else ""
+    return None
+
+
+def _cisco(device: Device, cmd: str) -> str | None:
+    spec = device.spec
+    log, remote = spec.logging, spec.logging.get("remote", [])
+    synced = spec.ntp_stratum < 16 and bool(spec.ntp_servers)
+    if cmd == "show logging":
+        if not log.get("enabled"):
+            return "Syslog logging: disabled (0 messages dropped, 0 flushes, 0 overruns)"
+        lines = [
+            "Syslog logging: enabled (0 messages dropped, 0 flushes, 0 overruns)",
+            "    Console logging: level debugging, 12 messages logged",
+            "    Buffer logging:  level debugging, 12 messages logged",
+            f"    Trap logging: level informational, {len(remote) * 12} message lines logged",
+            *(f"        Logging to {h}  (udp port 514, audit disabled, link up)" for h in remote),
+        ]
+        return "\n".join(lines)
+    if cmd in ("show ntp status", "show ntp"):
+        if synced:
+            ref = spec.ntp_servers[0]
+            return f"Clock is synchronized, stratum {spec.ntp_stratum}, reference is {ref}"
+        return "Clock is unsynchronized, stratum 16, no reference clock"
+    if cmd == "show ntp associations":
+        rows = [
+            f"*~{s:<15} .GPS.  {spec.ntp_stratum - 1:>3}   12   64  377  0.512  0.102  0.044" for s in spec.ntp_servers
+        ]
+        return "  address         ref clock       st   when   poll reach  delay  offset   disp\n" + "\n".join(rows)
+    if cmd in ("show running-config", "show config"):
+        lines = [
+            f"version {spec.firmware}",
+            f"hostname {spec.name}",
+            *(f"logging host {h}" for h in remote),
+            "no logging on" if not log.get("enabled") else "logging buffered 16384",
+            *(f"ntp server {s}" for s in spec.ntp_servers),
+            "line vty 0 4",
+            " transport input ssh" if "telnet" not in spec.services else " transport input telnet ssh",
+            "end",
+        ]
+        return "\n".join(lines)
+    if cmd == "show version":
+        return f"EdgeLab {spec.model} Software, Version {spec.firmware}, RELEASE SOFTWARE (emulated)"
+    return None
+
+
+FAMILIES = {
+    "yamaha": (_yamaha, "> ", "Error: Invalid command name"),
+    "cisco": (_cisco, "# ", "% Invalid input detected"),
+}
+
+
+class _Server(asyncssh.SSHServer):
+    def __init__(self, device: Device) -> None:
+        self.device = device
+
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return True
+
+    def validate_password(self, username: str, password: str) -> bool:
+        device = self.device
+        device.login_attempts.append(("ssh", username))
+        return device.check_login(username, password)
+
+
+class CliServer:
+    """One asyncssh server for a device's SSH service."""
+
+    def __init__(self, device: Device) -> None:
+        self.device = device
+        self.server: asyncssh.SSHAcceptor | None = None
+
+    async def start(self, port: int) -> int:
+        """Listen; returns the bound port."""
+        spec = self.device.spec
+        key = asyncssh.generate_private_key("ssh-ed25519", comment=spec.name)
+        self.server = await asyncssh.create_server(
+            lambda: _Server(self.device),
+            spec.address,
+            port,
+            server_host_keys=[key],
+            server_version=f"EdgeLabOS_{spec.firmware}",
+            process_factory=self._session,
+            reuse_address=True,
+            login_timeout=20,
+        )
+        sockets = self.server.sockets
+        return int(sockets[0].getsockname()[1]) if sockets else port
+
+    async def stop(self) -> None:
+        """Close the listener and every connection."""
+        if self.server is not None:
+            self.server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.server.wait_closed(), 2)
+
+    def answer(self, cmd: str) -> str:
+        """The CLI's output for one command line."""
+        handler, _prompt, invalid = FAMILIES[self.device.spec.cli or "cisco"]
+        cmd = " ".join(cmd.split())
+        self.device.received.append(("ssh-cmd", cmd.encode()[:200]))
+        if cmd.lower().startswith(CHANGING):
+            self.device.config_attempts.append(cmd)
+            return "% Command rejected: this lab device is read-only"
+        out = handler(self.device, cmd)
+        return invalid if out is None else out
+
+    async def _session(self, process: asyncssh.SSHServerProcess[Any]) -> None:
+        _handler, prompt, _invalid = FAMILIES[self.device.spec.cli or "cisco"]
+        try:
+            if process.command:
+                process.stdout.write(self.answer(process.command) + "\n")
+                process.exit(0)
+                return
+            process.stdout.write(f"{self.device.spec.name}{prompt}")
+            for _ in range(MAX_COMMANDS):
+                line = await asyncio.wait_for(process.stdin.readline(), 60)
+                if not line or line.strip() in ("exit", "quit", "logout"):
+                    break
+                if line.strip():
+                    process.stdout.write(self.answer(line[:MAX_LINE]) + "\n")
+                process.stdout.write(f"{self.device.spec.name}{prompt}")
+        except (TimeoutError, asyncssh.Error, BrokenPipeError, ConnectionError):
+            pass
+        process.exit(0)

@@ -1,0 +1,46 @@
+"""Fleet mode: many emulated devices on the lab LAN, one macvlan (own MAC and IP) each."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+FLEET = Path(__file__).with_name("fleet.yaml")
+MAX_FLEET = 1000
+
+
+def devices(size: int, path: Path = FLEET) -> list[dict[str, Any]]:
+    """The first ``size`` fleet devices: templates in turn, addresses skipping .0 and .255."""
+    if not 0 < size <= MAX_FLEET:
+        raise ValueError(f"fleet size must be 1..{MAX_FLEET}")
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    templates: list[dict[str, Any]] = data["templates"]
+    addr = ipaddress.ip_address(data["first_address"])
+    out = []
+    for i in range(size):
+        while int(addr) & 0xFF in (0, 255):
+            addr += 1
+        out.append({"name": f"fleet-{i:04d}", "address": str(addr), **templates[i % len(templates)]})
+        addr += 1
+    return out
+
+
+def mac(i: int) -> str:
+    """A locally administered MAC for fleet device i."""
+    return f"02:ea:00:00:{(i >> 8) & 0xFF:02x}:{i & 0xFF:02x}"
+
+
+def plumbing(ns: str, fleet: list[dict[str, Any]], prefixlen: int) -> tuple[list[str], list[str]]:
+    """`ip -batch` lines for the switch namespace (a veth into ``ns``) and for ``ns`` (one macvlan per device)."""
+    switch = [f"link add fleet0 type veth peer name eth0 netns {ns}", "link set fleet0 master br-lan up"]
+    lines = ["link set eth0 up"]
+    for i, dev in enumerate(fleet):
+        lines += [
+            f"link add mv{i} link eth0 address {mac(i)} type macvlan mode bridge",
+            f"addr add {dev['address']}/{prefixlen} dev mv{i}",
+            f"link set mv{i} up",
+        ]
+    return switch, lines
