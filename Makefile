@@ -6,9 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= out/demo
 DEMO_DB ?= out/demo/history.sqlite3
-RUN := .lab-run
 
-.PHONY: help setup test lint demo lab-up lab-down bench clean
+.PHONY: help setup sysdeps labdeps test lint demo lab-up lab-down lab-status bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -24,34 +23,45 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## create .venv and install edgeaudit with its dev tools
 
-# System packages the tests need; installed only as root (CI is root).
+# System packages: Chromium for the report test, the lab's daemons for the lab tests and the demo.
+# Installed only as root (CI is root); lab/apt-packages.txt is the one list. A temporary
+# policy-rc.d keeps apt from starting the packages' own host services (sshd, chronyd's
+# public NTP pool, ...): the lab starts its daemons itself, inside its namespaces.
+LAB_PKGS := $(shell grep -v '^\#' lab/apt-packages.txt)
 sysdeps:
 	@if [ "$$(id -u)" = 0 ] && ! command -v chromium >/dev/null; then \
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; fi
 
+labdeps:
+	@if [ "$$(id -u)" = 0 ]; then \
+	  missing=$$(for p in $(LAB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	  if [ -n "$$missing" ]; then echo "installing lab packages: $$missing"; \
+	    guard=; if [ ! -e /usr/sbin/policy-rc.d ]; then guard=1; printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; \
+	      chmod 755 /usr/sbin/policy-rc.d; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	    rc=$$?; if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$rc; fi; fi
+
 lint: setup ## ruff and mypy --strict
 	$(BIN)/ruff check scanner probes reports lab tests
 	$(BIN)/mypy
+	$(BIN)/python -m lab.clab --check
 
-test: setup sysdeps lint ## set up, lint, and run the tests (root-only tests run when root)
+test: setup sysdeps labdeps lint ## set up, lint, run the tests (the namespace-lab tests run when root)
 	$(BIN)/pytest -q
 
-lab-up: setup ## start the loopback lab twin (emulated devices on 127.0.10.x; root)
-	@mkdir -p $(RUN)
-	@if [ -f $(RUN)/emulator.pid ] && kill -0 $$(cat $(RUN)/emulator.pid) 2>/dev/null; then echo "lab already up"; exit 0; fi
-	@$(BIN)/python -m lab.emulator lab/demo-loopback.yaml --pidfile $(RUN)/emulator.pid 2>$(RUN)/emulator.log & \
-	  for i in $$(seq 50); do [ -f $(RUN)/emulator.pid ] && break; sleep 0.1; done; \
-	  if [ ! -f $(RUN)/emulator.pid ]; then cat $(RUN)/emulator.log; exit 1; fi; cat $(RUN)/emulator.log
+lab-up: setup labdeps ## build the namespace lab and start its daemons (root)
+	$(BIN)/edgeaudit lab up $(if $(FLEET),--fleet $(FLEET))
 
-lab-down: ## stop the lab twin (idempotent)
-	@if [ -f $(RUN)/emulator.pid ]; then kill $$(cat $(RUN)/emulator.pid) 2>/dev/null || true; \
-	  for i in $$(seq 50); do [ -f $(RUN)/emulator.pid ] || break; sleep 0.1; done; rm -f $(RUN)/emulator.pid; fi
-	@echo "lab down"
+lab-down: setup ## stop every lab daemon and delete every lab namespace (idempotent)
+	$(BIN)/edgeaudit lab down
 
-demo: setup ## set up, bring up the lab, sweep it, write out/demo/report.html, bring the lab down
+lab-status: setup ## what the lab runs, and whether it is healthy
+	$(BIN)/edgeaudit lab status
+
+demo: setup ## set up, bring up the lab, sweep it, write out/demo/report.html, bring the lab down (root)
 	@$(MAKE) --no-print-directory lab-up
 	@mkdir -p $(OUT); rc=0; \
-	  $(BIN)/edgeaudit scan 127.0.10.1-4 --out $(OUT) --db $(DEMO_DB) --lang $${LANG_REPORT:-ja} || rc=$$?; \
+	  $(BIN)/edgeaudit scan 198.18.0.0/24 --out $(OUT) --db $(DEMO_DB) --lang $${LANG_REPORT:-ja} || rc=$$?; \
 	  $(MAKE) --no-print-directory lab-down; \
 	  if [ $$rc -gt 1 ]; then exit $$rc; fi; \
 	  echo "report: $(OUT)/report.html (exit code $$rc: 1 means findings at or above --fail-on)"
@@ -60,4 +70,4 @@ bench: setup ## measure sweep speed and memory against the emulated fleet
 	$(BIN)/python -m lab.bench
 
 clean: ## remove build and run artefacts (keeps .venv)
-	rm -rf out build *.egg-info $(RUN) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf out build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -8,12 +8,30 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
-from scanner.errors import Unreachable
+from scanner.errors import Timeout, Unreachable
 from scanner.model import HostAlive, Observation, Service
+
+# scapy's send/receive calls block, so they run in threads. They get their own pool:
+# asyncio's default one has min(32, cores + 4) workers, and a sweep that queued its
+# ARP requests there would see them time out waiting for a thread, not for the wire.
+_POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="edgeaudit-l2")
+
+
+async def _in_thread(name: str, fn: Callable[[str, float], str | None], address: str, wait: float) -> str | None:
+    """Run one blocking scapy exchange with a deadline; OS errors and overruns become probe errors."""
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(wait + 2.0):
+            return await loop.run_in_executor(_POOL, fn, address, wait)
+    except TimeoutError as exc:
+        raise Timeout(f"{name}: no result within {wait + 2.0:.1f} s (all L2 worker threads busy)") from exc
+    except OSError as exc:
+        raise Unreachable(f"{name}: {exc.strerror or exc!r}") from exc
 
 
 def _icmp(address: str, timeout: float) -> str | None:
@@ -80,12 +98,7 @@ class IcmpEcho(Probe):
 
     async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
         """One echo; no reply is not a failure (many devices drop ICMP)."""
-        timeout = ctx.budget(ctx.timeouts.read)
-        try:
-            async with asyncio.timeout(timeout + 1.0):
-                got = await asyncio.to_thread(_icmp, target.address, min(timeout, 2.0))
-        except OSError as exc:
-            raise Unreachable(f"icmp: {exc.strerror or exc}") from exc
+        got = await _in_thread("icmp", _icmp, target.address, min(ctx.budget(ctx.timeouts.read), 2.0))
         return [HostAlive(None, method="icmp")] if got else []
 
 
@@ -103,10 +116,5 @@ class ArpPing(Probe):
 
     async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
         """One ARP request; the MAC is recorded when it answers."""
-        timeout = ctx.budget(ctx.timeouts.read)
-        try:
-            async with asyncio.timeout(timeout + 1.0):
-                mac = await asyncio.to_thread(_arp, target.address, min(timeout, 2.0))
-        except OSError as exc:
-            raise Unreachable(f"arp: {exc.strerror or exc}") from exc
+        mac = await _in_thread("arp", _arp, target.address, min(ctx.budget(ctx.timeouts.read), 2.0))
         return [HostAlive(None, method="arp", mac=mac)] if mac else []

@@ -124,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--db", type=Path)
     rep.add_argument("--show-secrets", action="store_true")
 
+    from lab import cli as lab_cli
+
+    lab_cli.add_parser(sub, common)
+
     prof = sub.add_parser("profiles", parents=[common], help="list or validate device profiles")
     prof_sub = prof.add_subparsers(dest="action", required=True)
     pl = prof_sub.add_parser("list", help="list profiles")
@@ -153,6 +157,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(args)
         if args.command == "profiles":
             return _profiles(args)
+        if args.command == "lab":
+            from lab import cli as lab_cli
+
+            return lab_cli.run(args)
     except EdgeAuditError as exc:
         print(f"edgeaudit: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

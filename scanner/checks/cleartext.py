@@ -65,7 +65,16 @@ def cleartext_admin(view: HostView) -> list[Finding]:
             continue
         failures = view.failures(service=svc)
         unknown(svc, "; ".join(f.reason for f in failures) or "port open but its protocol probe never answered")
-    if not out:
+    if not out and not view.open_services:
+        # Nothing answered on the management ports we try: absence of evidence, not a pass.
+        out.append(
+            view.finding(
+                CHECK,
+                Status.INCONCLUSIVE,
+                evidence={"reason": "no management service answered on the ports tried; nothing to judge"},
+            )
+        )
+    elif not out:
         out.append(
             view.finding(
                 CHECK,

@@ -1,0 +1,212 @@
+"""The emulated devices behave as their YAML says: the lab's weak/hardened personas are only as good as this."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import secrets
+import socket
+import struct
+
+import asyncssh
+import httpx
+import pytest
+
+from lab.emulator import printer, sip_pbx
+from lab.emulator.devices import Device
+from tests.conftest import StartDevice
+
+
+async def _udp(dev: Device, service: str, payload: bytes, wait: float = 0.6) -> list[bytes]:
+    """Send one datagram and collect every reply that arrives within ``wait`` seconds."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    sock.bind((dev.spec.address, 0))
+    replies: list[bytes] = []
+    try:
+        await loop.sock_sendto(sock, payload, (dev.spec.address, dev.bound[service]))
+        end = loop.time() + wait
+        while (left := end - loop.time()) > 0:
+            try:
+                async with asyncio.timeout(left):
+                    replies.append(await loop.sock_recv(sock, 4096))
+            except TimeoutError:
+                break
+    finally:
+        sock.close()
+    return replies
+
+
+def _sip(method: str, uri: str, call_id: str, *, cseq: int = 1, user: str = "guest", extra: str = "") -> bytes:
+    branch = "z9hG4bK" + secrets.token_hex(6)
+    return (
+        f"{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch={branch}\r\n"
+        f"From: <sip:{user}@lab>;tag=t1\r\nTo: <{uri}>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n"
+        f"Max-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n"
+    ).encode()
+
+
+def _codes(replies: list[bytes]) -> list[int]:
+    return [int(r.split(b" ", 2)[1]) for r in replies]
+
+
+PBX_WEAK = {
+    "persona": "pbx",
+    "services": ["sip"],
+    "extensions": {"100": "100"},
+    "guest_calls": True,
+    "guest_routes": ["010"],
+    "auth_reject_uniform": False,
+}
+PBX_HARD = {"persona": "pbx", "services": ["sip"], "extensions": {"100": "Strong-Pass-1"}}
+
+
+async def test_weak_pbx_routes_guest_call_abroad_and_cancel_stops_it(emulated: StartDevice) -> None:
+    dev = await emulated(**PBX_WEAK)
+    uri = f"sip:01012345@{dev.spec.address}"
+    assert _codes(await _udp(dev, "sip", _sip("INVITE", uri, "c1"), wait=0.3)) == [100, 183]
+    replies = await _udp(dev, "sip", _sip("CANCEL", uri, "c1"))
+    assert sorted(_codes(replies)) == [200, 487]
+    await asyncio.sleep(sip_pbx.ANSWER_AFTER + 0.2)
+    call = dev.sip.calls["c1"]
+    assert call.cancelled and not call.answered
+
+
+async def test_weak_pbx_answers_an_uncancelled_guest_call(emulated: StartDevice) -> None:
+    dev = await emulated(**PBX_WEAK)
+    replies = await _udp(dev, "sip", _sip("INVITE", f"sip:01099@{dev.spec.address}", "c2"), sip_pbx.ANSWER_AFTER + 0.5)
+    assert _codes(replies) == [100, 183, 200]
+    assert dev.sip.calls["c2"].answered  # what a scanner must end at once with ACK + BYE
+
+
+async def test_hardened_pbx_rejects_guests_uniformly(emulated: StartDevice) -> None:
+    dev = await emulated(**PBX_HARD)
+    uri = f"sip:01012345@{dev.spec.address}"
+    assert _codes(await _udp(dev, "sip", _sip("INVITE", uri, "c3"))) == [401]
+    unknown = await _udp(dev, "sip", _sip("REGISTER", f"sip:999@{dev.spec.address}", "r1", user="999"))
+    known = await _udp(dev, "sip", _sip("REGISTER", f"sip:100@{dev.spec.address}", "r2", user="100"))
+    assert _codes(unknown) == _codes(known) == [401]  # no extension enumeration
+
+
+async def test_weak_pbx_leaks_which_extensions_exist(emulated: StartDevice) -> None:
+    dev = await emulated(**PBX_WEAK)
+    unknown = await _udp(dev, "sip", _sip("REGISTER", f"sip:999@{dev.spec.address}", "r3", user="999"))
+    known = await _udp(dev, "sip", _sip("REGISTER", f"sip:100@{dev.spec.address}", "r4", user="100"))
+    assert _codes(unknown) == [404] and _codes(known) == [401]
+
+
+async def test_digest_register_succeeds_only_with_the_right_password(emulated: StartDevice) -> None:
+    dev = await emulated(**PBX_HARD)
+    uri = f"sip:100@{dev.spec.address}"
+
+    async def register(password: str, call_id: str) -> int:
+        challenge = (await _udp(dev, "sip", _sip("REGISTER", uri, call_id, user="100")))[0].decode()
+        nonce = re.search(r'nonce="([^"]+)"', challenge)
+        assert nonce is not None
+        md5 = lambda s: hashlib.md5(s.encode(), usedforsecurity=False).hexdigest()  # noqa: E731
+        response = md5(f"{md5(f'100:asterisk:{password}')}:{nonce.group(1)}:{md5(f'REGISTER:{uri}')}")
+        auth = f'Authorization: Digest username="100", realm="asterisk", nonce="{nonce.group(1)}", uri="{uri}", '
+        auth += f'response="{response}"\r\n'
+        msg = _sip("REGISTER", uri, call_id, cseq=2, user="100", extra=auth)
+        return _codes(await _udp(dev, "sip", msg))[0]
+
+    assert await register("wrong", "r5") == 401
+    assert await register("Strong-Pass-1", "r6") == 200
+
+
+async def test_ssh_cli_locks_after_n_failures_and_answers_show_commands(emulated: StartDevice) -> None:
+    dev = await emulated(
+        services=["ssh"],
+        cli="cisco",
+        users={"admin": "Right-1"},
+        lockout_after=3,
+        logging={"enabled": True, "remote": ["198.18.0.30"]},
+        ntp_servers=["198.19.0.100"],
+    )
+    port = dev.bound["ssh"]
+    opts = {"known_hosts": None, "connect_timeout": 5}
+    async with asyncssh.connect(dev.spec.address, port, username="admin", password="Right-1", **opts) as conn:
+        out = (await conn.run("show logging", timeout=5)).stdout
+        assert "Logging to 198.18.0.30" in str(out)
+        assert "Clock is synchronized" in str((await conn.run("show ntp status", timeout=5)).stdout)
+        assert "rejected" in str((await conn.run("configure terminal", timeout=5)).stdout)
+    assert dev.config_attempts == ["configure terminal"]
+    for _ in range(3):
+        with pytest.raises(asyncssh.PermissionDenied):
+            await asyncssh.connect(dev.spec.address, port, username="admin", password="bad", **opts)
+    assert dev.locked == {"admin"}
+    with pytest.raises(asyncssh.PermissionDenied):  # locked: even the right password fails now
+        await asyncssh.connect(dev.spec.address, port, username="admin", password="Right-1", **opts)
+
+
+async def test_http_basic_and_form_logins_follow_the_users(emulated: StartDevice) -> None:
+    basic = await emulated(services=["http"], http_mode="basic", users={"admin": "admin"})
+    form = await emulated(services=["http"], http_mode="form", persona="mfp", users={"admin": "pw"})
+    async with httpx.AsyncClient(timeout=5) as client:
+        url = f"http://{basic.spec.address}:{basic.bound['http']}/"
+        assert (await client.get(url)).status_code == 401
+        assert (await client.get(url, auth=("admin", "nope"))).status_code == 401
+        assert (await client.get(url, auth=("admin", "admin"))).status_code == 200
+        login = f"http://{form.spec.address}:{form.bound['http']}/login"
+        bad = await client.post(login, data={"user": "admin", "pass": "x"})
+        assert bad.status_code == 200 and "Login failed" in bad.text
+        good = await client.post(login, data={"user": "admin", "pass": "pw"})
+        assert good.status_code == 302 and good.headers["location"] == "/admin"
+
+
+async def test_ftp_anonymous_only_when_configured(emulated: StartDevice) -> None:
+    async def login(dev: Device, user: str, password: str) -> bytes:
+        reader, writer = await asyncio.open_connection(dev.spec.address, dev.bound["ftp"])
+        await reader.readline()
+        writer.write(f"USER {user}\r\n".encode())
+        await reader.readline()
+        writer.write(f"PASS {password}\r\n".encode())
+        line = await reader.readline()
+        writer.close()
+        return line[:3]
+
+    open_ = await emulated(services=["ftp"], persona="mfp", ftp_anonymous=True)
+    closed = await emulated(services=["ftp"], persona="mfp")
+    assert await login(open_, "anonymous", "a@b") == b"230"
+    assert await login(closed, "anonymous", "a@b") == b"530"
+
+
+async def test_telnet_login_state_machine(emulated: StartDevice) -> None:
+    dev = await emulated(services=["telnet"], users={"admin": "admin"})
+    reader, writer = await asyncio.open_connection(dev.spec.address, dev.bound["telnet"])
+    assert b"Login:" in await reader.readuntil(b"Login: ")
+    writer.write(b"admin\r\n")
+    await reader.readuntil(b"Password: ")
+    writer.write(b"admin\r\n")
+    assert (await reader.readuntil(b"> ")).strip().endswith(b">")
+    writer.close()
+    assert ("telnet", "admin") in dev.login_attempts
+
+
+async def test_pjl_answers_inquiries_and_records_anything_else(emulated: StartDevice) -> None:
+    dev = await emulated(services=["pjl"], persona="mfp", model="EL-M300", firmware="5.10")
+    reader, writer = await asyncio.open_connection(dev.spec.address, dev.bound["pjl"])
+    writer.write(printer.UEL + b"@PJL INFO ID\r\n")
+    assert b'"EdgeLab EL-M300"' in await reader.readuntil(b"\x0c")
+    writer.write(b"@PJL INFO CONFIG\r\n")
+    assert b"FIRMWARE=5.10" in await reader.readuntil(b"\x0c")
+    writer.write(b"@PJL SET COPIES=99\r\nHello printer\r\n")
+    await writer.drain()
+    writer.close()
+    await asyncio.sleep(0.2)
+    assert dev.pjl_writes == ["@PJL SET COPIES=99"] and dev.job_bytes > 0
+
+
+async def test_ipp_get_printer_attributes(emulated: StartDevice) -> None:
+    dev = await emulated(services=["ipp"], persona="mfp", firmware="5.40")
+    request = struct.pack(">BBHI", 2, 0, printer.IPP_GET_PRINTER_ATTRIBUTES, 7) + bytes([printer.TAG_END])
+    async with httpx.AsyncClient(timeout=5) as client:
+        r = await client.post(
+            f"http://{dev.spec.address}:{dev.bound['ipp']}/ipp/print",
+            content=request,
+            headers={"Content-Type": "application/ipp"},
+        )
+    assert r.status_code == 200 and r.content[2:4] == b"\x00\x00" and r.content[4:8] == struct.pack(">I", 7)
+    assert b"printer-firmware-string-version\x00\x045.40" in r.content
