@@ -57,7 +57,8 @@ async def emulated() -> AsyncIterator[StartDevice]:
 
 def config_for(device: Device, mode: Mode = Mode.DEFAULT, **timeouts: float) -> SweepConfig:
     """A sweep config whose ports point at the device's bound ports."""
-    tcp = [(port, name) for name, port in device.bound.items() if name in ("ssh", "telnet", "http", "ftp")]
+    names = {"ssh": "ssh", "telnet": "telnet", "http": "http", "ftp": "ftp", "ipp": "ipp", "pjl": "jetdirect"}
+    tcp = [(port, names[name]) for name, port in device.bound.items() if name in names]
     closed = 1  # tcp/1 is closed on loopback: proves the host is up even with no service
     pc = ProbeConfig(
         tcp_ports=(*[p for p, _ in tcp], closed),

@@ -15,7 +15,8 @@ import pytest
 
 from lab.emulator import printer, sip_pbx
 from lab.emulator.devices import Device
-from tests.conftest import StartDevice
+from scanner.model import Mode
+from tests.conftest import StartDevice, scan_device
 
 
 async def _udp(dev: Device, service: str, payload: bytes, wait: float = 0.6) -> list[bytes]:
@@ -210,3 +211,18 @@ async def test_ipp_get_printer_attributes(emulated: StartDevice) -> None:
         )
     assert r.status_code == 200 and r.content[2:4] == b"\x00\x00" and r.content[4:8] == struct.pack(">I", 7)
     assert b"printer-firmware-string-version\x00\x045.40" in r.content
+
+
+@pytest.mark.parametrize("mode", [Mode.SAFE, Mode.DEFAULT])
+async def test_a_sweep_changes_nothing_prints_nothing_and_locks_nobody(emulated: StartDevice, mode: Mode) -> None:
+    """Field safety, proven on the devices that record it: no config command, no SNMP SET, no print data."""
+    mfp = await emulated(
+        services=["http", "ftp", "snmp", "pjl", "ipp"], persona="mfp", communities=["public", "private"]
+    )
+    router = await emulated(services=["ssh", "telnet"], cli="yamaha", users={"admin": "Lab-1"}, lockout_after=3)
+    await scan_device(mfp, mode)
+    await scan_device(router, mode)
+    for dev in (mfp, router):
+        assert dev.config_attempts == [] and dev.snmp_sets == []
+        assert dev.job_bytes == 0 and dev.pjl_writes == []
+        assert dev.locked == set()
