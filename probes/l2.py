@@ -1,5 +1,11 @@
 """Layer 2/3 liveness with scapy when root: ARP on the local segment, ICMP echo.
 
+scapy's send/receive calls block, so requests are batched: every request that
+arrives within a short window joins one ``srp``/``sr`` call, run on a small
+pool of worker threads. scapy's threaded sender (a helper thread and a pipe
+per call) broke under many concurrent calls (EBADF on the pipe), so every
+call here runs unthreaded: send the batch, then receive until the timeout.
+
 Unprivileged sweeps skip these (TCP/UDP discovery only) and say so.
 """
 
@@ -16,67 +22,122 @@ from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, P
 from scanner.errors import Timeout, Unreachable
 from scanner.model import HostAlive, Observation, Service
 
-# scapy's send/receive calls block, so they run in threads. They get their own pool:
-# asyncio's default one has min(32, cores + 4) workers, and a sweep that queued its
-# ARP requests there would see them time out waiting for a thread, not for the wire.
-_POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="edgeaudit-l2")
+BATCH_WINDOW = 0.05  # seconds a request waits for company before its batch goes out
+MAX_BATCH = 512
+MAX_WAIT = 2.0  # per batch: how long replies are awaited
+WORKERS = 8  # batches in flight at once
+
+BatchFn = Callable[[list[str], float], dict[str, str]]
 
 
-async def _in_thread(name: str, fn: Callable[[str, float], str | None], address: str, wait: float) -> str | None:
-    """Run one blocking scapy exchange with a deadline; OS errors and overruns become probe errors."""
-    loop = asyncio.get_running_loop()
-    try:
-        async with asyncio.timeout(wait + 2.0):
-            return await loop.run_in_executor(_POOL, fn, address, wait)
-    except TimeoutError as exc:
-        raise Timeout(f"{name}: no result within {wait + 2.0:.1f} s (all L2 worker threads busy)") from exc
-    except OSError as exc:
-        raise Unreachable(f"{name}: {exc.strerror or exc!r}") from exc
-
-
-def _icmp(address: str, timeout: float) -> str | None:
+def _icmp_batch(addresses: list[str], timeout: float) -> dict[str, str]:
+    """Echo every address at once; address -> "icmp" for those that answered."""
     from scapy.layers.inet import ICMP, IP
-    from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, IPv6
-    from scapy.sendrecv import sr1
-    from scapy.supersocket import L3RawSocket
+    from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
+    from scapy.supersocket import L3RawSocket, L3RawSocket6
 
-    ident, seq = secrets.randbelow(0xFFFF), secrets.randbelow(0xFFFF)
-    ip = ipaddress.ip_address(address)
-    pkt: Any = (
-        IPv6(dst=address) / ICMPv6EchoRequest(id=ident, seq=seq)
-        if ip.version == 6
-        else IP(dst=address) / ICMP(id=ident, seq=seq)
-    )
-    # scapy's packet socket never sees replies on loopback; a raw socket does.
-    sock_cls = L3RawSocket if ip.is_loopback and ip.version == 4 else None
-    kwargs = {"timeout": timeout, "verbose": 0}
-    if sock_cls is not None:
-        with sock_cls() as sock:
-            reply = sock.sr1(pkt, **kwargs)
-    else:
-        reply = sr1(pkt, **kwargs)
-    if reply is None:
-        return None
-    if ip.version == 6:
-        ok = reply.haslayer(ICMPv6EchoReply) and reply[ICMPv6EchoReply].id == ident
-    else:
-        ok = reply.haslayer(ICMP) and reply[ICMP].type == 0 and reply[ICMP].id == ident
-    return "icmp" if ok else None
+    ident = secrets.randbelow(0xFFFF)
+    v4 = [a for a in addresses if ipaddress.ip_address(a).version == 4]
+    v6 = [a for a in addresses if ipaddress.ip_address(a).version == 6]
+    answered: list[Any] = []
+    # Raw IP sockets: the kernel resolves neighbours without blocking the sender (scapy's layer-2
+    # path would ARP for each dead on-link address in turn), and loopback replies are seen too.
+    if v4:
+        with L3RawSocket() as sock:
+            pkts = [IP(dst=a) / ICMP(id=ident, seq=i) for i, a in enumerate(v4)]
+            got, _ = sock.sr(pkts, timeout=timeout, verbose=0, threaded=False)
+            answered += list(got)
+    if v6:
+        with L3RawSocket6() as sock6:
+            pkts6 = [IPv6(dst=a) / ICMPv6EchoRequest(id=ident, seq=i) for i, a in enumerate(v6)]
+            got, _ = sock6.sr(pkts6, timeout=timeout, verbose=0, threaded=False)
+            answered += list(got)
+    out: dict[str, str] = {}
+    for sent, received in answered:
+        layer = received.payload
+        if getattr(layer, "id", None) == ident and getattr(layer, "type", None) in (0, 129):
+            out[str(sent.dst)] = "icmp"
+    return out
 
 
-def _arp(address: str, timeout: float) -> str | None:
+def _arp_batch(addresses: list[str], timeout: float) -> dict[str, str]:
+    """ARP who-has for every on-link address at once; address -> MAC for those that answered."""
     from scapy.config import conf
     from scapy.layers.l2 import ARP, Ether
     from scapy.sendrecv import srp
 
-    iface, _src, gateway = conf.route.route(address)
-    if gateway not in ("0.0.0.0", None):
-        return None
-    answered, _ = srp(Ether(dst="ff:ff:ff:ff:ff:ff") / ARP(pdst=address), iface=iface, timeout=timeout, verbose=0)
-    for _sent, received in answered:
-        if received[ARP].psrc == address:
-            return str(received[ARP].hwsrc)
-    return None
+    by_iface: dict[str, list[str]] = {}
+    for address in addresses:
+        iface, _src, gateway = conf.route.route(address)
+        if gateway in ("0.0.0.0", None):
+            by_iface.setdefault(str(iface), []).append(address)
+    out: dict[str, str] = {}
+    for iface, targets in by_iface.items():
+        pkts = [Ether(dst="ff:ff:ff:ff:ff:ff") / ARP(pdst=a) for a in targets]
+        answered, _ = srp(pkts, iface=iface, timeout=timeout, verbose=0, threaded=False)
+        wanted = set(targets)
+        for _sent, received in answered:
+            if received[ARP].psrc in wanted:
+                out[str(received[ARP].psrc)] = str(received[ARP].hwsrc)
+    return out
+
+
+class _Batcher:
+    """Collects single requests into batches, run on a few worker threads."""
+
+    def __init__(self, name: str, fn: BatchFn) -> None:
+        self.name, self.fn = name, fn
+        self._pending: dict[str, list[asyncio.Future[str | None]]] = {}
+        self._flush: asyncio.TimerHandle | None = None
+        self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix=f"edgeaudit-{name}")
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def ask(self, address: str, wait: float) -> str | None:
+        """The batch answer for one address (None: no reply); raises Timeout/Unreachable."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # a new event loop (tests, a second sweep): start clean
+            self._loop, self._pending, self._flush = loop, {}, None
+        future: asyncio.Future[str | None] = loop.create_future()
+        self._pending.setdefault(address, []).append(future)
+        if len(self._pending) >= MAX_BATCH:
+            self._go(wait)
+        elif self._flush is None:
+            self._flush = loop.call_later(BATCH_WINDOW, self._go, wait)
+        # A batch takes at most MAX_WAIT plus sending; allow for a full pool ahead of it.
+        limit = 3 * (MAX_WAIT + 1.0)
+        try:
+            async with asyncio.timeout(limit):
+                return await future
+        except TimeoutError as exc:
+            raise Timeout(f"{self.name}: no result within {limit:.0f} s") from exc
+
+    def _go(self, wait: float) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        batch, self._pending = self._pending, {}
+        if not batch:
+            return
+        loop = asyncio.get_running_loop()
+        job = loop.run_in_executor(self._pool, self.fn, list(batch), min(wait, MAX_WAIT))
+        job.add_done_callback(lambda done: self._deliver(batch, done))
+
+    def _deliver(self, batch: dict[str, list[asyncio.Future[str | None]]], done: asyncio.Future[Any]) -> None:
+        error = done.exception()
+        for address, futures in batch.items():
+            for future in futures:
+                if future.done():
+                    continue
+                if isinstance(error, OSError):
+                    future.set_exception(Unreachable(f"{self.name}: {error.strerror or error!r}"))
+                elif error is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(done.result().get(address))
+
+
+_ICMP = _Batcher("icmp", _icmp_batch)
+_ARP = _Batcher("arp", _arp_batch)
 
 
 def _on_link_v4(address: str) -> bool:
@@ -97,8 +158,8 @@ class IcmpEcho(Probe):
         return [None] if config.privileged else []
 
     async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
-        """One echo; no reply is not a failure (many devices drop ICMP)."""
-        got = await _in_thread("icmp", _icmp, target.address, min(ctx.budget(ctx.timeouts.read), 2.0))
+        """One echo (batched); no reply is not a failure (many devices drop ICMP)."""
+        got = await _ICMP.ask(target.address, ctx.budget(ctx.timeouts.read))
         return [HostAlive(None, method="icmp")] if got else []
 
 
@@ -115,6 +176,11 @@ class ArpPing(Probe):
         return [None] if config.privileged and _on_link_v4(host.address) else []
 
     async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
-        """One ARP request; the MAC is recorded when it answers."""
-        mac = await _in_thread("arp", _arp, target.address, min(ctx.budget(ctx.timeouts.read), 2.0))
+        """One ARP request (batched); the MAC is recorded when it answers."""
+        mac = await _ARP.ask(target.address, ctx.budget(ctx.timeouts.read))
         return [HostAlive(None, method="arp", mac=mac)] if mac else []
+
+
+def arp(addresses: list[str], timeout: float = 1.0) -> dict[str, str]:
+    """Blocking ARP sweep of on-link addresses (for tools and tests): address -> MAC."""
+    return _arp_batch(addresses, timeout)
