@@ -151,6 +151,21 @@ def test_topology_uses_only_lab_addresses() -> None:
             assert ipaddress.ip_address(addr) in bench
 
 
+def test_sweep_ranges_never_include_the_host_leg() -> None:
+    """`scan 198.18.0.0/24` (core) and `scan 198.18.4.0/22` (fleet) must not probe the host itself."""
+    import ipaddress
+
+    from lab import clab, fleet
+
+    host = ipaddress.ip_address(control.load_topology()["segments"]["lan"]["host"])
+    devices = fleet.devices(fleet.MAX_FLEET)
+    for net in ("198.18.0.0/24", "198.18.4.0/22"):
+        assert host not in ipaddress.ip_network(net)
+        assert ipaddress.ip_address(clab.SCANNER_ADDRESS) not in ipaddress.ip_network(net)
+    assert all(ipaddress.ip_address(d["address"]) in ipaddress.ip_network("198.18.4.0/22") for d in devices)
+    assert len({d["address"] for d in devices}) == fleet.MAX_FLEET
+
+
 def test_clab_file_is_generated_from_the_topology() -> None:
     from lab import clab
 
