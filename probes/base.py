@@ -29,12 +29,13 @@ if TYPE_CHECKING:
 class Phase(StrEnum):
     """When a probe runs for a host; each phase sees the previous phases' observations."""
 
-    DISCOVERY = "discovery"  # is anything there? (TCP connect, UDP service probes, ARP/ICMP)
+    PRESENCE = "presence"  # on the local link: does the address answer ARP at all? (root only)
+    DISCOVERY = "discovery"  # is anything there? (TCP connect, UDP service probes, ICMP)
     FINGERPRINT = "fingerprint"  # what is it? (banners, HTTP, ...)
     ASSESS = "assess"  # probes that need the profile (credentials, intrusive extras)
 
 
-PHASE_ORDER = (Phase.DISCOVERY, Phase.FINGERPRINT, Phase.ASSESS)
+PHASE_ORDER = (Phase.PRESENCE, Phase.DISCOVERY, Phase.FINGERPRINT, Phase.ASSESS)
 
 # Well-known service names for discovery ports.
 TCP_PORTS: dict[int, str] = {

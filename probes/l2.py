@@ -168,7 +168,7 @@ class ArpPing(Probe):
     """ARP who-has on the local segment (root only, IPv4, on-link targets)."""
 
     name = "arp"
-    phase = Phase.DISCOVERY
+    phase = Phase.PRESENCE
     description = "ARP request on the local segment (root only)"
 
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:

@@ -113,6 +113,11 @@ class _HostState:
                 return True
         return False
 
+    def failed(self, probes: Iterable[str]) -> bool:
+        """Whether any of these probes ended in a failure (no trustworthy answer either way)."""
+        names = set(probes)
+        return any(isinstance(o, ProbeFailure) and o.probe in names for o in self.observations)
+
     def snapshot(self, profile: profiles_mod.Profile | None) -> HostSnapshot:
         return HostSnapshot(self.address, self.services, tuple(self.observations), profile)
 
@@ -171,7 +176,11 @@ class Engine:
         try:
             async with asyncio.timeout(self.config.timeouts.host):
                 for phase in PHASE_ORDER:
-                    await self._phase(phase, state, host_limit, match)
+                    ran = await self._phase(phase, state, host_limit, match)
+                    if phase == Phase.PRESENCE and ran and not state.alive and not state.failed(ran):
+                        # An on-link address that does not answer ARP cannot talk IP at all: it is
+                        # down, and every other probe would only wait for its timeout (as nmap -PR).
+                        break
                     if phase == Phase.DISCOVERY and not state.alive:
                         break
                     if phase == Phase.FINGERPRINT:
@@ -197,7 +206,8 @@ class Engine:
 
     async def _phase(
         self, phase: Phase, state: _HostState, host_limit: asyncio.Semaphore, match: profiles_mod.Match | None
-    ) -> None:
+    ) -> set[str]:
+        """Run the phase's probes; returns the names of those that ran."""
         snapshot = state.snapshot(match.profile if match else None)
         runs: list[tuple[Probe, Service | None]] = []
         for cls in self.registry.in_phase(phase):
@@ -206,10 +216,11 @@ class Engine:
             probe = cls()
             runs.extend((probe, svc) for svc in probe.targets(snapshot, self.config.probe_config))
         if not runs:
-            return
+            return set()
         async with asyncio.TaskGroup() as tg:
             for probe, svc in runs:
                 tg.create_task(self._run_probe(probe, svc, state, host_limit, match))
+        return {probe.name for probe, _svc in runs}
 
     async def _run_probe(
         self,
