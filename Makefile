@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 OUT ?= out/demo
 DEMO_DB ?= out/demo/history.sqlite3
 
-.PHONY: help setup sysdeps labdeps test lint demo lab-up lab-down lab-status bench clean
+.PHONY: help setup sysdeps labdeps test lint demo lab-up lab-down lab-status bench bench-lab clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -66,8 +66,11 @@ demo: setup ## set up, bring up the lab, sweep it, write out/demo/report.html, b
 	  if [ $$rc -gt 1 ]; then exit $$rc; fi; \
 	  echo "report: $(OUT)/report.html (exit code $$rc: 1 means findings at or above --fail-on)"
 
-bench: setup ## measure sweep speed and memory against the emulated fleet
+bench: setup ## measure sweep speed and memory against an emulated fleet on loopback
 	$(BIN)/python -m lab.bench
+
+bench-lab: setup labdeps ## the same against the namespace lab's 1,000-device macvlan fleet (root)
+	$(BIN)/python -m lab.bench --lab-fleet --devices $${FLEET:-1000}
 
 clean: ## remove build and run artefacts (keeps .venv)
 	rm -rf out build *.egg-info .pytest_cache .mypy_cache .ruff_cache

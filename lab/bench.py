@@ -56,17 +56,20 @@ class _Sink:
         self.results.append(result)
 
 
-async def _sweep(addresses: list[str], concurrency: int) -> tuple[float, int]:
+LOOPBACK_PORTS = ProbeConfig(
+    tcp_ports=(2222, 8080),
+    port_names=((2222, "ssh"), (8080, "http")),
+    snmp_port=1161,
+    ntp_port=1123,
+    sip_port=15060,
+)
+
+
+async def _sweep(addresses: list[str], concurrency: int, ports: ProbeConfig) -> tuple[float, int]:
     probes.load_all()
     config = SweepConfig(
         timeouts=Timeouts(connect=1.0, read=1.0, probe=4.0, host=30.0),
-        probe_config=ProbeConfig(
-            tcp_ports=(2222, 8080),
-            port_names=((2222, "ssh"), (8080, "http")),
-            snmp_port=1161,
-            ntp_port=1123,
-            sip_port=15060,
-        ),
+        probe_config=ports,
         max_hosts=concurrency,
     )
     sink = _Sink()
@@ -80,7 +83,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m lab.bench")
     parser.add_argument("--devices", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument(
+        "--lab-fleet",
+        action="store_true",
+        help="root: sweep `edgeaudit lab up --fleet N` (macvlans, standard ports, ARP/ICMP) instead of loopback",
+    )
     args = parser.parse_args()
+    if args.lab_fleet:
+        _lab_fleet(args.devices, args.concurrency)
+        return
     fleet = _fleet(args.devices)
     with tempfile.TemporaryDirectory() as tmp:
         cfg, pid = Path(tmp) / "fleet.yaml", Path(tmp) / "fleet.pid"
@@ -93,7 +104,8 @@ def main() -> None:
                 if pid.exists():
                     break
                 time.sleep(0.05)
-            elapsed, up = asyncio.run(_sweep([str(d["address"]) for d in fleet], args.concurrency))
+            addresses = [str(d["address"]) for d in fleet]
+            elapsed, up = asyncio.run(_sweep(addresses, args.concurrency, LOOPBACK_PORTS))
         finally:
             emu.terminate()
             emu.wait(10)
@@ -101,6 +113,23 @@ def main() -> None:
     print(
         f"bench: {args.devices} emulated devices, concurrency {args.concurrency}: {elapsed:.1f} s, "
         f"{args.devices / elapsed:.1f} hosts/s, {up} up, scanner peak RSS {rss_mib:.0f} MiB"
+    )
+
+
+def _lab_fleet(devices: int, concurrency: int) -> None:
+    from lab import control
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            state = control.up(Path(tmp), fleet_size=devices)
+            ports = ProbeConfig(privileged=True)
+            elapsed, up = asyncio.run(_sweep(state.fleet, concurrency, ports))
+        finally:
+            control.down(Path(tmp))
+    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"bench (lab fleet, namespaces): {devices} emulated devices, concurrency {concurrency}: {elapsed:.1f} s, "
+        f"{devices / elapsed:.1f} hosts/s, {up} up, scanner peak RSS {rss_mib:.0f} MiB"
     )
 
 

@@ -10,6 +10,9 @@ import yaml
 
 FLEET = Path(__file__).with_name("fleet.yaml")
 MAX_FLEET = 1000
+# Every broadcast (ARP who-has) is queued once per macvlan port; the default queue (1000) dropped
+# ARP requests when a sweep sent hundreds at once to a 1,000-device fleet.
+BC_QUEUE = 65536
 
 
 def devices(size: int, path: Path = FLEET) -> list[dict[str, Any]]:
@@ -39,7 +42,7 @@ def plumbing(ns: str, fleet: list[dict[str, Any]], prefixlen: int) -> tuple[list
     lines = ["link set eth0 up"]
     for i, dev in enumerate(fleet):
         lines += [
-            f"link add mv{i} link eth0 address {mac(i)} type macvlan mode bridge",
+            f"link add mv{i} link eth0 address {mac(i)} type macvlan mode bridge bcqueuelen {BC_QUEUE}",
             f"addr add {dev['address']}/{prefixlen} dev mv{i}",
             f"link set mv{i} up",
         ]

@@ -1,10 +1,12 @@
 """Layer 2/3 liveness with scapy when root: ARP on the local segment, ICMP echo.
 
-scapy's send/receive calls block, so requests are batched: every request that
-arrives within a short window joins one ``srp``/``sr`` call, run on a small
-pool of worker threads. scapy's threaded sender (a helper thread and a pipe
-per call) broke under many concurrent calls (EBADF on the pipe), so every
-call here runs unthreaded: send the batch, then receive until the timeout.
+scapy's send/receive calls block, so requests are batched: one ``srp``/``sr``
+call is in flight at a time, on one worker thread, and every request that
+arrives meanwhile joins the next one. Measured on the 1,000-device lab fleet:
+one batch of 1,000 ARP requests got 1,000 answers in 0.5 s, while 8 concurrent
+calls of 20 lost a fifth of the replies (every packet socket sees every frame,
+and scapy dissects them slowly), and scapy's threaded sender failed with EBADF
+under many concurrent calls, so calls here also run unthreaded.
 
 Unprivileged sweeps skip these (TCP/UDP discovery only) and say so.
 """
@@ -23,9 +25,8 @@ from scanner.errors import Timeout, Unreachable
 from scanner.model import HostAlive, Observation, Service
 
 BATCH_WINDOW = 0.05  # seconds a request waits for company before its batch goes out
-MAX_BATCH = 512
+MAX_BATCH = 256
 MAX_WAIT = 2.0  # per batch: how long replies are awaited
-WORKERS = 8  # batches in flight at once
 
 BatchFn = Callable[[list[str], float], dict[str, str]]
 
@@ -74,7 +75,8 @@ def _arp_batch(addresses: list[str], timeout: float) -> dict[str, str]:
     out: dict[str, str] = {}
     for iface, targets in by_iface.items():
         pkts = [Ether(dst="ff:ff:ff:ff:ff:ff") / ARP(pdst=a) for a in targets]
-        answered, _ = srp(pkts, iface=iface, timeout=timeout, verbose=0, threaded=False)
+        # retry=1: unanswered requests go out once more (ARP is lossy under bursts; as nmap does).
+        answered, _ = srp(pkts, iface=iface, timeout=timeout, verbose=0, threaded=False, retry=1)
         wanted = set(targets)
         for _sent, received in answered:
             if received[ARP].psrc in wanted:
@@ -83,46 +85,53 @@ def _arp_batch(addresses: list[str], timeout: float) -> dict[str, str]:
 
 
 class _Batcher:
-    """Collects single requests into batches, run on a few worker threads."""
+    """Collects single requests into batches; one batch in flight at a time, on one thread."""
 
-    def __init__(self, name: str, fn: BatchFn) -> None:
-        self.name, self.fn = name, fn
+    def __init__(self, name: str, fn: BatchFn, max_wait: float = MAX_WAIT) -> None:
+        self.name, self.fn, self.max_wait = name, fn, max_wait
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"edgeaudit-{name}")
+        self._reset(None)
+
+    def _reset(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        self._loop = loop
         self._pending: dict[str, list[asyncio.Future[str | None]]] = {}
         self._flush: asyncio.TimerHandle | None = None
-        self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix=f"edgeaudit-{name}")
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._running = False
+        self._wait = self.max_wait
 
     async def ask(self, address: str, wait: float) -> str | None:
         """The batch answer for one address (None: no reply); raises Timeout/Unreachable."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a new event loop (tests, a second sweep): start clean
-            self._loop, self._pending, self._flush = loop, {}, None
+            self._reset(loop)
         future: asyncio.Future[str | None] = loop.create_future()
         self._pending.setdefault(address, []).append(future)
-        if len(self._pending) >= MAX_BATCH:
-            self._go(wait)
-        elif self._flush is None:
-            self._flush = loop.call_later(BATCH_WINDOW, self._go, wait)
-        # A batch takes at most MAX_WAIT plus sending; allow for a full pool ahead of it.
-        limit = 3 * (MAX_WAIT + 1.0)
+        self._wait = min(self._wait, max(wait, 0.2))
+        if not self._running and self._flush is None:
+            self._flush = loop.call_later(BATCH_WINDOW, self._go)
+        # Behind at most one running batch (each bounded by MAX_WAIT plus sending and parsing).
+        limit = 2 * (MAX_WAIT + 2.0)
         try:
             async with asyncio.timeout(limit):
                 return await future
         except TimeoutError as exc:
             raise Timeout(f"{self.name}: no result within {limit:.0f} s") from exc
 
-    def _go(self, wait: float) -> None:
-        if self._flush is not None:
-            self._flush.cancel()
-            self._flush = None
-        batch, self._pending = self._pending, {}
-        if not batch:
+    def _go(self) -> None:
+        self._flush = None
+        if self._running or not self._pending:
             return
-        loop = asyncio.get_running_loop()
-        job = loop.run_in_executor(self._pool, self.fn, list(batch), min(wait, MAX_WAIT))
+        batch = dict(list(self._pending.items())[:MAX_BATCH])
+        for address in batch:
+            del self._pending[address]
+        wait, self._wait = self._wait, self.max_wait
+        self._running = True
+        assert self._loop is not None
+        job = self._loop.run_in_executor(self._pool, self.fn, list(batch), wait)
         job.add_done_callback(lambda done: self._deliver(batch, done))
 
     def _deliver(self, batch: dict[str, list[asyncio.Future[str | None]]], done: asyncio.Future[Any]) -> None:
+        self._running = False
         error = done.exception()
         for address, futures in batch.items():
             for future in futures:
@@ -134,10 +143,13 @@ class _Batcher:
                     future.set_exception(error)
                 else:
                     future.set_result(done.result().get(address))
+        if self._pending:
+            self._go()  # whatever queued meanwhile goes out now, as one batch
 
 
 _ICMP = _Batcher("icmp", _icmp_batch)
-_ARP = _Batcher("arp", _arp_batch)
+# On a LAN an ARP reply takes well under a millisecond: 1 s per round (two rounds) is generous.
+_ARP = _Batcher("arp", _arp_batch, max_wait=1.0)
 
 
 def _on_link_v4(address: str) -> bool:
