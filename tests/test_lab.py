@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -117,6 +118,39 @@ def test_fleet_devices_have_their_own_mac_and_ip(tmp_path: Path) -> None:
         profiles = {d["address"]: (d.get("device") or {}).get("profile") for d in report["devices"]}  # type: ignore[union-attr,index]
         assert profiles[state.fleet[0]] == "edgelab-router" and profiles[state.fleet[2]] == "edgelab-mfp"
     finally:
+        control.down(tmp_path)
+    assert netns.namespaces() == []
+
+
+@pytest.mark.lab
+@needs_root
+def test_container_entrypoint_runs_a_node_in_its_namespace(tmp_path: Path) -> None:
+    """`python3 -m lab.node NAME` (the lab-node image's entrypoint) waits for its address, serves, stops on TERM."""
+    ns = netns.PREFIX + "entrypoint-test"
+    control.down(tmp_path)
+    netns.add_namespace(ns)
+    proc = None
+    try:
+        cmd = ["ip", "netns", "exec", ns, sys.executable, "-m", "lab.node", "syslog", "--run", str(tmp_path)]
+        proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        lines = [
+            "link add d0 type veth peer name d1",
+            "addr add 198.18.0.30/21 dev d0",
+            "link set d0 up",
+            "link set d1 up",
+        ]
+        netns.ip_batch(lines, ns)
+        for _ in range(100):
+            if ("udp", 514) in netns.listening(proc.pid):
+                break
+            time.sleep(0.1)
+        assert ("udp", 514) in netns.listening(proc.pid)
+        proc.terminate()
+        assert proc.wait(10) == 0
+        assert netns.pids_in(ns) == []  # rsyslogd went with it
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
         control.down(tmp_path)
     assert netns.namespaces() == []
 

@@ -112,7 +112,7 @@ class Device:
         """One login attempt against the spec's users, counting failures toward the lockout."""
         if username in self.locked:
             return False
-        if self.spec.users.get(username) == password and username in self.spec.users:
+        if username in self.spec.users and self.spec.users[username] == password:
             self.failures.pop(username, None)
             return True
         self.failures[username] = self.failures.get(username, 0) + 1
