@@ -73,6 +73,10 @@ class ProbeConfig:
     snmp_port: int = 161
     sip_port: int = 5060
     ntp_port: int = 123
+    credentials_file: str | None = None  # user-supplied USER:PASSWORD lines (--credentials)
+    max_attempts: int = 3  # login attempts per account per window
+    attempt_window_s: float = 900.0
+    login_pace_s: float = 0.5  # pause between two login attempts on one host
 
     def service_name(self, port: int) -> str:
         """The protocol expected on a TCP port: user override, else the well-known name."""
@@ -131,6 +135,7 @@ class Probe(abc.ABC):
     phase: ClassVar[Phase] = Phase.FINGERPRINT
     services: ClassVar[frozenset[str]] = frozenset()
     description: ClassVar[str] = ""
+    deadline_s: ClassVar[float | None] = None  # a longer deadline than --probe-timeout (paced logins)
 
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
         """Where to run on this host: by default, each open service this probe needs."""

@@ -63,6 +63,22 @@ def _add_scan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-probes", type=int, default=256, help="probe runs in flight overall (default 256)")
     p.add_argument("--per-host", type=int, default=6, help="probe runs in flight per host (default 6)")
     p.add_argument("--unprivileged", action="store_true", help="skip ARP/ICMP even when root")
+    p.add_argument(
+        "--credentials",
+        type=Path,
+        metavar="FILE",
+        help="extra USER:PASSWORD (or PROTOCOL:USER:PASSWORD) lines to try after the defaults",
+    )
+    p.add_argument(
+        "--max-attempts",
+        type=int,
+        default=3,
+        help="login attempts per account per 15 minutes on one host, all services together (default 3); "
+        "at most N-1 of them may fail, and never as many as a lockout threshold the profile declares",
+    )
+    p.add_argument(
+        "--login-pace", type=float, default=0.5, help="seconds between two login attempts on one host (default 0.5)"
+    )
     p.add_argument("--vantage", default="lan", help="label of where the scanner stands (lan, wan, ...)")
 
 

@@ -192,6 +192,30 @@ class NtpInfo(Observation):
 
 
 @dataclass(frozen=True)
+class LoginResult(Observation):
+    """What a capped, paced series of login attempts on one service found (CIAJ 1.2).
+
+    ``username``/``password``/``source`` are set when a candidate worked (the first
+    success stops the series). ``accepts_anything`` means a random user and password
+    were accepted first, so no success or failure on this service can be trusted.
+    """
+
+    kind: ClassVar[str] = "login"
+    proves_open: ClassVar[bool] = True
+    protocol: str = ""
+    username: str | None = None
+    password: str | None = None  # a secret: masked in reports
+    source: str | None = None  # "profile:<id>", "generic", "anonymous", "user"
+    attempts: int = 0  # attempts made, the baseline included
+    tried: tuple[str, ...] = ()  # "user (source)" per attempt, in order; passwords never listed
+    refused_elsewhere: tuple[str, ...] = ()  # candidates another service of the host already refused
+    skipped: tuple[str, ...] = ()  # "user (source)" of candidates not tried: their account reached its cap
+    stopped: str | None = None  # why the series ended early: success, lockout/ban signal, cap
+    accepts_anything: bool = False
+    complete: bool = True  # False when a lockout/ban signal or the deadline cut it short
+
+
+@dataclass(frozen=True)
 class ProbeFailure(Observation):
     """A probe that could not get a trustworthy answer. Never read as a pass."""
 

@@ -235,7 +235,8 @@ class Engine:
         try:
             async with self._global, host_limit:
                 loop = asyncio.get_running_loop()
-                deadline = loop.time() + self.config.timeouts.probe
+                allowed = max(self.config.timeouts.probe, probe.deadline_s or 0.0)
+                deadline = loop.time() + allowed
                 ctx = ProbeContext(
                     timeouts=self.config.timeouts,
                     mode=self.config.mode,
@@ -256,7 +257,7 @@ class Engine:
                             service,
                             probe=probe.name,
                             error="Timeout",
-                            reason=f"probe exceeded its {self.config.timeouts.probe:g}s deadline",
+                            reason=f"probe exceeded its {allowed:g}s deadline",
                         )
                     ]
                 except Exception as exc:  # a probe bug must not sink the sweep, nor read as a pass

@@ -85,6 +85,8 @@ class Profile:
     default_credentials: tuple[Credential, ...] = ()
     sources: dict[str, dict[str, str]] = field(default_factory=dict)
     read_only_commands: tuple[dict[str, str], ...] = ()
+    lockout_attempts: int | None = None  # failed logins that lock an account on this family
+    lockout_texts: tuple[str, ...] = ()  # what the device says when it locks (lower case)
 
     def baseline_for(self, version: str) -> Baseline | None:
         """The baseline of the branch the version belongs to (longest branch wins), else the catch-all."""
@@ -187,6 +189,9 @@ def parse_profile(data: Any, file: str) -> Profile:
         )
         for i, c in enumerate(data.get("default_credentials", []))
     )
+    lockout: dict[str, Any] = data.get("lockout", {})
+    if lockout:
+        need_source(lockout["source"], "lockout.source")
     return Profile(
         id=data["id"],
         device_class=data["class"],
@@ -199,6 +204,8 @@ def parse_profile(data: Any, file: str) -> Profile:
         default_credentials=creds,
         sources=sources,
         read_only_commands=tuple(data.get("read_only_commands", [])),
+        lockout_attempts=lockout.get("attempts"),
+        lockout_texts=tuple(str(t).lower() for t in lockout.get("texts", [])),
     )
 
 

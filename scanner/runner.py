@@ -47,6 +47,10 @@ def _ports(text: str | None) -> tuple[tuple[int, ...], tuple[tuple[int, str], ..
 
 
 def _config(args: argparse.Namespace, mode: Mode, command: str) -> SweepConfig:
+    if args.max_attempts < 0 or args.login_pace < 0:
+        raise UsageError("--max-attempts and --login-pace cannot be negative")
+    if args.credentials and not args.credentials.is_file():
+        raise UsageError(f"--credentials {args.credentials}: no such file")
     for name in ("concurrency", "max_probes", "per_host"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
@@ -63,6 +67,9 @@ def _config(args: argparse.Namespace, mode: Mode, command: str) -> SweepConfig:
             sip_port=args.sip_port,
             ntp_port=args.ntp_port,
             privileged=cli.is_root() and not args.unprivileged,
+            credentials_file=str(args.credentials.resolve()) if args.credentials else None,
+            max_attempts=args.max_attempts,
+            login_pace_s=args.login_pace,
         ),
         max_hosts=args.concurrency,
         max_probes=args.max_probes,

@@ -204,7 +204,10 @@ class Device:
         writer.write(f"\r\nEdgeLab {self.spec.model} Rev.{self.spec.firmware}\r\n\r\nLogin: ".encode())
         await writer.drain()
         for _ in range(3):  # three tries per connection, then hang up (as most consoles do)
-            user = _strip_iac(await reader.readline()).strip()
+            line = await reader.readline()
+            if not line.endswith(b"\n"):
+                return  # the client left without sending a name (a banner grab): no login attempt
+            user = _strip_iac(line).strip()
             self.received.append(("telnet", user[:100]))
             writer.write(b"Password: ")
             await writer.drain()

@@ -126,7 +126,7 @@ def load_all() -> dict[str, CheckFn]:
     """Import every check module; verify the catalog and the registry agree."""
     global _loaded
     if not _loaded:
-        from scanner.checks import cleartext, firmware, inventory  # noqa: F401  (registration)
+        from scanner.checks import cleartext, credentials, firmware, inventory  # noqa: F401  (registration)
 
         _loaded = True
         missing = [fid for fid, e in catalog().items() if not e.engine and fid not in CHECKS]

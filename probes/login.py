@@ -1,0 +1,247 @@
+"""The login engine shared by the credential probes: candidates, caps, pacing, stop rules.
+
+Field-safety rules, enforced here for every protocol:
+- a random user with a random password goes first: a device that accepts it
+  accepts anything, and nothing else is tried or trusted on that service;
+- at most ``max_attempts`` attempts per account per window on one host, all its
+  services together, of which at most ``max_attempts - 1`` may fail (a device may
+  lock at the Nth failure; a profile's declared threshold lowers it further),
+  the count kept for the whole process, across probes;
+- a pause of ``login_pace_s`` between two attempts on one host;
+- the first success stops the series;
+- a pair one service of the host refused is not tried on its other services
+  (one account database, one lockout counter: asking again only spends the cap);
+- a lockout or ban signal (the protocol's own, or a profile's lockout text)
+  stops the series at once and is recorded.
+
+What the cap counts is failures: a success resets the account's count, as
+devices reset their lockout counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from probes.base import ProbeContext, ProbeTarget
+from scanner.errors import AuthRejected, LockedOut, ProbeError, UsageError
+from scanner.model import LoginResult
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One username/password pair to try, and where it came from."""
+
+    username: str
+    password: str
+    source: str  # "profile:<id>", "generic", "anonymous", "user"
+
+
+Attempt = Callable[[Candidate], Awaitable[bool]]  # True: logged in; False: rejected; LockedOut: stop
+
+
+@cache
+def generic_list() -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+    """(username, password, protocols) from profiles/credentials/generic.yaml: short, guessable, widely tried."""
+    text = resources.files("profiles").joinpath("credentials/generic.yaml").read_text(encoding="utf-8")
+    raw = yaml.safe_load(text)
+    return tuple((str(c["username"]), str(c["password"]), tuple(c["protocols"])) for c in raw["generic"])
+
+
+@cache
+def user_list(path: str) -> tuple[tuple[str, str, str | None], ...]:
+    """USER:PASSWORD lines (optionally PROTOCOL:USER:PASSWORD) from --credentials; # starts a comment."""
+    out: list[tuple[str, str, str | None]] = []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise UsageError(f"--credentials {path}: {exc.strerror}") from exc
+    for n, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        parts = line.split(":", 2)
+        if len(parts) == 3 and parts[0] in ("ssh", "telnet", "http", "https", "ftp"):
+            out.append((parts[1], parts[2], parts[0]))
+        elif len(parts) >= 2:
+            out.append((parts[0], line.split(":", 1)[1], None))
+        else:
+            raise UsageError(f"--credentials {path}:{n}: expected USER:PASSWORD")
+    return tuple(out)
+
+
+def candidates(protocol: str, ctx: ProbeContext) -> list[Candidate]:
+    """Profile defaults first, then the generic list, then the user's list; duplicates dropped."""
+    out: list[Candidate] = []
+    seen: set[tuple[str, str]] = set()
+
+    def add(user: str, password: str, source: str) -> None:
+        if (user, password) not in seen:
+            seen.add((user, password))
+            out.append(Candidate(user, password, source))
+
+    proto = "http" if protocol == "https" else protocol
+    if ctx.profile is not None:
+        for cred in ctx.profile.default_credentials:
+            if cred.protocol in (proto, protocol):
+                add(cred.username, cred.password, f"profile:{ctx.profile.id}")
+    generic = [(u, p) for u, p, protocols in generic_list() if proto in protocols]
+    for user, password in generic:  # anonymous FTP is a factory default: before the guessing
+        if proto == "ftp" and user in ("anonymous", "ftp"):
+            add(user, password, "anonymous")
+    for user, password in generic:
+        add(user, password, "generic")
+    if ctx.config.credentials_file:
+        for user, password, only in user_list(ctx.config.credentials_file):
+            if only is None or only in (proto, protocol):
+                add(user, password, "user")
+    return out
+
+
+class Ledger:
+    """Failed attempts per (address, account) in a sliding window; shared by every probe in the process.
+
+    The count is per account across all of a host's services: devices usually keep one
+    account database (and one lockout counter) behind SSH, Telnet and the web UI alike.
+    Attempts on one account are serialised (a lock per account), so the count a probe
+    checks is never stale: parallel probes cannot overshoot the cap between them.
+    """
+
+    def __init__(self) -> None:
+        self._failures: dict[tuple[str, str], list[float]] = {}
+        self._next: dict[str, float] = {}  # address -> earliest time of its next attempt (pacing)
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._refused: dict[str, dict[tuple[str, str], str]] = {}  # address -> (user, password) -> service
+
+    def refused_on(self, address: str, pair: tuple[str, str]) -> str | None:
+        """The service of this host that already refused this pair, if any."""
+        return self._refused.get(address, {}).get(pair)
+
+    def lock(self, key: tuple[str, str]) -> asyncio.Lock:
+        """The account's lock (locks are per event loop: a new loop starts a new set)."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._loop, self._locks = loop, {}
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    def used(self, key: tuple[str, str], window: float) -> int:
+        """Failed attempts on this account within the window."""
+        now = time.monotonic()
+        times = [t for t in self._failures.get(key, []) if now - t < window]
+        self._failures[key] = times
+        return len(times)
+
+    def failed(self, key: tuple[str, str], password: str | None = None, service: str = "") -> None:
+        """Count one failed attempt (and remember a refused pair for the host's other services)."""
+        self._failures.setdefault(key, []).append(time.monotonic())
+        if password is not None:
+            self._refused.setdefault(key[0], {})[(key[1], password)] = service
+
+    def succeeded(self, key: tuple[str, str]) -> None:
+        """A login worked: devices reset an account's failure count then, and so does the ledger."""
+        self._failures.pop(key, None)
+
+    async def pace(self, address: str, gap: float, ctx: ProbeContext) -> None:
+        """Take the host's next attempt slot (``gap`` seconds after the previous one) and wait for it."""
+        now = time.monotonic()
+        slot = max(now, self._next.get(address, now))
+        self._next[address] = slot + gap  # reserved before waiting: concurrent probes queue up
+        if slot > now:
+            await asyncio.sleep(ctx.budget(slot - now))
+
+
+LEDGER = Ledger()
+
+
+def account_cap(ctx: ProbeContext) -> int:
+    """Failed attempts allowed per account and window.
+
+    ``max_attempts`` (default 3) caps the attempts on an account, and a device may lock
+    at exactly that many failures, so at most ``max_attempts - 1`` may fail; a lockout
+    threshold the profile declares lowers it to one short of that threshold too.
+    """
+    limit = ctx.config.max_attempts
+    if ctx.profile is not None and ctx.profile.lockout_attempts:
+        limit = min(limit, ctx.profile.lockout_attempts)
+    return max(limit - 1, 0)
+
+
+async def run_series(protocol: str, target: ProbeTarget, ctx: ProbeContext, attempt: Attempt) -> LoginResult:
+    """Baseline, then candidates under the caps; stops at the first success or a lockout signal."""
+    service = target.service
+    cap, window = account_cap(ctx), ctx.config.attempt_window_s
+    svc = service.key if service else protocol
+    tried: list[str] = []
+    tried_elsewhere: list[str] = []
+    skipped: list[str] = []
+
+    def result(
+        found: Candidate | None = None, stopped: str | None = None, *, anything: bool = False, complete: bool = True
+    ) -> LoginResult:
+        return LoginResult(
+            service,
+            protocol=protocol,
+            username=found.username if found else None,
+            password=found.password if found else None,
+            source=found.source if found else None,
+            attempts=len(tried),
+            tried=tuple(tried),
+            refused_elsewhere=tuple(tried_elsewhere),
+            skipped=tuple(skipped),
+            stopped=stopped,
+            accepts_anything=anything,
+            complete=complete,
+        )
+
+    async def one(cand: Candidate, limit: int) -> bool | None:
+        """One attempt under the account's lock; None when the account is at its cap."""
+        key = (target.address, cand.username)
+        async with asyncio.timeout(ctx.remaining()), LEDGER.lock(key):
+            elsewhere = LEDGER.refused_on(target.address, (cand.username, cand.password))
+            if elsewhere is not None and elsewhere != svc:
+                tried_elsewhere.append(f"{cand.username or '(empty)'} ({cand.source}) refused on {elsewhere}")
+                return False
+            if LEDGER.used(key, window) >= limit:
+                return None
+            await LEDGER.pace(target.address, ctx.config.login_pace_s, ctx)
+            tried.append(f"{cand.username or '(empty)'} ({cand.source})")
+            try:
+                ok = await attempt(cand)
+            except AuthRejected:
+                ok = False
+            except ProbeError:
+                LEDGER.failed(key)  # it may have reached the device: count it
+                raise
+            if ok:
+                LEDGER.succeeded(key)
+            else:
+                LEDGER.failed(key, cand.password, svc)
+            return ok
+
+    baseline = Candidate("ea-" + secrets.token_hex(4), secrets.token_urlsafe(12), "baseline")
+    try:
+        if await one(baseline, 1):
+            return result(stopped="a random user and password were accepted", anything=True)
+        for cand in candidates(protocol, ctx):
+            ok = await one(cand, cap)
+            if ok is None:
+                skipped.append(f"{cand.username or '(empty)'} ({cand.source})")
+            elif ok:
+                return result(cand, "success")
+    except LockedOut as exc:
+        return result(stopped=f"lockout/ban signal: {exc}", complete=False)
+    except TimeoutError:
+        return result(stopped="the probe's deadline came first", complete=False)
+    except ProbeError:
+        if len(tried) <= 1:
+            raise  # nothing judged: the probe failed
+        return result(stopped="a later attempt failed on the network", complete=False)
+    return result(stopped="per-account cap reached" if skipped else None)

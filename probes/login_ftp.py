@@ -1,0 +1,71 @@
+"""FTP logins: anonymous and default accounts (USER/PASS only; nothing is listed or fetched)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import ClassVar
+
+from probes.base import Phase, Probe, ProbeContext, ProbeTarget, register
+from probes.login import Candidate, run_series
+from probes.tcp import close_stream, open_stream
+from scanner.errors import LockedOut, MalformedResponse, Timeout
+from scanner.model import Observation, Risk
+
+MAX_REPLY = 2048
+
+
+async def _reply(reader: asyncio.StreamReader, ctx: ProbeContext) -> tuple[int, str]:
+    """One FTP reply (multi-line aware, bounded): (code, text)."""
+    lines: list[str] = []
+    while len(lines) < 20:
+        try:
+            async with asyncio.timeout(ctx.budget(ctx.timeouts.read)):
+                line = (await reader.readline())[:MAX_REPLY].decode("latin-1")
+        except TimeoutError as exc:
+            raise Timeout("ftp: no reply before the read timeout") from exc
+        if not line:
+            raise MalformedResponse("ftp: connection closed mid-reply")
+        lines.append(line.rstrip())
+        if len(line) >= 4 and line[:3].isdigit() and line[3] != "-":
+            break
+    head = lines[0]
+    if not head[:3].isdigit():
+        raise MalformedResponse("ftp: reply without a code")
+    return int(head[:3]), " ".join(lines)
+
+
+@register
+class FtpLogin(Probe):
+    """USER/PASS with anonymous, profile defaults and the generic list."""
+
+    name = "ftp-login"
+    risk = Risk.CREDENTIAL
+    phase = Phase.ASSESS
+    services = frozenset({"ftp"})
+    description = "Capped FTP logins, anonymous included"
+    deadline_s: ClassVar[float | None] = 40.0
+
+    async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
+        """One connection per attempt: greeting, USER, PASS, QUIT."""
+
+        async def attempt(cand: Candidate) -> bool:
+            reader, writer = await open_stream(target, ctx)
+            try:
+                code, text = await _reply(reader, ctx)
+                if code == 421:
+                    raise LockedOut(f"ftp: {text[:120]}")
+                writer.write(f"USER {cand.username}\r\n".encode())
+                code, text = await _reply(reader, ctx)
+                if code == 230:
+                    return True
+                if code == 331:
+                    writer.write(f"PASS {cand.password}\r\n".encode())
+                    code, text = await _reply(reader, ctx)
+                if code == 421:
+                    raise LockedOut(f"ftp: {text[:120]}")
+                writer.write(b"QUIT\r\n")
+                return code == 230
+            finally:
+                await close_stream(writer)
+
+        return [await run_series("ftp", target, ctx, attempt)]

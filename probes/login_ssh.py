@@ -1,0 +1,64 @@
+"""SSH password logins (asyncssh), under the login engine's caps; records the host key fingerprint.
+
+Disconnects before authentication on two attempts in a row are read as a ban
+(fail2ban-style or MaxStartups), and stop the series.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from probes.base import Phase, Probe, ProbeContext, ProbeTarget, map_errors, register
+from probes.login import Candidate, run_series
+from scanner.errors import LockedOut, Unreachable
+from scanner.model import Observation, Risk
+
+
+@register
+class SshLogin(Probe):
+    """Password (and keyboard-interactive) logins over SSH."""
+
+    name = "ssh-login"
+    risk = Risk.CREDENTIAL
+    phase = Phase.ASSESS
+    services = frozenset({"ssh"})
+    description = "Capped SSH password logins: profile defaults, generic list, user list"
+    deadline_s: ClassVar[float | None] = 60.0
+
+    async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
+        """Run the capped series; one connection per attempt."""
+        import asyncssh
+
+        assert target.service is not None
+        port = target.service.port
+        drops = 0
+
+        async def attempt(cand: Candidate) -> bool:
+            nonlocal drops
+            try:
+                with map_errors(f"ssh {target.address}:{port}"):
+                    conn = await asyncssh.connect(
+                        target.address,
+                        port,
+                        username=cand.username,
+                        password=cand.password,
+                        known_hosts=None,
+                        client_keys=None,
+                        agent_path=None,
+                        preferred_auth="password,keyboard-interactive",
+                        connect_timeout=ctx.budget(ctx.timeouts.connect + ctx.timeouts.read),
+                        login_timeout=ctx.budget(ctx.timeouts.read * 2),
+                    )
+            except asyncssh.PermissionDenied:
+                drops = 0
+                return False
+            except (asyncssh.DisconnectError, asyncssh.ConnectionLost, Unreachable) as exc:
+                drops += 1
+                if drops >= 2:
+                    raise LockedOut(f"ssh: the server dropped {drops} connections in a row ({exc})") from exc
+                return False
+            drops = 0
+            conn.close()
+            return True
+
+        return [await run_series("ssh", target, ctx, attempt)]

@@ -1,0 +1,88 @@
+"""CIAJ 1.2 (1)(2): default and guessable credentials, judged from the login probes' results.
+
+Per login service: fail when a candidate of the check's kind logged in; pass
+when the series ran to its end (no lockout signal, no network cut, the random
+baseline refused) and nothing of that kind worked; inconclusive otherwise,
+with the reason. Services that demand a login the probes cannot try (form
+logins without a profile description) are inconclusive, never passed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from scanner.checks import HostView, check
+from scanner.model import JSON, Finding, HttpInfo, LoginResult, Mode, Service, Status
+
+DEFAULT = "CIAJ-1.2-DEFAULT-CREDENTIAL"
+WEAK = "CIAJ-1.2-WEAK-CREDENTIAL"
+LOGIN_PROBES = {"ssh": "ssh-login", "telnet": "telnet-login", "ftp": "ftp-login", "http": "http-login"}
+
+
+def _is_default(source: str | None) -> bool:
+    return source is not None and (source.startswith("profile:") or source == "anonymous")
+
+
+def _is_generic(source: str | None) -> bool:
+    return source == "generic"
+
+
+def _judge(view: HostView, check_id: str, matches: Callable[[str | None], bool]) -> list[Finding]:
+    out: list[Finding] = []
+    if view.mode == Mode.SAFE:
+        return [view.finding(check_id, Status.INCONCLUSIVE, evidence={"reason": "no credential is sent in safe mode"})]
+    judged: set[Service] = set()
+    for res in view.of(LoginResult):
+        if res.service is not None:
+            judged.add(res.service)
+        evidence: dict[str, JSON] = {
+            "protocol": res.protocol,
+            "attempts": res.attempts,
+            "tried": list(res.tried),
+            "refused_on_another_service": list(res.refused_elsewhere),
+            "skipped_by_cap": list(res.skipped),
+        }
+        untried = [c for c in res.skipped if matches(c.rsplit("(", 1)[-1].rstrip(")"))]
+        if res.accepts_anything:
+            evidence["reason"] = "the service accepted a random user and password: no login result can be trusted"
+            out.append(view.finding(check_id, Status.INCONCLUSIVE, service=res.service, evidence=evidence))
+        elif res.username is not None and matches(res.source):
+            evidence.update(username=res.username, password=res.password or "", source=res.source or "")
+            out.append(view.finding(check_id, Status.FAIL, service=res.service, evidence=evidence))
+        elif res.username is not None and matches is _is_generic and _is_default(res.source):
+            evidence["reason"] = "a default credential logged in first; the generic list was not tried"
+            out.append(view.finding(check_id, Status.INCONCLUSIVE, service=res.service, evidence=evidence))
+        elif res.username is not None or (res.complete and not untried):
+            out.append(view.finding(check_id, Status.PASS, service=res.service, evidence=evidence))
+        elif res.complete:
+            evidence["reason"] = "the per-account cap was reached before these were tried: " + ", ".join(untried)
+            out.append(view.finding(check_id, Status.INCONCLUSIVE, service=res.service, evidence=evidence))
+        else:
+            evidence["reason"] = res.stopped or "the series was cut short"
+            out.append(view.finding(check_id, Status.INCONCLUSIVE, service=res.service, evidence=evidence))
+    for failure in view.failures():
+        if failure.probe in LOGIN_PROBES.values() and failure.service not in judged:
+            if failure.service is not None:
+                judged.add(failure.service)
+            evidence = {"reason": failure.reason}
+            out.append(view.finding(check_id, Status.INCONCLUSIVE, service=failure.service, evidence=evidence))
+    for http in view.of(HttpInfo):
+        if http.login_form and http.service is not None and http.service not in judged:
+            reason = "a login form answered; form logins need a profile login description and were not tried"
+            out.append(view.finding(check_id, Status.INCONCLUSIVE, service=http.service, evidence={"reason": reason}))
+    if not out:
+        reason = "no login service (SSH, Telnet, FTP, HTTP Basic/Digest) answered; nothing to try"
+        out.append(view.finding(check_id, Status.INCONCLUSIVE, evidence={"reason": reason}))
+    return out
+
+
+@check(DEFAULT)
+def default_credential(view: HostView) -> list[Finding]:
+    """A documented factory default (or anonymous FTP) logged in."""
+    return _judge(view, DEFAULT, _is_default)
+
+
+@check(WEAK)
+def weak_credential(view: HostView) -> list[Finding]:
+    """A pair from the generic guessable list logged in."""
+    return _judge(view, WEAK, _is_generic)
