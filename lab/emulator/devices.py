@@ -213,6 +213,10 @@ class Device:
             await writer.drain()
             password = _strip_iac(await reader.readline()).strip()
             self.login_attempts.append(("telnet", user.decode("latin-1")))
+            if user.decode("latin-1") in self.locked:
+                writer.write(b"\r\nAccount locked: too many failed logins\r\n")
+                await writer.drain()
+                return
             if self.check_login(user.decode("latin-1"), password.decode("latin-1")):
                 writer.write(f"\r\n{self.spec.name}> ".encode())
                 await writer.drain()

@@ -1,0 +1,117 @@
+"""CIAJ 1.2 credential checks: flagged when they should be, never locking, never passing on doubt."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from probes import login
+from scanner import profiles
+from scanner.model import Mode, Status
+from scanner.orchestrator import Engine
+from tests.conftest import StartDevice, by_id, config_for, scan_device
+
+DEFAULT, WEAK = "CIAJ-1.2-DEFAULT-CREDENTIAL", "CIAJ-1.2-WEAK-CREDENTIAL"
+
+
+def statuses(result: object, check_id: str) -> dict[str | None, Status]:
+    return {f.service: f.status for f in by_id(result, check_id)}  # type: ignore[arg-type]
+
+
+async def test_profile_default_is_flagged_on_every_login_service(emulated: StartDevice) -> None:
+    dev = await emulated(services=["ssh", "telnet", "http"], cli="cisco", users={"admin": "admin"}, http_mode="basic")
+    result = await scan_device(dev)
+    got = statuses(result, DEFAULT)
+    assert set(got.values()) == {Status.FAIL} and len(got) == 3
+    ssh = next(f for f in by_id(result, DEFAULT) if f.service == f"tcp/{dev.bound['ssh']}")
+    assert ssh.evidence["username"] == "admin" and ssh.evidence["source"] == "profile:edgelab-router"
+
+
+async def test_guessable_password_is_weak_not_default(emulated: StartDevice) -> None:
+    dev = await emulated(services=["ssh"], cli="yamaha", users={"admin": "password"})
+    result = await scan_device(dev)
+    assert set(statuses(result, DEFAULT).values()) == {Status.PASS}
+    assert set(statuses(result, WEAK).values()) == {Status.FAIL}
+
+
+async def test_strong_password_passes_both(emulated: StartDevice) -> None:
+    users = {"admin": "Str0ng-and-long-9f"}
+    dev = await emulated(services=["ssh", "http"], cli="cisco", users=users, http_mode="basic")
+    result = await scan_device(dev)
+    assert set(statuses(result, DEFAULT).values()) == {Status.PASS}
+    assert set(statuses(result, WEAK).values()) == {Status.PASS}
+
+
+async def test_lockout_device_is_never_locked_even_by_repeated_sweeps(emulated: StartDevice) -> None:
+    services = ["ssh", "telnet", "http"]
+    users = {"admin": "Str0ng-9f"}
+    dev = await emulated(services=services, cli="cisco", users=users, lockout_after=3, http_mode="basic")
+    for _ in range(3):
+        await scan_device(dev)
+    assert dev.locked == set()
+    assert max(dev.failures.values()) <= 2
+
+
+async def test_undeclared_lockout_at_max_attempts_is_not_reached(emulated: StartDevice) -> None:
+    """An unidentified device that locks at 3 failures: the default cap (3 attempts, 2 failures) stays under it."""
+    dev = await emulated(services=["http"], http_mode="basic", persona="other", model="X", lockout_after=3)
+    result = await scan_device(dev)
+    assert result.device["profile"] is None
+    assert dev.locked == set() and max(dev.failures.values()) <= 2
+
+
+async def test_device_that_accepts_anything_is_never_judged(emulated: StartDevice) -> None:
+    dev = await emulated(services=["http"], http_mode="open")  # 200 to everything, no challenge
+    result = await scan_device(dev)
+    # no Basic challenge: the HTTP login probe does not run, and nothing claims a pass
+    assert Status.PASS not in statuses(result, DEFAULT).values()
+    assert Status.FAIL not in statuses(result, DEFAULT).values()
+
+
+async def test_random_user_accepted_means_inconclusive(emulated: StartDevice) -> None:
+    dev = await emulated(services=["ftp"], persona="mfp", ftp_anonymous=True)
+    dev.check_login = lambda user, password: True  # type: ignore[method-assign]  # a broken device: any login works
+    result = await scan_device(dev)
+    ftp = by_id(result, DEFAULT)
+    assert [f.status for f in ftp] == [Status.INCONCLUSIVE]
+    assert "random user" in ftp[0].evidence["reason"]
+    assert len(dev.login_attempts) == 1  # nothing tried after the baseline
+
+
+async def test_lockout_signal_stops_the_series(emulated: StartDevice) -> None:
+    dev = await emulated(services=["telnet"], users={"admin": "x"})
+    dev.locked.add("admin")  # already locked (by someone else): the device says so after the password
+    result = await scan_device(dev)
+    telnet = by_id(result, DEFAULT)
+    assert [f.status for f in telnet] == [Status.INCONCLUSIVE]
+    assert "lockout" in telnet[0].evidence["reason"]
+    names = [user for proto, user in dev.login_attempts]
+    assert names.count("admin") == 1 and len(names) == 2  # the baseline, then admin: stopped at the signal
+
+
+async def test_unreachable_login_service_is_inconclusive(emulated: StartDevice) -> None:
+    dev = await emulated(services=["ssh"], hang=["ssh"])  # accepts TCP, never speaks SSH
+    result = await scan_device(dev, probe=2.0)
+    assert set(statuses(result, DEFAULT).values()) == {Status.INCONCLUSIVE}
+    assert set(statuses(result, WEAK).values()) == {Status.INCONCLUSIVE}
+
+
+async def test_safe_mode_sends_no_login(emulated: StartDevice) -> None:
+    dev = await emulated(services=["ssh", "telnet"], cli="cisco", users={"admin": "admin"})
+    result = await scan_device(dev, Mode.SAFE)
+    assert dev.login_attempts == []
+    assert set(statuses(result, DEFAULT).values()) == {Status.INCONCLUSIVE}
+
+
+async def test_user_list_is_tried_after_defaults(emulated: StartDevice, tmp_path: Path) -> None:
+    creds = tmp_path / "creds.txt"
+    creds.write_text("# site list\nssh:ops:Site-Pass-1\n", encoding="utf-8")
+    assert login.user_list(str(creds)) == (("ops", "Site-Pass-1", "ssh"),)
+    dev = await emulated(services=["ssh"], cli="cisco", users={"ops": "Site-Pass-1"})
+    cfg = config_for(dev)
+    cfg = dataclasses.replace(cfg, probe_config=dataclasses.replace(cfg.probe_config, credentials_file=str(creds)))
+    result = await Engine(cfg, profiles.load_all()).scan_host(dev.spec.address)
+    ssh = by_id(result, DEFAULT)[0]
+    # defaults first (refused), then the user's own pair, which works: neither default nor weak
+    assert ssh.status == Status.PASS and ssh.evidence["tried"][-1] == "ops (user)"
+    assert set(statuses(result, WEAK).values()) == {Status.PASS}
