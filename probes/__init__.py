@@ -7,7 +7,8 @@ import importlib
 # Every probe module; importing one registers its probes. Listed, not
 # discovered, so that a typo fails here and not silently at scan time.
 PROBE_MODULES = (
-    "tcp", "banner", "http", "snmp", "sip", "ntp", "l2", "login_ssh", "login_telnet", "login_http", "login_ftp",
+    "tcp", "banner", "http", "snmp", "sip", "ntp", "l2", "ssh_hostkey",
+    "login_ssh", "login_telnet", "login_http", "login_ftp",
 )  # fmt: skip
 
 _loaded = False

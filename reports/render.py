@@ -91,7 +91,7 @@ def build(sweep: SweepRecord, *, show_secrets: bool = False) -> dict[str, Any]:
                 "address": host.address,
                 "hostname": host.hostname,
                 "state": host.state,
-                "device": host.device,
+                "device": host.device if show_secrets else mask_evidence(host.device),
                 "findings": findings,
             }
         )

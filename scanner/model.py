@@ -192,6 +192,16 @@ class NtpInfo(Observation):
 
 
 @dataclass(frozen=True)
+class HostKey(Observation):
+    """A service's long-term public key: SSH host key (fingerprint SHA256:...)."""
+
+    kind: ClassVar[str] = "hostkey"
+    proves_open: ClassVar[bool] = True
+    algorithm: str = ""
+    fingerprint: str = ""
+
+
+@dataclass(frozen=True)
 class LoginResult(Observation):
     """What a capped, paced series of login attempts on one service found (CIAJ 1.2).
 

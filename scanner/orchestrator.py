@@ -36,7 +36,9 @@ from scanner.model import (
     Banner,
     Finding,
     HostAlive,
+    HostKey,
     HttpInfo,
+    LoginResult,
     Mode,
     NtpInfo,
     Observation,
@@ -349,6 +351,7 @@ def describe_device(state: _HostState, match: profiles_mod.Match | None) -> dict
     """The device record kept in history: identity and fingerprints (for diffs)."""
     services: list[dict[str, object]] = []
     fingerprints: dict[str, str] = {}
+    logins: list[dict[str, object]] = []  # credentials that worked (secrets: masked in reports)
     mac = None
     for obs in state.observations:
         svc = obs.service
@@ -372,6 +375,12 @@ def describe_device(state: _HostState, match: profiles_mod.Match | None) -> dict
                 fingerprints[f"{svc.key} sysDescr"] = obs.sys_descr
         elif isinstance(obs, NtpInfo):
             fingerprints[f"{svc.key} ntp"] = f"stratum {obs.stratum} leap {obs.leap} ref {obs.ref_id}"
+        elif isinstance(obs, HostKey):
+            fingerprints[f"{svc.key} host key"] = f"{obs.algorithm} {obs.fingerprint}"
+        elif isinstance(obs, LoginResult) and obs.username is not None and not obs.accepts_anything:
+            logins.append(
+                {"service": svc.key, "username": obs.username, "password": obs.password or "", "source": obs.source}
+            )
     for svc in sorted(state.services):
         services.append(svc.to_json())
     return {
@@ -384,4 +393,5 @@ def describe_device(state: _HostState, match: profiles_mod.Match | None) -> dict
         "mac": mac,
         "services": services,
         "fingerprints": dict(sorted(fingerprints.items())),
+        "logins": logins,
     }

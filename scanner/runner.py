@@ -14,6 +14,7 @@ import probes
 from probes.base import TCP_PORTS, ProbeConfig, Timeouts
 from reports import render
 from scanner import cli, profiles
+from scanner.checks import SweepHost, judge_sweep
 from scanner.errors import ScopeError, UsageError
 from scanner.model import Mode
 from scanner.orchestrator import Engine, HostResult, SweepConfig
@@ -160,6 +161,10 @@ def run_scan(args: argparse.Namespace) -> int:
         interrupted = True
     finally:
         progress.close()
+    record = store.load(sweep_id)
+    hosts = [SweepHost(h.address, h.device) for h in record.hosts if h.state in ("up", "budget")]
+    check_ids, per_host = judge_sweep(hosts, config.mode)
+    store.replace_findings(sweep_id, check_ids, per_host)
     store.finish(sweep_id, "interrupted" if interrupted else "complete")
     record = store.load(sweep_id)
     report = render.build(record, show_secrets=args.show_secrets)

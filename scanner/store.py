@@ -147,6 +147,24 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot record host {result.address}: {exc}") from exc
 
+    def replace_findings(self, sweep_id: str, check_ids: set[str], per_host: dict[str, list[Finding]]) -> None:
+        """Swap one sweep's findings of some checks for new ones (sweep-level checks, re-run on resume)."""
+        try:
+            with self.db:
+                for (address,) in list(self.db.execute("SELECT address FROM hosts WHERE sweep_id=?", (sweep_id,))):
+                    rows = self.db.execute(
+                        "SELECT json FROM findings WHERE sweep_id=? AND address=? ORDER BY seq", (sweep_id, address)
+                    ).fetchall()
+                    kept = [Finding.from_json(json.loads(r[0])) for r in rows]
+                    kept = [f for f in kept if f.check_id not in check_ids] + per_host.get(address, [])
+                    self.db.execute("DELETE FROM findings WHERE sweep_id=? AND address=?", (sweep_id, address))
+                    self.db.executemany(
+                        "INSERT INTO findings VALUES (?, ?, ?, ?)",
+                        [(sweep_id, address, i, json.dumps(f.to_json())) for i, f in enumerate(kept)],
+                    )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot record sweep-level findings: {exc}") from exc
+
     def finish(self, sweep_id: str, state: str) -> None:
         """Mark a sweep complete or interrupted."""
         with self.db:

@@ -115,3 +115,31 @@ async def test_user_list_is_tried_after_defaults(emulated: StartDevice, tmp_path
     # defaults first (refused), then the user's own pair, which works: neither default nor weak
     assert ssh.status == Status.PASS and ssh.evidence["tried"][-1] == "ops (user)"
     assert set(statuses(result, WEAK).values()) == {Status.PASS}
+
+
+def test_reuse_is_judged_across_hosts_both_ways() -> None:
+    from scanner.checks import SweepHost, judge_sweep
+
+    def host(addr: str, key: str, logins: list[dict[str, object]]) -> SweepHost:
+        prints = {"tcp/22 host key": key, "tcp/22 banner": "SSH-2.0-x"}
+        return SweepHost(addr, {"fingerprints": prints, "logins": logins})
+
+    shared = [{"service": "tcp/22", "username": "admin", "password": "Same-1", "source": "user"}]
+    anon = [{"service": "tcp/21", "username": "anonymous", "password": "x@y", "source": "anonymous"}]
+    hosts = [
+        host("192.0.2.1", "ssh-ed25519 SHA256:A", shared),
+        host("192.0.2.2", "ssh-ed25519 SHA256:B", shared),  # same password as .1
+        host("192.0.2.3", "ssh-ed25519 SHA256:C", anon),  # anonymous FTP is not a shared secret
+        host("192.0.2.4", "ssh-ed25519 SHA256:C", []),  # same host key as .3
+        host("192.0.2.5", "ssh-ed25519 SHA256:E", []),
+        SweepHost("192.0.2.6", {"fingerprints": {}, "logins": []}),
+    ]
+    ids, out = judge_sweep(hosts, Mode.DEFAULT)
+    assert ids == {"CIAJ-1.2-REUSED-CREDENTIAL"}
+    status = {addr: sorted(f.status for f in fs) for addr, fs in out.items()}
+    assert status["192.0.2.1"] == [Status.FAIL] and status["192.0.2.2"] == [Status.FAIL]
+    assert out["192.0.2.1"][0].evidence["also_on"] == ["192.0.2.2"]
+    assert status["192.0.2.3"] == [Status.FAIL] and status["192.0.2.4"] == [Status.FAIL]
+    assert out["192.0.2.3"][0].evidence["kind"] == "host key"
+    assert status["192.0.2.5"] == [Status.PASS]
+    assert status["192.0.2.6"] == [Status.INCONCLUSIVE]

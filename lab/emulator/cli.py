@@ -110,6 +110,20 @@ class _Server(asyncssh.SSHServer):
         return device.check_login(username, password)
 
 
+def host_key(seed: str) -> asyncssh.SSHKey:
+    """An Ed25519 host key derived from a seed: the same seed, the same key (as a cloned firmware image)."""
+    import hashlib
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    private = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(seed.encode()).digest())
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+    )
+    return asyncssh.import_private_key(pem)
+
+
 class CliServer:
     """One asyncssh server for a device's SSH service."""
 
@@ -120,7 +134,7 @@ class CliServer:
     async def start(self, port: int) -> int:
         """Listen; returns the bound port."""
         spec = self.device.spec
-        key = asyncssh.generate_private_key("ssh-ed25519", comment=spec.name)
+        key = host_key(spec.host_key_seed) if spec.host_key_seed else asyncssh.generate_private_key("ssh-ed25519")
         self.server = await asyncssh.create_server(
             lambda: _Server(self.device),
             spec.address,

@@ -45,7 +45,7 @@ class DeviceSpec:
     garbage: list[str] = field(default_factory=list)  # services that answer junk
     users: dict[str, str] = field(default_factory=dict)  # admin accounts (SSH, Telnet, HTTP, FTP)
     lockout_after: int | None = None  # lock an account after this many failed logins
-    cli: str | None = None  # SSH CLI persona: yamaha | cisco (None: banner only)
+    cli: str | None = None  # SSH CLI persona: yamaha | cisco (default cisco-like)
     logging: dict[str, Any] = field(default_factory=lambda: {"enabled": True, "remote": []})
     ntp_servers: list[str] = field(default_factory=list)
     sip_user_agent: str | None = None
@@ -54,6 +54,7 @@ class DeviceSpec:
     guest_routes: list[str] = field(default_factory=list)  # dial prefixes the guest context routes out
     auth_reject_uniform: bool = True  # same answer for unknown users and wrong passwords
     ftp_anonymous: bool = False
+    host_key_seed: str | None = None  # devices with the same seed share one SSH host key (a cloned image)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DeviceSpec:
@@ -85,6 +86,7 @@ class DeviceSpec:
             guest_routes=[str(r) for r in data.get("guest_routes", [])],
             auth_reject_uniform=bool(data.get("auth_reject_uniform", True)),
             ftp_anonymous=bool(data.get("ftp_anonymous", False)),
+            host_key_seed=data.get("host_key_seed"),
         )
 
 
@@ -125,7 +127,7 @@ class Device:
         """Bind every service (port 0 picks a free one; see ``bound``)."""
         loop = asyncio.get_running_loop()
         for name, port in self.spec.services.items():
-            if name == "ssh" and self.spec.cli:
+            if name == "ssh" and name not in self.spec.hang + self.spec.garbage:
                 from lab.emulator.cli import CliServer
 
                 self._cli = CliServer(self)
@@ -192,12 +194,6 @@ class Device:
         finally:
             self._conns.discard(task)
             writer.close()
-
-    async def _ssh(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(f"SSH-2.0-EdgeLabOS_{self.spec.firmware}\r\n".encode())
-        await writer.drain()
-        line = await reader.readline()  # the client's identification, then we hang up
-        self.received.append(("ssh", line[:100]))
 
     async def _telnet(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(bytes([255, 251, 1, 255, 251, 3]))  # WILL ECHO, WILL SGA

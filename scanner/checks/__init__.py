@@ -88,21 +88,59 @@ class HostView:
         severity: Severity | None = None,
     ) -> Finding:
         """A finding for this host with clause and severity from the catalog."""
-        entry = catalog()[check_id]
-        return Finding(
-            check_id=check_id,
-            address=self.address,
-            status=status,
-            severity=severity or entry.severity,
-            clause=entry.clause,
-            mode=self.mode,
-            service=service.key if service else None,
-            evidence=evidence or {},
-        )
+        key = service.key if service else None
+        return make_finding(check_id, self.address, status, self.mode, key, evidence, severity)
+
+
+def make_finding(
+    check_id: str,
+    address: str,
+    status: Status,
+    mode: Mode,
+    service: str | None = None,
+    evidence: dict[str, JSON] | None = None,
+    severity: Severity | None = None,
+) -> Finding:
+    """A finding with clause and severity from the catalog."""
+    entry = catalog()[check_id]
+    return Finding(
+        check_id=check_id,
+        address=address,
+        status=status,
+        severity=severity or entry.severity,
+        clause=entry.clause,
+        mode=mode,
+        service=service,
+        evidence=evidence or {},
+    )
+
+
+@dataclass(frozen=True)
+class SweepHost:
+    """What a sweep-level check sees of one host: its address and its recorded device."""
+
+    address: str
+    device: dict[str, Any]
 
 
 CheckFn = Callable[[HostView], list[Finding]]
+SweepCheckFn = Callable[[list[SweepHost], Mode], dict[str, list[Finding]]]
 CHECKS: dict[str, CheckFn] = {}
+SWEEP_CHECKS: dict[str, SweepCheckFn] = {}  # judged across hosts, after the sweep
+
+
+def sweep_check(check_id: str) -> Callable[[SweepCheckFn], SweepCheckFn]:
+    """Register a cross-host check under a catalog id; a duplicate id fails at import."""
+
+    def deco(fn: SweepCheckFn) -> SweepCheckFn:
+        if check_id in CHECKS or check_id in SWEEP_CHECKS:
+            raise RegistryError(f"check {check_id!r} registered twice")
+        if check_id not in catalog():
+            raise RegistryError(f"check {check_id!r} has no catalog entry")
+        SWEEP_CHECKS[check_id] = fn
+        return fn
+
+    return deco
 
 
 def check(check_id: str) -> Callable[[CheckFn], CheckFn]:
@@ -119,6 +157,16 @@ def check(check_id: str) -> Callable[[CheckFn], CheckFn]:
     return deco
 
 
+def judge_sweep(hosts: list[SweepHost], mode: Mode) -> tuple[set[str], dict[str, list[Finding]]]:
+    """Run every sweep-level check: (their ids, findings per address)."""
+    load_all()
+    out: dict[str, list[Finding]] = {}
+    for fn in SWEEP_CHECKS.values():
+        for address, findings in fn(hosts, mode).items():
+            out.setdefault(address, []).extend(findings)
+    return set(SWEEP_CHECKS), out
+
+
 _loaded = False
 
 
@@ -126,10 +174,10 @@ def load_all() -> dict[str, CheckFn]:
     """Import every check module; verify the catalog and the registry agree."""
     global _loaded
     if not _loaded:
-        from scanner.checks import cleartext, credentials, firmware, inventory  # noqa: F401  (registration)
+        from scanner.checks import cleartext, credentials, firmware, inventory, reuse  # noqa: F401  (registration)
 
         _loaded = True
-        missing = [fid for fid, e in catalog().items() if not e.engine and fid not in CHECKS]
+        missing = [fid for fid, e in catalog().items() if not e.engine and fid not in CHECKS | SWEEP_CHECKS]
         if missing:
             raise RegistryError(f"catalog entries without a check: {', '.join(missing)}")
     return CHECKS
