@@ -96,8 +96,8 @@ def candidates(protocol: str, ctx: ProbeContext) -> list[Candidate]:
     for user, password in generic:  # anonymous FTP is a factory default: before the guessing
         if proto == "ftp" and user in ("anonymous", "ftp"):
             add(user, password, "anonymous")
-    for user, password in generic:
-        add(user, password, "generic")
+    for user, password in generic:  # public/private are every SNMP agent's factory defaults
+        add(user, password, "snmp-default" if proto == "snmp" else "generic")
     if ctx.config.credentials_file:
         for user, password, only in user_list(ctx.config.credentials_file):
             if only is None or only in (proto, protocol):
@@ -182,6 +182,7 @@ async def run_series(protocol: str, target: ProbeTarget, ctx: ProbeContext, atte
     tried: list[str] = []
     tried_elsewhere: list[str] = []
     skipped: list[str] = []
+    rest: list[str] = []
 
     def result(
         found: Candidate | None = None, stopped: str | None = None, *, anything: bool = False, complete: bool = True
@@ -196,6 +197,7 @@ async def run_series(protocol: str, target: ProbeTarget, ctx: ProbeContext, atte
             tried=tuple(tried),
             refused_elsewhere=tuple(tried_elsewhere),
             skipped=tuple(skipped),
+            not_reached=tuple(rest),
             stopped=stopped,
             accepts_anything=anything,
             complete=complete,
@@ -230,11 +232,13 @@ async def run_series(protocol: str, target: ProbeTarget, ctx: ProbeContext, atte
     try:
         if await one(baseline, 1):
             return result(stopped="a random user and password were accepted", anything=True)
-        for cand in candidates(protocol, ctx):
+        queue = candidates(protocol, ctx)
+        for i, cand in enumerate(queue):
             ok = await one(cand, cap)
             if ok is None:
                 skipped.append(f"{cand.username or '(empty)'} ({cand.source})")
             elif ok:
+                rest.extend(f"{c.username or '(empty)'} ({c.source})" for c in queue[i + 1 :])
                 return result(cand, "success")
     except LockedOut as exc:
         return result(stopped=f"lockout/ban signal: {exc}", complete=False)

@@ -220,6 +220,7 @@ class LoginResult(Observation):
     tried: tuple[str, ...] = ()  # "user (source)" per attempt, in order; passwords never listed
     refused_elsewhere: tuple[str, ...] = ()  # candidates another service of the host already refused
     skipped: tuple[str, ...] = ()  # "user (source)" of candidates not tried: their account reached its cap
+    not_reached: tuple[str, ...] = ()  # "user (source)" of candidates after the first success
     stopped: str | None = None  # why the series ended early: success, lockout/ban signal, cap
     accepts_anything: bool = False
     complete: bool = True  # False when a lockout/ban signal or the deadline cut it short

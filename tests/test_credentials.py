@@ -143,3 +143,17 @@ def test_reuse_is_judged_across_hosts_both_ways() -> None:
     assert out["192.0.2.3"][0].evidence["kind"] == "host key"
     assert status["192.0.2.5"] == [Status.PASS]
     assert status["192.0.2.6"] == [Status.INCONCLUSIVE]
+
+
+async def test_snmp_default_community_is_flagged_high_and_any_community_is_inconclusive(emulated: StartDevice) -> None:
+    weak = await emulated(services=["snmp"], communities=["private"])
+    broken = await emulated(services=["snmp"], communities=["*"])
+    hard = await emulated(services=["snmp", "ssh"], communities=[], users={"admin": "Str0ng-9f"})
+    w = by_id(await scan_device(weak), DEFAULT)
+    assert [(f.status, f.severity.value) for f in w] == [(Status.FAIL, "high")]
+    assert w[0].evidence["community"] == "private" and "not tested" in w[0].evidence["access"]
+    b = by_id(await scan_device(broken), DEFAULT)
+    assert [f.status for f in b] == [Status.INCONCLUSIVE] and "random" in b[0].evidence["reason"]
+    h = await scan_device(hard)
+    assert Status.FAIL not in statuses(h, DEFAULT).values()
+    assert weak.snmp_sets == [] and broken.snmp_sets == []  # nothing written

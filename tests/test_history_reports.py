@@ -99,7 +99,7 @@ def test_scan_writes_three_reports_that_match_the_schema(fleet, tmp_path: Path) 
 
 
 def test_exit_codes_and_usage_errors(fleet, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    fleet([_device(3)])
+    fleet([_device(3, communities=[])])  # (an accepted `public` is a high default-credential failure)
     assert _scan(tmp_path, "127.0.210.3", "--out", str(tmp_path / "o")) == 0  # hardened: nothing >= high
     assert _scan(tmp_path, "10.0.0.0/8", "--out", str(tmp_path / "o")) == 2  # refused scope
     assert main(["check", "127.0.210.0/30", "--db", str(tmp_path / "h.db")]) == 2

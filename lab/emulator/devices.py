@@ -398,8 +398,8 @@ class Device:
                 ber.enc_seq(ber.enc_str(engine_id), ber.enc_str(b""), report),
             )
         community = top.expect(ber.OCTET_STRING).decode("latin-1")
-        if community not in self.spec.communities:
-            return None  # wrong community: silence, like a real agent
+        if community not in self.spec.communities and "*" not in self.spec.communities:
+            return None  # wrong community: silence, like a real agent ("*": a broken agent that takes any)
         tag, pdu_bytes = top.read()
         pdu = ber.Reader(pdu_bytes)
         request_id = pdu.int()

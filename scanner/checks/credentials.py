@@ -9,25 +9,39 @@ logins without a profile description) are inconclusive, never passed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from scanner.checks import HostView, check
-from scanner.model import JSON, Finding, HttpInfo, LoginResult, Mode, Service, Status
+from scanner.model import JSON, Finding, HttpInfo, LoginResult, Mode, Service, Severity, Status
 
+SOURCE_RE = re.compile(r"\(([^()]*)\)")
 DEFAULT = "CIAJ-1.2-DEFAULT-CREDENTIAL"
 WEAK = "CIAJ-1.2-WEAK-CREDENTIAL"
-LOGIN_PROBES = {"ssh": "ssh-login", "telnet": "telnet-login", "ftp": "ftp-login", "http": "http-login"}
+LOGIN_PROBES = {
+    "ssh": "ssh-login", "telnet": "telnet-login", "ftp": "ftp-login", "http": "http-login", "snmp": "snmp-login",
+}  # fmt: skip
 
 
 def _is_default(source: str | None) -> bool:
-    return source is not None and (source.startswith("profile:") or source == "anonymous")
+    return source is not None and (source.startswith("profile:") or source in ("anonymous", "snmp-default"))
+
+
+def _source(entry: str) -> str:
+    """The source in a "user (source)" entry of tried/skipped/refused lists."""
+    match = SOURCE_RE.search(entry)
+    return match.group(1) if match else ""
 
 
 def _is_generic(source: str | None) -> bool:
     return source == "generic"
 
 
-def _judge(view: HostView, check_id: str, matches: Callable[[str | None], bool]) -> list[Finding]:
+def _judge(
+    view: HostView, check_id: str, matches: Callable[[str | None], bool], none_known: str | None
+) -> list[Finding]:
+    """Findings per login service. ``none_known``: the reason to give when no candidate of this
+    kind exists for a service (None: say nothing for that service)."""
     out: list[Finding] = []
     if view.mode == Mode.SAFE:
         return [view.finding(check_id, Status.INCONCLUSIVE, evidence={"reason": "no credential is sent in safe mode"})]
@@ -42,13 +56,25 @@ def _judge(view: HostView, check_id: str, matches: Callable[[str | None], bool])
             "refused_on_another_service": list(res.refused_elsewhere),
             "skipped_by_cap": list(res.skipped),
         }
-        untried = [c for c in res.skipped if matches(c.rsplit("(", 1)[-1].rstrip(")"))]
+        untried = [c for c in res.skipped if matches(_source(c))]
+        involved = [c for c in (*res.tried, *res.refused_elsewhere, *res.not_reached) if matches(_source(c))]
+        if not involved and not untried and not res.accepts_anything and not matches(res.source):
+            if none_known is not None:  # no candidate of this kind exists for this device and protocol
+                evidence["reason"] = none_known
+                out.append(view.finding(check_id, Status.INCONCLUSIVE, service=res.service, evidence=evidence))
+            continue
         if res.accepts_anything:
             evidence["reason"] = "the service accepted a random user and password: no login result can be trusted"
             out.append(view.finding(check_id, Status.INCONCLUSIVE, service=res.service, evidence=evidence))
         elif res.username is not None and matches(res.source):
             evidence.update(username=res.username, password=res.password or "", source=res.source or "")
-            out.append(view.finding(check_id, Status.FAIL, service=res.service, evidence=evidence))
+            severity = None
+            if res.protocol == "snmp":
+                # Read-only vs read-write is not tested (nothing is written): high, not critical.
+                evidence.update(community=res.password or "", access="not tested (nothing written)")
+                del evidence["password"]
+                severity = Severity.HIGH
+            out.append(view.finding(check_id, Status.FAIL, service=res.service, evidence=evidence, severity=severity))
         elif res.username is not None and matches is _is_generic and _is_default(res.source):
             evidence["reason"] = "a default credential logged in first; the generic list was not tried"
             out.append(view.finding(check_id, Status.INCONCLUSIVE, service=res.service, evidence=evidence))
@@ -70,8 +96,8 @@ def _judge(view: HostView, check_id: str, matches: Callable[[str | None], bool])
         if http.login_form and http.service is not None and http.service not in judged:
             reason = "a login form answered; form logins need a profile login description and were not tried"
             out.append(view.finding(check_id, Status.INCONCLUSIVE, service=http.service, evidence={"reason": reason}))
-    if not out:
-        reason = "no login service (SSH, Telnet, FTP, HTTP Basic/Digest) answered; nothing to try"
+    if not out and not view.of(LoginResult):
+        reason = "no login service (SSH, Telnet, FTP, HTTP Basic/Digest, SNMP) answered; nothing to try"
         out.append(view.finding(check_id, Status.INCONCLUSIVE, evidence={"reason": reason}))
     return out
 
@@ -79,10 +105,11 @@ def _judge(view: HostView, check_id: str, matches: Callable[[str | None], bool])
 @check(DEFAULT)
 def default_credential(view: HostView) -> list[Finding]:
     """A documented factory default (or anonymous FTP) logged in."""
-    return _judge(view, DEFAULT, _is_default)
+    reason = "no documented default credential is known for this device and protocol (see its profile)"
+    return _judge(view, DEFAULT, _is_default, reason)
 
 
 @check(WEAK)
 def weak_credential(view: HostView) -> list[Finding]:
     """A pair from the generic guessable list logged in."""
-    return _judge(view, WEAK, _is_generic)
+    return _judge(view, WEAK, _is_generic, None)

@@ -1,8 +1,9 @@
 """CIAJ 1.2 (3): the same credential or the same private key on more than one device of a sweep.
 
 Judged after the sweep, across hosts, from what each host's record holds:
-- credentials that logged in (default, weak or from the user's own list; an
-  anonymous FTP login is not a secret and is left out);
+- credentials that logged in (default, weak or from the user's own list;
+  anonymous FTP and the SNMP communities public/private are no secrets and are
+  left out: the default-credential check reports them);
 - SSH host keys and TLS certificates: two devices with the same one share a
   private key (a cloned image, a vendor-wide default key).
 Per host: fail for each shared item; pass when the host had something to
@@ -27,7 +28,7 @@ def reused(hosts: list[SweepHost], mode: Mode) -> dict[str, list[Finding]]:
     keys: dict[str, list[tuple[str, str]]] = defaultdict(list)  # fingerprint -> [(address, what)]
     for host in hosts:
         for login in host.device.get("logins") or []:
-            if login.get("source") != "anonymous":
+            if login.get("source") not in ("anonymous", "snmp-default"):  # not secrets: DEFAULT covers them
                 creds[(str(login["username"]), str(login["password"]))].append((host.address, str(login["service"])))
         for name, value in (host.device.get("fingerprints") or {}).items():
             if name.endswith(KEY_SUFFIXES) and value:
