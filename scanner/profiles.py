@@ -85,6 +85,7 @@ class Profile:
     default_credentials: tuple[Credential, ...] = ()
     sources: dict[str, dict[str, str]] = field(default_factory=dict)
     read_only_commands: tuple[dict[str, str], ...] = ()
+    http_login: dict[str, Any] = field(default_factory=dict)  # the web UI's login form (schema: http_login)
     lockout_attempts: int | None = None  # failed logins that lock an account on this family
     lockout_texts: tuple[str, ...] = ()  # what the device says when it locks (lower case)
 
@@ -192,6 +193,15 @@ def parse_profile(data: Any, file: str) -> Profile:
     lockout: dict[str, Any] = data.get("lockout", {})
     if lockout:
         need_source(lockout["source"], "lockout.source")
+    http_login: dict[str, Any] = data.get("http_login", {})
+    if http_login:
+        need_source(http_login["source"], "http_login.source")
+        for key in ("success_location", "success_body", "failure_body"):
+            if key in http_login:
+                try:
+                    re.compile(http_login[key])
+                except re.error as exc:
+                    raise ProfileError(file, f"http_login.{key}", f"bad regular expression: {exc}") from exc
     return Profile(
         id=data["id"],
         device_class=data["class"],
@@ -204,6 +214,7 @@ def parse_profile(data: Any, file: str) -> Profile:
         default_credentials=creds,
         sources=sources,
         read_only_commands=tuple(data.get("read_only_commands", [])),
+        http_login=http_login,
         lockout_attempts=lockout.get("attempts"),
         lockout_texts=tuple(str(t).lower() for t in lockout.get("texts", [])),
     )

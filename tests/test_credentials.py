@@ -157,3 +157,16 @@ async def test_snmp_default_community_is_flagged_high_and_any_community_is_incon
     h = await scan_device(hard)
     assert Status.FAIL not in statuses(h, DEFAULT).values()
     assert weak.snmp_sets == [] and broken.snmp_sets == []  # nothing written
+
+
+async def test_form_login_follows_the_profile_description(emulated: StartDevice) -> None:
+    """The EWS form of edgelab-mfp: success is 302 to /admin, never a 200 alone; accept-all forms are caught."""
+    mfp = {"services": ["http"], "persona": "mfp", "model": "EL-M300", "http_mode": "form"}
+    weak = await emulated(**mfp, users={"admin": "1234"})
+    hard = await emulated(**mfp, users={"admin": "L0ng-9e"})
+    broken = await emulated(**mfp)
+    broken.check_login = lambda user, password: True  # type: ignore[method-assign]  # a form that takes anything
+    w, h, b = [by_id(await scan_device(d), DEFAULT) for d in (weak, hard, broken)]
+    assert [f.status for f in w] == [Status.FAIL] and w[0].evidence["source"] == "profile:edgelab-mfp"
+    assert [f.status for f in h] == [Status.PASS]
+    assert [f.status for f in b] == [Status.INCONCLUSIVE]
