@@ -170,3 +170,19 @@ async def test_form_login_follows_the_profile_description(emulated: StartDevice)
     assert [f.status for f in w] == [Status.FAIL] and w[0].evidence["source"] == "profile:edgelab-mfp"
     assert [f.status for f in h] == [Status.PASS]
     assert [f.status for f in b] == [Status.INCONCLUSIVE]
+
+
+def test_reports_mask_the_credentials_a_device_record_holds() -> None:
+    from reports import render
+    from scanner.store import HostRecord, SweepRecord
+
+    device = {
+        "profile": None, "class": None, "vendor": None, "model": None, "firmware": None,
+        "services": [], "fingerprints": {},
+        "logins": [{"service": "tcp/22", "username": "admin", "password": "Sekret-42", "source": "user"}],
+    }  # fmt: skip
+    host = HostRecord("192.0.2.9", "up", None, 0.0, 1.0, device, [])
+    record = SweepRecord("s", "scan", "default", "complete", 0.0, 1.0, {}, {}, "lan", [host])
+    masked = render.to_json(render.build(record, show_secrets=False))
+    assert "Sekret-42" not in masked and "S*** (9)" in masked
+    assert "Sekret-42" in render.to_json(render.build(record, show_secrets=True))
