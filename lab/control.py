@@ -11,6 +11,7 @@ cleans up after a crash that lost the state file, and it is idempotent.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import os
@@ -55,6 +56,7 @@ class State:
     nodes: dict[str, dict[str, str]]  # node -> segment -> address
     procs: list[Proc] = field(default_factory=list)
     fleet: list[str] = field(default_factory=list)  # addresses of fleet devices
+    topology_sha256: str = ""  # of the topology file it was built from: a changed file rebuilds the lab
 
     def save(self, run: Path) -> None:
         """Write state.json atomically."""
@@ -92,13 +94,15 @@ def up(run: Path = DEFAULT_RUN, topology: Path = TOPOLOGY, fleet_size: int = 0) 
     """Build the lab and start every daemon; on any failure tear everything down and raise."""
     _need_root()
     current = State.load(run)
-    if current is not None and not problems(current) and len(current.fleet) == fleet_size:
+    digest = hashlib.sha256(topology.read_bytes()).hexdigest()
+    same = current is not None and current.topology_sha256 == digest and len(current.fleet) == fleet_size
+    if current is not None and same and not problems(current):
         return current
     down(run)
     run.mkdir(parents=True, exist_ok=True)
     topo = load_topology(topology)
     lan, wan = topo["segments"]["lan"], topo["segments"]["wan"]
-    state = State(time.time(), lan["subnet"], wan["subnet"], lan["host"], {})
+    state = State(time.time(), lan["subnet"], wan["subnet"], lan["host"], {}, topology_sha256=digest)
     try:
         _build(topo, state)
         state.save(run)

@@ -3,8 +3,14 @@
 A community is a password without a user. Each candidate is one v2c GET of
 sysDescr (v1 when the agent answered only v1 to `public`); an answer means it
 was accepted, silence means it was not. A random community answered first
-means the agent answers anything, and nothing else is trusted. Nothing is
-written: whether an accepted community may write is not tested here.
+means the agent answers anything, and nothing else is trusted.
+
+Nothing is written. Whether an accepted community may write is read from the
+agent's own access tables (SNMP-VIEW-BASED-ACM-MIB, when the community may read
+them): the groups of the v1/v2c security models and their write views. No
+v1/v2c group with a write view: read-only. Exactly one v1/v2c group, with a
+write view: the accepted community is in it, read-write. Several groups, one
+with a write view: read-write possible. Tables not readable: unknown.
 """
 
 from __future__ import annotations
@@ -14,9 +20,39 @@ from typing import ClassVar
 
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
 from probes.login import Candidate, run_series
-from probes.snmp import SYS_DESCR, snmp_get
-from scanner.errors import Refused, Timeout
-from scanner.model import Observation, Risk, Service, SnmpInfo
+from probes.snmp import SYS_DESCR, snmp_get, snmp_walk
+from scanner.errors import ProbeError, Refused, Timeout
+from scanner.model import LoginResult, Observation, Risk, Service, SnmpInfo
+
+VACM_GROUP = "1.3.6.1.6.3.16.1.2.1.3"  # vacmGroupName, index securityModel.securityName
+VACM_WRITE_VIEW = "1.3.6.1.6.3.16.1.4.1.6"  # vacmAccessWriteViewName, index groupName.context.model.level
+
+
+def _decode_name(parts: list[int]) -> tuple[str, list[int]]:
+    """A length-prefixed OCTET STRING from an OID index: (text, the rest)."""
+    n = parts[0]
+    return bytes(parts[1 : 1 + n]).decode("latin-1"), parts[1 + n :]
+
+
+def judge_access(groups: dict[str, str], write_views: dict[str, str]) -> str:
+    """Read-only / read-write / possible / unknown, from walked VACM columns."""
+    v1v2: set[str] = set()
+    for oid, group in groups.items():
+        model = int(oid[len(VACM_GROUP) + 1 :].split(".")[0])
+        if model in (1, 2):
+            v1v2.add(group)
+    if not v1v2:
+        return "unknown: the agent's access tables are not readable with this community"
+    writers = set()
+    for oid, view in write_views.items():
+        group, _rest = _decode_name([int(x) for x in oid[len(VACM_WRITE_VIEW) + 1 :].split(".")])
+        if group in v1v2 and view not in ("", "none", '""'):
+            writers.add(group)
+    if not writers:
+        return "read-only"
+    if len(v1v2) == 1:
+        return "read-write"
+    return "read-write possible: another v1/v2c group of this agent can write"
 
 
 @register
@@ -53,4 +89,19 @@ class SnmpCommunities(Probe):
                 return False  # agents stay silent for a wrong community
             return bool(got)
 
-        return [await run_series("snmp", target, ctx, attempt)]
+        result = await run_series("snmp", target, ctx, attempt)
+        if result.username is None or result.accepts_anything or result.password is None:
+            return [result]
+        return [await self._access(target, ctx, result)]
+
+    async def _access(self, target: ProbeTarget, ctx: ProbeContext, result: LoginResult) -> LoginResult:
+        import dataclasses
+
+        assert target.service is not None and result.password is not None
+        try:
+            where = (target.address, target.service.port, result.password, self._version)
+            groups = await snmp_walk(*where, VACM_GROUP, ctx.budget(ctx.timeouts.read))
+            views = await snmp_walk(*where, VACM_WRITE_VIEW, ctx.budget(ctx.timeouts.read))
+        except ProbeError as exc:
+            return dataclasses.replace(result, access=f"unknown: {exc}")
+        return dataclasses.replace(result, access=judge_access(groups, views))

@@ -168,6 +168,51 @@ async def snmp_get(
     return out
 
 
+async def snmp_walk(
+    address: str, port: int, community: str, version: str, prefix: str, wait: float, max_rows: int = 200
+) -> dict[str, str]:
+    """GETNEXT walk of one subtree (read-only, bounded rows); oid -> text. Raises ProbeError."""
+    from pysnmp.hlapi.v3arch.asyncio import (  # local import: pysnmp is slow to load
+        CommunityData,
+        ContextData,
+        ObjectIdentity,
+        ObjectType,
+        SnmpEngine,
+        Udp6TransportTarget,
+        UdpTransportTarget,
+        walk_cmd,
+    )
+
+    engine = SnmpEngine()
+    out: dict[str, str] = {}
+    try:
+        transport_cls = Udp6TransportTarget if ":" in address else UdpTransportTarget
+        try:
+            transport = await transport_cls.create((address, port), timeout=wait, retries=0)
+        except Exception as exc:  # pysnmp raises its own PySnmpError for resolution/socket issues
+            raise Unreachable(f"snmp {address}:{port}: {exc}") from exc
+        async for err_ind, err_stat, _idx, var_binds in walk_cmd(
+            engine,
+            CommunityData(community, mpModel=0 if version == "v1" else 1),
+            transport,
+            ContextData(),
+            ObjectType(ObjectIdentity(prefix)),
+            lexicographicMode=False,
+            lookupMib=False,
+        ):
+            if err_ind:
+                raise Timeout(f"snmp walk {address}:{port}: {err_ind}")
+            if int(err_stat):
+                break
+            for name, value in var_binds:
+                out[str(name)] = value.prettyPrint()
+            if len(out) >= max_rows:
+                break
+    finally:
+        engine.close_dispatcher()
+    return out
+
+
 @register
 class SnmpCommunity(Probe):
     """System-group GET with the well-known community 'public' (a credential attempt)."""

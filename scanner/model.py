@@ -221,6 +221,7 @@ class LoginResult(Observation):
     refused_elsewhere: tuple[str, ...] = ()  # candidates another service of the host already refused
     skipped: tuple[str, ...] = ()  # "user (source)" of candidates not tried: their account reached its cap
     not_reached: tuple[str, ...] = ()  # "user (source)" of candidates after the first success
+    access: str | None = None  # SNMP: read-only / read-write / read-write possible / unknown: ...
     stopped: str | None = None  # why the series ended early: success, lockout/ban signal, cap
     accepts_anything: bool = False
     complete: bool = True  # False when a lockout/ban signal or the deadline cut it short

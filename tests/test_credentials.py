@@ -151,7 +151,7 @@ async def test_snmp_default_community_is_flagged_high_and_any_community_is_incon
     hard = await emulated(services=["snmp", "ssh"], communities=[], users={"admin": "Str0ng-9f"})
     w = by_id(await scan_device(weak), DEFAULT)
     assert [(f.status, f.severity.value) for f in w] == [(Status.FAIL, "high")]
-    assert w[0].evidence["community"] == "private" and "not tested" in w[0].evidence["access"]
+    assert w[0].evidence["community"] == "private" and w[0].evidence["access"].startswith("unknown")
     b = by_id(await scan_device(broken), DEFAULT)
     assert [f.status for f in b] == [Status.INCONCLUSIVE] and "random" in b[0].evidence["reason"]
     h = await scan_device(hard)
@@ -186,3 +186,24 @@ def test_reports_mask_the_credentials_a_device_record_holds() -> None:
     masked = render.to_json(render.build(record, show_secrets=False))
     assert "Sekret-42" not in masked and "S*** (9)" in masked
     assert "Sekret-42" in render.to_json(render.build(record, show_secrets=True))
+
+
+def test_snmp_write_access_is_judged_from_the_agents_access_tables() -> None:
+    from probes.login_snmp import VACM_GROUP, VACM_WRITE_VIEW, judge_access
+
+    def name(text: str) -> str:
+        return ".".join(str(b) for b in [len(text), *text.encode()])
+
+    def groups(*pairs: tuple[int, str, str]) -> dict[str, str]:
+        return {f"{VACM_GROUP}.{model}.{name(sec)}": group for model, sec, group in pairs}
+
+    def views(**by_group: str) -> dict[str, str]:
+        return {f"{VACM_WRITE_VIEW}.{name(g)}.0.1.1": v for g, v in by_group.items()}
+
+    ro = groups((1, "comm1", "g1"), (2, "comm1", "g1"))
+    assert judge_access(ro, views(g1="none")) == "read-only"
+    assert judge_access(ro, views(g1="_all_")) == "read-write"  # one v1/v2c group: the accepted community's
+    two = groups((2, "comm1", "g1"), (2, "comm2", "g2"), (3, "admin", "v3g"))
+    assert judge_access(two, views(g1="none", g2="_all_", v3g="_all_")).startswith("read-write possible")
+    assert judge_access(two, views(g1="none", g2="none", v3g="_all_")) == "read-only"  # v3 writers do not count
+    assert judge_access({}, {}).startswith("unknown")

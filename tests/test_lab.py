@@ -55,6 +55,10 @@ def test_lab_sweep_matches_golden_files(lab_run: Path, tmp_path: Path) -> None:
     assert golden.compare(report) == []
     answered = {d["address"] for d in report["devices"]}  # type: ignore[union-attr,index]
     assert answered == set(golden.lan_nodes().values())  # nothing else answers, the host leg is not swept
+    # real net-snmp, `rwcommunity private` only: its own access tables say the community can write
+    weak = next(d for d in report["devices"] if d["address"] == "198.18.0.1")  # type: ignore[union-attr,index]
+    snmp = [f for f in weak["findings"] if f["id"] == "CIAJ-1.2-DEFAULT-CREDENTIAL" and f["service"] == "udp/161"]
+    assert [(f["severity"], f["evidence"]["access"]) for f in snmp] == [("critical", "read-write")]
     assert code == 1  # the weak devices have high-severity failures
 
 

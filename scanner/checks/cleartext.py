@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 from scanner.checks import HostView, check
-from scanner.model import JSON, Banner, Finding, HttpInfo, Mode, PortState, Service, Severity, SnmpInfo, Status
+from scanner.model import (
+    JSON,
+    Banner,
+    Finding,
+    HttpInfo,
+    LoginResult,
+    Mode,
+    PortState,
+    Service,
+    Severity,
+    SnmpInfo,
+    Status,
+)
 
 CHECK = "CIAJ-1.2-CLEARTEXT-ADMIN"
 CLEARTEXT_TCP = ("telnet", "ftp", "http")
@@ -53,6 +65,11 @@ def cleartext_admin(view: HostView) -> list[Finding]:
     for info in snmp:
         if info.version in ("v1", "v2c"):
             flag(info.service, Severity.MEDIUM, protocol=f"snmp{info.version}", community=info.community or "")
+    seen_v1v2 = {i.service for i in snmp if i.version in ("v1", "v2c")}
+    for login in view.of(LoginResult):  # a community accepted by the credential probe (not public)
+        accepted = login.protocol == "snmp" and login.username and not login.accepts_anything
+        if accepted and login.service not in seen_v1v2:
+            flag(login.service, Severity.MEDIUM, protocol="snmp", community=login.password or "")
     if view.mode == Mode.SAFE and snmp and not any(i.version in ("v1", "v2c") for i in snmp):
         # An agent answered v3 discovery, but safe mode sends no community: v1/v2c is untested.
         unknown(snmp[0].service, "SNMP agent present; v1/v2c not tested in safe mode (no community is sent)")

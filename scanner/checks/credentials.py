@@ -70,10 +70,10 @@ def _judge(
             evidence.update(username=res.username, password=res.password or "", source=res.source or "")
             severity = None
             if res.protocol == "snmp":
-                # Read-only vs read-write is not tested (nothing is written): high, not critical.
-                evidence.update(community=res.password or "", access="not tested (nothing written)")
+                # Critical only when the agent's own access tables show the community can write.
+                evidence.update(community=res.password or "", access=res.access or "unknown")
                 del evidence["password"]
-                severity = Severity.HIGH
+                severity = None if res.access == "read-write" else Severity.HIGH
             out.append(view.finding(check_id, Status.FAIL, service=res.service, evidence=evidence, severity=severity))
         elif res.username is not None and matches is _is_generic and _is_default(res.source):
             evidence["reason"] = "a default credential logged in first; the generic list was not tried"
