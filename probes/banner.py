@@ -126,28 +126,36 @@ class BannerProbe(Probe):
     async def _telnet(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ctx: ProbeContext
     ) -> tuple[str, bool]:
-        loop = asyncio.get_running_loop()
-        until = loop.time() + ctx.budget(ctx.timeouts.read)
-        raw = b""
-        text = b""
-        while len(raw) < MAX_BANNER:
-            left = until - loop.time()
-            if left <= 0:
-                break
-            try:
-                async with asyncio.timeout(left):
-                    chunk = await reader.read(1024)
-            except TimeoutError:
-                break
-            if not chunk:
-                break
-            raw += chunk
-            text, replies = strip_telnet(raw)
-            if replies:
-                writer.write(replies)
-                raw = text  # negotiation answered; keep only the text
-            if PROMPT_RE.search(text.rstrip()):
-                return clean(text), True
+        text = await read_telnet(reader, writer, ctx, PROMPT_RE)
         if not text:
             raise Timeout("telnet service sent no text before the read timeout")
         return clean(text), bool(PROMPT_RE.search(text.rstrip()))
+
+
+async def read_telnet(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ctx: ProbeContext, *until: re.Pattern[bytes]
+) -> bytes:
+    """Telnet text (options refused as they come) until a pattern matches its end, or the read timeout."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ctx.budget(ctx.timeouts.read)
+    raw = b""
+    text = b""
+    while len(raw) < MAX_BANNER:
+        left = deadline - loop.time()
+        if left <= 0:
+            break
+        try:
+            async with asyncio.timeout(left):
+                chunk = await reader.read(1024)
+        except TimeoutError:
+            break
+        if not chunk:
+            break
+        raw += chunk
+        text, replies = strip_telnet(raw)
+        if replies:
+            writer.write(replies)
+            raw = text  # negotiation answered; keep only the text
+        if any(p.search(text.rstrip()) for p in until):
+            break
+    return text

@@ -7,51 +7,20 @@ text is a rejection; a profile's lockout text stops the series.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import ClassVar
 
-from probes.banner import PROMPT_RE, clean, strip_telnet
+from probes.banner import PROMPT_RE, clean, read_telnet
 from probes.base import Phase, Probe, ProbeContext, ProbeTarget, register
 from probes.login import Candidate, run_series
 from probes.tcp import close_stream, open_stream
 from scanner.errors import LockedOut, MalformedResponse, Timeout
 from scanner.model import Observation, Risk
 
-MAX_READ = 8192
 PASSWORD_RE = re.compile(rb"password\s*:\s*$", re.IGNORECASE)
 SHELL_RE = re.compile(rb"[>#$%]\s*$")
 FAILED_RE = re.compile(rb"incorrect|invalid|failed|denied|bad password|error", re.IGNORECASE)
 LOCK_RE = re.compile(rb"locked|too many", re.IGNORECASE)
-
-
-async def _read_until(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ctx: ProbeContext, *patterns: re.Pattern[bytes]
-) -> bytes:
-    """Read (answering option negotiation) until a pattern matches the text's end, or the read timeout."""
-    loop = asyncio.get_running_loop()
-    until = loop.time() + ctx.budget(ctx.timeouts.read)
-    raw = b""
-    text = b""
-    while len(raw) < MAX_READ:
-        left = until - loop.time()
-        if left <= 0:
-            break
-        try:
-            async with asyncio.timeout(left):
-                chunk = await reader.read(1024)
-        except TimeoutError:
-            break
-        if not chunk:
-            break
-        raw += chunk
-        text, replies = strip_telnet(raw)
-        if replies:
-            writer.write(replies)
-            raw = text
-        if any(p.search(text.rstrip()) for p in patterns):
-            return text
-    return text
 
 
 @register
@@ -76,18 +45,18 @@ class TelnetLogin(Probe):
         async def attempt(cand: Candidate) -> bool:
             reader, writer = await open_stream(target, ctx)
             try:
-                text = await _read_until(reader, writer, ctx, PROMPT_RE)
+                text = await read_telnet(reader, writer, ctx, PROMPT_RE)
                 if locked(text):
                     raise LockedOut(f"telnet: {clean(text)[-120:]}")
                 if not PROMPT_RE.search(text.rstrip()):
                     raise Timeout("telnet: no login prompt before the read timeout")
                 if not PASSWORD_RE.search(text.rstrip()):
                     writer.write(cand.username.encode() + b"\r\n")
-                    text = await _read_until(reader, writer, ctx, PASSWORD_RE, SHELL_RE)
+                    text = await read_telnet(reader, writer, ctx, PASSWORD_RE, SHELL_RE)
                     if not PASSWORD_RE.search(text.rstrip()):
                         raise MalformedResponse("telnet: no password prompt after the username")
                 writer.write(cand.password.encode() + b"\r\n")
-                text = await _read_until(reader, writer, ctx, SHELL_RE, PROMPT_RE)
+                text = await read_telnet(reader, writer, ctx, SHELL_RE, PROMPT_RE)
                 tail = text.rstrip()
                 if locked(text):
                     raise LockedOut(f"telnet: {clean(text)[-120:]}")

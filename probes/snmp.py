@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from typing import Any
 
 from probes import ber
 from probes.base import (
@@ -120,6 +121,17 @@ class SnmpDiscovery(Probe):
         return [SnmpInfo(target.service, version="v3-discovery", engine_id=found[0].hex())]
 
 
+async def _transport(address: str, port: int, wait: float) -> Any:
+    """A pysnmp UDP transport (v4 or v6) with no retries of its own."""
+    from pysnmp.hlapi.v3arch.asyncio import Udp6TransportTarget, UdpTransportTarget
+
+    transport_cls = Udp6TransportTarget if ":" in address else UdpTransportTarget
+    try:
+        return await transport_cls.create((address, port), timeout=wait, retries=0)
+    except Exception as exc:  # pysnmp raises its own PySnmpError for resolution/socket issues
+        raise Unreachable(f"snmp {address}:{port}: {exc}") from exc
+
+
 async def snmp_get(
     address: str, port: int, community: str, version: str, oids: Sequence[str], wait: float
 ) -> dict[str, str]:
@@ -130,18 +142,12 @@ async def snmp_get(
         ObjectIdentity,
         ObjectType,
         SnmpEngine,
-        Udp6TransportTarget,
-        UdpTransportTarget,
         get_cmd,
     )
 
     engine = SnmpEngine()
     try:
-        transport_cls = Udp6TransportTarget if ":" in address else UdpTransportTarget
-        try:
-            transport = await transport_cls.create((address, port), timeout=wait, retries=0)
-        except Exception as exc:  # pysnmp raises its own PySnmpError for resolution/socket issues
-            raise Unreachable(f"snmp {address}:{port}: {exc}") from exc
+        transport = await _transport(address, port, wait)
         err_ind, err_stat, _err_idx, var_binds = await get_cmd(
             engine,
             CommunityData(community, mpModel=0 if version == "v1" else 1),
@@ -178,19 +184,13 @@ async def snmp_walk(
         ObjectIdentity,
         ObjectType,
         SnmpEngine,
-        Udp6TransportTarget,
-        UdpTransportTarget,
         walk_cmd,
     )
 
     engine = SnmpEngine()
     out: dict[str, str] = {}
     try:
-        transport_cls = Udp6TransportTarget if ":" in address else UdpTransportTarget
-        try:
-            transport = await transport_cls.create((address, port), timeout=wait, retries=0)
-        except Exception as exc:  # pysnmp raises its own PySnmpError for resolution/socket issues
-            raise Unreachable(f"snmp {address}:{port}: {exc}") from exc
+        transport = await _transport(address, port, wait)
         async for err_ind, err_stat, _idx, var_binds in walk_cmd(
             engine,
             CommunityData(community, mpModel=0 if version == "v1" else 1),
