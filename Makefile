@@ -58,9 +58,12 @@ lab-down: setup ## stop every lab daemon and delete every lab namespace (idempot
 lab-status: setup ## what the lab runs, and whether it is healthy
 	$(BIN)/edgeaudit lab status
 
+# The demo's lab is rebuilt each time, so its devices remember no failed login: the shared
+# attempt ledger next to the demo's history database is cleared with it.
 demo: setup ## set up, bring up the lab, sweep it, write out/demo/report.html, bring the lab down (root)
 	@$(MAKE) --no-print-directory lab-up
 	@mkdir -p $(OUT); rc=0; \
+	  rm -f $(OUT)/login-attempts.json; \
 	  $(BIN)/edgeaudit scan 198.18.0.0/24 --out $(OUT) --db $(DEMO_DB) --lang $${LANG_REPORT:-ja} || rc=$$?; \
 	  $(MAKE) --no-print-directory lab-down; \
 	  if [ $$rc -gt 1 ]; then exit $$rc; fi; \

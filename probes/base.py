@@ -77,6 +77,7 @@ class ProbeConfig:
     max_attempts: int = 3  # login attempts per account per window
     attempt_window_s: float = 900.0
     login_pace_s: float = 0.5  # pause between two login attempts on one host
+    attempt_ledger: str | None = None  # file shared by sweeps: failed logins per account (None: per process)
 
     def service_name(self, port: int) -> str:
         """The protocol expected on a TCP port: user override, else the well-known name."""

@@ -6,7 +6,8 @@ Field-safety rules, enforced here for every protocol:
 - at most ``max_attempts`` attempts per account per window on one host, all its
   services together, of which at most ``max_attempts - 1`` may fail (a device may
   lock at the Nth failure; a profile's declared threshold lowers it further),
-  the count kept for the whole process, across probes;
+  the count kept for the whole process, across probes, and with other sweeps
+  through the attempt ledger file next to the history database;
 - a pause of ``login_pace_s`` between two attempts on one host;
 - the first success stops the series;
 - a pair one service of the host refused is not tried on its other services
@@ -21,6 +22,7 @@ devices reset their lockout counters.
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -115,7 +117,8 @@ class Ledger:
     """
 
     def __init__(self) -> None:
-        self._failures: dict[tuple[str, str], list[float]] = {}
+        self._failures: dict[tuple[str, str], list[float]] = {}  # wall-clock times (shared with other sweeps)
+        self._path: Path | None = None
         self._next: dict[str, float] = {}  # address -> earliest time of its next attempt (pacing)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -132,22 +135,58 @@ class Ledger:
             self._loop, self._locks = loop, {}
         return self._locks.setdefault(key, asyncio.Lock())
 
-    def used(self, key: tuple[str, str], window: float) -> int:
-        """Failed attempts on this account within the window."""
-        now = time.monotonic()
-        times = [t for t in self._failures.get(key, []) if now - t < window]
+    def attach(self, path: str | None) -> None:
+        """Share failures with other sweeps through a file (ProbeConfig.attempt_ledger); None: this process only."""
+        self._path = Path(path) if path else None
+
+    def _sync(self, key: tuple[str, str], change: Callable[[list[float]], list[float]] | None = None) -> list[float]:
+        """The account's failures, merged with the shared file (and changed there, under a file lock)."""
+        mine = self._failures.get(key, [])
+        if self._path is None:
+            if change is not None:
+                mine = change(mine)
+                self._failures[key] = mine
+            return mine
+        import fcntl
+        import json
+
+        name = f"{key[0]} {key[1]}"
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "r+", encoding="utf-8") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                shared: dict[str, list[float]] = json.loads(fh.read() or "{}")
+            except ValueError:
+                shared = {}  # a damaged ledger only loses history; it never blocks a sweep
+            times = sorted(set(shared.get(name, [])) | set(mine))
+            if change is not None:
+                times = change(times)
+                horizon = time.time() - 86_400
+                shared = {k: [t for t in v if t > horizon] for k, v in shared.items()}
+                shared[name] = times
+                shared = {k: v for k, v in shared.items() if v}
+                fh.seek(0)
+                fh.truncate()
+                fh.write(json.dumps(shared))
         self._failures[key] = times
-        return len(times)
+        return times
+
+    def used(self, key: tuple[str, str], window: float) -> int:
+        """Failed attempts on this account within the window (this sweep's and, when attached, others')."""
+        now = time.time()
+        return sum(1 for t in self._sync(key) if now - t < window)
 
     def failed(self, key: tuple[str, str], password: str | None = None, service: str = "") -> None:
         """Count one failed attempt (and remember a refused pair for the host's other services)."""
-        self._failures.setdefault(key, []).append(time.monotonic())
+        now = time.time()
+        self._sync(key, lambda times: [*times, now])
         if password is not None:
             self._refused.setdefault(key[0], {})[(key[1], password)] = service
 
     def succeeded(self, key: tuple[str, str]) -> None:
         """A login worked: devices reset an account's failure count then, and so does the ledger."""
-        self._failures.pop(key, None)
+        self._sync(key, lambda times: [])
 
     async def pace(self, address: str, gap: float, ctx: ProbeContext) -> None:
         """Take the host's next attempt slot (``gap`` seconds after the previous one) and wait for it."""
@@ -202,6 +241,8 @@ async def run_series(protocol: str, target: ProbeTarget, ctx: ProbeContext, atte
             accepts_anything=anything,
             complete=complete,
         )
+
+    LEDGER.attach(ctx.config.attempt_ledger)
 
     async def one(cand: Candidate, limit: int) -> bool | None:
         """One attempt under the account's lock; None when the account is at its cap."""

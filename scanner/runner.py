@@ -71,6 +71,7 @@ def _config(args: argparse.Namespace, mode: Mode, command: str) -> SweepConfig:
             credentials_file=str(args.credentials.resolve()) if args.credentials else None,
             max_attempts=args.max_attempts,
             login_pace_s=args.login_pace,
+            attempt_ledger=str((args.db or default_path()).with_name("login-attempts.json")),
         ),
         max_hosts=args.concurrency,
         max_probes=args.max_probes,

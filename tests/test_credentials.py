@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pytest
+
 from probes import login
 from scanner import profiles
 from scanner.model import Mode, Status
@@ -207,3 +209,18 @@ def test_snmp_write_access_is_judged_from_the_agents_access_tables() -> None:
     assert judge_access(two, views(g1="none", g2="_all_", v3g="_all_")).startswith("read-write possible")
     assert judge_access(two, views(g1="none", g2="none", v3g="_all_")) == "read-only"  # v3 writers do not count
     assert judge_access({}, {}).startswith("unknown")
+
+
+async def test_a_second_sweep_process_sees_the_first_ones_failures(
+    emulated: StartDevice, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scheduled sweeps back to back: the shared attempt ledger keeps the per-account budget across processes."""
+    dev = await emulated(services=["http"], http_mode="basic", persona="other", model="X", lockout_after=3)
+    cfg = config_for(dev)
+    ledger_file = tmp_path / "login-attempts.json"
+    cfg = dataclasses.replace(cfg, probe_config=dataclasses.replace(cfg.probe_config, attempt_ledger=str(ledger_file)))
+    for _ in range(2):
+        monkeypatch.setattr(login, "LEDGER", login.Ledger())  # a new process: nothing in memory
+        await Engine(cfg, profiles.load_all()).scan_host(dev.spec.address)
+    assert dev.locked == set() and dev.failures.get("admin", 0) <= 2
+    assert oct(ledger_file.stat().st_mode & 0o777) == "0o600"
