@@ -1,4 +1,8 @@
-"""The SSH host key (asyncssh): key exchange only, no authentication attempted.
+"""The SSH host key (asyncssh): key exchange only; outside safe mode, also the offered auth methods.
+
+The methods are what the server lists after an auth request of method "none"
+for a random user: no password, no real account (OpenSSH does not count
+"none" toward MaxAuthTries). Safe mode sends no user name at all.
 
 Two devices with the same host key share a private key (a cloned image or a
 vendor default key): CIAJ-1.2-REUSED-CREDENTIAL compares them across a sweep.
@@ -7,8 +11,8 @@ vendor default key): CIAJ-1.2-REUSED-CREDENTIAL compares them across a sweep.
 from __future__ import annotations
 
 from probes.base import Probe, ProbeContext, ProbeTarget, map_errors, register
-from scanner.errors import MalformedResponse
-from scanner.model import HostKey, Observation
+from scanner.errors import MalformedResponse, ProbeError
+from scanner.model import HostKey, Observation, Risk
 
 
 @register
@@ -35,4 +39,17 @@ class SshHostKey(Probe):
             raise MalformedResponse(f"{what}: {exc.reason}") from exc
         if key is None:
             raise MalformedResponse(f"{what}: no host key offered")
-        return [HostKey(target.service, algorithm=key.get_algorithm(), fingerprint=key.get_fingerprint("sha256"))]
+        methods: tuple[str, ...] = ()
+        if ctx.mode.allows(Risk.CREDENTIAL):
+            import secrets
+
+            try:
+                with map_errors(what):
+                    async with asyncio.timeout(ctx.budget(ctx.timeouts.connect + ctx.timeouts.read)):
+                        user = "ea-" + secrets.token_hex(4)
+                        found = await asyncssh.get_server_auth_methods(target.address, target.service.port, user)
+                        methods = tuple(sorted(found))
+            except (asyncssh.Error, ProbeError):
+                methods = ()  # the key stands on its own; methods are a bonus
+        fingerprint = key.get_fingerprint("sha256")
+        return [HostKey(target.service, algorithm=key.get_algorithm(), fingerprint=fingerprint, auth_methods=methods)]

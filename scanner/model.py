@@ -193,12 +193,13 @@ class NtpInfo(Observation):
 
 @dataclass(frozen=True)
 class HostKey(Observation):
-    """A service's long-term public key: SSH host key (fingerprint SHA256:...)."""
+    """A service's long-term public key: SSH host key (fingerprint SHA256:...), and what SSH offers."""
 
     kind: ClassVar[str] = "hostkey"
     proves_open: ClassVar[bool] = True
     algorithm: str = ""
     fingerprint: str = ""
+    auth_methods: tuple[str, ...] = ()  # offered to a random user (not asked in safe mode)
 
 
 @dataclass(frozen=True)

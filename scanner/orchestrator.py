@@ -377,6 +377,8 @@ def describe_device(state: _HostState, match: profiles_mod.Match | None) -> dict
             fingerprints[f"{svc.key} ntp"] = f"stratum {obs.stratum} leap {obs.leap} ref {obs.ref_id}"
         elif isinstance(obs, HostKey):
             fingerprints[f"{svc.key} host key"] = f"{obs.algorithm} {obs.fingerprint}"
+            if obs.auth_methods:
+                fingerprints[f"{svc.key} auth methods"] = ",".join(obs.auth_methods)
         elif isinstance(obs, LoginResult) and obs.username is not None and not obs.accepts_anything:
             logins.append(
                 {"service": svc.key, "username": obs.username, "password": obs.password or "", "source": obs.source}

@@ -32,6 +32,7 @@ async def test_profile_default_is_flagged_on_every_login_service(emulated: Start
 async def test_guessable_password_is_weak_not_default(emulated: StartDevice) -> None:
     dev = await emulated(services=["ssh"], cli="yamaha", users={"admin": "password"})
     result = await scan_device(dev)
+    assert "password" in result.device["fingerprints"][f"tcp/{dev.bound['ssh']} auth methods"].split(",")
     assert set(statuses(result, DEFAULT).values()) == {Status.PASS}
     assert set(statuses(result, WEAK).values()) == {Status.FAIL}
 
@@ -101,7 +102,8 @@ async def test_unreachable_login_service_is_inconclusive(emulated: StartDevice) 
 async def test_safe_mode_sends_no_login(emulated: StartDevice) -> None:
     dev = await emulated(services=["ssh", "telnet"], cli="cisco", users={"admin": "admin"})
     result = await scan_device(dev, Mode.SAFE)
-    assert dev.login_attempts == []
+    assert dev.login_attempts == [] and dev.auth_users == []  # not even a user name
+    assert f"tcp/{dev.bound['ssh']} host key" in result.device["fingerprints"]  # the key needs none
     assert set(statuses(result, DEFAULT).values()) == {Status.INCONCLUSIVE}
 
 

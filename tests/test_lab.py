@@ -59,6 +59,7 @@ def test_lab_sweep_matches_golden_files(lab_run: Path, tmp_path: Path) -> None:
     weak = next(d for d in report["devices"] if d["address"] == "198.18.0.1")  # type: ignore[union-attr,index]
     snmp = [f for f in weak["findings"] if f["id"] == "CIAJ-1.2-DEFAULT-CREDENTIAL" and f["service"] == "udp/161"]
     assert [(f["severity"], f["evidence"]["access"]) for f in snmp] == [("critical", "read-write")]
+    assert weak["device"]["fingerprints"]["tcp/22 auth methods"] == "password,publickey"  # real OpenSSH
     assert code == 1  # the weak devices have high-severity failures
 
 

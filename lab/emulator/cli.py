@@ -99,6 +99,7 @@ class _Server(asyncssh.SSHServer):
         self.device = device
 
     def begin_auth(self, username: str) -> bool:
+        self.device.auth_users.append(username)  # every user name a client announced, tried or not
         return True
 
     def password_auth_supported(self) -> bool:

@@ -101,6 +101,7 @@ class Device:
         self.received: list[tuple[str, bytes]] = []  # (service, first bytes) for tests
         self._conns: set[asyncio.Task[Any]] = set()
         self.login_attempts: list[tuple[str, str]] = []  # (service, username)
+        self.auth_users: list[str] = []  # SSH user names announced (even with no password)
         self.failures: dict[str, int] = {}  # failed logins per account
         self.locked: set[str] = set()  # accounts locked by lockout_after
         self.config_attempts: list[str] = []  # configuration-changing commands received (must stay empty)
