@@ -33,7 +33,14 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Carry out `edgeaudit lab ACTION`."""
+    """Carry out `edgeaudit lab ACTION` (output piped into `head` is not an error)."""
+    try:
+        return _run(args)
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
     from lab import control
     from lab.netns import LabError
 
