@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -155,14 +154,13 @@ def _build(topo: dict[str, Any], state: State) -> None:
 
 def _spawn(run: Path, ns: str, node: str, name: str, launch: daemons.Launch) -> Proc:
     log = run / node / f"{name}.out"
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", **launch.env}
     with log.open("wb") as out:
         proc = subprocess.Popen(
             ["ip", "netns", "exec", ns, *launch.argv],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=env,
+            env=launch.environment(),
             cwd=daemons.REPO,
             start_new_session=True,
         )
@@ -173,12 +171,8 @@ def _start_node(run: Path, name: str, node: dict[str, Any], state: State) -> Non
     directory = run / name
     directory.mkdir(parents=True, exist_ok=True)
     ctx = daemons.NodeContext(name, directory, dict(node["interfaces"]))
-    ns = netns.PREFIX + name
-    for daemon, opts in (node.get("daemons") or {}).items():
-        launch = daemons.BUILDERS[daemon](ctx, opts or {})
-        state.procs.append(_spawn(run, ns, name, daemon, launch))
-    if node.get("emulate"):
-        state.procs.append(_spawn(run, ns, name, "emulator", daemons.emulator(ctx, node["emulate"])))
+    for daemon, launch in daemons.launches(ctx, node):
+        state.procs.append(_spawn(run, netns.PREFIX + name, name, daemon, launch))
 
 
 def _start_fleet(run: Path, state: State, size: int) -> None:
@@ -191,13 +185,7 @@ def _start_fleet(run: Path, state: State, size: int) -> None:
     netns.ip_batch(switch_lines, SWITCH)
     netns.ip_batch(fleet_lines, ns)
     netns.sysctl(ns, {"net.ipv4.conf.all.arp_ignore": "1", "net.ipv4.conf.all.arp_announce": "2"})
-    cfg = directory / "fleet.yaml"
-    cfg.write_text(yaml.safe_dump({"devices": devices}), encoding="utf-8")
-    launch = daemons.Launch(
-        [sys.executable, "-m", "lab.emulator", str(cfg), "--pidfile", str(directory / "emulator.pid")],
-        set(),
-        {"PYTHONPATH": str(daemons.REPO)},
-    )
+    launch = daemons.emulator_launch(devices, directory / "fleet.yaml", directory / "emulator.pid", set())
     state.procs.append(_spawn(run, ns, "fleet", "emulator", launch))
     state.fleet = [str(d["address"]) for d in devices]
 

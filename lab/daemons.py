@@ -43,6 +43,10 @@ class Launch:
     ports: set[tuple[str, int]]
     env: dict[str, str] = field(default_factory=dict)
 
+    def environment(self) -> dict[str, str]:
+        """The whole environment the daemon starts with (nothing inherited from ours)."""
+        return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", **self.env}
+
 
 @dataclass
 class NodeContext:
@@ -301,16 +305,29 @@ def kamailio(node: NodeContext, opts: dict[str, Any]) -> Launch:
 
 def emulator(node: NodeContext, persona: dict[str, Any]) -> Launch:
     """An emulated device (lab/emulator) bound to the node's address."""
+    from lab.emulator.devices import TCP_SERVICES, DeviceSpec
+
+    entry = {"name": node.name, "address": node.address, **persona}
+    spec = DeviceSpec.from_dict(entry)
+    ports = {("tcp" if s in TCP_SERVICES else "udp", p) for s, p in spec.services.items()}
+    return emulator_launch([entry], node.path("emulator.yaml"), node.path("emulator.pid"), ports)
+
+
+def emulator_launch(devices: list[dict[str, Any]], config: Path, pidfile: Path, ports: set[tuple[str, int]]) -> Launch:
+    """Run ``python -m lab.emulator`` on these devices (written to ``config``); the pidfile appears when all are up."""
     import yaml
 
-    from lab.emulator.devices import DeviceSpec
-
-    spec = DeviceSpec.from_dict({"name": node.name, "address": node.address, **persona})
-    entry = {"name": node.name, "address": node.address, **persona}
-    cfg = _write(node.path("emulator.yaml"), yaml.safe_dump({"devices": [entry]}))
-    ports = {("udp" if s in ("snmp", "sip", "ntp") else "tcp", p) for s, p in spec.services.items()}
-    argv = [sys.executable, "-m", "lab.emulator", str(cfg), "--pidfile", str(node.path("emulator.pid"))]
+    _write(config, yaml.safe_dump({"devices": devices}))
+    argv = [sys.executable, "-m", "lab.emulator", str(config), "--pidfile", str(pidfile)]
     return Launch(argv, ports, {"PYTHONPATH": str(REPO)})
+
+
+def launches(node: NodeContext, spec: dict[str, Any]) -> list[tuple[str, Launch]]:
+    """Every daemon of one topology node, then its emulator persona, as (name, launch)."""
+    out = [(name, BUILDERS[name](node, opts or {})) for name, opts in (spec.get("daemons") or {}).items()]
+    if spec.get("emulate"):
+        out.append(("emulator", emulator(node, spec["emulate"])))
+    return out
 
 
 BUILDERS: dict[str, Callable[[NodeContext, dict[str, Any]], Launch]] = {

@@ -104,7 +104,16 @@ def _reap(pid: int) -> None:
 
 
 def listening(pid: int) -> set[tuple[str, int]]:
-    """(proto, port) pairs bound in the namespace of ``pid`` (read from /proc/PID/net)."""
+    """(proto, port) pairs bound in the namespace of ``pid`` (read from /proc/PID/net).
+
+    Empty while ``pid`` is still in our own namespace: right after the spawn it is
+    `ip netns exec` before its setns, and the host's own ports must not count.
+    """
+    try:
+        if os.readlink(f"/proc/{pid}/ns/net") == os.readlink("/proc/self/ns/net"):
+            return set()
+    except OSError:
+        return set()
     found: set[tuple[str, int]] = set()
     for proto in ("tcp", "tcp6", "udp", "udp6"):
         try:

@@ -43,13 +43,7 @@ def main() -> int:
     directory = args.run / args.node
     directory.mkdir(parents=True, exist_ok=True)
     ctx = daemons.NodeContext(args.node, directory, dict(node["interfaces"]))
-    launches = [(name, daemons.BUILDERS[name](ctx, opts or {})) for name, opts in (node.get("daemons") or {}).items()]
-    if node.get("emulate"):
-        launches.append(("emulator", daemons.emulator(ctx, node["emulate"])))
-    procs = [
-        subprocess.Popen(launch.argv, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", **launch.env})
-        for _name, launch in launches
-    ]
+    procs = [subprocess.Popen(launch.argv, env=launch.environment()) for _name, launch in daemons.launches(ctx, node)]
     stopping = False
 
     def stop(_sig: int, _frame: FrameType | None) -> None:

@@ -24,7 +24,7 @@ PASSWORD_INPUT_RE = re.compile(rb"<input[^>]{0,400}type\s*=\s*[\"']?password", r
 USER_AGENT = "edgeaudit/0.1 (+hardening scanner)"
 
 
-def _map_httpx(exc: httpx.HTTPError, what: str) -> ProbeError:
+def map_httpx(exc: httpx.HTTPError, what: str) -> ProbeError:
     if isinstance(exc, httpx.TimeoutException):
         return Timeout(f"{what}: timed out")
     if isinstance(exc, httpx.ConnectError):
@@ -47,6 +47,18 @@ def _ssl_context() -> ssl.SSLContext:
     ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
     ctx.minimum_version = ssl.TLSVersion.TLSv1
     return ctx
+
+
+def client(tls: bool, timeout: httpx.Timeout) -> httpx.AsyncClient:
+    """The one way edgeaudit talks HTTP(S): no redirects, no proxies from the environment,
+    certificates not verified (devices ship self-signed ones; old TLS still allowed)."""
+    return httpx.AsyncClient(
+        verify=_ssl_context() if tls else False,
+        timeout=timeout,
+        follow_redirects=False,
+        headers={"User-Agent": USER_AGENT},
+        trust_env=False,
+    )
 
 
 def _cert_sha256(response: httpx.Response) -> str | None:
@@ -94,16 +106,7 @@ class HttpProbe(Probe):
         timeout = httpx.Timeout(ctx.budget(ctx.timeouts.read), connect=ctx.budget(ctx.timeouts.connect))
         what = f"GET {url}"
         try:
-            async with (
-                httpx.AsyncClient(
-                    verify=_ssl_context() if tls else False,
-                    timeout=timeout,
-                    follow_redirects=False,
-                    headers={"User-Agent": USER_AGENT},
-                    trust_env=False,
-                ) as client,
-                client.stream("GET", url) as response,
-            ):
+            async with client(tls, timeout) as http, http.stream("GET", url) as response:
                 body = b""
                 async for chunk in response.aiter_raw():
                     body += chunk
@@ -111,7 +114,7 @@ class HttpProbe(Probe):
                         break
                 cert = _cert_sha256(response) if tls else None
         except httpx.HTTPError as exc:
-            raise _map_httpx(exc, what) from exc
+            raise map_httpx(exc, what) from exc
         except ssl.SSLError as exc:
             raise MalformedResponse(f"{what}: TLS error {exc.reason}") from exc
         scheme, realm = parse_auth(response.headers.get("www-authenticate"))

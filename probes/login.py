@@ -44,7 +44,12 @@ class Candidate:
 
     username: str
     password: str
-    source: str  # "profile:<id>", "generic", "anonymous", "user"
+    source: str  # "profile:<id>", "generic", "anonymous", "snmp-default", "user"
+
+    @property
+    def entry(self) -> tuple[str, str]:
+        """(username, source): what a LoginResult lists of a candidate (never the password)."""
+        return (self.username, self.source)
 
 
 Attempt = Callable[[Candidate], Awaitable[bool]]  # True: logged in; False: rejected; LockedOut: stop
@@ -218,10 +223,10 @@ async def run_series(protocol: str, target: ProbeTarget, ctx: ProbeContext, atte
     service = target.service
     cap, window = account_cap(ctx), ctx.config.attempt_window_s
     svc = service.key if service else protocol
-    tried: list[str] = []
-    tried_elsewhere: list[str] = []
-    skipped: list[str] = []
-    rest: list[str] = []
+    tried: list[tuple[str, str]] = []
+    tried_elsewhere: list[tuple[str, str]] = []
+    skipped: list[tuple[str, str]] = []
+    rest: list[tuple[str, str]] = []
 
     def result(
         found: Candidate | None = None, stopped: str | None = None, *, anything: bool = False, complete: bool = True
@@ -232,7 +237,6 @@ async def run_series(protocol: str, target: ProbeTarget, ctx: ProbeContext, atte
             username=found.username if found else None,
             password=found.password if found else None,
             source=found.source if found else None,
-            attempts=len(tried),
             tried=tuple(tried),
             refused_elsewhere=tuple(tried_elsewhere),
             skipped=tuple(skipped),
@@ -250,12 +254,12 @@ async def run_series(protocol: str, target: ProbeTarget, ctx: ProbeContext, atte
         async with asyncio.timeout(ctx.remaining()), LEDGER.lock(key):
             elsewhere = LEDGER.refused_on(target.address, (cand.username, cand.password))
             if elsewhere is not None and elsewhere != svc:
-                tried_elsewhere.append(f"{cand.username or '(empty)'} ({cand.source}) refused on {elsewhere}")
+                tried_elsewhere.append(cand.entry)
                 return False
             if LEDGER.used(key, window) >= limit:
                 return None
             await LEDGER.pace(target.address, ctx.config.login_pace_s, ctx)
-            tried.append(f"{cand.username or '(empty)'} ({cand.source})")
+            tried.append(cand.entry)
             try:
                 ok = await attempt(cand)
             except AuthRejected:
@@ -277,9 +281,9 @@ async def run_series(protocol: str, target: ProbeTarget, ctx: ProbeContext, atte
         for i, cand in enumerate(queue):
             ok = await one(cand, cap)
             if ok is None:
-                skipped.append(f"{cand.username or '(empty)'} ({cand.source})")
+                skipped.append(cand.entry)
             elif ok:
-                rest.extend(f"{c.username or '(empty)'} ({c.source})" for c in queue[i + 1 :])
+                rest.extend(c.entry for c in queue[i + 1 :])
                 return result(cand, "success")
     except LockedOut as exc:
         return result(stopped=f"lockout/ban signal: {exc}", complete=False)

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import httpx
 
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
-from probes.http import USER_AGENT, _map_httpx, _ssl_context
+from probes.http import client, map_httpx
 from probes.login import Candidate, run_series
 from scanner.errors import LockedOut, MalformedResponse
 from scanner.model import HttpInfo, Observation, Risk, Service
@@ -76,20 +76,14 @@ class HttpLogin(Probe):
         form = ctx.profile.http_login if ctx.profile and scheme == "form" else {}
         lock_texts = [t.encode() for t in (ctx.profile.lockout_texts if ctx.profile else ())]
         timeout = httpx.Timeout(ctx.timeouts.read, connect=ctx.timeouts.connect)
-        async with httpx.AsyncClient(
-            verify=_ssl_context() if tls else False,
-            timeout=timeout,
-            follow_redirects=False,
-            headers={"User-Agent": USER_AGENT},
-            trust_env=False,
-        ) as client:
+        async with client(tls, timeout) as http:
 
             async def attempt(cand: Candidate) -> bool:
                 try:
                     if form:
                         fields = {**form.get("extra_fields", {}), form["user_field"]: cand.username}
                         fields[form["pass_field"]] = cand.password
-                        response = await client.post(
+                        response = await http.post(
                             url.rstrip("/") + form["path"], data=fields, timeout=ctx.budget(ctx.timeouts.read)
                         )
                     else:
@@ -98,10 +92,10 @@ class HttpLogin(Probe):
                             if scheme == "digest"
                             else httpx.BasicAuth(cand.username, cand.password)
                         )
-                        response = await client.get(url, auth=auth, timeout=ctx.budget(ctx.timeouts.read))
+                        response = await http.get(url, auth=auth, timeout=ctx.budget(ctx.timeouts.read))
                     body = response.content[:MAX_BODY]
                 except httpx.HTTPError as exc:
-                    raise _map_httpx(exc, f"GET {url}") from exc
+                    raise map_httpx(exc, f"GET {url}") from exc
                 except ssl.SSLError as exc:
                     raise MalformedResponse(f"GET {url}: TLS error {exc.reason}") from exc
                 if response.status_code == 429 or any(t in body.lower() for t in lock_texts):

@@ -3,7 +3,10 @@
 A community is a password without a user. Each candidate is one v2c GET of
 sysDescr (v1 when the agent answered only v1 to `public`); an answer means it
 was accepted, silence means it was not. A random community answered first
-means the agent answers anything, and nothing else is trusted.
+means the agent answers anything, and nothing else is trusted. Silence is also
+what a dead agent gives, so a series where nothing answered is only complete
+when the agent still answers a v3 discovery afterwards; otherwise the series
+is cut short (inconclusive), never a pass.
 
 Nothing is written. Whether an accepted community may write is read from the
 agent's own access tables (SNMP-VIEW-BASED-ACM-MIB, when the community may read
@@ -15,12 +18,13 @@ with a write view: read-write possible. Tables not readable: unknown.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import ClassVar
 
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
 from probes.login import Candidate, run_series
-from probes.snmp import SYS_DESCR, snmp_get, snmp_walk
+from probes.snmp import SYS_DESCR, snmp_get, snmp_walk, v3_engine_id
 from scanner.errors import ProbeError, Refused, Timeout
 from scanner.model import LoginResult, Observation, Risk, Service, SnmpInfo
 
@@ -90,13 +94,16 @@ class SnmpCommunities(Probe):
             return bool(got)
 
         result = await run_series("snmp", target, ctx, attempt)
-        if result.username is None or result.accepts_anything or result.password is None:
+        if result.username is None:
+            if result.complete and await v3_engine_id(target.address, port, ctx) is None:
+                stopped = "the agent did not answer a v3 discovery after the series: silence proves nothing"
+                result = dataclasses.replace(result, stopped=stopped, complete=False)
+            return [result]
+        if result.accepts_anything or result.password is None:
             return [result]
         return [await self._access(target, ctx, result)]
 
     async def _access(self, target: ProbeTarget, ctx: ProbeContext, result: LoginResult) -> LoginResult:
-        import dataclasses
-
         assert target.service is not None and result.password is not None
         try:
             where = (target.address, target.service.port, result.password, self._version)

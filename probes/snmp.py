@@ -91,41 +91,50 @@ class SnmpDiscovery(Probe):
     async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
         """One discovery exchange; silence means no (v3) agent, not a failure."""
         assert target.service is not None
-        msg_id = secrets.randbelow(2**31 - 1) + 1
-        request_id = secrets.randbelow(2**31 - 1) + 1
-        message = build_v3_discovery(msg_id, request_id)
-        found: list[bytes] = []
+        engine_id = await v3_engine_id(target.address, target.service.port, ctx)
+        return [SnmpInfo(target.service, version="v3-discovery", engine_id=engine_id.hex())] if engine_id else []
 
-        def accept(data: bytes) -> bool:
-            try:
-                got_msg, engine, tag, _ = parse_v3_message(data)
-            except MalformedResponse:
-                return False
-            if got_msg != msg_id or tag != ber.REPORT:
-                return False
-            found.append(engine)
-            return True
 
+async def v3_engine_id(address: str, port: int, ctx: ProbeContext) -> bytes | None:
+    """The agent's engine id from one SNMPv3 discovery exchange (no secret sent); None when silent."""
+    msg_id = secrets.randbelow(2**31 - 1) + 1
+    request_id = secrets.randbelow(2**31 - 1) + 1
+    message = build_v3_discovery(msg_id, request_id)
+    found: list[bytes] = []
+
+    def accept(data: bytes) -> bool:
         try:
-            await exchange(
-                target.address,
-                target.service.port,
-                lambda _: message,
-                accept,
-                ctx,
-                schedule=(0.0, 1.0),
-                what="snmp v3 discovery",
-            )
-        except (Timeout, Refused):
-            return []
-        return [SnmpInfo(target.service, version="v3-discovery", engine_id=found[0].hex())]
+            got_msg, engine, tag, _ = parse_v3_message(data)
+        except MalformedResponse:
+            return False
+        if got_msg != msg_id or tag != ber.REPORT:
+            return False
+        found.append(engine)
+        return True
+
+    try:
+        await exchange(address, port, lambda _: message, accept, ctx, schedule=(0.0, 1.0), what="snmp v3 discovery")
+    except (Timeout, Refused):
+        return None
+    return found[0]
+
+
+def _hlapi() -> Any:
+    """pysnmp's asyncio high-level API, imported on first use (pysnmp is slow to load)."""
+    import pysnmp.hlapi.v3arch.asyncio as hlapi
+
+    return hlapi
+
+
+def _community(community: str, version: str) -> Any:
+    """v1 or v2c community authentication data."""
+    return _hlapi().CommunityData(community, mpModel=0 if version == "v1" else 1)
 
 
 async def _transport(address: str, port: int, wait: float) -> Any:
     """A pysnmp UDP transport (v4 or v6) with no retries of its own."""
-    from pysnmp.hlapi.v3arch.asyncio import Udp6TransportTarget, UdpTransportTarget
-
-    transport_cls = Udp6TransportTarget if ":" in address else UdpTransportTarget
+    h = _hlapi()
+    transport_cls = h.Udp6TransportTarget if ":" in address else h.UdpTransportTarget
     try:
         return await transport_cls.create((address, port), timeout=wait, retries=0)
     except Exception as exc:  # pysnmp raises its own PySnmpError for resolution/socket issues
@@ -136,24 +145,16 @@ async def snmp_get(
     address: str, port: int, community: str, version: str, oids: Sequence[str], wait: float
 ) -> dict[str, str]:
     """GET ``oids`` with a community via pysnmp; returns oid -> text. Raises ProbeError."""
-    from pysnmp.hlapi.v3arch.asyncio import (  # local import: pysnmp is slow to load
-        CommunityData,
-        ContextData,
-        ObjectIdentity,
-        ObjectType,
-        SnmpEngine,
-        get_cmd,
-    )
-
-    engine = SnmpEngine()
+    h = _hlapi()
+    engine = h.SnmpEngine()
     try:
         transport = await _transport(address, port, wait)
-        err_ind, err_stat, _err_idx, var_binds = await get_cmd(
+        err_ind, err_stat, _err_idx, var_binds = await h.get_cmd(
             engine,
-            CommunityData(community, mpModel=0 if version == "v1" else 1),
+            _community(community, version),
             transport,
-            ContextData(),
-            *(ObjectType(ObjectIdentity(oid)) for oid in oids),
+            h.ContextData(),
+            *(h.ObjectType(h.ObjectIdentity(oid)) for oid in oids),
             lookupMib=False,
         )
     finally:
@@ -178,25 +179,17 @@ async def snmp_walk(
     address: str, port: int, community: str, version: str, prefix: str, wait: float, max_rows: int = 200
 ) -> dict[str, str]:
     """GETNEXT walk of one subtree (read-only, bounded rows); oid -> text. Raises ProbeError."""
-    from pysnmp.hlapi.v3arch.asyncio import (  # local import: pysnmp is slow to load
-        CommunityData,
-        ContextData,
-        ObjectIdentity,
-        ObjectType,
-        SnmpEngine,
-        walk_cmd,
-    )
-
-    engine = SnmpEngine()
+    h = _hlapi()
+    engine = h.SnmpEngine()
     out: dict[str, str] = {}
     try:
         transport = await _transport(address, port, wait)
-        async for err_ind, err_stat, _idx, var_binds in walk_cmd(
+        async for err_ind, err_stat, _idx, var_binds in h.walk_cmd(
             engine,
-            CommunityData(community, mpModel=0 if version == "v1" else 1),
+            _community(community, version),
             transport,
-            ContextData(),
-            ObjectType(ObjectIdentity(prefix)),
+            h.ContextData(),
+            h.ObjectType(h.ObjectIdentity(prefix)),
             lexicographicMode=False,
             lookupMib=False,
         ):

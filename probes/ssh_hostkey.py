@@ -10,6 +10,9 @@ vendor default key): CIAJ-1.2-REUSED-CREDENTIAL compares them across a sweep.
 
 from __future__ import annotations
 
+import asyncio
+import secrets
+
 from probes.base import Probe, ProbeContext, ProbeTarget, map_errors, register
 from scanner.errors import MalformedResponse, ProbeError
 from scanner.model import HostKey, Observation, Risk
@@ -25,9 +28,7 @@ class SshHostKey(Probe):
 
     async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
         """One key exchange within the deadline."""
-        import asyncio
-
-        import asyncssh
+        import asyncssh  # local import: slow to load, and only this module and login_ssh need it
 
         assert target.service is not None
         what = f"ssh {target.address}:{target.service.port}"
@@ -41,8 +42,6 @@ class SshHostKey(Probe):
             raise MalformedResponse(f"{what}: no host key offered")
         methods: tuple[str, ...] = ()
         if ctx.mode.allows(Risk.CREDENTIAL):
-            import secrets
-
             try:
                 with map_errors(what):
                     async with asyncio.timeout(ctx.budget(ctx.timeouts.connect + ctx.timeouts.read)):

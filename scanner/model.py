@@ -216,16 +216,21 @@ class LoginResult(Observation):
     protocol: str = ""
     username: str | None = None
     password: str | None = None  # a secret: masked in reports
-    source: str | None = None  # "profile:<id>", "generic", "anonymous", "user"
-    attempts: int = 0  # attempts made, the baseline included
-    tried: tuple[str, ...] = ()  # "user (source)" per attempt, in order; passwords never listed
-    refused_elsewhere: tuple[str, ...] = ()  # candidates another service of the host already refused
-    skipped: tuple[str, ...] = ()  # "user (source)" of candidates not tried: their account reached its cap
-    not_reached: tuple[str, ...] = ()  # "user (source)" of candidates after the first success
+    source: str | None = None  # "profile:<id>", "generic", "anonymous", "snmp-default", "user"
+    # Candidates as (username, source), in order; passwords are never listed.
+    tried: tuple[tuple[str, str], ...] = ()  # attempted on this service, the random baseline first
+    refused_elsewhere: tuple[tuple[str, str], ...] = ()  # another service of the host already refused them
+    skipped: tuple[tuple[str, str], ...] = ()  # not tried: their account had reached its cap
+    not_reached: tuple[tuple[str, str], ...] = ()  # after the first success
     access: str | None = None  # SNMP: read-only / read-write / read-write possible / unknown: ...
     stopped: str | None = None  # why the series ended early: success, lockout/ban signal, cap
     accepts_anything: bool = False
-    complete: bool = True  # False when a lockout/ban signal or the deadline cut it short
+    complete: bool = True  # False when a lockout/ban signal, a network error or the deadline cut it short
+
+    @property
+    def attempts(self) -> int:
+        """Attempts made on this service, the baseline included."""
+        return len(self.tried)
 
 
 @dataclass(frozen=True)

@@ -63,12 +63,13 @@ async def test_undeclared_lockout_at_max_attempts_is_not_reached(emulated: Start
     assert dev.locked == set() and max(dev.failures.values()) <= 2
 
 
-async def test_device_that_accepts_anything_is_never_judged(emulated: StartDevice) -> None:
-    dev = await emulated(services=["http"], http_mode="open")  # 200 to everything, no challenge
+async def test_an_unchallenged_page_is_not_taken_for_a_login(emulated: StartDevice) -> None:
+    dev = await emulated(services=["http"], http_mode="open")  # 200 to everything, no challenge, no form
     result = await scan_device(dev)
-    # no Basic challenge: the HTTP login probe does not run, and nothing claims a pass
-    assert Status.PASS not in statuses(result, DEFAULT).values()
-    assert Status.FAIL not in statuses(result, DEFAULT).values()
+    assert dev.login_attempts == []  # a 200 page is no login: nothing was tried against it
+    findings = by_id(result, DEFAULT)
+    assert [f.status for f in findings] == [Status.INCONCLUSIVE]
+    assert "no login service" in findings[0].evidence["reason"]
 
 
 async def test_random_user_accepted_means_inconclusive(emulated: StartDevice) -> None:
@@ -226,3 +227,28 @@ async def test_a_second_sweep_process_sees_the_first_ones_failures(
         await Engine(cfg, profiles.load_all()).scan_host(dev.spec.address)
     assert dev.locked == set() and dev.failures.get("admin", 0) <= 2
     assert oct(ledger_file.stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.parametrize("silent", [False, True])
+async def test_an_agent_that_goes_silent_is_not_read_as_refusing(emulated: StartDevice, silent: bool) -> None:
+    """SNMP refuses by silence; a dead agent is silent too. Only a live agent's silence completes the series."""
+    import asyncio
+
+    from probes.base import ProbeConfig, ProbeContext, ProbeTarget, Timeouts
+    from probes.login_snmp import SnmpCommunities
+    from scanner.model import Service
+
+    dev = await emulated(services=["snmp"], communities=[], hang=["snmp"] if silent else [])
+    ctx = ProbeContext(
+        timeouts=Timeouts(connect=1.0, read=0.5, probe=20.0, host=30.0),
+        mode=Mode.DEFAULT,
+        config=ProbeConfig(login_pace_s=0.0),
+        deadline=asyncio.get_running_loop().time() + 20.0,
+    )
+    target = ProbeTarget(dev.spec.address, Service(dev.bound["snmp"], "udp", "snmp"))
+    [res] = await SnmpCommunities().run(target, ctx)
+    assert res.username is None and len(res.tried) == 3  # the random community, public, private
+    if silent:
+        assert not res.complete and "silence proves nothing" in (res.stopped or "")
+    else:
+        assert res.complete

@@ -9,28 +9,23 @@ logins without a profile description) are inconclusive, never passed.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from scanner.checks import HostView, check
 from scanner.model import JSON, Finding, HttpInfo, LoginResult, Mode, Service, Severity, Status
 
-SOURCE_RE = re.compile(r"\(([^()]*)\)")
 DEFAULT = "CIAJ-1.2-DEFAULT-CREDENTIAL"
 WEAK = "CIAJ-1.2-WEAK-CREDENTIAL"
-LOGIN_PROBES = {
-    "ssh": "ssh-login", "telnet": "telnet-login", "ftp": "ftp-login", "http": "http-login", "snmp": "snmp-login",
-}  # fmt: skip
+LOGIN_PROBES = frozenset({"ssh-login", "telnet-login", "ftp-login", "http-login", "snmp-login"})
 
 
 def _is_default(source: str | None) -> bool:
     return source is not None and (source.startswith("profile:") or source in ("anonymous", "snmp-default"))
 
 
-def _source(entry: str) -> str:
-    """The source in a "user (source)" entry of tried/skipped/refused lists."""
-    match = SOURCE_RE.search(entry)
-    return match.group(1) if match else ""
+def _labels(entries: Iterable[tuple[str, str]]) -> list[str]:
+    """Candidates as evidence: "user (source)"."""
+    return [f"{user or '(empty)'} ({source})" for user, source in entries]
 
 
 def _is_generic(source: str | None) -> bool:
@@ -52,13 +47,14 @@ def _judge(
         evidence: dict[str, JSON] = {
             "protocol": res.protocol,
             "attempts": res.attempts,
-            "tried": list(res.tried),
-            "refused_on_another_service": list(res.refused_elsewhere),
-            "skipped_by_cap": list(res.skipped),
+            "tried": list[JSON](_labels(res.tried)),
+            "refused_on_another_service": list[JSON](_labels(res.refused_elsewhere)),
+            "skipped_by_cap": list[JSON](_labels(res.skipped)),
         }
-        untried = [c for c in res.skipped if matches(_source(c))]
-        involved = [c for c in (*res.tried, *res.refused_elsewhere, *res.not_reached) if matches(_source(c))]
-        if not involved and not untried and not res.accepts_anything and not matches(res.source):
+        untried = [c for c in res.skipped if matches(c[1])]
+        unreached = [c for c in res.not_reached if matches(c[1])]
+        involved = [c for c in (*res.tried, *res.refused_elsewhere) if matches(c[1])]
+        if not (involved or untried or unreached or res.accepts_anything or matches(res.source)):
             if none_known is not None:  # no candidate of this kind exists for this device and protocol
                 evidence["reason"] = none_known
                 out.append(view.finding(check_id, Status.INCONCLUSIVE, service=res.service, evidence=evidence))
@@ -75,19 +71,22 @@ def _judge(
                 del evidence["password"]
                 severity = None if res.access == "read-write" else Severity.HIGH
             out.append(view.finding(check_id, Status.FAIL, service=res.service, evidence=evidence, severity=severity))
-        elif res.username is not None and matches is _is_generic and _is_default(res.source):
-            evidence["reason"] = "a default credential logged in first; the generic list was not tried"
+        elif res.username is not None and unreached:
+            # another kind of credential logged in first, so these were never asked
+            first = f"a {res.source} credential logged in first"
+            evidence["reason"] = f"{first}; not tried: {', '.join(_labels(unreached))}"
             out.append(view.finding(check_id, Status.INCONCLUSIVE, service=res.service, evidence=evidence))
         elif res.username is not None or (res.complete and not untried):
             out.append(view.finding(check_id, Status.PASS, service=res.service, evidence=evidence))
         elif res.complete:
-            evidence["reason"] = "the per-account cap was reached before these were tried: " + ", ".join(untried)
+            capped = ", ".join(_labels(untried))
+            evidence["reason"] = f"the per-account cap was reached before these were tried: {capped}"
             out.append(view.finding(check_id, Status.INCONCLUSIVE, service=res.service, evidence=evidence))
         else:
             evidence["reason"] = res.stopped or "the series was cut short"
             out.append(view.finding(check_id, Status.INCONCLUSIVE, service=res.service, evidence=evidence))
     for failure in view.failures():
-        if failure.probe in LOGIN_PROBES.values() and failure.service not in judged:
+        if failure.probe in LOGIN_PROBES and failure.service not in judged:
             if failure.service is not None:
                 judged.add(failure.service)
             evidence = {"reason": failure.reason}

@@ -12,62 +12,53 @@ compare and none of it is shared; inconclusive when it had nothing.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 
 from scanner.checks import SweepHost, make_finding, sweep_check
 from scanner.model import JSON, Finding, Mode, Status
 
 REUSED = "CIAJ-1.2-REUSED-CREDENTIAL"
-KEY_SUFFIXES = (" host key", " certificate")
+KEY_KINDS = ("host key", "certificate")  # fingerprint names "<service> host key", "<service> certificate"
 
 
 @sweep_check(REUSED)
 def reused(hosts: list[SweepHost], mode: Mode) -> dict[str, list[Finding]]:
     """Findings per address."""
-    creds: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)  # (user, pw) -> [(address, service)]
-    keys: dict[str, list[tuple[str, str]]] = defaultdict(list)  # fingerprint -> [(address, what)]
+    # One index for every kind of secret: (kind, value) -> [(address, service)]
+    seen: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
     for host in hosts:
         for login in host.device.get("logins") or []:
             if login.get("source") not in ("anonymous", "snmp-default"):  # not secrets: DEFAULT covers them
-                creds[(str(login["username"]), str(login["password"]))].append((host.address, str(login["service"])))
+                value = json.dumps([login["username"], login["password"]])
+                seen[("credential", value)].append((host.address, str(login["service"])))
         for name, value in (host.device.get("fingerprints") or {}).items():
-            if name.endswith(KEY_SUFFIXES) and value:
-                keys[str(value)].append((host.address, name))
-    out: dict[str, list[Finding]] = {}
-    for host in hosts:
-        found: list[Finding] = []
-        compared = 0
-        for (user, password), where in creds.items():
-            mine = [svc for addr, svc in where if addr == host.address]
-            others = sorted({addr for addr, _ in where if addr != host.address})
-            if not mine:
+            service, _, kind = name.partition(" ")
+            if kind in KEY_KINDS and value:
+                seen[(kind, str(value))].append((host.address, service))
+    out: dict[str, list[Finding]] = {h.address: [] for h in hosts}
+    compared: dict[str, int] = defaultdict(int)
+    for (kind, value), where in seen.items():
+        for address in {addr for addr, _ in where}:
+            compared[address] += 1
+            others = sorted({addr for addr, _ in where if addr != address})
+            if not others:
                 continue
-            compared += 1
-            if others:
-                evidence: dict[str, JSON] = {
-                    "kind": "credential",
-                    "username": user,
-                    "password": password,
-                    "services": sorted(mine),
-                    "also_on": list(others),
-                }
-                found.append(make_finding(REUSED, host.address, Status.FAIL, mode, mine[0], evidence))
-        for value, where in keys.items():
-            mine = [what for addr, what in where if addr == host.address]
-            others = sorted({addr for addr, _ in where if addr != host.address})
-            if not mine:
-                continue
-            compared += 1
-            if others:
-                service = mine[0].split(" ", 1)[0]
-                evidence = {"kind": mine[0].split(" ", 1)[1], "fingerprint": value, "also_on": list(others)}
-                found.append(make_finding(REUSED, host.address, Status.FAIL, mode, service, evidence))
-        if not found:
-            if compared:
-                evidence = {"compared": compared, "hosts_in_sweep": len(hosts)}
-                found.append(make_finding(REUSED, host.address, Status.PASS, mode, None, evidence))
+            services = sorted({svc for addr, svc in where if addr == address})
+            evidence: dict[str, JSON] = {"kind": kind, "services": list[JSON](services), "also_on": list[JSON](others)}
+            if kind == "credential":
+                user, password = json.loads(value)
+                evidence.update(username=user, password=password)
             else:
-                reason = "no credential logged in and no SSH host key or TLS certificate was read: nothing to compare"
-                found.append(make_finding(REUSED, host.address, Status.INCONCLUSIVE, mode, None, {"reason": reason}))
-        out[host.address] = found
+                evidence["fingerprint"] = value
+            out[address].append(make_finding(REUSED, address, Status.FAIL, mode, services[0], evidence))
+    for address, found in out.items():
+        if found:
+            continue
+        if compared[address]:
+            evidence = {"compared": compared[address], "hosts_in_sweep": len(hosts)}
+            found.append(make_finding(REUSED, address, Status.PASS, mode, None, evidence))
+        else:
+            reason = "no credential logged in and no SSH host key or TLS certificate was read: nothing to compare"
+            found.append(make_finding(REUSED, address, Status.INCONCLUSIVE, mode, None, {"reason": reason}))
     return out
