@@ -150,6 +150,24 @@ def test_diff_reports_finding_and_fingerprint_changes(tmp_path: Path) -> None:
     assert back.worst_new() is None
 
 
+def test_sweep_level_findings_are_replaced_not_added_when_judged_again(tmp_path: Path) -> None:
+    """A resumed sweep judges the cross-host checks again: the earlier verdicts must go, the rest stay."""
+    from scanner.model import Finding, Mode, Severity, Status
+    from scanner.orchestrator import HostResult
+    from scanner.store import Store
+
+    store = Store(tmp_path / "h.db")
+    sid = store.begin("scan", "default", {}, {}, "lan")
+    eol = Finding("CIAJ-1.3-FIRMWARE-EOL", "192.0.2.1", Status.PASS, Severity.HIGH, "1.3", Mode.DEFAULT)
+    store.host_done(sid, HostResult("192.0.2.1", "up", 0.0, 1.0, [eol], {}))
+    reuse = "CIAJ-1.2-REUSED-CREDENTIAL"
+    for status in (Status.FAIL, Status.PASS):
+        verdict = Finding(reuse, "192.0.2.1", status, Severity.HIGH, "1.2", Mode.DEFAULT)
+        store.replace_findings(sid, {reuse}, {"192.0.2.1": [verdict]})
+    found = [(f.check_id, f.status) for f in store.load(sid).findings]
+    assert found == [("CIAJ-1.3-FIRMWARE-EOL", Status.PASS), (reuse, Status.PASS)]
+
+
 def test_killed_sweep_resumes_without_losing_finished_hosts(fleet, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     quick = [_device(i) for i in range(20, 23)]
     slow = [_device(i, hang=["ssh", "http"]) for i in range(23, 26)]
@@ -198,6 +216,12 @@ def test_killed_sweep_resumes_without_losing_finished_hosts(fleet, tmp_path: Pat
     assert set(after) == {f"127.0.210.{i}" for i in range(20, 26)}
     assert all(after[a] == t for a, t in before.items())  # finished hosts kept, not re-scanned
     assert state == "complete"
+    from scanner.store import Store
+
+    record = Store(db).load(Store(db).resolve(None))
+    reuse = [f.address for f in record.findings if f.check_id == "CIAJ-1.2-REUSED-CREDENTIAL"]
+    up = [h.address for h in record.hosts if h.state in ("up", "budget")]
+    assert sorted(reuse) == sorted(up)  # judged across all hosts, old and resumed, once each
 
 
 def test_profiles_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
