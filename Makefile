@@ -64,7 +64,9 @@ demo: setup ## set up, bring up the lab, sweep it, write out/demo/report.html, b
 	@$(MAKE) --no-print-directory lab-up
 	@mkdir -p $(OUT); rc=0; \
 	  rm -f $(OUT)/login-attempts.json; \
-	  $(BIN)/edgeaudit scan 198.18.0.0/24 --out $(OUT) --db $(DEMO_DB) --lang $${LANG_REPORT:-ja} || rc=$$?; \
+	  chmod 600 lab/auth.toml; \
+	  $(BIN)/edgeaudit scan 198.18.0.0/24 --out $(OUT) --db $(DEMO_DB) --lang $${LANG_REPORT:-ja} \
+	    --auth-file lab/auth.toml --syslog-listen 198.18.1.254:5514 || rc=$$?; \
 	  $(MAKE) --no-print-directory lab-down; \
 	  if [ $$rc -gt 1 ]; then exit $$rc; fi; \
 	  echo "report: $(OUT)/report.html (exit code $$rc: 1 means findings at or above --fail-on)"

@@ -248,8 +248,10 @@ def dnsmasq(node: NodeContext, opts: dict[str, Any]) -> Launch:
 def chrony(node: NodeContext, opts: dict[str, Any]) -> Launch:
     """chronyd serving NTP: synced from servers, a local reference clock, or nothing (unsynchronised)."""
     require("chrony")
+    # No bindaddress: chrony keeps only the last one per address family, which
+    # left a two-legged router serving NTP on its WAN side only. The namespace
+    # holds only the node's own addresses, so the wildcard is the node.
     lines = [
-        *(f"bindaddress {a}" for a in node.addresses.values()),
         "allow",
         "cmdport 0",
         "bindcmdaddress /",

@@ -78,6 +78,7 @@ class ProbeConfig:
     attempt_window_s: float = 900.0
     login_pace_s: float = 0.5  # pause between two login attempts on one host
     attempt_ledger: str | None = None  # file shared by sweeps: failed logins per account (None: per process)
+    auth_file: str | None = None  # authenticated mode: read-only logins per host/range/profile (TOML, --auth-file)
 
     def service_name(self, port: int) -> str:
         """The protocol expected on a TCP port: user override, else the well-known name."""

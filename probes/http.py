@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from probes import clock
 from probes.base import Probe, ProbeContext, ProbeTarget, register
 from scanner.errors import MalformedResponse, ProbeError, Refused, Timeout, Unreachable
 from scanner.model import HttpInfo, Observation
@@ -106,19 +107,31 @@ class HttpProbe(Probe):
         timeout = httpx.Timeout(ctx.budget(ctx.timeouts.read), connect=ctx.budget(ctx.timeouts.connect))
         what = f"GET {url}"
         try:
-            async with client(tls, timeout) as http, http.stream("GET", url) as response:
-                body = b""
-                async for chunk in response.aiter_raw():
-                    body += chunk
-                    if len(body) >= MAX_BODY:
-                        break
-                cert = _cert_sha256(response) if tls else None
+            async with client(tls, timeout) as http:
+                sent_at = clock.now()
+                async with http.stream("GET", url) as response:
+                    received_at = clock.now()
+                    body = b""
+                    async for chunk in response.aiter_raw():
+                        body += chunk
+                        if len(body) >= MAX_BODY:
+                            break
+                    cert = _cert_sha256(response) if tls else None
         except httpx.HTTPError as exc:
             raise map_httpx(exc, what) from exc
         except ssl.SSLError as exc:
             raise MalformedResponse(f"{what}: TLS error {exc.reason}") from exc
         scheme, realm = parse_auth(response.headers.get("www-authenticate"))
         location = response.headers.get("location")
+        out: list[Observation] = []
+        date = response.headers.get("date")
+        if date:
+            try:
+                device_time = clock.parse_http_date(date)
+            except MalformedResponse:
+                pass  # a malformed Date says nothing about the clock; the text stays in HttpInfo
+            else:
+                out.append(clock.reading(target.service, "http-date", device_time, sent_at, received_at, 1.0))
         return [
             HttpInfo(
                 target.service,
@@ -133,7 +146,8 @@ class HttpProbe(Probe):
                     300 <= response.status_code < 400 and location and location.lower().startswith("https://")
                 ),
                 login_form=bool(PASSWORD_INPUT_RE.search(body)),
-                date=response.headers.get("date"),
+                date=date,
                 cert_sha256=cert,
-            )
+            ),
+            *out,
         ]

@@ -218,10 +218,51 @@ def account_cap(ctx: ProbeContext) -> int:
     return max(limit - 1, 0)
 
 
+async def capped_attempt(
+    address: str,
+    username: str,
+    password: str,
+    svc: str,
+    limit: int,
+    ctx: ProbeContext,
+    attempt: Callable[[], Awaitable[bool]],
+    skip: Callable[[], bool] | None = None,
+    on_try: Callable[[], None] | None = None,
+) -> bool | None:
+    """One login under the account's lock, cap and the host's pacing; None when the account is at its cap.
+
+    ``skip`` (checked under the lock) returns False without trying. Every try is
+    counted in the ledger: a failure, or a network error that may have reached
+    the device; a success resets the account's count.
+    """
+    LEDGER.attach(ctx.config.attempt_ledger)
+    key = (address, username)
+    async with asyncio.timeout(ctx.remaining()), LEDGER.lock(key):
+        if skip is not None and skip():
+            return False
+        if LEDGER.used(key, ctx.config.attempt_window_s) >= limit:
+            return None
+        await LEDGER.pace(address, ctx.config.login_pace_s, ctx)
+        if on_try is not None:
+            on_try()
+        try:
+            ok = await attempt()
+        except AuthRejected:
+            ok = False
+        except ProbeError:
+            LEDGER.failed(key)  # it may have reached the device: count it
+            raise
+        if ok:
+            LEDGER.succeeded(key)
+        else:
+            LEDGER.failed(key, password, svc)
+        return ok
+
+
 async def run_series(protocol: str, target: ProbeTarget, ctx: ProbeContext, attempt: Attempt) -> LoginResult:
     """Baseline, then candidates under the caps; stops at the first success or a lockout signal."""
     service = target.service
-    cap, window = account_cap(ctx), ctx.config.attempt_window_s
+    cap = account_cap(ctx)
     svc = service.key if service else protocol
     tried: list[tuple[str, str]] = []
     tried_elsewhere: list[tuple[str, str]] = []
@@ -246,32 +287,27 @@ async def run_series(protocol: str, target: ProbeTarget, ctx: ProbeContext, atte
             complete=complete,
         )
 
-    LEDGER.attach(ctx.config.attempt_ledger)
-
     async def one(cand: Candidate, limit: int) -> bool | None:
         """One attempt under the account's lock; None when the account is at its cap."""
-        key = (target.address, cand.username)
-        async with asyncio.timeout(ctx.remaining()), LEDGER.lock(key):
+
+        def refused_elsewhere() -> bool:
             elsewhere = LEDGER.refused_on(target.address, (cand.username, cand.password))
             if elsewhere is not None and elsewhere != svc:
                 tried_elsewhere.append(cand.entry)
-                return False
-            if LEDGER.used(key, window) >= limit:
-                return None
-            await LEDGER.pace(target.address, ctx.config.login_pace_s, ctx)
-            tried.append(cand.entry)
-            try:
-                ok = await attempt(cand)
-            except AuthRejected:
-                ok = False
-            except ProbeError:
-                LEDGER.failed(key)  # it may have reached the device: count it
-                raise
-            if ok:
-                LEDGER.succeeded(key)
-            else:
-                LEDGER.failed(key, cand.password, svc)
-            return ok
+                return True
+            return False
+
+        return await capped_attempt(
+            target.address,
+            cand.username,
+            cand.password,
+            svc,
+            limit,
+            ctx,
+            lambda: attempt(cand),
+            skip=refused_elsewhere,
+            on_try=lambda: tried.append(cand.entry),
+        )
 
     baseline = Candidate("ea-" + secrets.token_hex(4), secrets.token_urlsafe(12), "baseline")
     try:

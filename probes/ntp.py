@@ -1,16 +1,23 @@
-"""NTP mode 3 client query (RFC 5905): stratum, leap indicator, offset."""
+"""NTP queries: mode 3 client (RFC 5905), mode 6 READVAR and mode 7 monlist exposure.
+
+Mode 3 gives stratum, leap indicator and the device clock's offset. Modes 6
+and 7 are the ntpd control and private protocols: READVAR discloses the
+daemon's version and system, and MON_GETLIST ("monlist", CVE-2013-5211)
+answers a small request with up to 100 records, a traffic amplifier. Each is
+one read-only request; nothing is set.
+"""
 
 from __future__ import annotations
 
 import secrets
 import struct
-import time
 from collections.abc import Sequence
 
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
+from probes.clock import now
 from probes.udp import exchange
 from scanner.errors import MalformedResponse, Refused, Timeout
-from scanner.model import NtpInfo, Observation, Service
+from scanner.model import ClockReading, NtpControl, NtpInfo, Observation, Service
 
 NTP_EPOCH_OFFSET = 2_208_988_800  # seconds from 1900-01-01 to 1970-01-01
 PACKET = struct.Struct("!BBbb4s4s4sQQQQ")
@@ -48,7 +55,7 @@ def parse_reply(data: bytes, origin: int, received_at: float) -> NtpInfo:
     else:
         ref_text = ".".join(str(b) for b in refid)
     offset = None
-    if stratum and recv_ts and xmit_ts:
+    if recv_ts and xmit_ts:  # an unsynchronised server still stamps its own clock
         t1, t2, t3, t4 = from_ntp(origin), from_ntp(recv_ts), from_ntp(xmit_ts), received_at
         offset = ((t2 - t1) + (t3 - t4)) / 2
     return NtpInfo(None, stratum=stratum, leap=leap, version=version, ref_id=ref_text, offset_s=offset)
@@ -71,12 +78,13 @@ class NtpQuery(Probe):
         assert target.service is not None
         # Real time in the high bits for the offset, random low bits so a
         # forged reply cannot guess the origin timestamp.
-        origin = (to_ntp(time.time()) & ~0xFFFFF) | secrets.randbits(20)
+        origin = (to_ntp(now()) & ~0xFFFFF) | secrets.randbits(20)
         replies: list[NtpInfo] = []
+        sent_at = now()
 
         def accept(data: bytes) -> bool:
             try:
-                info = parse_reply(data, origin, time.time())
+                info = parse_reply(data, origin, now())
             except MalformedResponse:
                 return False
             replies.append(info)
@@ -95,7 +103,7 @@ class NtpQuery(Probe):
         except (Timeout, Refused):
             return []
         info = replies[0]
-        return [
+        out: list[Observation] = [
             NtpInfo(
                 target.service,
                 stratum=info.stratum,
@@ -103,5 +111,124 @@ class NtpQuery(Probe):
                 version=info.version,
                 ref_id=info.ref_id,
                 offset_s=info.offset_s,
+            )
+        ]
+        if info.offset_s is not None:
+            # The offset formula cancels the path delay; what is left is the asymmetry, at most half the round trip.
+            rtt = max(0.0, now() - sent_at)
+            out.append(
+                ClockReading(
+                    target.service, source="ntp", offset_s=round(info.offset_s, 3), uncertainty_s=round(rtt / 2, 3)
+                )
+            )
+        return out
+
+
+# Mode 6 (control) and mode 7 (private) ------------------------------------------
+
+CONTROL_HEADER = struct.Struct("!BBHHHHH")  # li/vn/mode, r/e/m/opcode, sequence, status, assoc, offset, count
+READVAR = 2
+MON_GETLIST_1 = 42
+IMPL_XNTPD = 3
+MONLIST_REQUEST_SIZE = 48
+KEEP_VARIABLES = ("version", "system", "processor", "stratum", "refid")
+MAX_VARIABLE_TEXT = 4096
+
+
+def build_readvar(sequence: int) -> bytes:
+    """A mode 6 READVAR request for the system variables (association 0)."""
+    return CONTROL_HEADER.pack((2 << 3) | 6, READVAR, sequence, 0, 0, 0, 0)
+
+
+def parse_readvar(data: bytes, sequence: int) -> tuple[tuple[str, str], ...]:
+    """The kept variables of a mode 6 READVAR response to our sequence number."""
+    if len(data) < CONTROL_HEADER.size:
+        raise MalformedResponse(f"NTP control reply of {len(data)} bytes")
+    b0, b1, seq, _status, _assoc, offset, count = CONTROL_HEADER.unpack_from(data)
+    if b0 & 7 != 6 or not b1 & 0x80 or b1 & 0x1F != READVAR or seq != sequence:
+        raise MalformedResponse("not a mode 6 READVAR response to our request")
+    if b1 & 0x40:
+        raise MalformedResponse("NTP control error response")
+    body = data[CONTROL_HEADER.size : CONTROL_HEADER.size + count]
+    if offset != 0 or len(body) != count:
+        raise MalformedResponse("NTP control response truncated or out of order")
+    text = body[:MAX_VARIABLE_TEXT].decode("ascii", errors="replace")
+    found: dict[str, str] = {}
+    for part in text.replace("\r\n", ",").split(","):
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if sep and name in KEEP_VARIABLES and name not in found:
+            found[name] = value.strip().strip('"')[:120]
+    return tuple(sorted(found.items()))
+
+
+def build_monlist() -> bytes:
+    """A mode 7 MON_GETLIST_1 request (implementation XNTPD), padded as ntpdc pads it."""
+    return bytes([(2 << 3) | 7, 0, IMPL_XNTPD, MON_GETLIST_1]).ljust(MONLIST_REQUEST_SIZE, b"\0")
+
+
+def parse_monlist(data: bytes) -> int:
+    """Number of records in a mode 7 monlist response (a valid response, even with none, is exposure)."""
+    if len(data) < 8:
+        raise MalformedResponse(f"NTP mode 7 reply of {len(data)} bytes")
+    b0, _auth_seq, _impl, request = data[0], data[1], data[2], data[3]
+    if b0 & 7 != 7 or not b0 & 0x80 or request != MON_GETLIST_1:
+        raise MalformedResponse("not a mode 7 monlist response")
+    if data[4] >> 4:
+        raise MalformedResponse(f"NTP mode 7 error {data[4] >> 4}")
+    items = int.from_bytes(data[4:6], "big") & 0x0FFF
+    size = int.from_bytes(data[6:8], "big") & 0x0FFF
+    if 8 + items * size > len(data):
+        raise MalformedResponse("NTP mode 7 response shorter than its records")
+    return items
+
+
+@register
+class NtpControlQuery(Probe):
+    """One READVAR and one monlist request to an NTP service that answered mode 3."""
+
+    name = "ntp-control"
+    phase = Phase.FINGERPRINT
+    services = frozenset({"ntp"})
+    description = "NTP mode 6 READVAR and mode 7 monlist (one request each, read-only)"
+
+    async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
+        """Silence to both is the hardened answer; a network error is not (raised)."""
+        assert target.service is not None
+        sequence = secrets.randbits(16)
+        variables: list[tuple[tuple[str, str], ...]] = []
+        sizes: list[int] = []
+
+        def accept6(data: bytes) -> bool:
+            try:
+                variables.append(parse_readvar(data, sequence))
+            except MalformedResponse:
+                return False
+            return True
+
+        def accept7(data: bytes) -> bool:
+            try:
+                parse_monlist(data)
+            except MalformedResponse:
+                return False
+            sizes.append(len(data))
+            return True
+
+        for build, accept, what in (
+            (lambda _: build_readvar(sequence), accept6, "ntp mode 6"),
+            (lambda _: build_monlist(), accept7, "ntp mode 7"),
+        ):
+            try:
+                await exchange(target.address, target.service.port, build, accept, ctx, schedule=(0.0, 1.0), what=what)
+            except Timeout:
+                continue  # silence: not exposed (the service itself answered mode 3 in this sweep)
+            # Refused (the port closed since mode 3 answered) propagates: inconclusive, not a pass.
+        return [
+            NtpControl(
+                target.service,
+                mode6=bool(variables),
+                mode7=bool(sizes),
+                variables=variables[0] if variables else (),
+                amplification=round(sizes[0] / MONLIST_REQUEST_SIZE, 1) if sizes else None,
             )
         ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from probes import sipmsg
+from probes import clock, sipmsg
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
 from probes.udp import exchange
 from scanner.errors import MalformedResponse, Refused, Timeout
@@ -31,6 +31,8 @@ class SipOptions(Probe):
         port = target.service.port
         got: list[sipmsg.SipMessage] = []
         tx: list[sipmsg.Transaction] = []
+        sent_at = clock.now()
+        received_at: list[float] = []
 
         def build(local: tuple[str, int]) -> bytes:
             tx.append(sipmsg.Transaction.new("OPTIONS", local[0]))
@@ -44,6 +46,7 @@ class SipOptions(Probe):
             if not tx or not tx[0].matches(msg) or (msg.status or 0) < 200:
                 return False  # provisional or foreign: keep waiting
             got.append(msg)
+            received_at.append(clock.now())
             return True
 
         try:
@@ -51,6 +54,15 @@ class SipOptions(Probe):
         except (Timeout, Refused):
             return []
         msg = got[0]
+        out: list[Observation] = []
+        date = msg.get("date")
+        if date:
+            try:
+                device_time = clock.parse_http_date(date)  # SIP-date is RFC 1123 in GMT, as HTTP's
+            except MalformedResponse:
+                pass
+            else:
+                out.append(clock.reading(target.service, "sip-date", device_time, sent_at, received_at[0], 1.0))
         return [
             SipInfo(
                 target.service,
@@ -60,6 +72,7 @@ class SipOptions(Probe):
                 user_agent=msg.get("user-agent"),
                 allow=tuple(v.upper() for v in msg.values("allow"))[:32],
                 supported=tuple(msg.values("supported"))[:32],
-                date=msg.get("date"),
-            )
+                date=date,
+            ),
+            *out,
         ]

@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
-from probes import ber
+from probes import ber, clock
 from probes.base import (
     HostSnapshot,
     Phase,
@@ -28,6 +28,9 @@ from scanner.model import Observation, Risk, Service, SnmpInfo
 SYS_DESCR = "1.3.6.1.2.1.1.1.0"
 SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"
 SYS_NAME = "1.3.6.1.2.1.1.5.0"
+HR_SYSTEM_DATE = "1.3.6.1.2.1.25.1.2.0"  # HOST-RESOURCES-MIB: the device clock
+HR_DEVICE_DESCR = "1.3.6.1.2.1.25.3.2.1.3.1"  # HOST-RESOURCES-MIB: first device's description (MFPs: model)
+ENT_SOFTWARE_REV = "1.3.6.1.2.1.47.1.1.1.1.10.1"  # ENTITY-MIB: software revision of the first entity
 USM_STATS_UNKNOWN_ENGINE_IDS = "1.3.6.1.6.3.15.1.1.4.0"
 
 
@@ -240,6 +243,7 @@ class SnmpCommunity(Probe):
                     raise
                 if not got:
                     continue
+                extra, clock_reading = await _extras(target, ctx, community, version)
                 return [
                     SnmpInfo(
                         target.service,
@@ -248,6 +252,53 @@ class SnmpCommunity(Probe):
                         sys_descr=got.get(SYS_DESCR),
                         sys_object_id=got.get(SYS_OBJECT_ID),
                         sys_name=got.get(SYS_NAME),
-                    )
+                        hr_device_descr=extra.get(HR_DEVICE_DESCR),
+                        entity_software_rev=extra.get(ENT_SOFTWARE_REV),
+                    ),
+                    *clock_reading,
                 ]
         return []
+
+
+def octets(text: str) -> bytes:
+    """pysnmp's text of an OCTET STRING back to bytes ('0x..' for non-printable values)."""
+    if text.startswith("0x"):
+        try:
+            return bytes.fromhex(text[2:])
+        except ValueError:
+            pass
+    return text.encode("latin-1", errors="replace")
+
+
+async def _extras(
+    target: ProbeTarget, ctx: ProbeContext, community: str, version: str
+) -> tuple[dict[str, str], list[Observation]]:
+    """Version-bearing OIDs and hrSystemDate, each its own GET (a v1 agent fails a whole GET on one unknown OID).
+
+    These are optional: an agent without them, or one that stops answering, only
+    leaves them out; the system group already answered.
+    """
+    assert target.service is not None
+    got: dict[str, str] = {}
+    readings: list[Observation] = []
+    for oid in (HR_DEVICE_DESCR, ENT_SOFTWARE_REV, HR_SYSTEM_DATE):
+        sent_at = clock.now()
+        try:
+            value = await snmp_get(
+                target.address, target.service.port, community, version, (oid,), ctx.budget(min(ctx.timeouts.read, 1.5))
+            )
+        except ProbeError:
+            continue
+        received_at = clock.now()
+        if oid not in value:
+            continue
+        if oid == HR_SYSTEM_DATE:
+            try:
+                device_time = clock.parse_date_and_time(octets(value[oid]))
+            except MalformedResponse:
+                continue
+            # DateAndTime carries deci-seconds; an 8-octet value has no zone and is read as UTC.
+            readings.append(clock.reading(target.service, "snmp-hrSystemDate", device_time, sent_at, received_at, 0.1))
+        elif value[oid]:
+            got[oid] = value[oid][:200]
+    return got, readings

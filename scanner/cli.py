@@ -79,6 +79,25 @@ def _add_scan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--login-pace", type=float, default=0.5, help="seconds between two login attempts on one host (default 0.5)"
     )
+    p.add_argument(
+        "--auth-file",
+        type=Path,
+        metavar="FILE",
+        help="authenticated mode: TOML of read-only SSH logins per host, range or profile; runs the profile's "
+        "allowlisted read-only commands (logging, NTP, version) and nothing else",
+    )
+    p.add_argument(
+        "--syslog-listen",
+        metavar="[ADDR:]PORT",
+        help="receive syslog (UDP and TCP) during the sweep and credit each device whose messages arrive",
+    )
+    p.add_argument(
+        "--max-clock-skew",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="device clock offset beyond measurement error that fails CIAJ-1.4-CLOCK-SKEW (default 60)",
+    )
     p.add_argument("--vantage", default="lan", help="label of where the scanner stands (lan, wan, ...)")
 
 

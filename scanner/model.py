@@ -171,6 +171,8 @@ class SnmpInfo(Observation):
     sys_descr: str | None = None
     sys_object_id: str | None = None
     sys_name: str | None = None
+    hr_device_descr: str | None = None  # HOST-RESOURCES-MIB hrDeviceDescr.1
+    entity_software_rev: str | None = None  # ENTITY-MIB entPhysicalSoftwareRev.1
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,58 @@ class NtpInfo(Observation):
     def synchronized(self) -> bool:
         """RFC 5905: stratum 16 (or 0, kiss-o'-death) or leap 3 means unsynchronized."""
         return self.leap != 3 and 1 <= self.stratum <= 15
+
+
+@dataclass(frozen=True)
+class NtpControl(Observation):
+    """Answers to NTP mode 6 (control: READVAR) and mode 7 (private: MON_GETLIST) queries."""
+
+    kind: ClassVar[str] = "ntp-control"
+    proves_open: ClassVar[bool] = True
+    mode6: bool = False  # READVAR answered: the daemon's variables are readable by anyone
+    mode7: bool = False  # monlist answered: usable for traffic amplification (CVE-2013-5211)
+    variables: tuple[tuple[str, str], ...] = ()  # a few READVAR values (version, system, stratum)
+    amplification: float | None = None  # bytes answered / bytes asked, for monlist
+
+
+@dataclass(frozen=True)
+class ClockReading(Observation):
+    """The device's clock as one protocol showed it, as an offset from the scanner's clock."""
+
+    kind: ClassVar[str] = "clock"
+    source: str = ""  # "ntp", "http-date", "sip-date", "snmp-hrSystemDate"
+    offset_s: float = 0.0  # device minus scanner, seconds
+    uncertainty_s: float = 0.0  # resolution and round trip
+
+
+@dataclass(frozen=True)
+class ConfigFacts(Observation):
+    """What a device's read-only configuration says, read with credentials the user supplied.
+
+    ``None`` means "not shown by any command that ran"; an empty tuple means a
+    command that lists them answered and listed none.
+    """
+
+    kind: ClassVar[str] = "config"
+    proves_open: ClassVar[bool] = True
+    username: str = ""
+    commands: tuple[str, ...] = ()  # commands that answered, in order
+    logging_enabled: bool | None = None
+    log_hosts: tuple[str, ...] | None = None
+    ntp_servers: tuple[str, ...] | None = None
+    ntp_synced: bool | None = None
+    version: str | None = None
+    config_sha256: str | None = None  # hash of the purpose=config output, for drift between sweeps
+
+
+@dataclass(frozen=True)
+class SyslogSeen(Observation):
+    """Syslog messages from this device that reached the scanner's listener during the sweep."""
+
+    kind: ClassVar[str] = "syslog"
+    listener: str = ""  # "udp 198.18.1.254:5514"
+    messages: int = 0
+    sample: str = ""  # the first message, bounded
 
 
 @dataclass(frozen=True)

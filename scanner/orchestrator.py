@@ -13,7 +13,7 @@ import dataclasses
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -66,6 +66,8 @@ class SweepConfig:
     report_unreachable: bool = False  # `check`: a silent device is an inconclusive finding
     today: dt.date = field(default_factory=dt.date.today)
     max_baseline_age_days: int = 365
+    max_clock_skew_s: float = 60.0
+    syslog_listen: str | None = None  # "[ADDR:]PORT" of the sweep's syslog receiver
 
 
 @dataclass
@@ -133,8 +135,10 @@ class Engine:
         profiles: Sequence[profiles_mod.Profile],
         registry: ProbeRegistry = REGISTRY,
         on_progress: Callable[[HostResult], None] | None = None,
+        observe: Callable[[str], Awaitable[list[Observation]]] | None = None,
     ) -> None:
         self.config = config
+        self.observe = observe  # what a sweep-wide receiver (the syslog listener) saw of a host, before judging
         self.profiles = profiles
         self.registry = registry
         self.on_progress = on_progress
@@ -187,6 +191,8 @@ class Engine:
                         break
                     if phase == Phase.FINGERPRINT:
                         match = profiles_mod.match(self.profiles, state.observations)
+                    if phase == Phase.ASSESS and match is not None:
+                        match = profiles_mod.refine(match, state.observations)
         except TimeoutError:
             budget_hit = True
             for (probe_name, _), service in list(state.pending.items()):
@@ -202,6 +208,12 @@ class Engine:
                 )
             if match is None:
                 match = profiles_mod.match(self.profiles, state.observations)
+        if self.observe is not None and state.alive:
+            try:
+                async with asyncio.timeout(5):
+                    state.add(await self.observe(address))
+            except TimeoutError:
+                log.warning("side observations for %s timed out", address)
         findings = self._judge(state, match, budget_hit)
         status = "budget" if budget_hit else ("up" if state.alive else "down")
         return HostResult(address, status, started, time.time(), findings, describe_device(state, match))
@@ -281,6 +293,7 @@ class Engine:
             match=match,
             today=self.config.today,
             max_baseline_age_days=self.config.max_baseline_age_days,
+            max_clock_skew_s=self.config.max_clock_skew_s,
             open_services=state.services,
         )
         findings: list[Finding] = []

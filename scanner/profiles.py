@@ -7,6 +7,7 @@ against, and its default credentials, each fact with a public source.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -21,11 +22,13 @@ import yaml
 
 from scanner import versions
 from scanner.errors import ProfileError
-from scanner.model import Banner, HttpInfo, Observation, SipInfo, SnmpInfo
+from scanner.model import Banner, ConfigFacts, HttpInfo, Observation, SipInfo, SnmpInfo
 
 FIELDS = (
     "snmp.sys_descr",
     "snmp.sys_object_id",
+    "snmp.hr_device_descr",
+    "snmp.entity_software_rev",
     "http.server",
     "http.title",
     "http.realm",
@@ -34,6 +37,7 @@ FIELDS = (
     "ftp.banner",
     "sip.server",
     "sip.user_agent",
+    "cli.version",
 )
 
 
@@ -70,6 +74,46 @@ class Credential:
     note: str = ""
 
 
+# Commands a profile may declare as read-only: a viewing verb, no shell syntax.
+# Checked by the schema, at load, and again by the probe before anything is sent.
+READ_ONLY_COMMAND = re.compile(
+    r"^(show|display|cat|uci show|uci -q show|get|more) [^;|&`$<>(){}\\\r\n]*$"  # IOS, Yamaha, NEC, Linux, OpenWrt
+    r"|^/[a-z0-9-]+( [a-z0-9-]+)* print( detail)?$"  # RouterOS
+)
+BOOL_FACTS = ("logging_enabled", "ntp_synced")
+LIST_FACTS = ("log_hosts", "ntp_servers")
+TEXT_FACTS = ("version",)
+
+
+@dataclass(frozen=True)
+class FactRule:
+    """A regex over a command's output that sets one configuration fact.
+
+    Boolean facts take ``value`` when the regex matches; list and text facts take
+    the ``value`` group (every match, for lists).
+    """
+
+    fact: str
+    regex: re.Pattern[str]
+    value: bool | None = None
+
+
+@dataclass(frozen=True)
+class ReadOnlyCommand:
+    """One allowlisted read-only CLI command and how to read its output."""
+
+    protocol: str
+    command: str
+    purpose: str
+    valid: re.Pattern[str] | None = None  # output must match for its facts to count (else: an error page)
+    facts: tuple[FactRule, ...] = ()
+
+
+def is_read_only(command: str) -> bool:
+    """Whether a command has the read-only shape every profile command must have."""
+    return bool(READ_ONLY_COMMAND.match(command))
+
+
 @dataclass(frozen=True)
 class Profile:
     """A device family."""
@@ -84,7 +128,7 @@ class Profile:
     baselines: tuple[Baseline, ...] = ()
     default_credentials: tuple[Credential, ...] = ()
     sources: dict[str, dict[str, str]] = field(default_factory=dict)
-    read_only_commands: tuple[dict[str, str], ...] = ()
+    read_only_commands: tuple[ReadOnlyCommand, ...] = ()
     http_login: dict[str, Any] = field(default_factory=dict)  # the web UI's login form (schema: http_login)
     lockout_attempts: int | None = None  # failed logins that lock an account on this family
     lockout_texts: tuple[str, ...] = ()  # what the device says when it locks (lower case)
@@ -213,11 +257,39 @@ def parse_profile(data: Any, file: str) -> Profile:
         baselines=tuple(baselines),
         default_credentials=creds,
         sources=sources,
-        read_only_commands=tuple(data.get("read_only_commands", [])),
+        read_only_commands=_commands(data.get("read_only_commands", []), file),
         http_login=http_login,
         lockout_attempts=lockout.get("attempts"),
         lockout_texts=tuple(str(t).lower() for t in lockout.get("texts", [])),
     )
+
+
+def _regex(text: str, file: str, where: str, flags: int = 0) -> re.Pattern[str]:
+    try:
+        return re.compile(text, flags)
+    except re.error as exc:
+        raise ProfileError(file, where, f"bad regular expression: {exc}") from exc
+
+
+def _commands(raw: list[dict[str, Any]], file: str) -> tuple[ReadOnlyCommand, ...]:
+    out: list[ReadOnlyCommand] = []
+    for i, c in enumerate(raw):
+        where = f"read_only_commands[{i}]"
+        if not is_read_only(c["command"]):
+            raise ProfileError(file, f"{where}.command", f"{c['command']!r} is not a read-only command")
+        rules: list[FactRule] = []
+        for j, f in enumerate(c.get("facts", [])):
+            fw = f"{where}.facts[{j}]"
+            regex = _regex(f["regex"], file, f"{fw}.regex", re.MULTILINE)
+            if f["fact"] in BOOL_FACTS:
+                if not isinstance(f.get("value"), bool):
+                    raise ProfileError(file, fw, f"{f['fact']} needs value: true or false")
+            elif "value" not in regex.groupindex:
+                raise ProfileError(file, f"{fw}.regex", f"{f['fact']} needs a (?P<value>...) group")
+            rules.append(FactRule(f["fact"], regex, f.get("value")))
+        valid = _regex(c["valid"], file, f"{where}.valid", re.MULTILINE) if "valid" in c else None
+        out.append(ReadOnlyCommand(c["protocol"], c["command"], c["purpose"], valid, tuple(rules)))
+    return tuple(out)
 
 
 def load_file(path: Path) -> Profile:
@@ -258,12 +330,18 @@ def field_values(observations: Iterable[Observation]) -> dict[str, list[str]]:
                 out["snmp.sys_descr"].append(obs.sys_descr)
             if obs.sys_object_id:
                 out["snmp.sys_object_id"].append(obs.sys_object_id)
+            if obs.hr_device_descr:
+                out["snmp.hr_device_descr"].append(obs.hr_device_descr)
+            if obs.entity_software_rev:
+                out["snmp.entity_software_rev"].append(obs.entity_software_rev)
         elif isinstance(obs, HttpInfo):
             for name, value in (("http.server", obs.server), ("http.title", obs.title), ("http.realm", obs.realm)):
                 if value:
                     out[name].append(value)
         elif isinstance(obs, Banner) and obs.text:
             out[f"{obs.protocol}.banner"].append(obs.text)
+        elif isinstance(obs, ConfigFacts) and obs.version:
+            out["cli.version"].append(obs.version)
         elif isinstance(obs, SipInfo):
             if obs.server:
                 out["sip.server"].append(obs.server)
@@ -302,3 +380,12 @@ def match(profiles: Sequence[Profile], observations: Iterable[Observation]) -> M
         if score and (best is None or score > best.score):
             best = Match(profile, score, version, model, tuple(hits))
     return best
+
+
+def refine(found: Match, observations: Iterable[Observation]) -> Match:
+    """Fill a match's missing version from what an authenticated read showed (the CLI's own words)."""
+    if found.version is not None:
+        return found
+    for value in field_values(observations)["cli.version"]:
+        return dataclasses.replace(found, version=value, matched=(*found.matched, f"cli.version: {value[:120]}"))
+    return found

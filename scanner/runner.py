@@ -12,8 +12,9 @@ from typing import Any
 
 import probes
 from probes.base import TCP_PORTS, ProbeConfig, Timeouts
+from probes.syslog_listen import SyslogListener, parse_listen
 from reports import render
-from scanner import cli, profiles
+from scanner import auth, cli, profiles
 from scanner.checks import SweepHost, judge_sweep
 from scanner.errors import ScopeError, UsageError
 from scanner.model import Mode
@@ -55,6 +56,12 @@ def _config(args: argparse.Namespace, mode: Mode, command: str) -> SweepConfig:
     for name in ("concurrency", "max_probes", "per_host"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.auth_file:
+        auth.load(str(args.auth_file.resolve()))  # a bad file stops here, before any traffic
+    if args.syslog_listen:
+        parse_listen(args.syslog_listen)
+    if args.max_clock_skew <= 0:
+        raise UsageError("--max-clock-skew must be positive")
     ports, names = _ports(args.ports)
     return SweepConfig(
         mode=mode,
@@ -72,11 +79,14 @@ def _config(args: argparse.Namespace, mode: Mode, command: str) -> SweepConfig:
             max_attempts=args.max_attempts,
             login_pace_s=args.login_pace,
             attempt_ledger=str((args.db or default_path()).with_name("login-attempts.json")),
+            auth_file=str(args.auth_file.resolve()) if args.auth_file else None,
         ),
         max_hosts=args.concurrency,
         max_probes=args.max_probes,
         per_host=args.per_host,
         report_unreachable=command == "check",
+        max_clock_skew_s=args.max_clock_skew,
+        syslog_listen=args.syslog_listen,
     )
 
 
@@ -106,6 +116,8 @@ def _config_from_json(data: dict[str, Any]) -> SweepConfig:
         report_unreachable=data["report_unreachable"],
         today=dt.date.today(),
         max_baseline_age_days=data["max_baseline_age_days"],
+        max_clock_skew_s=data.get("max_clock_skew_s", 60.0),
+        syslog_listen=data.get("syslog_listen"),
     )
 
 
@@ -146,7 +158,6 @@ def run_scan(args: argparse.Namespace) -> int:
     probes.load_all()
     known = profiles.load_all(args.profiles)
     progress = Progress(scope.count - len(done), quiet=args.quiet)
-    engine = Engine(config, known, on_progress=progress.host)
     todo = (a for a in scope if a not in done)
 
     async def main() -> bool:
@@ -154,7 +165,16 @@ def run_scan(args: argparse.Namespace) -> int:
         task = asyncio.current_task()
         assert task is not None
         cli.install_signals(asyncio.get_running_loop(), stop, task)
-        return await engine.sweep(todo, _StoreSink(store, sweep_id, scope), stop)
+        listener = SyslogListener(*parse_listen(config.syslog_listen)) if config.syslog_listen else None
+        if listener is not None:
+            await listener.start()
+            print(f"edgeaudit: listening for syslog on {listener.label}", file=sys.stderr)
+        engine = Engine(config, known, on_progress=progress.host, observe=listener.observations if listener else None)
+        try:
+            return await engine.sweep(todo, _StoreSink(store, sweep_id, scope), stop)
+        finally:
+            if listener is not None:
+                await listener.stop()
 
     try:
         interrupted = asyncio.run(main())

@@ -23,6 +23,9 @@ from scanner.checks import catalog
 from scanner.model import Severity
 
 ROOT = Path(__file__).resolve().parents[1]
+AUTH = ROOT / "lab" / "auth.toml"
+HOST_LEG = "198.18.1.254"
+SYSLOG_PORT = 5514
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the namespace lab needs root (CI runs as root)")
 
 
@@ -51,7 +54,11 @@ def _sweep(out: Path, *targets: str) -> tuple[int, dict[str, object]]:
 def test_lab_sweep_matches_golden_files(lab_run: Path, tmp_path: Path) -> None:
     info = control.status(lab_run)
     assert info["state"] == "up", info
-    code, report = _sweep(tmp_path, "198.18.0.0/24")  # the whole LAN, as a user would
+    # The whole LAN, as the demo sweeps it: authenticated reads of the two CLI routers, and a syslog
+    # listener on the host leg (router-cisco-cli logs there as well as to the lab's rsyslog).
+    code, report = _sweep(
+        tmp_path, "198.18.0.0/24", "--auth-file", str(AUTH), "--syslog-listen", f"{HOST_LEG}:{SYSLOG_PORT}"
+    )
     assert golden.compare(report) == []
     answered = {d["address"] for d in report["devices"]}  # type: ignore[union-attr,index]
     assert answered == set(golden.lan_nodes().values())  # nothing else answers, the host leg is not swept

@@ -31,7 +31,7 @@ def _yamaha(device: Device, cmd: str) -> str | None:
         lines = [
             f"# RTX-like EL router {spec.model} Rev.{spec.firmware}",
             f"ip lan1 address {spec.address}/21",
-            *(f"syslog host {h}" for h in remote),
+            *(f"syslog host {h.partition(':')[0]}" for h in remote),
             f"syslog notice {'on' if log.get('enabled') else 'off'}",
             f"syslog info {'on' if log.get('enabled') else 'off'}",
             *(f"schedule at 1 */* 00:00 * ntpdate {s} syslog" for s in spec.ntp_servers),
@@ -58,7 +58,10 @@ def _cisco(device: Device, cmd: str) -> str | None:
             "    Console logging: level debugging, 12 messages logged",
             "    Buffer logging:  level debugging, 12 messages logged",
             f"    Trap logging: level informational, {len(remote) * 12} message lines logged",
-            *(f"        Logging to {h}  (udp port 514, audit disabled, link up)" for h in remote),
+            *(
+                f"        Logging to {host}  (udp port {port or 514}, audit disabled, link up)"
+                for host, _, port in (str(h).partition(":") for h in remote)
+            ),
         ]
         return "\n".join(lines)
     if cmd in ("show ntp status", "show ntp"):
@@ -75,7 +78,10 @@ def _cisco(device: Device, cmd: str) -> str | None:
         lines = [
             f"version {spec.firmware}",
             f"hostname {spec.name}",
-            *(f"logging host {h}" for h in remote),
+            *(
+                f"logging host {host}" + (f" transport udp port {port}" if port else "")
+                for host, _, port in (str(h).partition(":") for h in remote)
+            ),
             "no logging on" if not log.get("enabled") else "logging buffered 16384",
             *(f"ntp server {s}" for s in spec.ntp_servers),
             "line vty 0 4",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import socket
 import struct
 import time
 from collections.abc import Callable, Coroutine
@@ -13,7 +14,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from lab.emulator import printer
-from lab.emulator.sip_pbx import SipPersona
+from lab.emulator.sip_pbx import SipPersona, device_date
 from probes import ber
 from scanner.errors import MalformedResponse
 
@@ -40,7 +41,8 @@ class DeviceSpec:
     communities: list[str] = field(default_factory=list)
     http_mode: str = "basic"  # basic | form | redirect | open
     ntp_stratum: int = 3
-    clock_skew_s: float = 0.0
+    clock_skew_s: float = 0.0  # the device clock minus real time (NTP, HTTP Date, SIP Date, hrSystemDate)
+    ntp_control: list[int] = field(default_factory=list)  # NTP modes answered besides 3: 6 (READVAR), 7 (monlist)
     hang: list[str] = field(default_factory=list)  # services that accept but never answer
     garbage: list[str] = field(default_factory=list)  # services that answer junk
     users: dict[str, str] = field(default_factory=dict)  # admin accounts (SSH, Telnet, HTTP, FTP)
@@ -73,6 +75,7 @@ class DeviceSpec:
             http_mode=data.get("http_mode", "basic"),
             ntp_stratum=int(data.get("ntp_stratum", 3)),
             clock_skew_s=float(data.get("clock_skew_s", 0)),
+            ntp_control=[int(m) for m in data.get("ntp_control", [])],
             hang=list(data.get("hang", [])),
             garbage=list(data.get("garbage", [])),
             users={str(k): str(v) for k, v in (data.get("users") or {}).items()},
@@ -109,20 +112,40 @@ class Device:
         self.job_bytes = 0  # non-PJL bytes on the raw print port (must stay 0)
         self.pjl_writes: list[str] = []  # PJL commands other than inquiries (must stay empty)
         self.sip = SipPersona(spec)
+        self.events: list[str] = []  # security events logged (sent to the remote hosts when logging is on)
+        self._log_socket: socket.socket | None = None
         self._cli: Any = None
 
     def check_login(self, username: str, password: str) -> bool:
         """One login attempt against the spec's users, counting failures toward the lockout."""
         if username in self.locked:
+            self.log_event(f"login refused for locked account {username}")
             return False
         if username in self.spec.users and self.spec.users[username] == password:
             self.failures.pop(username, None)
+            self.log_event(f"login succeeded for {username}")
             return True
         self.failures[username] = self.failures.get(username, 0) + 1
+        self.log_event(f"login failed for {username}")
         limit = self.spec.lockout_after
         if limit is not None and self.failures[username] >= limit:
             self.locked.add(username)
         return False
+
+    def log_event(self, text: str) -> None:
+        """Log one security event: sent as RFC 3164 syslog (facility auth) to each remote host, if logging is on."""
+        if not self.spec.logging.get("enabled"):
+            return
+        self.events.append(text)
+        stamp = time.strftime("%b %d %H:%M:%S", time.gmtime(time.time() + self.spec.clock_skew_s))
+        line = f"<38>{stamp} {self.spec.name} auth: {text}".encode()
+        if self._log_socket is None:
+            self._log_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self._log_socket.setblocking(False)
+        for remote in self.spec.logging.get("remote", []):
+            host, _, port = str(remote).partition(":")
+            with contextlib.suppress(OSError):
+                self._log_socket.sendto(line, (host, int(port or 514)))
 
     async def start(self) -> None:
         """Bind every service (port 0 picks a free one; see ``bound``)."""
@@ -160,6 +183,8 @@ class Device:
     async def stop(self) -> None:
         """Close every listener and connection."""
         self.sip.close()
+        if self._log_socket is not None:
+            self._log_socket.close()
         if self._cli is not None:
             await self._cli.stop()
         for server in self.servers:
@@ -264,7 +289,7 @@ class Device:
             "pbx": ("EdgeLab PBX Administration", "EdgeLab-PBX-Web"),
             "phone": (f"EdgeLab {spec.model} Phone Settings", "EdgeLab-Phone-Web"),
         }.get(spec.persona, (f"EdgeLab {spec.model} Router Setup", "EdgeLab-httpd"))
-        out = [f"Server: {server}", f"Date: {time.strftime('%a, %d %b %Y %H:%M:%S GMT', time.gmtime())}"]
+        out = [f"Server: {server}", f"Date: {device_date(spec.clock_skew_s)}"]
         page = f"<html><head><title>{title}</title></head><body>{{}}</body></html>"
         if spec.http_mode == "redirect":
             status, body = "301 Moved Permanently", b""
@@ -443,7 +468,12 @@ class Device:
         return values
 
     def _ntp(self, data: bytes) -> bytes | None:
-        if len(data) < 48 or data[0] & 7 != 3:
+        mode = data[0] & 7 if data else 0
+        if mode == 6 and 6 in self.spec.ntp_control and len(data) >= 12:
+            return self._ntp_readvar(data)
+        if mode == 7 and 7 in self.spec.ntp_control and len(data) >= 8 and data[3] == 42:
+            return self._ntp_monlist(data)
+        if len(data) < 48 or mode != 3:
             return None
         now = time.time() + self.spec.clock_skew_s + NTP_EPOCH
         ts = int(now * 2**32) & 0xFFFFFFFFFFFFFFFF
@@ -459,6 +489,24 @@ class Device:
             + origin
             + struct.pack("!QQ", ts, ts)
         )
+
+    def _ntp_readvar(self, data: bytes) -> bytes:
+        """An old ntpd's answer to READVAR: its system variables, to anyone."""
+        text = (
+            f'version="ntpd 4.2.6p5@1.2349-o (emulated {self.spec.model})", processor="mips", '
+            f'system="EdgeLabOS/{self.spec.firmware}", leap=3, stratum={self.spec.ntp_stratum}, refid=INIT'
+        ).encode()
+        sequence = data[2:4]
+        header = bytes([(2 << 3) | 6, 0x80 | 2]) + sequence + b"\x06\x15" + b"\0\0" + b"\0\0"
+        return header + struct.pack("!H", len(text)) + text
+
+    def _ntp_monlist(self, data: bytes) -> bytes:
+        """An old ntpd's monlist: the last clients it heard from (here, six made-up lab addresses)."""
+        size, items = 72, 6
+        records = b"".join(
+            struct.pack("!4sI", bytes([198, 18, 2, 10 + i]), 123).ljust(size, b"\0") for i in range(items)
+        )
+        return bytes([0x80 | (2 << 3) | 7, 0, 3, 42]) + struct.pack("!HH", items, size) + records
 
 
 def _strip_iac(data: bytes) -> bytes:

@@ -19,6 +19,7 @@ import asyncio
 import hashlib
 import re
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -50,6 +51,11 @@ class Call:
 def _user(uri: str | None) -> str:
     match = USER_RE.search(uri or "")
     return match.group(1) if match else ""
+
+
+def device_date(skew_s: float) -> str:
+    """The device clock as an HTTP Date / SIP-date (RFC 1123 form, GMT)."""
+    return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + skew_s))
 
 
 def _md5(text: str) -> str:
@@ -117,6 +123,7 @@ class SipPersona:
             f"Call-ID: {msg.get('call-id')}",
             f"CSeq: {msg.get('cseq')}",
             f"Server: {self.agent}",
+            f"Date: {device_date(self.spec.clock_skew_s)}",
             *(extra or []),
             "Content-Length: 0",
         ]

@@ -64,6 +64,7 @@ class HostView:
     match: Match | None
     today: dt.date
     max_baseline_age_days: int = 365
+    max_clock_skew_s: float = 60.0
     open_services: frozenset[Service] = field(default_factory=frozenset)
 
     def of(self, cls: type[ObsT]) -> list[ObsT]:
@@ -174,7 +175,15 @@ def load_all() -> dict[str, CheckFn]:
     """Import every check module; verify the catalog and the registry agree."""
     global _loaded
     if not _loaded:
-        from scanner.checks import cleartext, credentials, firmware, inventory, reuse  # noqa: F401  (registration)
+        from scanner.checks import (  # noqa: F401  (registration)
+            cleartext,
+            credentials,
+            firmware,
+            inventory,
+            logs,
+            reuse,
+            timesync,
+        )
 
         _loaded = True
         missing = [fid for fid, e in catalog().items() if not e.engine and fid not in CHECKS | SWEEP_CHECKS]

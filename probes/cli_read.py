@@ -1,0 +1,169 @@
+"""Authenticated mode: a profile's allowlisted read-only commands over SSH, read into config facts.
+
+Runs only for hosts the operator's --auth-file names (host, range or profile)
+and whose profile declares read-only commands. One login per sweep, under the
+login engine's per-account cap and pacing; each command runs in its own exec
+channel with a bounded read. A command that is not read-only in shape is never
+sent (checked at profile load and again here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, map_errors, register
+from probes.login import account_cap, capped_attempt
+from scanner import auth
+from scanner.errors import AuthRejected, ProbeError, Unreachable
+from scanner.model import ConfigFacts, Observation, Risk, Service
+from scanner.profiles import BOOL_FACTS, LIST_FACTS, ReadOnlyCommand, is_read_only
+
+MAX_OUTPUT = 256 * 1024  # per command
+
+
+def extract(outputs: Sequence[tuple[ReadOnlyCommand, str]]) -> dict[str, Any]:
+    """Facts from command outputs, by the profile's rules.
+
+    Only outputs that match the command's ``valid`` pattern (when it has one)
+    count. A boolean or text fact takes the first rule that matches, in command
+    order. A list fact unions every match; it is known (possibly empty) once a
+    valid command that has a rule for it answered.
+    """
+    facts: dict[str, Any] = {}
+    lists: dict[str, list[str]] = {}
+    for command, text in outputs:
+        if command.valid is not None and not command.valid.search(text):
+            continue
+        for rule in command.facts:
+            if rule.fact in LIST_FACTS:
+                found = lists.setdefault(rule.fact, [])
+                for m in rule.regex.finditer(text):
+                    if m["value"] not in found:
+                        found.append(m["value"])
+                continue
+            if rule.fact in facts:
+                continue
+            hit = rule.regex.search(text)
+            if hit is None:
+                continue
+            facts[rule.fact] = rule.value if rule.fact in BOOL_FACTS else hit["value"]
+    for name, values in lists.items():
+        facts[name] = tuple(values)
+    return facts
+
+
+@register
+class CliRead(Probe):
+    """Read-only CLI commands with the operator's own credentials."""
+
+    name = "cli-read"
+    risk = Risk.CREDENTIAL
+    phase = Phase.ASSESS
+    services = frozenset({"ssh"})
+    description = "Authenticated mode (--auth-file): the profile's allowlisted read-only SSH commands"
+    deadline_s: ClassVar[float | None] = 60.0
+
+    def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
+        """The host's SSH service, when the auth file names the host and its profile has commands."""
+        if not config.auth_file or host.profile is None:
+            return []
+        if not any(c.protocol == "ssh" for c in host.profile.read_only_commands):
+            return []
+        entry = auth.lookup(auth.load(config.auth_file), host.address, host.profile.id)
+        if entry is None:
+            return []
+        ssh = host.services_named(self.services)
+        if entry.port is not None:
+            return [s for s in ssh if s.port == entry.port] or [Service(entry.port, "tcp", "ssh")]
+        return ssh[:1]
+
+    async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
+        """Log in once, run each command, extract facts."""
+        import asyncssh
+
+        assert target.service is not None and ctx.profile is not None and ctx.config.auth_file
+        entry = auth.lookup(auth.load(ctx.config.auth_file), target.address, ctx.profile.id)
+        assert entry is not None
+        port = target.service.port
+        holder: list[Any] = []
+
+        async def login() -> bool:
+            try:
+                with map_errors(f"ssh {target.address}:{port}"):
+                    conn = await asyncssh.connect(
+                        target.address,
+                        port,
+                        username=entry.username,
+                        password=entry.password,
+                        client_keys=[entry.key_file] if entry.key_file else None,
+                        known_hosts=None,
+                        agent_path=None,
+                        connect_timeout=ctx.budget(ctx.timeouts.connect + ctx.timeouts.read),
+                        login_timeout=ctx.budget(ctx.timeouts.read * 2),
+                    )
+            except asyncssh.PermissionDenied:
+                return False
+            except (asyncssh.DisconnectError, asyncssh.ConnectionLost) as exc:
+                raise Unreachable(f"ssh {target.address}:{port}: {exc}") from exc
+            holder.append(conn)
+            return True
+
+        ok = await capped_attempt(
+            target.address, entry.username, entry.password or "", target.service.key, account_cap(ctx), ctx, login
+        )
+        if ok is None:
+            raise AuthRejected(f"account {entry.username!r} is at its failure cap on this host: not tried")
+        if not ok:
+            raise AuthRejected(f"the --auth-file login for {entry.username!r} was refused")
+        conn = holder[0]
+        outputs: list[tuple[ReadOnlyCommand, str]] = []
+        try:
+            for command in ctx.profile.read_only_commands:
+                if command.protocol != "ssh":
+                    continue
+                if not is_read_only(command.command):  # defence in depth: the loader refuses these already
+                    raise ProbeError(f"refusing to send {command.command!r}: not a read-only command")
+                outputs.append((command, await _run(conn, command.command, ctx, asyncssh)))
+        finally:
+            conn.close()
+        facts = extract(outputs)
+        answered = [c.command for c, text in outputs if c.valid is None or c.valid.search(text)]
+        config_text = "\n".join(text for c, text in outputs if c.purpose == "config" and c.command in answered)
+        return [
+            ConfigFacts(
+                target.service,
+                username=entry.username,
+                commands=tuple(answered),
+                logging_enabled=facts.get("logging_enabled"),
+                log_hosts=facts.get("log_hosts"),
+                ntp_servers=facts.get("ntp_servers"),
+                ntp_synced=facts.get("ntp_synced"),
+                version=facts.get("version"),
+                config_sha256=hashlib.sha256(config_text.encode()).hexdigest() if config_text else None,
+            )
+        ]
+
+
+async def _run(conn: Any, command: str, ctx: ProbeContext, asyncssh: Any) -> str:
+    """One command in its own exec channel; output bounded, read under the deadline."""
+    chunks: list[str] = []
+    total = 0
+    with map_errors(f"ssh exec {command!r}"):
+        try:
+            async with asyncio.timeout(ctx.budget(ctx.timeouts.read * 2)):
+                process = await conn.create_process(command, stdin=asyncssh.DEVNULL)
+                try:
+                    while total < MAX_OUTPUT:
+                        data = await process.stdout.read(4096)
+                        if not data:
+                            break
+                        chunks.append(data)
+                        total += len(data)
+                finally:
+                    process.close()
+        except asyncssh.Error as exc:
+            raise Unreachable(f"ssh exec {command!r}: {exc}") from exc
+    return "".join(chunks)[:MAX_OUTPUT]

@@ -1,0 +1,118 @@
+"""Authenticated mode: read-only logins the operator owns, per host, range or profile (TOML).
+
+    # edgeaudit --auth-file FILE
+    [[device]]
+    host = "192.0.2.1"          # or: range = "192.0.2.0/24", or: profile = "cisco-ios"
+    username = "audit"
+    password = "..."            # or: key_file = "~/.ssh/audit_ed25519"
+
+The most specific entry wins: host, then the longest range, then profile.
+These credentials are only used to run the matched profile's allowlisted
+read-only commands; they are never guessed at, and never written to the
+history database (it stores the file's path).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import stat
+import sys
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from scanner.errors import UsageError
+
+KEYS = {"host", "range", "profile", "username", "password", "key_file", "port", "protocol"}
+
+
+@dataclass(frozen=True)
+class AuthEntry:
+    """One read-only login and what it applies to."""
+
+    username: str
+    password: str | None = None
+    key_file: str | None = None
+    host: str | None = None
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
+    profile: str | None = None
+    port: int | None = None  # default: the SSH service the sweep found
+    protocol: str = "ssh"
+
+
+@cache
+def load(path: str) -> tuple[AuthEntry, ...]:
+    """Parse and validate the file; UsageError names the entry at fault."""
+    file = Path(path)
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+        mode = file.stat().st_mode
+    except OSError as exc:
+        raise UsageError(f"--auth-file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"--auth-file {path}: not TOML: {exc}") from exc
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        print(f"edgeaudit: warning: --auth-file {path} is readable by others (chmod 600 it)", file=sys.stderr)
+    if set(raw) - {"device"}:
+        raise UsageError(
+            f"--auth-file {path}: only [[device]] tables are allowed, found {sorted(set(raw) - {'device'})}"
+        )
+    entries: list[AuthEntry] = []
+    for i, item in enumerate(raw.get("device", [])):
+        where = f"--auth-file {path}: device #{i + 1}"
+        unknown = set(item) - KEYS
+        if unknown:
+            raise UsageError(f"{where}: unknown keys {sorted(unknown)}")
+        scopes = [k for k in ("host", "range", "profile") if k in item]
+        if len(scopes) != 1:
+            raise UsageError(f"{where}: give exactly one of host, range, profile")
+        if not isinstance(item.get("username"), str) or not item["username"]:
+            raise UsageError(f"{where}: username is required")
+        if ("password" in item) == ("key_file" in item):
+            raise UsageError(f"{where}: give exactly one of password, key_file")
+        if item.get("protocol", "ssh") != "ssh":
+            raise UsageError(f'{where}: only protocol = "ssh" is supported')
+        network = None
+        host = None
+        try:
+            if "range" in item:
+                network = ipaddress.ip_network(str(item["range"]), strict=False)
+            if "host" in item:
+                host = str(ipaddress.ip_address(str(item["host"])))
+        except ValueError as exc:
+            raise UsageError(f"{where}: {exc}") from exc
+        key_file = os.path.expanduser(str(item["key_file"])) if "key_file" in item else None
+        if key_file and not Path(key_file).is_file():
+            raise UsageError(f"{where}: key_file {key_file}: no such file")
+        port = item.get("port")
+        if port is not None and not (isinstance(port, int) and 0 < port < 65536):
+            raise UsageError(f"{where}: port must be 1-65535")
+        entries.append(
+            AuthEntry(
+                username=item["username"],
+                password=str(item["password"]) if "password" in item else None,
+                key_file=key_file,
+                host=host,
+                network=network,
+                profile=str(item["profile"]) if "profile" in item else None,
+                port=port,
+            )
+        )
+    return tuple(entries)
+
+
+def lookup(entries: tuple[AuthEntry, ...], address: str, profile_id: str | None) -> AuthEntry | None:
+    """The most specific entry for a host: its address, then the longest range holding it, then its profile."""
+    ip = ipaddress.ip_address(address)
+    for e in entries:
+        if e.host is not None and ipaddress.ip_address(e.host) == ip:
+            return e
+    ranges = [e for e in entries if e.network is not None and ip.version == e.network.version and ip in e.network]
+    if ranges:
+        return max(ranges, key=lambda e: e.network.prefixlen if e.network else -1)
+    for e in entries:
+        if e.profile is not None and e.profile == profile_id:
+            return e
+    return None
