@@ -32,10 +32,11 @@ class Phase(StrEnum):
     PRESENCE = "presence"  # on the local link: does the address answer ARP at all? (root only)
     DISCOVERY = "discovery"  # is anything there? (TCP connect, UDP service probes, ICMP)
     FINGERPRINT = "fingerprint"  # what is it? (banners, HTTP, ...)
+    READ = "read"  # the operator's own read-only logins (--auth-file): before any guessing, so they meet a fresh cap
     ASSESS = "assess"  # probes that need the profile (credentials, intrusive extras)
 
 
-PHASE_ORDER = (Phase.PRESENCE, Phase.DISCOVERY, Phase.FINGERPRINT, Phase.ASSESS)
+PHASE_ORDER = (Phase.PRESENCE, Phase.DISCOVERY, Phase.FINGERPRINT, Phase.READ, Phase.ASSESS)
 
 # Well-known service names for discovery ports.
 TCP_PORTS: dict[int, str] = {

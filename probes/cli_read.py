@@ -61,7 +61,7 @@ class CliRead(Probe):
 
     name = "cli-read"
     risk = Risk.CREDENTIAL
-    phase = Phase.ASSESS
+    phase = Phase.READ
     services = frozenset({"ssh"})
     description = "Authenticated mode (--auth-file): the profile's allowlisted read-only SSH commands"
     deadline_s: ClassVar[float | None] = 60.0

@@ -42,9 +42,17 @@ class AuthEntry:
     protocol: str = "ssh"
 
 
-@cache
 def load(path: str) -> tuple[AuthEntry, ...]:
-    """Parse and validate the file; UsageError names the entry at fault."""
+    """Parse and validate the file (once per version of it); UsageError names the entry at fault."""
+    try:
+        st = Path(path).stat()
+    except OSError as exc:
+        raise UsageError(f"--auth-file {path}: {exc.strerror}") from exc
+    return _load(path, st.st_mtime_ns, st.st_size)
+
+
+@cache
+def _load(path: str, _mtime_ns: int, _size: int) -> tuple[AuthEntry, ...]:
     file = Path(path)
     try:
         raw = tomllib.loads(file.read_text(encoding="utf-8"))

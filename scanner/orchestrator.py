@@ -1,8 +1,9 @@
 """The sweep engine. Imports no protocol library: probes come from the registry.
 
-Per host: DISCOVERY -> (alive?) -> FINGERPRINT -> profile match -> ASSESS ->
-checks. Every probe run has an absolute deadline; every host has a budget;
-a global and a per-host limiter bound concurrency. Anything a probe raises
+Per host: PRESENCE -> DISCOVERY -> (alive?) -> FINGERPRINT -> profile match ->
+READ (authenticated, read-only) -> ASSESS -> checks. Every probe run has an
+absolute deadline; every host has a budget; a global and a per-host limiter
+bound concurrency. Anything a probe raises
 becomes a ProbeFailure observation (inconclusive), never a pass.
 """
 
@@ -191,7 +192,7 @@ class Engine:
                         break
                     if phase == Phase.FINGERPRINT:
                         match = profiles_mod.match(self.profiles, state.observations)
-                    if phase == Phase.ASSESS and match is not None:
+                    if phase == Phase.READ and match is not None:
                         match = profiles_mod.refine(match, state.observations)
         except TimeoutError:
             budget_hit = True

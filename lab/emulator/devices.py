@@ -142,6 +142,7 @@ class Device:
         if self._log_socket is None:
             self._log_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             self._log_socket.setblocking(False)
+            self._log_socket.bind((self.spec.address, 0))  # sent from the device's own address
         for remote in self.spec.logging.get("remote", []):
             host, _, port = str(remote).partition(":")
             with contextlib.suppress(OSError):
