@@ -59,14 +59,16 @@ lab-status: setup ## what the lab runs, and whether it is healthy
 	$(BIN)/edgeaudit lab status
 
 # The demo's lab is rebuilt each time, so its devices remember no failed login: the shared
-# attempt ledger next to the demo's history database is cleared with it.
+# attempt ledger next to the demo's history database is cleared with it. The lab's feed
+# fixtures (lab/feeds, fictional EdgeLab CVEs) are frozen files, hence --max-feed-age 3650.
 demo: setup ## set up, bring up the lab, sweep it, write out/demo/report.html, bring the lab down (root)
 	@$(MAKE) --no-print-directory lab-up
 	@mkdir -p $(OUT); rc=0; \
 	  rm -f $(OUT)/login-attempts.json; \
 	  chmod 600 lab/auth.toml; \
+	  $(BIN)/edgeaudit feeds import lab/feeds/kev-edgelab.json lab/feeds/nvd-edgelab.json --db $(DEMO_DB) >/dev/null; \
 	  $(BIN)/edgeaudit scan 198.18.0.0/24 --out $(OUT) --db $(DEMO_DB) --lang $${LANG_REPORT:-ja} \
-	    --auth-file lab/auth.toml --syslog-listen 198.18.1.254:5514 || rc=$$?; \
+	    --auth-file lab/auth.toml --syslog-listen 198.18.1.254:5514 --max-feed-age 3650 || rc=$$?; \
 	  $(MAKE) --no-print-directory lab-down; \
 	  if [ $$rc -gt 1 ]; then exit $$rc; fi; \
 	  echo "report: $(OUT)/report.html (exit code $$rc: 1 means findings at or above --fail-on)"

@@ -92,6 +92,13 @@ def _add_scan_options(p: argparse.ArgumentParser) -> None:
         help="receive syslog (UDP and TCP) during the sweep and credit each device whose messages arrive",
     )
     p.add_argument(
+        "--max-feed-age",
+        type=int,
+        default=30,
+        metavar="DAYS",
+        help="imported KEV/NVD feeds older than this cannot pass CIAJ-1.3-KNOWN-EXPLOITED (default 30)",
+    )
+    p.add_argument(
         "--max-clock-skew",
         type=float,
         default=60.0,
@@ -163,6 +170,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     lab_cli.add_parser(sub, common)
 
+    feeds = sub.add_parser(
+        "feeds", parents=[common], help="import offline vulnerability feeds (CISA KEV, NVD CVE JSON 2.0)"
+    )
+    feeds_sub = feeds.add_subparsers(dest="action", required=True)
+    fi = feeds_sub.add_parser("import", help="import KEV and/or NVD JSON files you downloaded (no network access)")
+    fi.add_argument("files", nargs="+", type=Path)
+    fi.add_argument("--db", type=Path, help="history database whose directory holds feeds.sqlite3")
+    fs = feeds_sub.add_parser("status", help="which feeds are imported, and their dates")
+    fs.add_argument("--db", type=Path)
+
     prof = sub.add_parser("profiles", parents=[common], help="list or validate device profiles")
     prof_sub = prof.add_subparsers(dest="action", required=True)
     pl = prof_sub.add_parser("list", help="list profiles")
@@ -192,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(args)
         if args.command == "profiles":
             return _profiles(args)
+        if args.command == "feeds":
+            return _feeds(args)
         if args.command == "lab":
             from lab import cli as lab_cli
 
@@ -267,6 +286,22 @@ def _report(args: argparse.Namespace) -> int:
         args.output.write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _feeds(args: argparse.Namespace) -> int:
+    from scanner import feeds
+    from scanner.store import default_path
+
+    db = args.db or default_path()
+    if args.action == "import":
+        for line in feeds.import_files(db, list(args.files)):
+            print(line)
+    status = feeds.FeedDb(db).status()
+    if not status:
+        print(f"no feeds imported ({feeds.path_for(db)})")
+    for kind, info in sorted(status.items()):
+        print(f"{kind}: released {info['released'] or '?'}, {info['entries']} CVEs, imported {info['imported_at']}")
     return EXIT_OK
 
 

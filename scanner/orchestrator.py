@@ -33,6 +33,7 @@ from probes.base import Registry as ProbeRegistry
 from scanner import checks as checks_mod
 from scanner import profiles as profiles_mod
 from scanner.errors import ProbeError
+from scanner.feeds import FeedDb
 from scanner.model import (
     Banner,
     Finding,
@@ -69,6 +70,7 @@ class SweepConfig:
     max_baseline_age_days: int = 365
     max_clock_skew_s: float = 60.0
     syslog_listen: str | None = None  # "[ADDR:]PORT" of the sweep's syslog receiver
+    max_feed_age_days: int = 30
 
 
 @dataclass
@@ -137,7 +139,9 @@ class Engine:
         registry: ProbeRegistry = REGISTRY,
         on_progress: Callable[[HostResult], None] | None = None,
         observe: Callable[[str], Awaitable[list[Observation]]] | None = None,
+        feeds: FeedDb | None = None,
     ) -> None:
+        self.feeds = feeds
         self.config = config
         self.observe = observe  # what a sweep-wide receiver (the syslog listener) saw of a host, before judging
         self.profiles = profiles
@@ -295,6 +299,8 @@ class Engine:
             today=self.config.today,
             max_baseline_age_days=self.config.max_baseline_age_days,
             max_clock_skew_s=self.config.max_clock_skew_s,
+            feeds=self.feeds,
+            max_feed_age_days=self.config.max_feed_age_days,
             open_services=state.services,
         )
         findings: list[Finding] = []

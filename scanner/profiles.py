@@ -132,6 +132,16 @@ class Profile:
     http_login: dict[str, Any] = field(default_factory=dict)  # the web UI's login form (schema: http_login)
     lockout_attempts: int | None = None  # failed logins that lock an account on this family
     lockout_texts: tuple[str, ...] = ()  # what the device says when it locks (lower case)
+    cpes: tuple[tuple[str, str, str], ...] = ()  # (part, vendor, product); product may hold {model}
+
+    def cpes_for(self, model: str | None) -> list[tuple[str, str, str]]:
+        """CPE (part, vendor, product) triples for a matched model ({model} entries need one)."""
+        out = []
+        for part, vendor, template in self.cpes:
+            if "{model}" in template and not model:
+                continue
+            out.append((part, vendor, template.replace("{model}", (model or "").lower())))
+        return out
 
     def baseline_for(self, version: str) -> Baseline | None:
         """The baseline of the branch the version belongs to (longest branch wins), else the catch-all."""
@@ -261,6 +271,7 @@ def parse_profile(data: Any, file: str) -> Profile:
         http_login=http_login,
         lockout_attempts=lockout.get("attempts"),
         lockout_texts=tuple(str(t).lower() for t in lockout.get("texts", [])),
+        cpes=tuple((c["part"], c["vendor"], c["product"]) for c in data.get("cpe", [])),
     )
 
 

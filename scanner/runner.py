@@ -14,7 +14,7 @@ import probes
 from probes.base import TCP_PORTS, ProbeConfig, Timeouts
 from probes.syslog_listen import SyslogListener, parse_listen
 from reports import render
-from scanner import auth, cli, profiles
+from scanner import auth, cli, feeds, profiles
 from scanner.checks import SweepHost, judge_sweep
 from scanner.errors import ScopeError, UsageError
 from scanner.model import Mode
@@ -87,6 +87,7 @@ def _config(args: argparse.Namespace, mode: Mode, command: str) -> SweepConfig:
         report_unreachable=command == "check",
         max_clock_skew_s=args.max_clock_skew,
         syslog_listen=args.syslog_listen,
+        max_feed_age_days=args.max_feed_age,
     )
 
 
@@ -118,6 +119,7 @@ def _config_from_json(data: dict[str, Any]) -> SweepConfig:
         max_baseline_age_days=data["max_baseline_age_days"],
         max_clock_skew_s=data.get("max_clock_skew_s", 60.0),
         syslog_listen=data.get("syslog_listen"),
+        max_feed_age_days=data.get("max_feed_age_days", 30),
     )
 
 
@@ -159,6 +161,7 @@ def run_scan(args: argparse.Namespace) -> int:
     known = profiles.load_all(args.profiles)
     progress = Progress(scope.count - len(done), quiet=args.quiet)
     todo = (a for a in scope if a not in done)
+    feed_db = feeds.FeedDb(args.db or default_path())
 
     async def main() -> bool:
         stop = asyncio.Event()
@@ -169,7 +172,13 @@ def run_scan(args: argparse.Namespace) -> int:
         if listener is not None:
             await listener.start()
             print(f"edgeaudit: listening for syslog on {listener.label}", file=sys.stderr)
-        engine = Engine(config, known, on_progress=progress.host, observe=listener.observations if listener else None)
+        engine = Engine(
+            config,
+            known,
+            on_progress=progress.host,
+            observe=listener.observations if listener else None,
+            feeds=feed_db,
+        )
         try:
             return await engine.sweep(todo, _StoreSink(store, sweep_id, scope), stop)
         finally:

@@ -24,6 +24,7 @@ from scanner.model import Severity
 
 ROOT = Path(__file__).resolve().parents[1]
 AUTH = ROOT / "lab" / "auth.toml"
+FEEDS = (ROOT / "lab" / "feeds" / "kev-edgelab.json", ROOT / "lab" / "feeds" / "nvd-edgelab.json")
 HOST_LEG = "198.18.1.254"
 SYSLOG_PORT = 5514
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the namespace lab needs root (CI runs as root)")
@@ -56,8 +57,19 @@ def test_lab_sweep_matches_golden_files(lab_run: Path, tmp_path: Path) -> None:
     assert info["state"] == "up", info
     # The whole LAN, as the demo sweeps it: authenticated reads of the two CLI routers, and a syslog
     # listener on the host leg (router-cisco-cli logs there as well as to the lab's rsyslog).
+    feeds = subprocess.run(
+        [sys.executable, "-m", "scanner.cli", "feeds", "import", *map(str, FEEDS), "--db", str(tmp_path / "h.sqlite3")],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert "CISA KEV" in feeds.stdout and "NVD CVE 2.0" in feeds.stdout
     code, report = _sweep(
-        tmp_path, "198.18.0.0/24", "--auth-file", str(AUTH), "--syslog-listen", f"{HOST_LEG}:{SYSLOG_PORT}"
+        tmp_path,
+        "198.18.0.0/24",
+        *("--auth-file", str(AUTH), "--syslog-listen", f"{HOST_LEG}:{SYSLOG_PORT}"),
+        *("--max-feed-age", "3650"),  # lab/feeds are frozen fixtures
     )
     assert golden.compare(report) == []
     answered = {d["address"] for d in report["devices"]}  # type: ignore[union-attr,index]

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import yaml
 
 from scanner.errors import RegistryError
+from scanner.feeds import FeedDb
 from scanner.model import JSON, Finding, Mode, Observation, ProbeFailure, Service, Severity, Status
 from scanner.profiles import Match
 
@@ -65,6 +66,8 @@ class HostView:
     today: dt.date
     max_baseline_age_days: int = 365
     max_clock_skew_s: float = 60.0
+    feeds: FeedDb | None = None  # imported KEV/NVD feeds (edgeaudit feeds import)
+    max_feed_age_days: int = 30
     open_services: frozenset[Service] = field(default_factory=frozenset)
 
     def of(self, cls: type[ObsT]) -> list[ObsT]:
@@ -183,6 +186,7 @@ def load_all() -> dict[str, CheckFn]:
             logs,
             reuse,
             timesync,
+            vulns,
         )
 
         _loaded = True

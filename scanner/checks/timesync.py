@@ -104,10 +104,9 @@ def clock_skew(view: HostView) -> list[Finding]:
     if skewed:
         worst = max(skewed, key=lambda r: abs(r.offset_s))
         return [
-            view.finding(
+            view.finding(  # one clock per device: the finding is the device's, the readings say where it showed
                 CLOCK_SKEW,
                 Status.FAIL,
-                service=worst.service,
                 evidence={**evidence, "reason": f"{worst.source}: clock off by {worst.offset_s:+.0f} s"},
             )
         ]
