@@ -79,6 +79,14 @@ def test_lab_sweep_matches_golden_files(lab_run: Path, tmp_path: Path) -> None:
     snmp = [f for f in weak["findings"] if f["id"] == "CIAJ-1.2-DEFAULT-CREDENTIAL" and f["service"] == "udp/161"]
     assert [(f["severity"], f["evidence"]["access"]) for f in snmp] == [("critical", "read-write")]
     assert weak["device"]["fingerprints"]["tcp/22 auth methods"] == "password,publickey"  # real OpenSSH
+    # CIAJ 1.4 against real daemons: chrony with no source answers unsynchronised, the synced one passes
+    # (golden files); the logs router-cisco-cli says it sends reach the lab's real rsyslog, and the
+    # scanner's own listener; router-yamaha-cli, logging off, sends none.
+    remote_log = (lab_run / "syslog" / "remote.log").read_text(encoding="utf-8")
+    assert "router-cisco-cli auth: login" in remote_log and "router-yamaha-cli" not in remote_log
+    cisco = next(d for d in report["devices"] if d["address"] == "198.18.0.4")  # type: ignore[union-attr,index]
+    heard = [f for f in cisco["findings"] if f["id"] == "CIAJ-1.4-NO-REMOTE-LOG"]
+    assert heard[0]["evidence"]["messages_received"] >= 1, heard
     assert code == 1  # the weak devices have high-severity failures
 
 
