@@ -260,6 +260,50 @@ def test_fact_rules_read_both_lab_dialects() -> None:
     assert yamaha == {"logging_enabled": False, "log_hosts": (), "ntp_servers": (), "version": "3.2.1"}
 
 
+def test_openwrt_rules_read_uci_output() -> None:
+    """The OpenWrt profile's rules, on output in the documented `uci show system` form."""
+    profile = next(p for p in profiles.load_all() if p.id == "openwrt")
+    release = "DISTRIB_ID='OpenWrt'\nDISTRIB_RELEASE='23.05.3'\nDISTRIB_REVISION='r23809-234f1a2efa'\n"
+    uci = (
+        "system.@system[0]=system\nsystem.@system[0].hostname='gw'\nsystem.@system[0].log_ip='192.0.2.30'\n"
+        "system.ntp=timeserver\nsystem.ntp.enabled='1'\n"
+        "system.ntp.server='0.openwrt.pool.ntp.org' '1.openwrt.pool.ntp.org'\n"
+    )
+    outputs = dict(zip(("cat /etc/openwrt_release", "uci show system"), (release, uci), strict=True))
+    got = extract([(c, outputs[c.command]) for c in profile.read_only_commands])
+    assert got == {
+        "version": "23.05.3",
+        "logging_enabled": True,
+        "log_hosts": ("192.0.2.30",),
+        "ntp_servers": ("0.openwrt.pool.ntp.org",),
+    }
+    no_remote = extract([(c, outputs[c.command].replace("log_ip", "log_port")) for c in profile.read_only_commands])
+    assert (
+        no_remote["log_hosts"] == ()
+        and extract([(c, "-ash: uci: not found") for c in profile.read_only_commands]) == {}
+    )
+
+
+def test_cisco_ios_rules_read_documented_output() -> None:
+    profile = next(p for p in profiles.load_all() if p.id == "cisco-ios")
+    outputs = {
+        "show logging": "Syslog logging: enabled (0 messages dropped, 3 messages rate-limited, 0 flushes)\n"
+        "    Trap logging: level informational, 75 message lines logged\n"
+        "        Logging to 192.0.2.30  (udp port 514, audit disabled,\n",
+        "show ntp status": "Clock is unsynchronized, stratum 16, no reference clock\n",
+        "show running-config": "version 15.2\nhostname gw\nlogging host 192.0.2.31\nntp server 192.0.2.123\nend\n",
+        "show version": "Cisco IOS Software, C2900 Software (C2900-UNIVERSALK9-M), Version 15.2(4)M7, RELEASE\n",
+    }
+    got = extract([(c, outputs[c.command]) for c in profile.read_only_commands])
+    assert got == {
+        "logging_enabled": True,
+        "ntp_synced": False,
+        "version": "15.2(4)M7",
+        "log_hosts": ("192.0.2.30", "192.0.2.31"),
+        "ntp_servers": ("192.0.2.123",),
+    }
+
+
 @pytest.mark.parametrize(
     "command",
     ["configure terminal", "show run; reload", "show run | redirect flash:x", "cat /etc/x > /tmp/y", "reboot",
