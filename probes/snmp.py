@@ -31,6 +31,8 @@ SYS_NAME = "1.3.6.1.2.1.1.5.0"
 HR_SYSTEM_DATE = "1.3.6.1.2.1.25.1.2.0"  # HOST-RESOURCES-MIB: the device clock
 HR_DEVICE_DESCR = "1.3.6.1.2.1.25.3.2.1.3.1"  # HOST-RESOURCES-MIB: first device's description (MFPs: model)
 ENT_SOFTWARE_REV = "1.3.6.1.2.1.47.1.1.1.1.10.1"  # ENTITY-MIB: software revision of the first entity
+SYSTEM = (SYS_DESCR, SYS_OBJECT_ID, SYS_NAME)
+EXTRAS = (HR_DEVICE_DESCR, ENT_SOFTWARE_REV, HR_SYSTEM_DATE)
 USM_STATS_UNKNOWN_ENGINE_IDS = "1.3.6.1.6.3.15.1.1.4.0"
 
 
@@ -228,22 +230,33 @@ class SnmpCommunity(Probe):
         assert target.service is not None
         for community in self.communities:
             for version in ("v2c", "v1"):
-                try:
-                    got = await snmp_get(
-                        target.address,
-                        target.service.port,
-                        community,
-                        version,
-                        (SYS_DESCR, SYS_OBJECT_ID, SYS_NAME),
-                        ctx.budget(ctx.timeouts.read),
-                    )
-                except (Timeout, Refused):
-                    continue
-                except ProbeError:
-                    raise
+                # v2c reports a missing OID per varbind, so the version-bearing OIDs and the clock ride
+                # along in the same GET (a second GET costs a second pysnmp engine); an agent that
+                # errors on them is asked the system group alone. v1 fails a whole GET on one unknown
+                # OID: it gets them one GET each, after the system group answered.
+                asks = [SYSTEM + EXTRAS, SYSTEM] if version == "v2c" else [SYSTEM]
+                got: dict[str, str] = {}
+                sent_at = received_at = 0.0
+                for oids in asks:
+                    sent_at = clock.now()
+                    try:
+                        got = await snmp_get(
+                            target.address, target.service.port, community, version, oids, ctx.budget(ctx.timeouts.read)
+                        )
+                    except (Timeout, Refused):
+                        break
+                    except MalformedResponse:
+                        if oids is asks[-1]:
+                            raise
+                        continue
+                    received_at = clock.now()
+                    break
                 if not got:
                     continue
-                extra, clock_reading = await _extras(target, ctx, community, version)
+                if version == "v1":
+                    extra, clock_reading = await _v1_extras(target, ctx, community)
+                else:
+                    extra, clock_reading = _read_extras(target.service, got, sent_at, received_at)
                 return [
                     SnmpInfo(
                         target.service,
@@ -270,35 +283,43 @@ def octets(text: str) -> bytes:
     return text.encode("latin-1", errors="replace")
 
 
-async def _extras(
-    target: ProbeTarget, ctx: ProbeContext, community: str, version: str
+def _read_extras(
+    service: Service, values: dict[str, str], sent_at: float, received_at: float
 ) -> tuple[dict[str, str], list[Observation]]:
-    """Version-bearing OIDs and hrSystemDate, each its own GET (a v1 agent fails a whole GET on one unknown OID).
+    """Version-bearing values and the hrSystemDate clock reading from a GET's answer."""
+    got: dict[str, str] = {}
+    readings: list[Observation] = []
+    for oid in EXTRAS:
+        if not values.get(oid):
+            continue
+        if oid != HR_SYSTEM_DATE:
+            got[oid] = values[oid][:200]
+            continue
+        try:
+            device_time = clock.parse_date_and_time(octets(values[oid]))
+        except MalformedResponse:
+            continue
+        # DateAndTime carries deci-seconds; an 8-octet value has no zone and is read as UTC.
+        readings.append(clock.reading(service, "snmp-hrSystemDate", device_time, sent_at, received_at, 0.1))
+    return got, readings
 
-    These are optional: an agent without them, or one that stops answering, only
-    leaves them out; the system group already answered.
-    """
+
+async def _v1_extras(
+    target: ProbeTarget, ctx: ProbeContext, community: str
+) -> tuple[dict[str, str], list[Observation]]:
+    """The optional OIDs one GET each; an agent without them, or one that stops answering, only leaves them out."""
     assert target.service is not None
     got: dict[str, str] = {}
     readings: list[Observation] = []
-    for oid in (HR_DEVICE_DESCR, ENT_SOFTWARE_REV, HR_SYSTEM_DATE):
+    for oid in EXTRAS:
         sent_at = clock.now()
         try:
             value = await snmp_get(
-                target.address, target.service.port, community, version, (oid,), ctx.budget(min(ctx.timeouts.read, 1.5))
+                target.address, target.service.port, community, "v1", (oid,), ctx.budget(min(ctx.timeouts.read, 1.5))
             )
         except ProbeError:
             continue
-        received_at = clock.now()
-        if oid not in value:
-            continue
-        if oid == HR_SYSTEM_DATE:
-            try:
-                device_time = clock.parse_date_and_time(octets(value[oid]))
-            except MalformedResponse:
-                continue
-            # DateAndTime carries deci-seconds; an 8-octet value has no zone and is read as UTC.
-            readings.append(clock.reading(target.service, "snmp-hrSystemDate", device_time, sent_at, received_at, 0.1))
-        elif value[oid]:
-            got[oid] = value[oid][:200]
+        one, clock_reading = _read_extras(target.service, value, sent_at, clock.now())
+        got.update(one)
+        readings.extend(clock_reading)
     return got, readings
