@@ -8,7 +8,7 @@ import importlib
 # discovered, so that a typo fails here and not silently at scan time.
 PROBE_MODULES = (
     "tcp", "banner", "http", "snmp", "sip", "ntp", "l2", "ssh_hostkey",
-    "login_ssh", "login_telnet", "login_http", "login_ftp", "login_snmp", "cli_read",
+    "login_ssh", "login_telnet", "login_http", "login_ftp", "login_snmp", "cli_read", "pjl",
 )  # fmt: skip
 
 _loaded = False

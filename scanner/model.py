@@ -194,6 +194,15 @@ class NtpInfo(Observation):
 
 
 @dataclass(frozen=True)
+class PjlId(Observation):
+    """The printer's answer to PJL INFO ID (--intrusive only)."""
+
+    kind: ClassVar[str] = "pjl"
+    proves_open: ClassVar[bool] = True
+    id: str = ""
+
+
+@dataclass(frozen=True)
 class NtpControl(Observation):
     """Answers to NTP mode 6 (control: READVAR) and mode 7 (private: MON_GETLIST) queries."""
 

@@ -22,7 +22,7 @@ import yaml
 
 from scanner import versions
 from scanner.errors import ProfileError
-from scanner.model import Banner, ConfigFacts, HttpInfo, Observation, SipInfo, SnmpInfo
+from scanner.model import Banner, ConfigFacts, HttpInfo, Observation, PjlId, SipInfo, SnmpInfo
 
 FIELDS = (
     "snmp.sys_descr",
@@ -38,6 +38,7 @@ FIELDS = (
     "sip.server",
     "sip.user_agent",
     "cli.version",
+    "pjl.id",
 )
 
 
@@ -351,6 +352,8 @@ def field_values(observations: Iterable[Observation]) -> dict[str, list[str]]:
                     out[name].append(value)
         elif isinstance(obs, Banner) and obs.text:
             out[f"{obs.protocol}.banner"].append(obs.text)
+        elif isinstance(obs, PjlId) and obs.id:
+            out["pjl.id"].append(obs.id)
         elif isinstance(obs, ConfigFacts) and obs.version:
             out["cli.version"].append(obs.version)
         elif isinstance(obs, SipInfo):

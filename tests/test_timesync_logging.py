@@ -366,3 +366,34 @@ def test_world_readable_auth_file_is_warned_about(tmp_path: Path, capsys: pytest
     os.chmod(path, 0o644)
     auth.load(str(path))
     assert "readable by others" in capsys.readouterr().err
+
+
+# PJL INFO ID (version/model from the raw print port) -----------------------------------
+
+
+def test_pjl_info_id_parser() -> None:
+    from probes.pjl import parse_info_id
+
+    assert parse_info_id(b'@PJL INFO ID\r\n"HP LaserJet 4250"\r\n\x0c') == "HP LaserJet 4250"
+    for bad in (b"", b"@PJL INFO ID\r\n\x0c", b'"no echo"\r\n\x0c', b"@PJL INFO ID\r\n" + b"x" * 5000):
+        with pytest.raises(MalformedResponse):
+            parse_info_id(bad)
+
+
+@pytest.mark.parametrize("mode", [Mode.SAFE, Mode.DEFAULT, Mode.INTRUSIVE])
+async def test_the_print_port_gets_one_read_only_inquiry_and_only_when_intrusive(
+    emulated: StartDevice, mode: Mode
+) -> None:
+    from tests.conftest import scan_device
+
+    mfp = await emulated(services=["http", "pjl"], persona="mfp", model="EL-M300")
+    result = await scan_device(mfp, mode)
+    sent = [data for name, data in mfp.received if name == "pjl"]
+    assert mfp.job_bytes == 0 and mfp.pjl_writes == []  # nothing printed, nothing set
+    identified = by_id(result, "EA-DEVICE-IDENTIFIED")[0].evidence
+    if mode is Mode.INTRUSIVE:
+        assert sent == [b"@PJL", b"@PJL INFO ID"]
+        assert "pjl.id: EdgeLab EL-M300" in identified["matched"]
+    else:
+        assert sent == []  # not a byte of PJL without --intrusive
+        assert not any(m.startswith("pjl.id") for m in identified["matched"])
