@@ -6,8 +6,9 @@ Matching is by CPE: a profile names its products' CPE vendor/product pairs,
 and every vulnerable ``cpeMatch`` of an NVD CVE for that pair is checked
 against the device's version under the profile's version scheme (exact
 version, or the versionStart/End ranges). A CVE that KEV lists is known to be
-exploited. NVD configurations that AND a software CPE with a hardware one are
-matched on the software CPE alone; the evidence says so.
+exploited. KEV carries no versions, so a KEV CVE without an imported NVD
+record cannot match. NVD configurations that AND a software CPE with a
+hardware one are matched on the software CPE alone; the evidence says so.
 """
 
 from __future__ import annotations
