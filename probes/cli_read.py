@@ -112,7 +112,7 @@ class CliRead(Probe):
             return True
 
         ok = await capped_attempt(
-            target.address, entry.username, entry.password or "", target.service.key, account_cap(ctx), ctx, login
+            target.address, entry.username, entry.password, target.service.key, account_cap(ctx), ctx, login
         )
         if ok is None:
             raise AuthRejected(f"account {entry.username!r} is at its failure cap on this host: not tried")

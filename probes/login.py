@@ -221,7 +221,7 @@ def account_cap(ctx: ProbeContext) -> int:
 async def capped_attempt(
     address: str,
     username: str,
-    password: str,
+    password: str | None,
     svc: str,
     limit: int,
     ctx: ProbeContext,
@@ -231,7 +231,8 @@ async def capped_attempt(
 ) -> bool | None:
     """One login under the account's lock, cap and the host's pacing; None when the account is at its cap.
 
-    ``skip`` (checked under the lock) returns False without trying. Every try is
+    ``skip`` (checked under the lock) returns False without trying. ``password`` None (a key
+    login) is never remembered as a refused pair. Every try is
     counted in the ledger: a failure, or a network error that may have reached
     the device; a success resets the account's count.
     """
