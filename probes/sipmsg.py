@@ -206,21 +206,46 @@ def host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def build_options(tx: Transaction, target: str, target_port: int, local: tuple[str, int], transport: str) -> bytes:
-    """An OPTIONS request for ``tx`` (no body)."""
+def build_request(
+    method: str,
+    uri: str,
+    tx: Transaction,
+    local: tuple[str, int],
+    transport: str,
+    *,
+    to: str,
+    to_tag: str | None = None,
+    branch: str | None = None,
+    cseq: int | None = None,
+    extra: tuple[str, ...] = (),
+) -> bytes:
+    """A body-less request in ``tx``'s dialog: its Call-ID and From tag; branch/CSeq overridable (CANCEL, ACK, BYE)."""
     lhost = host_port(*local)
-    thost = host_port(target, target_port)
     lines = [
-        f"OPTIONS sip:{thost} SIP/2.0",
-        f"Via: SIP/2.0/{transport} {lhost};branch={tx.branch};rport",
+        f"{method} {uri} SIP/2.0",
+        f"Via: SIP/2.0/{transport} {lhost};branch={branch or tx.branch};rport",
         "Max-Forwards: 70",
         f"From: <sip:edgeaudit@{lhost}>;tag={tx.from_tag}",
-        f"To: <sip:{thost}>",
+        f"To: <{to}>" + (f";tag={to_tag}" if to_tag else ""),
         f"Call-ID: {tx.call_id}",
-        f"CSeq: {tx.cseq} OPTIONS",
-        f"Contact: <sip:edgeaudit@{lhost}>",
-        "Accept: application/sdp",
+        f"CSeq: {cseq if cseq is not None else tx.cseq} {method}",
+        *extra,
         "User-Agent: edgeaudit/0.1",
         "Content-Length: 0",
     ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def build_options(tx: Transaction, target: str, target_port: int, local: tuple[str, int], transport: str) -> bytes:
+    """An OPTIONS request for ``tx`` (no body)."""
+    lhost = host_port(*local)
+    thost = host_port(target, target_port)
+    return build_request(
+        "OPTIONS",
+        f"sip:{thost}",
+        tx,
+        local,
+        transport,
+        to=f"sip:{thost}",
+        extra=(f"Contact: <sip:edgeaudit@{lhost}>", "Accept: application/sdp"),
+    )

@@ -28,7 +28,7 @@ class _Exchange(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         if self.answer.done():
             return
-        if (_norm(str(addr[0])), addr[1]) != self.peer or len(data) > MAX_DATAGRAM:
+        if (norm_address(str(addr[0])), addr[1]) != self.peer or len(data) > MAX_DATAGRAM:
             self.dropped += 1
             return
         if self.accept(data):
@@ -41,7 +41,8 @@ class _Exchange(asyncio.DatagramProtocol):
             self.answer.set_exception(exc)
 
 
-def _norm(address: str) -> str:
+def norm_address(address: str) -> str:
+    """An IP address in canonical text form (zone id dropped), to compare reply senders."""
     return str(ipaddress.ip_address(address.split("%", 1)[0]))
 
 
@@ -56,7 +57,7 @@ async def exchange(
 ) -> bytes:
     """Send ``build(local_addr)`` to address:port, retransmitting per schedule; return the first accepted reply."""
     loop = asyncio.get_running_loop()
-    peer = (_norm(address), port)
+    peer = (norm_address(address), port)
     with map_errors(f"{what} {address}:{port}"):
         transport, proto = await loop.create_datagram_endpoint(
             lambda: _Exchange(peer, accept), remote_addr=(address, port)

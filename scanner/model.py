@@ -41,6 +41,7 @@ class Risk(StrEnum):
 
     SAFE = "safe"  # reads what any client sees; no credentials
     CREDENTIAL = "credential"  # tries credentials, capped and paced
+    ACCESS = "access"  # asks a service for access without credentials (SIP INVITE, REGISTER); completes nothing
     INTRUSIVE = "intrusive"  # opt-in extras (PJL, REFER, ...)
 
 
@@ -55,8 +56,8 @@ class Mode(StrEnum):
         """Whether a probe of this risk class may run in this mode."""
         allowed = {
             Mode.SAFE: {Risk.SAFE},
-            Mode.DEFAULT: {Risk.SAFE, Risk.CREDENTIAL},
-            Mode.INTRUSIVE: {Risk.SAFE, Risk.CREDENTIAL, Risk.INTRUSIVE},
+            Mode.DEFAULT: {Risk.SAFE, Risk.CREDENTIAL, Risk.ACCESS},
+            Mode.INTRUSIVE: {Risk.SAFE, Risk.CREDENTIAL, Risk.ACCESS, Risk.INTRUSIVE},
         }
         return risk in allowed[self]
 
@@ -191,6 +192,34 @@ class NtpInfo(Observation):
     def synchronized(self) -> bool:
         """RFC 5905: stratum 16 (or 0, kiss-o'-death) or leap 3 means unsynchronized."""
         return self.leap != 3 and 1 <= self.stratum <= 15
+
+
+@dataclass(frozen=True)
+class SipCallTest(Observation):
+    """One unauthenticated INVITE and how the dialog went (CIAJ part 2, toll fraud).
+
+    ``outcome``: "routed" (a ringing/progress reply, or a trunk's 5xx), "answered" (200: the
+    scanner sent ACK and BYE at once), "rejected" (404/403/484/...), "challenged" (401/407),
+    or "no-final" (nothing final before the deadline; CANCEL was sent).
+    """
+
+    kind: ClassVar[str] = "sip-call"
+    number: str = ""
+    purpose: str = ""  # "baseline" (a random extension) or "international"
+    outcome: str = ""
+    statuses: tuple[int, ...] = ()  # final and provisional statuses to the INVITE, in order
+    transcript: tuple[str, ...] = ()  # "> INVITE", "< 183 Session Progress", "> CANCEL", ...
+    ended: str = ""  # how the scanner ended it: "final reply" (ACKed), "CANCEL", "BYE", "not ended"
+
+
+@dataclass(frozen=True)
+class SipRegisterTest(Observation):
+    """A REGISTER without credentials and without Contact (a binding query: nothing is registered)."""
+
+    kind: ClassVar[str] = "sip-register"
+    user: str = ""
+    status: int = 0
+    reason: str = ""
 
 
 @dataclass(frozen=True)

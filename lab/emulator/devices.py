@@ -53,6 +53,7 @@ class DeviceSpec:
     sip_user_agent: str | None = None
     extensions: dict[str, str] = field(default_factory=dict)  # SIP user -> password
     guest_calls: bool = False  # unauthenticated INVITEs reach the dialplan
+    answer_after_s: float = 1.5  # a routed call is answered (200) this long after 183; 0: at once, no provisional
     guest_routes: list[str] = field(default_factory=list)  # dial prefixes the guest context routes out
     auth_reject_uniform: bool = True  # same answer for unknown users and wrong passwords
     ftp_anonymous: bool = False
@@ -86,6 +87,7 @@ class DeviceSpec:
             sip_user_agent=data.get("sip_user_agent"),
             extensions={str(k): str(v) for k, v in (data.get("extensions") or {}).items()},
             guest_calls=bool(data.get("guest_calls", False)),
+            answer_after_s=float(data.get("answer_after_s", 1.5)),
             guest_routes=[str(r) for r in data.get("guest_routes", [])],
             auth_reject_uniform=bool(data.get("auth_reject_uniform", True)),
             ftp_anonymous=bool(data.get("ftp_anonymous", False)),

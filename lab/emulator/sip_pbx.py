@@ -4,7 +4,7 @@ What the spec controls (all visible on the wire, as a scanner sees it):
 - ``guest_calls``: an INVITE without credentials reaches the guest dialplan
   (Asterisk ``allowguest=yes``); numbers starting with a ``guest_routes`` prefix
   go out an "international trunk": 100 Trying, 183 Session Progress, and 200 OK
-  after ``ANSWER_AFTER`` seconds unless CANCELled. Other numbers get 404.
+  after ``answer_after_s`` seconds (default 1.5) unless CANCELled. Other numbers get 404.
 - ``auth_reject_uniform``: unknown users and wrong passwords get the same 401
   (``alwaysauthreject=yes``); otherwise unknown users get 404 and wrong
   passwords 403, which lets a scanner enumerate extensions.
@@ -29,7 +29,6 @@ from probes import sipmsg
 if TYPE_CHECKING:
     from lab.emulator.devices import DeviceSpec
 
-ANSWER_AFTER = 1.5
 REALM = "asterisk"
 ALLOW = "INVITE, ACK, CANCEL, OPTIONS, BYE, REFER, SUBSCRIBE, NOTIFY, INFO, PUBLISH, MESSAGE, REGISTER"
 USER_RE = re.compile(r"sips?:([^@;>]+)@")
@@ -173,8 +172,10 @@ class SipPersona:
             assert rejection is not None
             return rejection
         contact = msg.get("contact") or ""
+        if not contact:  # RFC 3261 10.2.3: no Contact is a query of the bindings; nothing changes
+            return self.reply(msg, 200, "OK")
         self.registrations[user] = contact
-        return self.reply(msg, 200, "OK", [f"Contact: {contact};expires=60"] if contact else [])
+        return self.reply(msg, 200, "OK", [f"Contact: {contact};expires=60"])
 
     # calls
 
@@ -195,10 +196,13 @@ class SipPersona:
                 send(rejection)
                 return
         if any(number.startswith(p) for p in self.spec.guest_routes) or (authenticated and number):
+            if self.spec.answer_after_s <= 0:  # answers at once: no provisional reply to CANCEL on
+                self._answer(msg, call, send)
+                return
             send(self.reply(msg, 100, "Trying"))
             send(self.reply(msg, 183, "Session Progress"))
             loop = asyncio.get_running_loop()
-            self._answer_timers[call_id] = loop.call_later(ANSWER_AFTER, self._answer, msg, call, send)
+            self._answer_timers[call_id] = loop.call_later(self.spec.answer_after_s, self._answer, msg, call, send)
             return
         call.rejected = 404
         send(self.reply(msg, 404, "Not Found"))

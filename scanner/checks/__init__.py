@@ -186,6 +186,7 @@ def load_all() -> dict[str, CheckFn]:
             logs,
             reuse,
             timesync,
+            voip,
             vulns,
         )
 

@@ -1,0 +1,314 @@
+"""Unauthenticated INVITE and REGISTER tests over UDP (CIAJ part 2), which never complete a call.
+
+INVITE (toll fraud / open relay): one request to a number in an unassigned
+country code, or to a random extension as the baseline, with no SDP. The
+dialog is ended at once, whatever happens:
+- the first provisional reply other than 100 Trying (which is hop-by-hop)
+  gets a CANCEL; 100 alone for ``RING_WAIT`` seconds gets one too;
+- every final reply to the INVITE is ACKed;
+- a 200 gets its ACK and a BYE immediately.
+The transcript of the dialog is kept as evidence.
+
+REGISTER: no Contact header, so it is a binding query (RFC 3261 10.2.3) that
+registers nothing; a 200 without a challenge shows the registrar takes
+REGISTER from anyone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from probes import sipmsg
+from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, map_errors, register
+from probes.udp import norm_address
+from scanner.errors import MalformedResponse, Timeout
+from scanner.model import Observation, Risk, Service, SipCallTest, SipRegisterTest
+
+T1 = 0.5
+RING_WAIT = 4.0  # seconds a 100 Trying may stand alone before the scanner CANCELs anyway
+FINAL_WAIT = 4.0  # seconds to wait for the final reply after a CANCEL or BYE
+UNASSIGNED_CC = "999"  # ITU-T E.164: country code 999 is spare (unassigned)
+SERVER_CLASSES = ("pbx", "voip-gateway")  # an INVITE to anything else could ring a phone
+
+
+class _Inbox(asyncio.DatagramProtocol):
+    """Every parseable SIP message from the peer, queued."""
+
+    def __init__(self, peer: tuple[str, int]) -> None:
+        self.peer = peer
+        self.queue: asyncio.Queue[sipmsg.SipMessage] = asyncio.Queue(maxsize=64)
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # a datagram endpoint's transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        if (norm_address(str(addr[0])), addr[1]) != self.peer:
+            return
+        try:
+            msg = sipmsg.parse(data)
+        except MalformedResponse:
+            return
+        if not self.queue.full():
+            self.queue.put_nowait(msg)
+
+
+@dataclass
+class _Dialog:
+    transcript: list[str] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)
+    ended: str = "not ended"
+
+    def sent(self, what: str) -> None:
+        self.transcript.append(f"> {what}")
+
+    def got(self, msg: sipmsg.SipMessage) -> None:
+        cseq = (msg.get("cseq") or "").split()
+        self.transcript.append(f"< {msg.status} {msg.reason} ({cseq[-1] if cseq else '?'})")
+
+
+def _to_tag(msg: sipmsg.SipMessage) -> str | None:
+    return sipmsg.param(msg.get("to") or "", "tag")
+
+
+def _is(msg: sipmsg.SipMessage, tx: sipmsg.Transaction, method: str, cseq: int) -> bool:
+    parts = (msg.get("cseq") or "").split()
+    return (
+        msg.is_response
+        and msg.get("call-id") == tx.call_id
+        and len(parts) == 2
+        and parts[0] == str(cseq)
+        and parts[1].upper() == method
+    )
+
+
+def classify(statuses: Sequence[int]) -> str:
+    """The outcome of an INVITE from the statuses it drew (in order)."""
+    finals = [s for s in statuses if s >= 200]
+    if any(200 <= s < 300 for s in finals):
+        return "answered"
+    if any(s in (180, 181, 182, 183) for s in statuses):
+        return "routed"
+    first = finals[0] if finals else None
+    if first is None:
+        return "no-final"
+    if first in (401, 407):
+        return "challenged"
+    if 500 <= first < 600 and 100 in statuses:
+        return "routed"  # Trying, then a trunk or the PSTN refused it: the PBX tried to place the call
+    if first == 487:
+        return "no-final"  # our own CANCEL ended it before the PBX decided
+    return "rejected"
+
+
+async def invite(address: str, port: int, number: str, ctx: ProbeContext) -> tuple[str, _Dialog]:
+    """One INVITE dialog to ``number`` at the host, ended at once; (outcome, dialog)."""
+    loop = asyncio.get_running_loop()
+    peer = (norm_address(address), port)
+    with map_errors(f"sip INVITE {address}:{port}"):
+        transport, inbox = await loop.create_datagram_endpoint(lambda: _Inbox(peer), remote_addr=(address, port))
+    dialog = _Dialog()
+    try:
+        local_addr = transport.get_extra_info("sockname")
+        local = (str(local_addr[0]), int(local_addr[1]))
+        tx = sipmsg.Transaction.new("INVITE", local[0])
+        target = sipmsg.host_port(address, port)
+        uri = f"sip:{number}@{target}"
+        contact = f"Contact: <sip:edgeaudit@{sipmsg.host_port(*local)}>"
+        request = sipmsg.build_request("INVITE", uri, tx, local, "UDP", to=uri, extra=(contact,))
+        cancelled = False
+        to_tag: str | None = None
+
+        def send(data: bytes, what: str) -> None:
+            transport.sendto(data)
+            dialog.sent(what)
+
+        def cancel() -> None:
+            nonlocal cancelled
+            if not cancelled:
+                cancelled = True
+                # CANCEL: same branch, Request-URI, Call-ID, From, To (no tag) and CSeq number as the INVITE.
+                send(sipmsg.build_request("CANCEL", uri, tx, local, "UDP", to=uri), "CANCEL")
+                dialog.ended = "CANCEL"
+
+        send(request, "INVITE")
+        start = loop.time()
+        deadline = min(ctx.deadline, start + RING_WAIT + FINAL_WAIT + 2.0)
+        next_resend, interval = start + T1, T1
+        got_any = False
+        trying_since: float | None = None
+        final: sipmsg.SipMessage | None = None
+        while final is None:
+            now = loop.time()
+            if now >= deadline:
+                break
+            if trying_since is not None and not cancelled and now - trying_since >= RING_WAIT:
+                cancel()  # 100 Trying alone for too long: it may be ringing somewhere
+            wake = deadline
+            if not got_any:
+                wake = min(wake, next_resend)
+            elif trying_since is not None and not cancelled:
+                wake = min(wake, trying_since + RING_WAIT)
+            try:
+                async with asyncio.timeout(max(0.0, wake - loop.time())):
+                    msg = await inbox.queue.get()
+            except TimeoutError:
+                if not got_any and loop.time() >= next_resend:
+                    send(request, "INVITE (retransmit)")  # RFC 3261 timer A
+                    interval *= 2
+                    next_resend = loop.time() + interval
+                continue
+            if _is(msg, tx, "CANCEL", tx.cseq):
+                dialog.got(msg)
+                continue
+            if not _is(msg, tx, "INVITE", tx.cseq) or msg.status is None:
+                continue
+            got_any = True
+            dialog.got(msg)
+            dialog.statuses.append(msg.status)
+            if msg.status == 100:
+                trying_since = trying_since or loop.time()
+            elif msg.status < 200:
+                cancel()
+            else:
+                final = msg
+        if final is None:
+            if not cancelled and got_any:
+                cancel()
+            if dialog.ended == "not ended" and not got_any:
+                raise Timeout(f"sip INVITE {address}:{port}: no reply")
+            return classify(dialog.statuses), dialog
+        to_tag = _to_tag(final)
+        assert final.status is not None
+        if final.status >= 300:
+            # ACK for a non-2xx final: same branch as the INVITE, the response's To tag.
+            send(sipmsg.build_request("ACK", uri, tx, local, "UDP", to=uri, to_tag=to_tag), "ACK")
+            if dialog.ended == "not ended":
+                dialog.ended = "final reply"
+        else:
+            # A call was answered: ACK it (new transaction) and hang up at once.
+            remote = _contact_uri(final) or uri
+            ack_branch = "z9hG4bK" + secrets.token_hex(10)
+            send(sipmsg.build_request("ACK", remote, tx, local, "UDP", to=uri, to_tag=to_tag, branch=ack_branch), "ACK")
+            bye_branch = "z9hG4bK" + secrets.token_hex(10)
+            bye = sipmsg.build_request(
+                "BYE", remote, tx, local, "UDP", to=uri, to_tag=to_tag, branch=bye_branch, cseq=tx.cseq + 1
+            )
+            send(bye, "BYE")
+            dialog.ended = "BYE"
+            bye_deadline = min(ctx.deadline, loop.time() + FINAL_WAIT)
+            resend = loop.time() + T1
+            while loop.time() < bye_deadline:
+                try:
+                    async with asyncio.timeout(max(0.0, min(bye_deadline, resend) - loop.time())):
+                        msg = await inbox.queue.get()
+                except TimeoutError:
+                    if loop.time() >= resend:
+                        send(bye, "BYE (retransmit)")
+                        resend = loop.time() + T1 * 2
+                    continue
+                if _is(msg, tx, "BYE", tx.cseq + 1) and msg.status and msg.status >= 200:
+                    dialog.got(msg)
+                    break
+        return classify(dialog.statuses), dialog
+    finally:
+        transport.close()
+
+
+def _contact_uri(msg: sipmsg.SipMessage) -> str | None:
+    contact = msg.get("contact") or ""
+    if "<" in contact and ">" in contact:
+        return contact[contact.index("<") + 1 : contact.index(">")]
+    return contact.split(";")[0].strip() or None
+
+
+def numbers(prefixes: Sequence[str]) -> list[str]:
+    """International numbers in the unassigned country code, one per dialling prefix."""
+    subscriber = "".join(secrets.choice("0123456789") for _ in range(8))
+    return [f"{p}{UNASSIGNED_CC}{subscriber}" for p in prefixes]
+
+
+@register
+class SipRelay(Probe):
+    """Unauthenticated INVITEs: a random extension, then an unassigned international number per prefix."""
+
+    name = "sip-relay"
+    risk = Risk.ACCESS
+    phase = Phase.ASSESS
+    services = frozenset({"sip"})
+    description = "Unauthenticated INVITE to a random extension and to +999 numbers; CANCEL/ACK/BYE at once"
+    deadline_s: ClassVar[float | None] = 60.0
+    prefixes: ClassVar[tuple[str, ...]] = ("+", "00", "010")  # E.164 '+', ITU '00', Japan '010'
+
+    def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
+        """SIP over UDP on a host identified as a PBX or gateway (an INVITE to a phone would ring it)."""
+        if host.profile is None or host.profile.device_class not in SERVER_CLASSES:
+            return []
+        return [s for s in host.services_named(self.services) if s.transport == "udp"]
+
+    async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
+        """Baseline first; every dialog ends before the next starts."""
+        assert target.service is not None
+        out: list[Observation] = []
+        baseline = "ea" + secrets.token_hex(4)  # letters: no dial plan routes it as a number
+        plan = [(baseline, "baseline"), *((n, "international") for n in numbers(self.prefixes))]
+        for number, purpose in plan:
+            outcome, dialog = await invite(target.address, target.service.port, number, ctx)
+            out.append(
+                SipCallTest(
+                    target.service,
+                    number=number,
+                    purpose=purpose,
+                    outcome=outcome,
+                    statuses=tuple(dialog.statuses),
+                    transcript=tuple(dialog.transcript),
+                    ended=dialog.ended,
+                )
+            )
+        return out
+
+
+@register
+class SipRegisterNoAuth(Probe):
+    """A REGISTER with no credentials and no Contact, for a random user."""
+
+    name = "sip-register"
+    risk = Risk.ACCESS
+    phase = Phase.ASSESS
+    services = frozenset({"sip"})
+    description = "REGISTER without credentials or Contact (a binding query) for a random user"
+
+    async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
+        """One transaction, retransmitted on timer E; the final reply is kept."""
+        from probes.udp import exchange
+
+        assert target.service is not None
+        user = "ea" + secrets.token_hex(4)
+        tx_box: list[sipmsg.Transaction] = []
+        got: list[sipmsg.SipMessage] = []
+        host = sipmsg.host_port(target.address, target.service.port)
+
+        def build(local: tuple[str, int]) -> bytes:
+            tx_box.append(sipmsg.Transaction.new("REGISTER", local[0]))
+            aor = f"sip:{user}@{host}"
+            return sipmsg.build_request("REGISTER", f"sip:{host}", tx_box[0], local, "UDP", to=aor)
+
+        def accept(data: bytes) -> bool:
+            try:
+                msg = sipmsg.parse(data)
+            except MalformedResponse:
+                return False
+            if not tx_box or not tx_box[0].matches(msg) or (msg.status or 0) < 200:
+                return False
+            got.append(msg)
+            return True
+
+        await exchange(
+            target.address, target.service.port, build, accept, ctx, schedule=(0.0, T1, 3 * T1), what="sip REGISTER"
+        )
+        msg = got[0]
+        return [SipRegisterTest(target.service, user=user, status=msg.status or 0, reason=msg.reason[:100])]

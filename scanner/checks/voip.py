@@ -1,0 +1,77 @@
+"""CIAJ part 2: the PBX as a stepping stone for international calls, and registration without authentication."""
+
+from __future__ import annotations
+
+from scanner.checks import HostView, check
+from scanner.model import JSON, Finding, SipCallTest, SipInfo, SipRegisterTest, Status
+
+RELAY = "CIAJ-2.3-OPEN-RELAY"
+REGISTER = "CIAJ-2.3-REGISTER-NO-AUTH"
+SERVER_CLASSES = ("pbx", "voip-gateway")
+
+
+def _call_evidence(test: SipCallTest) -> dict[str, JSON]:
+    return {
+        "number": test.number,
+        "purpose": test.purpose,
+        "outcome": test.outcome,
+        "statuses": list(test.statuses),
+        "ended_by": test.ended,
+        "dialog": list(test.transcript),
+    }
+
+
+@check(RELAY)
+def open_relay(view: HostView) -> list[Finding]:
+    """Fail when an unauthenticated INVITE to an unassigned international number is routed or answered."""
+    sip = view.of(SipInfo)
+    if not sip:
+        return []  # no SIP service answered: nothing to judge
+    tests = view.of(SipCallTest)
+    out: list[Finding] = []
+    for service in sorted({t.service for t in tests if t.service is not None}):
+        mine = [t for t in tests if t.service == service]
+        evidence: dict[str, JSON] = {"calls": [_call_evidence(t) for t in mine]}
+        abroad = [t for t in mine if t.purpose == "international"]
+        baseline = [t for t in mine if t.purpose == "baseline"]
+        if baseline and baseline[0].outcome in ("routed", "answered"):
+            evidence["note"] = "the random extension was routed too: this PBX tries to place any number"
+        if any(t.outcome in ("routed", "answered") for t in abroad):
+            out.append(view.finding(RELAY, Status.FAIL, service=service, evidence=evidence))
+        elif abroad and all(t.outcome in ("rejected", "challenged") for t in abroad):
+            out.append(view.finding(RELAY, Status.PASS, service=service, evidence=evidence))
+        else:
+            evidence["reason"] = "no clear answer to every international INVITE"
+            out.append(view.finding(RELAY, Status.INCONCLUSIVE, service=service, evidence=evidence))
+    if out:
+        return out
+    failures = [f.reason for f in view.failures(probe="sip-relay")]
+    if failures:
+        reason = failures[0]
+    elif view.match is None or view.match.profile.device_class not in SERVER_CLASSES:
+        reason = "not identified as a PBX or gateway: no INVITE sent (it could ring a phone)"
+    else:
+        reason = "the relay test did not run (safe mode sends no INVITE)"
+    return [view.finding(RELAY, Status.INCONCLUSIVE, service=sip[0].service, evidence={"reason": reason})]
+
+
+@check(REGISTER)
+def register_without_auth(view: HostView) -> list[Finding]:
+    """Fail when REGISTER for a random user is accepted (200) without a challenge."""
+    sip = view.of(SipInfo)
+    if not sip:
+        return []
+    out: list[Finding] = []
+    for test in view.of(SipRegisterTest):
+        evidence: dict[str, JSON] = {"user": test.user, "status": test.status, "reason_phrase": test.reason}
+        if 200 <= test.status < 300:
+            out.append(view.finding(REGISTER, Status.FAIL, service=test.service, evidence=evidence))
+        else:
+            if test.status in (405, 501):
+                evidence["note"] = "not a registrar"
+            out.append(view.finding(REGISTER, Status.PASS, service=test.service, evidence=evidence))
+    if out:
+        return out
+    failures = [f.reason for f in view.failures(probe="sip-register")]
+    reason = failures[0] if failures else "the REGISTER test did not run (safe mode sends none)"
+    return [view.finding(REGISTER, Status.INCONCLUSIVE, service=sip[0].service, evidence={"reason": reason})]

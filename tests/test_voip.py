@@ -1,0 +1,109 @@
+"""CIAJ part 2 on the emulated PBX: open relay and REGISTER without auth, and that no call is ever left up."""
+
+from __future__ import annotations
+
+import pytest
+
+from lab.emulator.devices import Device
+from probes.sipcall import classify
+from scanner.model import Mode, Status
+from tests.conftest import StartDevice, by_id, scan_device
+
+WEAK = {
+    "persona": "pbx",
+    "services": ["sip"],
+    "sip_user_agent": "Asterisk PBX 16.30.0",
+    "extensions": {"100": "100"},
+    "guest_calls": True,
+    "guest_routes": ["010", "00", "+"],
+    "auth_reject_uniform": False,
+}
+HARD = {
+    "persona": "pbx",
+    "services": ["sip"],
+    "sip_user_agent": "Asterisk PBX 22.6.0",
+    "extensions": {"100": "Strong-Ext-1"},
+}
+
+
+def _no_call_left_up(dev: Device) -> None:
+    """Every INVITE the device saw ended: rejected, cancelled, or answered and then BYEd."""
+    assert dev.sip.calls, "no INVITE reached the device"
+    for call in dev.sip.calls.values():
+        if call.answered:
+            assert call.acked and call.ended, call
+        else:
+            assert call.rejected is not None or call.cancelled, call
+    assert not dev.sip._answer_timers  # nothing still about to answer
+
+
+async def test_weak_pbx_relays_abroad_and_every_dialog_is_cancelled(emulated: StartDevice) -> None:
+    dev = await emulated(**WEAK)
+    result = await scan_device(dev, Mode.DEFAULT, probe=60.0, host=90.0)
+    relay = by_id(result, "CIAJ-2.3-OPEN-RELAY")
+    assert [f.status for f in relay] == [Status.FAIL]
+    calls = relay[0].evidence["calls"]
+    assert [c["purpose"] for c in calls] == ["baseline", "international", "international", "international"]
+    assert calls[0]["outcome"] == "rejected"  # the random extension: 404
+    for c in calls[1:]:
+        assert c["number"][c["number"].index("999") - 1 :].startswith(("+999", "0999"))  # unassigned code 999
+        assert c["outcome"] == "routed" and c["ended_by"] == "CANCEL"
+        assert c["dialog"][:4] == ["> INVITE", "< 100 Trying (INVITE)", "< 183 Session Progress (INVITE)", "> CANCEL"]
+        assert c["dialog"][-1] == "> ACK"  # the 487 was acknowledged
+    _no_call_left_up(dev)
+    assert all(call.cancelled for call in dev.sip.calls.values() if call.number != calls[0]["number"])
+
+
+async def test_hardened_pbx_challenges_and_passes(emulated: StartDevice) -> None:
+    dev = await emulated(**HARD)
+    result = await scan_device(dev, Mode.DEFAULT, probe=60.0, host=90.0)
+    assert [f.status for f in by_id(result, "CIAJ-2.3-OPEN-RELAY")] == [Status.PASS]
+    assert {c["outcome"] for c in by_id(result, "CIAJ-2.3-OPEN-RELAY")[0].evidence["calls"]} == {"challenged"}
+    register = by_id(result, "CIAJ-2.3-REGISTER-NO-AUTH")
+    assert [(f.status, f.evidence["status"]) for f in register] == [(Status.PASS, 401)]
+    _no_call_left_up(dev)
+    assert dev.sip.registrations == {}  # a REGISTER without Contact registers nothing
+
+
+async def test_a_call_answered_at_once_gets_ack_and_bye_immediately(emulated: StartDevice) -> None:
+    dev = await emulated(**{**WEAK, "answer_after_s": 0})
+    result = await scan_device(dev, Mode.DEFAULT, probe=60.0, host=90.0)
+    relay = by_id(result, "CIAJ-2.3-OPEN-RELAY")
+    assert [f.status for f in relay] == [Status.FAIL]
+    answered = [c for c in relay[0].evidence["calls"] if c["outcome"] == "answered"]
+    assert answered and all(c["ended_by"] == "BYE" for c in answered)
+    assert answered[0]["dialog"][:4] == ["> INVITE", "< 200 OK (INVITE)", "> ACK", "> BYE"]
+    _no_call_left_up(dev)
+
+
+async def test_no_invite_to_a_phone_and_none_in_safe_mode(emulated: StartDevice) -> None:
+    phone = await emulated(persona="phone", services=["sip"], sip_user_agent="EdgeLab Phone EL-T1 1.8.2")
+    result = await scan_device(phone, Mode.DEFAULT)
+    assert phone.sip.calls == {}  # an INVITE could ring it: never sent
+    relay = by_id(result, "CIAJ-2.3-OPEN-RELAY")
+    assert [f.status for f in relay] == [Status.INCONCLUSIVE] and "phone" in relay[0].evidence["reason"]
+    pbx = await emulated(**WEAK)
+    safe = await scan_device(pbx, Mode.SAFE)
+    assert pbx.sip.calls == {} and not any(b"REGISTER" in d for n, d in pbx.received if n == "sip")
+    assert [f.status for f in by_id(safe, "CIAJ-2.3-OPEN-RELAY")] == [Status.INCONCLUSIVE]
+    assert [f.status for f in by_id(safe, "CIAJ-2.3-REGISTER-NO-AUTH")] == [Status.INCONCLUSIVE]
+
+
+@pytest.mark.parametrize(
+    ("statuses", "outcome"),
+    [
+        ((100, 183, 487), "routed"),
+        ((180,), "routed"),
+        ((100, 503), "routed"),  # a trunk refused it: the PBX tried
+        ((503,), "rejected"),  # no Trying: the PBX itself refused
+        ((200,), "answered"),
+        ((100, 404), "rejected"),
+        ((403,), "rejected"),
+        ((407,), "challenged"),
+        ((100,), "no-final"),
+        ((100, 487), "no-final"),
+        ((), "no-final"),
+    ],
+)
+def test_invite_outcomes(statuses: tuple[int, ...], outcome: str) -> None:
+    assert classify(statuses) == outcome
