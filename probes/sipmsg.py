@@ -214,6 +214,7 @@ def build_request(
     transport: str,
     *,
     to: str,
+    from_uri: str | None = None,
     to_tag: str | None = None,
     branch: str | None = None,
     cseq: int | None = None,
@@ -225,7 +226,7 @@ def build_request(
         f"{method} {uri} SIP/2.0",
         f"Via: SIP/2.0/{transport} {lhost};branch={branch or tx.branch};rport",
         "Max-Forwards: 70",
-        f"From: <sip:edgeaudit@{lhost}>;tag={tx.from_tag}",
+        f"From: <{from_uri or f'sip:edgeaudit@{lhost}'}>;tag={tx.from_tag}",
         f"To: <{to}>" + (f";tag={to_tag}" if to_tag else ""),
         f"Call-ID: {tx.call_id}",
         f"CSeq: {cseq if cseq is not None else tx.cseq} {method}",
@@ -249,3 +250,38 @@ def build_options(tx: Transaction, target: str, target_port: int, local: tuple[s
         to=f"sip:{thost}",
         extra=(f"Contact: <sip:edgeaudit@{lhost}>", "Accept: application/sdp"),
     )
+
+
+def digest_authorization(challenge: str, method: str, uri: str, user: str, password: str) -> str:
+    """An Authorization value answering a Digest challenge (RFC 2617/8760: MD5 or SHA-256, qop=auth or none)."""
+    import hashlib
+
+    scheme, _, rest = challenge.strip().partition(" ")
+    if scheme.lower() != "digest":
+        raise MalformedResponse(f"not a Digest challenge: {scheme[:20]!r}")
+    params = {k.lower(): v for k, v in re.findall(r'(\w+)\s*=\s*"?([^",]*)"?', rest)}
+    realm, nonce = params.get("realm"), params.get("nonce")
+    if realm is None or not nonce:
+        raise MalformedResponse("Digest challenge without realm or nonce")
+    algorithm = params.get("algorithm", "MD5").upper()
+    if algorithm not in ("MD5", "SHA-256"):
+        raise MalformedResponse(f"unsupported Digest algorithm {algorithm[:20]}")
+
+    def h(text: str) -> str:
+        data = text.encode()
+        if algorithm == "MD5":
+            return hashlib.md5(data, usedforsecurity=False).hexdigest()
+        return hashlib.sha256(data).hexdigest()
+
+    ha1, ha2 = h(f"{user}:{realm}:{password}"), h(f"{method}:{uri}")
+    fields = [f'username="{user}"', f'realm="{realm}"', f'nonce="{nonce}"', f'uri="{uri}"', f"algorithm={algorithm}"]
+    qops = [q.strip() for q in params.get("qop", "").split(",") if q.strip()]
+    if "auth" in qops:
+        cnonce, nc = secrets.token_hex(8), "00000001"
+        response = h(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
+        fields += ["qop=auth", f"nc={nc}", f'cnonce="{cnonce}"']
+    else:
+        response = h(f"{ha1}:{nonce}:{ha2}")
+    if "opaque" in params:
+        fields.append(f'opaque="{params["opaque"]}"')
+    return "Digest " + ", ".join([*fields, f'response="{response}"'])

@@ -20,11 +20,23 @@ from scanner.model import Observation, PortState, Service
 
 
 async def open_stream(target: ProbeTarget, ctx: ProbeContext) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Connect to the target's TCP service within the connect timeout."""
+    """Connect to the target's TCP service within the connect timeout, trying twice.
+
+    Services reach this after discovery saw the port open, so one timeout is more
+    likely a lost SYN, or a busy event loop late to see the SYN-ACK, than a closed
+    port: a second attempt (as nmap retransmits) keeps that from becoming inconclusive.
+    """
     assert target.service is not None
-    with map_errors(f"connect {target.address}:{target.service.port}"):
-        async with asyncio.timeout(ctx.budget(ctx.timeouts.connect)):
-            return await asyncio.open_connection(target.address, target.service.port, limit=65_536)
+    what = f"connect {target.address}:{target.service.port}"
+    for attempt in (1, 2):
+        try:
+            with map_errors(what):
+                async with asyncio.timeout(ctx.budget(ctx.timeouts.connect)):
+                    return await asyncio.open_connection(target.address, target.service.port, limit=65_536)
+        except Timeout:
+            if attempt == 2 or ctx.remaining() <= 0:
+                raise
+    raise AssertionError("unreachable")
 
 
 async def close_stream(writer: asyncio.StreamWriter) -> None:

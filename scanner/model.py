@@ -223,6 +223,22 @@ class SipRegisterTest(Observation):
 
 
 @dataclass(frozen=True)
+class SipSecretTest(Observation):
+    """Extension enumeration (REGISTER answers vs a random user's) and capped digest guesses (CIAJ part 2)."""
+
+    kind: ClassVar[str] = "sip-secret"
+    baseline_status: int = 0  # a random user's REGISTER (no credentials)
+    probed: tuple[tuple[str, int], ...] = ()  # (extension, status) of the unauthenticated REGISTERs
+    found: tuple[str, ...] = ()  # extensions whose answer differed from the baseline
+    weak: tuple[tuple[str, str, str], ...] = ()  # (extension, secret, source) that registered (secret: masked)
+    tried: tuple[str, ...] = ()  # "extension (source)" guesses, in order
+    skipped: tuple[str, ...] = ()  # guesses the per-extension cap kept back
+    no_auth: bool = False  # the registrar accepted the REGISTER without asking for credentials
+    stopped: str | None = None
+    complete: bool = True
+
+
+@dataclass(frozen=True)
 class PjlId(Observation):
     """The printer's answer to PJL INFO ID (--intrusive only)."""
 

@@ -254,3 +254,31 @@ def test_clab_topology_is_valid_and_matches_the_namespace_lab() -> None:
     for name, node in nodes.items():
         for bind in node.get("binds", []):
             assert (ROOT / "lab" / bind.split(":")[0]).exists(), f"{name}: bind source {bind} missing"
+
+
+@pytest.mark.lab
+@needs_root
+async def test_digest_register_is_right_against_real_kamailio(lab_run: Path) -> None:
+    """A weak-secret pass means something only if the right secret would have registered: check it does."""
+    import asyncio as aio
+
+    from probes.base import ProbeConfig, ProbeContext, ProbeTarget, Timeouts
+    from probes.sip_secret import _register
+    from probes.sipmsg import digest_authorization
+    from scanner.model import Mode, Service
+
+    if control.status(lab_run)["state"] != "up":  # an earlier test in the module takes the lab down
+        control.up(lab_run)
+    loop = aio.get_running_loop()
+    ctx = ProbeContext(Timeouts(), Mode.DEFAULT, ProbeConfig(), deadline=loop.time() + 20)
+    target = ProbeTarget("198.18.0.13", Service(5060, "udp", "sip"))
+    secret = control.load_topology()["nodes"]["sip-registrar-auth"]["daemons"]["kamailio"]["users"]["100"]
+    results = []
+    for password in (secret, secret + "x"):
+        challenge = await _register(target, ctx, "100")
+        assert challenge.status == 401, challenge.status
+        header = challenge.get("www-authenticate")
+        assert header is not None
+        auth = digest_authorization(header, "REGISTER", "sip:198.18.0.13:5060", "100", password)
+        results.append((await _register(target, ctx, "100", authorization=auth)).status)
+    assert results == [200, 401]  # the right secret registers (no Contact: nothing is bound), a wrong one does not

@@ -107,3 +107,36 @@ async def test_no_invite_to_a_phone_and_none_in_safe_mode(emulated: StartDevice)
 )
 def test_invite_outcomes(statuses: tuple[int, ...], outcome: str) -> None:
     assert classify(statuses) == outcome
+
+
+def _auth_registers(dev: Device) -> int:
+    return sum(1 for name, data in dev.received if name == "sip" and data.startswith(b"REGISTER"))
+
+
+async def test_weak_pbx_leaks_extensions_and_one_registers_with_its_own_number(emulated: StartDevice) -> None:
+    dev = await emulated(**WEAK)
+    result = await scan_device(dev, Mode.DEFAULT, probe=90.0, host=120.0)
+    enum = by_id(result, "CIAJ-2.3-EXTENSION-ENUMERATION")
+    assert [(f.status, f.evidence["found"]) for f in enum] == [(Status.FAIL, ["100"])]
+    assert enum[0].evidence["random_user_status"] == 404
+    weak = by_id(result, "CIAJ-2.3-WEAK-SIP-SECRET")
+    assert [f.status for f in weak] == [Status.FAIL]
+    assert weak[0].evidence["weak"] == [{"extension": "100", "secret": "100", "source": "extension"}]
+
+
+async def test_a_403_stops_the_guessing(emulated: StartDevice) -> None:
+    dev = await emulated(**{**WEAK, "extensions": {"100": "Strong-Ext-9", "101": "101"}})
+    result = await scan_device(dev, Mode.DEFAULT, probe=90.0, host=120.0)
+    weak = by_id(result, "CIAJ-2.3-WEAK-SIP-SECRET")
+    assert [f.status for f in weak] == [Status.INCONCLUSIVE]  # 101 is weak, but nobody may find out after a 403
+    assert "403" in weak[0].evidence["stopped"] and weak[0].evidence["tried"] == ["100 (extension)"]
+    assert not any(b"Authorization" in d and b"sip:101@" in d for n, d in dev.received if n == "sip")
+
+
+async def test_uniform_pbx_hides_extensions_and_its_strong_secrets_pass(emulated: StartDevice) -> None:
+    dev = await emulated(**HARD)
+    result = await scan_device(dev, Mode.DEFAULT, probe=90.0, host=120.0)
+    assert [f.status for f in by_id(result, "CIAJ-2.3-EXTENSION-ENUMERATION")] == [Status.PASS]
+    weak = by_id(result, "CIAJ-2.3-WEAK-SIP-SECRET")
+    assert [f.status for f in weak] == [Status.PASS], weak[0].evidence
+    assert len(weak[0].evidence["tried"]) == 8 and weak[0].evidence["skipped"] == []  # 4 extensions x 2 guesses

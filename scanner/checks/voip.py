@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from scanner.checks import HostView, check
-from scanner.model import JSON, Finding, SipCallTest, SipInfo, SipRegisterTest, Status
+from scanner.model import JSON, Finding, SipCallTest, SipInfo, SipRegisterTest, SipSecretTest, Status
 
 RELAY = "CIAJ-2.3-OPEN-RELAY"
 REGISTER = "CIAJ-2.3-REGISTER-NO-AUTH"
+ENUMERATION = "CIAJ-2.3-EXTENSION-ENUMERATION"
+WEAK_SECRET = "CIAJ-2.3-WEAK-SIP-SECRET"
 SERVER_CLASSES = ("pbx", "voip-gateway")
 
 
@@ -75,3 +77,70 @@ def register_without_auth(view: HostView) -> list[Finding]:
     failures = [f.reason for f in view.failures(probe="sip-register")]
     reason = failures[0] if failures else "the REGISTER test did not run (safe mode sends none)"
     return [view.finding(REGISTER, Status.INCONCLUSIVE, service=sip[0].service, evidence={"reason": reason})]
+
+
+def _secret_tests(view: HostView, check_id: str, probe: str) -> tuple[list[SipSecretTest], Finding | None]:
+    """The host's secret tests, or the inconclusive finding that stands for their absence."""
+    sip = view.of(SipInfo)
+    tests = view.of(SipSecretTest)
+    if tests or not sip:
+        return tests, None
+    failures = [f.reason for f in view.failures(probe=probe)]
+    if failures:
+        reason = failures[0]
+    elif view.match is None or view.match.profile.device_class not in SERVER_CLASSES:
+        reason = "not identified as a PBX or gateway: not tested"
+    else:
+        reason = "the test did not run (safe mode sends no REGISTER)"
+    return [], view.finding(check_id, Status.INCONCLUSIVE, service=sip[0].service, evidence={"reason": reason})
+
+
+@check(ENUMERATION)
+def extension_enumeration(view: HostView) -> list[Finding]:
+    """Fail when real extensions answer REGISTER differently from a random user."""
+    tests, unknown = _secret_tests(view, ENUMERATION, "sip-secrets")
+    if unknown is not None:
+        return [unknown]
+    out: list[Finding] = []
+    for t in tests:
+        evidence: dict[str, JSON] = {
+            "random_user_status": t.baseline_status,
+            "probed": [{"extension": e, "status": s} for e, s in t.probed],
+        }
+        if t.no_auth:
+            evidence["reason"] = "the registrar asks no credentials of anyone (see CIAJ-2.3-REGISTER-NO-AUTH)"
+            out.append(view.finding(ENUMERATION, Status.INCONCLUSIVE, service=t.service, evidence=evidence))
+        elif t.found:
+            evidence["found"] = list(t.found)
+            out.append(view.finding(ENUMERATION, Status.FAIL, service=t.service, evidence=evidence))
+        elif t.stopped and not t.probed:
+            evidence["reason"] = t.stopped
+            out.append(view.finding(ENUMERATION, Status.INCONCLUSIVE, service=t.service, evidence=evidence))
+        else:
+            out.append(view.finding(ENUMERATION, Status.PASS, service=t.service, evidence=evidence))
+    return out
+
+
+@check(WEAK_SECRET)
+def weak_sip_secret(view: HostView) -> list[Finding]:
+    """Fail when an extension registers with a guessable secret; pass only when every guess was made."""
+    tests, unknown = _secret_tests(view, WEAK_SECRET, "sip-secrets")
+    if unknown is not None:
+        return [unknown]
+    out: list[Finding] = []
+    for t in tests:
+        evidence: dict[str, JSON] = {"tried": list(t.tried), "skipped": list(t.skipped), "stopped": t.stopped}
+        if t.weak:
+            evidence["weak"] = [{"extension": e, "secret": s, "source": src} for e, s, src in t.weak]
+            out.append(view.finding(WEAK_SECRET, Status.FAIL, service=t.service, evidence=evidence))
+        elif t.no_auth:
+            evidence["reason"] = "the registrar asks no secret at all (see CIAJ-2.3-REGISTER-NO-AUTH)"
+            out.append(view.finding(WEAK_SECRET, Status.INCONCLUSIVE, service=t.service, evidence=evidence))
+        elif not t.complete or t.skipped or not t.tried:
+            evidence["reason"] = t.stopped or (
+                "the per-extension cap kept guesses back" if t.skipped else "no guess made"
+            )
+            out.append(view.finding(WEAK_SECRET, Status.INCONCLUSIVE, service=t.service, evidence=evidence))
+        else:
+            out.append(view.finding(WEAK_SECRET, Status.PASS, service=t.service, evidence=evidence))
+    return out

@@ -1,0 +1,177 @@
+"""SIP extension enumeration and weak digest secrets over UDP (CIAJ part 2), under the login engine's rules.
+
+Enumeration: an unauthenticated REGISTER (no Contact: a binding query) for a
+random user, then for each candidate extension; a different answer (404 for
+the random one, 401 for a real one: Asterisk's alwaysauthreject=no) tells
+which exist. Guessing: digest REGISTERs with the extension as its own secret,
+the profile's SIP defaults and one short guess, each under the per-account cap
+and the host's pacing. A 403 to a guess, a 429 or a 503 stops everything
+(lockout or ban signals); a success stops that extension.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import ClassVar
+
+from probes import sipmsg
+from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
+from probes.login import LEDGER, account_cap, capped_attempt
+from probes.udp import exchange
+from scanner.errors import LockedOut, MalformedResponse, ProbeError
+from scanner.model import Observation, Risk, Service, SipSecretTest
+
+T1 = 0.5
+CANDIDATES = ("100", "101", "102", "200", "201", "1000", "1001", "2000")
+GUESS_WHEN_UNIFORM = 4  # a PBX that answers everyone alike hides which exist: guess on this many candidates
+SHORT_LIST = ("1234",)
+BAN = (429, 503)
+
+
+async def _register(
+    target: ProbeTarget, ctx: ProbeContext, user: str, authorization: str | None = None, challenge_for: str = ""
+) -> sipmsg.SipMessage:
+    """One REGISTER transaction for ``user`` (no Contact); the final reply."""
+    assert target.service is not None
+    host = sipmsg.host_port(target.address, target.service.port)
+    aor = f"sip:{user}@{host}"
+    box: list[sipmsg.Transaction] = []
+    got: list[sipmsg.SipMessage] = []
+
+    def build(local: tuple[str, int]) -> bytes:
+        box.append(sipmsg.Transaction.new("REGISTER", local[0]))
+        extra = (f"Authorization: {authorization}",) if authorization else ()
+        return sipmsg.build_request("REGISTER", f"sip:{host}", box[0], local, "UDP", to=aor, from_uri=aor, extra=extra)
+
+    def accept(data: bytes) -> bool:
+        try:
+            msg = sipmsg.parse(data)
+        except MalformedResponse:
+            return False
+        if not box or not box[0].matches(msg) or (msg.status or 0) < 200:
+            return False
+        got.append(msg)
+        return True
+
+    await exchange(
+        target.address, target.service.port, build, accept, ctx, schedule=(0.0, T1, 3 * T1), what="sip REGISTER"
+    )
+    return got[0]
+
+
+@register
+class SipSecrets(Probe):
+    """Which extensions exist, and whether any registers with a guessable secret."""
+
+    name = "sip-secrets"
+    risk = Risk.CREDENTIAL
+    phase = Phase.ASSESS
+    services = frozenset({"sip"})
+    description = "REGISTER-based extension enumeration, then capped digest guesses (extension = secret, defaults)"
+    deadline_s: ClassVar[float | None] = 90.0
+
+    def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
+        """SIP over UDP on a PBX or gateway."""
+        if host.profile is None or host.profile.device_class not in ("pbx", "voip-gateway"):
+            return []
+        return [s for s in host.services_named(self.services) if s.transport == "udp"]
+
+    async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
+        """Enumerate, then guess; every request paced like a login attempt."""
+        import secrets
+
+        assert target.service is not None
+        svc = target.service.key
+        gap = ctx.config.login_pace_s
+        baseline = await _register(target, ctx, "ea" + secrets.token_hex(4))
+        base = baseline.status or 0
+        if 200 <= base < 300:
+            return [SipSecretTest(target.service, baseline_status=base, no_auth=True, stopped="no credentials asked")]
+        probed: list[tuple[str, int]] = []
+        stopped: str | None = None
+        for ext in CANDIDATES:
+            await LEDGER.pace(target.address, gap, ctx)
+            reply = await _register(target, ctx, ext)
+            probed.append((ext, reply.status or 0))
+            if (reply.status or 0) in BAN:
+                stopped = f"{reply.status} {reply.reason}: rate limit or ban signal"
+                break
+        found = [ext for ext, status in probed if status != base]
+        guess_on = found or ([] if stopped else list(CANDIDATES[:GUESS_WHEN_UNIFORM]))
+        weak: list[tuple[str, str, str]] = []
+        tried: list[str] = []
+        skipped: list[str] = []
+        complete = stopped is None
+        cap = account_cap(ctx)
+        profile = ctx.profile
+        profile_secrets = (
+            [(c.password, f"profile:{profile.id}") for c in profile.default_credentials if c.protocol == "sip"]
+            if profile is not None
+            else []
+        )
+        host = sipmsg.host_port(target.address, target.service.port)
+        try:
+            for ext in guess_on:
+                if stopped:
+                    break
+                guesses = [(ext, "extension"), *profile_secrets, *((s, "generic") for s in SHORT_LIST)]
+                seen: set[str] = set()
+                for secret, source in guesses:
+                    if secret in seen:
+                        continue
+                    seen.add(secret)
+
+                    async def attempt(ext: str = ext, secret: str = secret) -> bool:
+                        challenge = await _register(target, ctx, ext)
+                        status = challenge.status or 0
+                        if status in BAN or status == 403:
+                            raise LockedOut(f"{status} {challenge.reason} before any secret was sent")
+                        if 200 <= status < 300:
+                            return True  # no credentials asked for this one
+                        header = challenge.get("www-authenticate") or challenge.get("proxy-authenticate")
+                        if status not in (401, 407) or header is None:
+                            return False  # 404: no such extension after all
+                        auth = sipmsg.digest_authorization(header, "REGISTER", f"sip:{host}", ext, secret)
+                        reply = await _register(target, ctx, ext, authorization=auth)
+                        code = reply.status or 0
+                        if code == 403 or code in BAN:
+                            raise LockedOut(f"{code} {reply.reason} to a wrong secret: guessing stops")
+                        return 200 <= code < 300
+
+                    label = f"{ext} ({source})"
+                    ok = await capped_attempt(
+                        target.address,
+                        ext,
+                        secret,
+                        svc,
+                        cap,
+                        ctx,
+                        attempt,
+                        on_try=functools.partial(tried.append, label),
+                    )
+                    if ok is None:
+                        skipped.append(label)
+                        continue
+                    if ok:
+                        weak.append((ext, secret, source))
+                        break
+        except LockedOut as exc:
+            stopped, complete = str(exc), False
+        except ProbeError:
+            if not tried:
+                raise
+            stopped, complete = "a later request failed on the network", False
+        return [
+            SipSecretTest(
+                target.service,
+                baseline_status=base,
+                probed=tuple(probed),
+                found=tuple(found),
+                weak=tuple(weak),
+                tried=tuple(tried),
+                skipped=tuple(skipped),
+                stopped=stopped,
+                complete=complete,
+            )
+        ]
