@@ -27,7 +27,11 @@ log = logging.getLogger("edgeaudit")
 
 def _add_scan_options(p: argparse.ArgumentParser) -> None:
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--safe", action="store_true", help="no credential attempts at all (SNMP: v3 discovery only)")
+    mode.add_argument(
+        "--safe",
+        action="store_true",
+        help="no credential attempts, no SIP INVITE/REGISTER, no authenticated reads (SNMP: v3 discovery only)",
+    )
     mode.add_argument(
         "--intrusive", action="store_true", help="also run opt-in intrusive probes (labelled in the report)"
     )
