@@ -199,10 +199,14 @@ def test_killed_sweep_resumes_without_losing_finished_hosts(fleet, tmp_path: Pat
     try:
         for _ in range(300):
             time.sleep(0.1)
-            if db.exists():
+            if not db.exists():
+                continue
+            try:
                 with sqlite3.connect(db) as con:
                     if con.execute("SELECT COUNT(*) FROM hosts").fetchone()[0] >= 3:
                         break
+            except sqlite3.OperationalError:
+                continue  # the file exists a moment before its tables do
         proc.send_signal(signal.SIGKILL)  # no chance to clean up
         proc.wait(10)
     finally:
