@@ -18,46 +18,14 @@ from typing import ClassVar
 from probes import sipmsg
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
 from probes.login import LEDGER, account_cap, capped_attempt
-from probes.udp import exchange
-from scanner.errors import LockedOut, MalformedResponse, ProbeError
+from probes.sipcall import register_once
+from scanner.errors import LockedOut, ProbeError
 from scanner.model import Observation, Risk, Service, SipSecretTest
 
-T1 = 0.5
 CANDIDATES = ("100", "101", "102", "200", "201", "1000", "1001", "2000")
 GUESS_WHEN_UNIFORM = 4  # a PBX that answers everyone alike hides which exist: guess on this many candidates
 SHORT_LIST = ("1234",)
 BAN = (429, 503)
-
-
-async def _register(
-    target: ProbeTarget, ctx: ProbeContext, user: str, authorization: str | None = None, challenge_for: str = ""
-) -> sipmsg.SipMessage:
-    """One REGISTER transaction for ``user`` (no Contact); the final reply."""
-    assert target.service is not None
-    host = sipmsg.host_port(target.address, target.service.port)
-    aor = f"sip:{user}@{host}"
-    box: list[sipmsg.Transaction] = []
-    got: list[sipmsg.SipMessage] = []
-
-    def build(local: tuple[str, int]) -> bytes:
-        box.append(sipmsg.Transaction.new("REGISTER", local[0]))
-        extra = (f"Authorization: {authorization}",) if authorization else ()
-        return sipmsg.build_request("REGISTER", f"sip:{host}", box[0], local, "UDP", to=aor, from_uri=aor, extra=extra)
-
-    def accept(data: bytes) -> bool:
-        try:
-            msg = sipmsg.parse(data)
-        except MalformedResponse:
-            return False
-        if not box or not box[0].matches(msg) or (msg.status or 0) < 200:
-            return False
-        got.append(msg)
-        return True
-
-    await exchange(
-        target.address, target.service.port, build, accept, ctx, schedule=(0.0, T1, 3 * T1), what="sip REGISTER"
-    )
-    return got[0]
 
 
 @register
@@ -84,7 +52,7 @@ class SipSecrets(Probe):
         assert target.service is not None
         svc = target.service.key
         gap = ctx.config.login_pace_s
-        baseline = await _register(target, ctx, "ea" + secrets.token_hex(4))
+        baseline = await register_once(target, ctx, "ea" + secrets.token_hex(4))
         base = baseline.status or 0
         if 200 <= base < 300:
             return [SipSecretTest(target.service, baseline_status=base, no_auth=True, stopped="no credentials asked")]
@@ -92,7 +60,7 @@ class SipSecrets(Probe):
         stopped: str | None = None
         for ext in CANDIDATES:
             await LEDGER.pace(target.address, gap, ctx)
-            reply = await _register(target, ctx, ext)
+            reply = await register_once(target, ctx, ext)
             probed.append((ext, reply.status or 0))
             if (reply.status or 0) in BAN:
                 stopped = f"{reply.status} {reply.reason}: rate limit or ban signal"
@@ -123,7 +91,7 @@ class SipSecrets(Probe):
                     seen.add(secret)
 
                     async def attempt(ext: str = ext, secret: str = secret) -> bool:
-                        challenge = await _register(target, ctx, ext)
+                        challenge = await register_once(target, ctx, ext)
                         status = challenge.status or 0
                         if status in BAN or status == 403:
                             raise LockedOut(f"{status} {challenge.reason} before any secret was sent")
@@ -133,7 +101,7 @@ class SipSecrets(Probe):
                         if status not in (401, 407) or header is None:
                             return False  # 404: no such extension after all
                         auth = sipmsg.digest_authorization(header, "REGISTER", f"sip:{host}", ext, secret)
-                        reply = await _register(target, ctx, ext, authorization=auth)
+                        reply = await register_once(target, ctx, ext, authorization=auth)
                         code = reply.status or 0
                         if code == 403 or code in BAN:
                             raise LockedOut(f"{code} {reply.reason} to a wrong secret: guessing stops")

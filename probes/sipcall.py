@@ -24,11 +24,11 @@ from typing import ClassVar
 
 from probes import sipmsg
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, map_errors, register
-from probes.udp import norm_address
+from probes.sip import T1
+from probes.udp import exchange, norm_address
 from scanner.errors import MalformedResponse, Timeout
 from scanner.model import Observation, Risk, Service, SipCallTest, SipRegisterTest
 
-T1 = 0.5
 RING_WAIT = 4.0  # seconds a 100 Trying may stand alone before the scanner CANCELs anyway
 FINAL_WAIT = 4.0  # seconds to wait for the final reply after a CANCEL or BYE
 UNASSIGNED_CC = "999"  # ITU-T E.164: country code 999 is spare (unassigned)
@@ -226,6 +226,37 @@ def _contact_uri(msg: sipmsg.SipMessage) -> str | None:
     return contact.split(";")[0].strip() or None
 
 
+async def register_once(
+    target: ProbeTarget, ctx: ProbeContext, user: str, authorization: str | None = None
+) -> sipmsg.SipMessage:
+    """One REGISTER transaction for ``user`` (From = To = its AOR, no Contact: nothing is bound); the final reply."""
+    assert target.service is not None
+    host = sipmsg.host_port(target.address, target.service.port)
+    aor = f"sip:{user}@{host}"
+    box: list[sipmsg.Transaction] = []
+    got: list[sipmsg.SipMessage] = []
+
+    def build(local: tuple[str, int]) -> bytes:
+        box.append(sipmsg.Transaction.new("REGISTER", local[0]))
+        extra = (f"Authorization: {authorization}",) if authorization else ()
+        return sipmsg.build_request("REGISTER", f"sip:{host}", box[0], local, "UDP", to=aor, from_uri=aor, extra=extra)
+
+    def accept(data: bytes) -> bool:
+        try:
+            msg = sipmsg.parse(data)
+        except MalformedResponse:
+            return False
+        if not box or not box[0].matches(msg) or (msg.status or 0) < 200:
+            return False
+        got.append(msg)
+        return True
+
+    await exchange(
+        target.address, target.service.port, build, accept, ctx, schedule=(0.0, T1, 3 * T1), what="sip REGISTER"
+    )
+    return got[0]
+
+
 def numbers(prefixes: Sequence[str]) -> list[str]:
     """International numbers in the unassigned country code, one per dialling prefix."""
     subscriber = "".join(secrets.choice("0123456789") for _ in range(8))
@@ -284,31 +315,6 @@ class SipRegisterNoAuth(Probe):
 
     async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
         """One transaction, retransmitted on timer E; the final reply is kept."""
-        from probes.udp import exchange
-
-        assert target.service is not None
         user = "ea" + secrets.token_hex(4)
-        tx_box: list[sipmsg.Transaction] = []
-        got: list[sipmsg.SipMessage] = []
-        host = sipmsg.host_port(target.address, target.service.port)
-
-        def build(local: tuple[str, int]) -> bytes:
-            tx_box.append(sipmsg.Transaction.new("REGISTER", local[0]))
-            aor = f"sip:{user}@{host}"
-            return sipmsg.build_request("REGISTER", f"sip:{host}", tx_box[0], local, "UDP", to=aor)
-
-        def accept(data: bytes) -> bool:
-            try:
-                msg = sipmsg.parse(data)
-            except MalformedResponse:
-                return False
-            if not tx_box or not tx_box[0].matches(msg) or (msg.status or 0) < 200:
-                return False
-            got.append(msg)
-            return True
-
-        await exchange(
-            target.address, target.service.port, build, accept, ctx, schedule=(0.0, T1, 3 * T1), what="sip REGISTER"
-        )
-        msg = got[0]
+        msg = await register_once(target, ctx, user)
         return [SipRegisterTest(target.service, user=user, status=msg.status or 0, reason=msg.reason[:100])]

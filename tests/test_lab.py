@@ -263,7 +263,7 @@ async def test_digest_register_is_right_against_real_kamailio(lab_run: Path) -> 
     import asyncio as aio
 
     from probes.base import ProbeConfig, ProbeContext, ProbeTarget, Timeouts
-    from probes.sip_secret import _register
+    from probes.sipcall import register_once as _register
     from probes.sipmsg import digest_authorization
     from scanner.model import Mode, Service
 
