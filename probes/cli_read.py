@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, map_errors, register
 from probes.login import account_cap, capped_attempt
+from probes.login_ssh import ssh_login
 from scanner import auth
 from scanner.errors import AuthRejected, ProbeError, Unreachable
 from scanner.model import ConfigFacts, Observation, Risk, Service
@@ -24,8 +25,8 @@ from scanner.profiles import BOOL_FACTS, LIST_FACTS, ReadOnlyCommand, is_read_on
 MAX_OUTPUT = 256 * 1024  # per command
 
 
-def extract(outputs: Sequence[tuple[ReadOnlyCommand, str]]) -> dict[str, Any]:
-    """Facts from command outputs, by the profile's rules.
+def extract(outputs: Sequence[tuple[ReadOnlyCommand, str]]) -> tuple[dict[str, Any], list[str]]:
+    """Facts from command outputs, by the profile's rules, and the commands whose output counted.
 
     Only outputs that match the command's ``valid`` pattern (when it has one)
     count. A boolean or text fact takes the first rule that matches, in command
@@ -34,9 +35,11 @@ def extract(outputs: Sequence[tuple[ReadOnlyCommand, str]]) -> dict[str, Any]:
     """
     facts: dict[str, Any] = {}
     lists: dict[str, list[str]] = {}
+    answered: list[str] = []
     for command, text in outputs:
         if command.valid is not None and not command.valid.search(text):
             continue
+        answered.append(command.command)
         for rule in command.facts:
             if rule.fact in LIST_FACTS:
                 found = lists.setdefault(rule.fact, [])
@@ -52,7 +55,7 @@ def extract(outputs: Sequence[tuple[ReadOnlyCommand, str]]) -> dict[str, Any]:
             facts[rule.fact] = rule.value if rule.fact in BOOL_FACTS else hit["value"]
     for name, values in lists.items():
         facts[name] = tuple(values)
-    return facts
+    return facts, answered
 
 
 @register
@@ -92,18 +95,7 @@ class CliRead(Probe):
 
         async def login() -> bool:
             try:
-                with map_errors(f"ssh {target.address}:{port}"):
-                    conn = await asyncssh.connect(
-                        target.address,
-                        port,
-                        username=entry.username,
-                        password=entry.password,
-                        client_keys=[entry.key_file] if entry.key_file else None,
-                        known_hosts=None,
-                        agent_path=None,
-                        connect_timeout=ctx.budget(ctx.timeouts.connect + ctx.timeouts.read),
-                        login_timeout=ctx.budget(ctx.timeouts.read * 2),
-                    )
+                conn = await ssh_login(target.address, port, ctx, entry.username, entry.password, entry.key_file)
             except asyncssh.PermissionDenied:
                 return False
             except (asyncssh.DisconnectError, asyncssh.ConnectionLost) as exc:
@@ -129,8 +121,7 @@ class CliRead(Probe):
                 outputs.append((command, await _run(conn, command.command, ctx, asyncssh)))
         finally:
             conn.close()
-        facts = extract(outputs)
-        answered = [c.command for c, text in outputs if c.valid is None or c.valid.search(text)]
+        facts, answered = extract(outputs)
         config_text = "\n".join(text for c, text in outputs if c.purpose == "config" and c.command in answered)
         return [
             ConfigFacts(

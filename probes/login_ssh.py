@@ -6,12 +6,37 @@ Disconnects before authentication on two attempts in a row are read as a ban
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from probes.base import Phase, Probe, ProbeContext, ProbeTarget, map_errors, register
 from probes.login import Candidate, run_series
 from scanner.errors import LockedOut, Unreachable
 from scanner.model import Observation, Risk
+
+
+async def ssh_login(
+    address: str, port: int, ctx: ProbeContext, username: str, password: str | None, key_file: str | None = None
+) -> Any:
+    """An authenticated asyncssh connection (no agent, no known_hosts), bounded by the probe's deadline.
+
+    asyncssh's PermissionDenied, DisconnectError and ConnectionLost pass through for the
+    caller to read; socket errors become scanner.errors.
+    """
+    import asyncssh
+
+    with map_errors(f"ssh {address}:{port}"):
+        return await asyncssh.connect(
+            address,
+            port,
+            username=username,
+            password=password,
+            client_keys=[key_file] if key_file else None,
+            known_hosts=None,
+            agent_path=None,
+            preferred_auth="publickey" if key_file else "password,keyboard-interactive",
+            connect_timeout=ctx.budget(ctx.timeouts.connect + ctx.timeouts.read),
+            login_timeout=ctx.budget(ctx.timeouts.read * 2),
+        )
 
 
 @register
@@ -36,19 +61,7 @@ class SshLogin(Probe):
         async def attempt(cand: Candidate) -> bool:
             nonlocal drops
             try:
-                with map_errors(f"ssh {target.address}:{port}"):
-                    conn = await asyncssh.connect(
-                        target.address,
-                        port,
-                        username=cand.username,
-                        password=cand.password,
-                        known_hosts=None,
-                        client_keys=None,
-                        agent_path=None,
-                        preferred_auth="password,keyboard-interactive",
-                        connect_timeout=ctx.budget(ctx.timeouts.connect + ctx.timeouts.read),
-                        login_timeout=ctx.budget(ctx.timeouts.read * 2),
-                    )
+                conn = await ssh_login(target.address, port, ctx, cand.username, cand.password)
             except asyncssh.PermissionDenied:
                 drops = 0
                 return False

@@ -21,6 +21,7 @@ from probes.login import LEDGER, account_cap, capped_attempt
 from probes.sipcall import register_once
 from scanner.errors import LockedOut, ProbeError
 from scanner.model import Observation, Risk, Service, SipSecretTest
+from scanner.profiles import SIP_SERVER_CLASSES
 
 CANDIDATES = ("100", "101", "102", "200", "201", "1000", "1001", "2000")
 GUESS_WHEN_UNIFORM = 4  # a PBX that answers everyone alike hides which exist: guess on this many candidates
@@ -41,7 +42,7 @@ class SipSecrets(Probe):
 
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
         """SIP over UDP on a PBX or gateway."""
-        if host.profile is None or host.profile.device_class not in ("pbx", "voip-gateway"):
+        if host.profile is None or host.profile.device_class not in SIP_SERVER_CLASSES:
             return []
         return [s for s in host.services_named(self.services) if s.transport == "udp"]
 

@@ -28,11 +28,11 @@ from probes.sip import T1
 from probes.udp import exchange, norm_address
 from scanner.errors import MalformedResponse, Timeout
 from scanner.model import Observation, Risk, Service, SipCallTest, SipRegisterTest
+from scanner.profiles import SIP_SERVER_CLASSES
 
 RING_WAIT = 4.0  # seconds a 100 Trying may stand alone before the scanner CANCELs anyway
 FINAL_WAIT = 4.0  # seconds to wait for the final reply after a CANCEL or BYE
 UNASSIGNED_CC = "999"  # ITU-T E.164: country code 999 is spare (unassigned)
-SERVER_CLASSES = ("pbx", "voip-gateway")  # an INVITE to anything else could ring a phone
 
 
 class _Inbox(asyncio.DatagramProtocol):
@@ -121,7 +121,6 @@ async def invite(address: str, port: int, number: str, ctx: ProbeContext) -> tup
         contact = f"Contact: <sip:edgeaudit@{sipmsg.host_port(*local)}>"
         request = sipmsg.build_request("INVITE", uri, tx, local, "UDP", to=uri, extra=(contact,))
         cancelled = False
-        to_tag: str | None = None
 
         def send(data: bytes, what: str) -> None:
             transport.sendto(data)
@@ -277,7 +276,7 @@ class SipRelay(Probe):
 
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
         """SIP over UDP on a host identified as a PBX or gateway (an INVITE to a phone would ring it)."""
-        if host.profile is None or host.profile.device_class not in SERVER_CLASSES:
+        if host.profile is None or host.profile.device_class not in SIP_SERVER_CLASSES:
             return []
         return [s for s in host.services_named(self.services) if s.transport == "udp"]
 

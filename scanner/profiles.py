@@ -81,6 +81,7 @@ READ_ONLY_COMMAND = re.compile(
     r"^(show|display|cat|uci show|uci -q show|get|more) [^;|&`$<>(){}\\\r\n]*$"  # IOS, Yamaha, NEC, Linux, OpenWrt
     r"|^/[a-z0-9-]+( [a-z0-9-]+)* print( detail)?$"  # RouterOS
 )
+SIP_SERVER_CLASSES = ("pbx", "voip-gateway")  # SIP servers: an INVITE to any other class could ring a phone
 BOOL_FACTS = ("logging_enabled", "ntp_synced")
 LIST_FACTS = ("log_hosts", "ntp_servers")
 TEXT_FACTS = ("version",)

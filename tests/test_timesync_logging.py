@@ -224,6 +224,11 @@ async def test_syslog_listener_credits_a_device_whose_logs_arrive(emulated: Star
 # Profiles' read-only commands, and the auth file ----------------------------------
 
 
+def extract_facts(outputs: list[tuple[object, str]]) -> dict[str, object]:
+    """The facts half of probes.cli_read.extract."""
+    return extract(outputs)[0]  # type: ignore[arg-type]
+
+
 def _router_outputs(cli: str, logging: dict[str, object], ntp: list[str], stratum: int) -> list[tuple[object, str]]:
     from lab.emulator.devices import DeviceSpec
 
@@ -246,7 +251,7 @@ def _router_outputs(cli: str, logging: dict[str, object], ntp: list[str], stratu
 
 
 def test_fact_rules_read_both_lab_dialects() -> None:
-    cisco = extract(
+    cisco = extract_facts(
         _router_outputs("cisco", {"enabled": True, "remote": ["198.18.0.30", "198.18.1.254:5514"]}, ["198.19.0.100"], 3)
     )  # type: ignore[arg-type]
     assert cisco == {
@@ -256,7 +261,7 @@ def test_fact_rules_read_both_lab_dialects() -> None:
         "log_hosts": ("198.18.0.30", "198.18.1.254"),
         "ntp_servers": ("198.19.0.100",),
     }
-    yamaha = extract(_router_outputs("yamaha", {"enabled": False, "remote": []}, [], 16))  # type: ignore[arg-type]
+    yamaha = extract_facts(_router_outputs("yamaha", {"enabled": False, "remote": []}, [], 16))  # type: ignore[arg-type]
     assert yamaha == {"logging_enabled": False, "log_hosts": (), "ntp_servers": (), "version": "3.2.1"}
 
 
@@ -270,18 +275,21 @@ def test_openwrt_rules_read_uci_output() -> None:
         "system.ntp.server='0.openwrt.pool.ntp.org' '1.openwrt.pool.ntp.org'\n"
     )
     outputs = dict(zip(("cat /etc/openwrt_release", "uci show system"), (release, uci), strict=True))
-    got = extract([(c, outputs[c.command]) for c in profile.read_only_commands])
+    got = extract_facts([(c, outputs[c.command]) for c in profile.read_only_commands])
     assert got == {
         "version": "23.05.3",
         "logging_enabled": True,
         "log_hosts": ("192.0.2.30",),
         "ntp_servers": ("0.openwrt.pool.ntp.org",),
     }
-    no_remote = extract([(c, outputs[c.command].replace("log_ip", "log_port")) for c in profile.read_only_commands])
+    no_remote = extract_facts(
+        [(c, outputs[c.command].replace("log_ip", "log_port")) for c in profile.read_only_commands]
+    )
     assert (
         no_remote["log_hosts"] == ()
-        and extract([(c, "-ash: uci: not found") for c in profile.read_only_commands]) == {}
+        and extract_facts([(c, "-ash: uci: not found") for c in profile.read_only_commands]) == {}
     )
+    assert extract([(c, "-ash: uci: not found") for c in profile.read_only_commands])[1] == []  # nothing counted
 
 
 def test_cisco_ios_rules_read_documented_output() -> None:
@@ -294,7 +302,8 @@ def test_cisco_ios_rules_read_documented_output() -> None:
         "show running-config": "version 15.2\nhostname gw\nlogging host 192.0.2.31\nntp server 192.0.2.123\nend\n",
         "show version": "Cisco IOS Software, C2900 Software (C2900-UNIVERSALK9-M), Version 15.2(4)M7, RELEASE\n",
     }
-    got = extract([(c, outputs[c.command]) for c in profile.read_only_commands])
+    got, answered = extract([(c, outputs[c.command]) for c in profile.read_only_commands])  # type: ignore[arg-type]
+    assert answered == ["show logging", "show ntp status", "show running-config", "show version"]
     assert got == {
         "logging_enabled": True,
         "ntp_synced": False,

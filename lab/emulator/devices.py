@@ -114,7 +114,6 @@ class Device:
         self.job_bytes = 0  # non-PJL bytes on the raw print port (must stay 0)
         self.pjl_writes: list[str] = []  # PJL commands other than inquiries (must stay empty)
         self.sip = SipPersona(spec)
-        self.events: list[str] = []  # security events logged (sent to the remote hosts when logging is on)
         self._log_socket: socket.socket | None = None
         self._cli: Any = None
 
@@ -138,7 +137,6 @@ class Device:
         """Log one security event: sent as RFC 3164 syslog (facility auth) to each remote host, if logging is on."""
         if not self.spec.logging.get("enabled"):
             return
-        self.events.append(text)
         stamp = time.strftime("%b %d %H:%M:%S", time.gmtime(time.time() + self.spec.clock_skew_s))
         line = f"<38>{stamp} {self.spec.name} auth: {text}".encode()
         if self._log_socket is None:

@@ -4,12 +4,28 @@ from __future__ import annotations
 
 from scanner.checks import HostView, check
 from scanner.model import JSON, Finding, SipCallTest, SipInfo, SipRegisterTest, SipSecretTest, Status
+from scanner.profiles import SIP_SERVER_CLASSES
+
+
+def _untested(view: HostView, check_id: str, probe: str, servers_only: bool, sends: str) -> list[Finding]:
+    """The inconclusive finding that stands for a SIP test that left no result (none when SIP is absent)."""
+    sip = view.of(SipInfo)
+    if not sip:
+        return []  # no SIP service answered: nothing to judge
+    failures = [f.reason for f in view.failures(probe=probe)]
+    if failures:
+        reason = failures[0]
+    elif servers_only and (view.match is None or view.match.profile.device_class not in SIP_SERVER_CLASSES):
+        reason = f"not identified as a PBX or gateway: no {sends} sent (an INVITE could ring a phone)"
+    else:
+        reason = f"the test did not run (safe mode sends no {sends})"
+    return [view.finding(check_id, Status.INCONCLUSIVE, service=sip[0].service, evidence={"reason": reason})]
+
 
 RELAY = "CIAJ-2.3-OPEN-RELAY"
 REGISTER = "CIAJ-2.3-REGISTER-NO-AUTH"
 ENUMERATION = "CIAJ-2.3-EXTENSION-ENUMERATION"
 WEAK_SECRET = "CIAJ-2.3-WEAK-SIP-SECRET"
-SERVER_CLASSES = ("pbx", "voip-gateway")
 
 
 def _call_evidence(test: SipCallTest) -> dict[str, JSON]:
@@ -26,9 +42,6 @@ def _call_evidence(test: SipCallTest) -> dict[str, JSON]:
 @check(RELAY)
 def open_relay(view: HostView) -> list[Finding]:
     """Fail when an unauthenticated INVITE to an unassigned international number is routed or answered."""
-    sip = view.of(SipInfo)
-    if not sip:
-        return []  # no SIP service answered: nothing to judge
     tests = view.of(SipCallTest)
     out: list[Finding] = []
     for service in sorted({t.service for t in tests if t.service is not None}):
@@ -45,24 +58,12 @@ def open_relay(view: HostView) -> list[Finding]:
         else:
             evidence["reason"] = "no clear answer to every international INVITE"
             out.append(view.finding(RELAY, Status.INCONCLUSIVE, service=service, evidence=evidence))
-    if out:
-        return out
-    failures = [f.reason for f in view.failures(probe="sip-relay")]
-    if failures:
-        reason = failures[0]
-    elif view.match is None or view.match.profile.device_class not in SERVER_CLASSES:
-        reason = "not identified as a PBX or gateway: no INVITE sent (it could ring a phone)"
-    else:
-        reason = "the relay test did not run (safe mode sends no INVITE)"
-    return [view.finding(RELAY, Status.INCONCLUSIVE, service=sip[0].service, evidence={"reason": reason})]
+    return out or _untested(view, RELAY, "sip-relay", servers_only=True, sends="INVITE")
 
 
 @check(REGISTER)
 def register_without_auth(view: HostView) -> list[Finding]:
     """Fail when REGISTER for a random user is accepted (200) without a challenge."""
-    sip = view.of(SipInfo)
-    if not sip:
-        return []
     out: list[Finding] = []
     for test in view.of(SipRegisterTest):
         evidence: dict[str, JSON] = {"user": test.user, "status": test.status, "reason_phrase": test.reason}
@@ -72,37 +73,14 @@ def register_without_auth(view: HostView) -> list[Finding]:
             if test.status in (405, 501):
                 evidence["note"] = "not a registrar"
             out.append(view.finding(REGISTER, Status.PASS, service=test.service, evidence=evidence))
-    if out:
-        return out
-    failures = [f.reason for f in view.failures(probe="sip-register")]
-    reason = failures[0] if failures else "the REGISTER test did not run (safe mode sends none)"
-    return [view.finding(REGISTER, Status.INCONCLUSIVE, service=sip[0].service, evidence={"reason": reason})]
-
-
-def _secret_tests(view: HostView, check_id: str, probe: str) -> tuple[list[SipSecretTest], Finding | None]:
-    """The host's secret tests, or the inconclusive finding that stands for their absence."""
-    sip = view.of(SipInfo)
-    tests = view.of(SipSecretTest)
-    if tests or not sip:
-        return tests, None
-    failures = [f.reason for f in view.failures(probe=probe)]
-    if failures:
-        reason = failures[0]
-    elif view.match is None or view.match.profile.device_class not in SERVER_CLASSES:
-        reason = "not identified as a PBX or gateway: not tested"
-    else:
-        reason = "the test did not run (safe mode sends no REGISTER)"
-    return [], view.finding(check_id, Status.INCONCLUSIVE, service=sip[0].service, evidence={"reason": reason})
+    return out or _untested(view, REGISTER, "sip-register", servers_only=False, sends="REGISTER")
 
 
 @check(ENUMERATION)
 def extension_enumeration(view: HostView) -> list[Finding]:
     """Fail when real extensions answer REGISTER differently from a random user."""
-    tests, unknown = _secret_tests(view, ENUMERATION, "sip-secrets")
-    if unknown is not None:
-        return [unknown]
     out: list[Finding] = []
-    for t in tests:
+    for t in view.of(SipSecretTest):
         evidence: dict[str, JSON] = {
             "random_user_status": t.baseline_status,
             "probed": [{"extension": e, "status": s} for e, s in t.probed],
@@ -118,17 +96,14 @@ def extension_enumeration(view: HostView) -> list[Finding]:
             out.append(view.finding(ENUMERATION, Status.INCONCLUSIVE, service=t.service, evidence=evidence))
         else:
             out.append(view.finding(ENUMERATION, Status.PASS, service=t.service, evidence=evidence))
-    return out
+    return out or _untested(view, ENUMERATION, "sip-secrets", servers_only=True, sends="REGISTER")
 
 
 @check(WEAK_SECRET)
 def weak_sip_secret(view: HostView) -> list[Finding]:
     """Fail when an extension registers with a guessable secret; pass only when every guess was made."""
-    tests, unknown = _secret_tests(view, WEAK_SECRET, "sip-secrets")
-    if unknown is not None:
-        return [unknown]
     out: list[Finding] = []
-    for t in tests:
+    for t in view.of(SipSecretTest):
         evidence: dict[str, JSON] = {"tried": list(t.tried), "skipped": list(t.skipped), "stopped": t.stopped}
         if t.weak:
             evidence["weak"] = [{"extension": e, "secret": s, "source": src} for e, s, src in t.weak]
@@ -143,4 +118,4 @@ def weak_sip_secret(view: HostView) -> list[Finding]:
             out.append(view.finding(WEAK_SECRET, Status.INCONCLUSIVE, service=t.service, evidence=evidence))
         else:
             out.append(view.finding(WEAK_SECRET, Status.PASS, service=t.service, evidence=evidence))
-    return out
+    return out or _untested(view, WEAK_SECRET, "sip-secrets", servers_only=True, sends="REGISTER")
