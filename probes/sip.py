@@ -1,16 +1,62 @@
-"""SIP OPTIONS fingerprint over UDP, with RFC 3261 retransmission and matching."""
+"""SIP OPTIONS fingerprint over UDP, TCP and TLS (RFC 3261 transactions, see probes.sipnet)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from probes import clock, sipmsg
+from probes import clock, sipmsg, sipnet
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
-from probes.udp import exchange
 from scanner.errors import MalformedResponse, Refused, Timeout
-from scanner.model import Observation, Service, SipInfo
+from scanner.model import Observation, PortState, Service, SipInfo
 
-T1 = 0.5  # RFC 3261 timer T1; non-INVITE retransmits at T1, 2*T1, 4*T1 ...
+T1 = sipnet.T1
+
+
+async def options(target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
+    """One OPTIONS transaction: SipInfo and the Date as a clock reading; silence or refusal as a PortState."""
+    assert target.service is not None
+    service = target.service
+    sent_at = clock.now()
+    try:
+        channel = await sipnet.open_channel(target, ctx)
+    except Refused:
+        return [PortState(service, state="closed")]
+    try:
+
+        def build(tx: sipmsg.Transaction) -> bytes:
+            return sipmsg.build_options(tx, target.address, service.port, channel.local, channel.transport)
+
+        try:
+            msg = await sipnet.request(channel, build, "OPTIONS", ctx)
+        except Refused:
+            return [PortState(service, state="closed")]  # ICMP port unreachable
+        except Timeout:
+            if channel.reliable:
+                raise  # a TCP/TLS port that took the connection and then said nothing: no answer either way
+            return [PortState(service, state="filtered")]  # UDP silence: nothing there, or dropped
+    finally:
+        await channel.aclose()
+    received_at = clock.now()
+    out: list[Observation] = []
+    date = msg.get("date")
+    if date:
+        try:
+            device_time = clock.parse_http_date(date)  # SIP-date is RFC 1123 in GMT, as HTTP's
+        except MalformedResponse:
+            pass
+        else:
+            out.append(clock.reading(service, "sip-date", device_time, sent_at, received_at, 1.0))
+    info = SipInfo(
+        service,
+        status=msg.status or 0,
+        reason=msg.reason,
+        server=msg.get("server"),
+        user_agent=msg.get("user-agent"),
+        allow=tuple(v.upper() for v in msg.values("allow"))[:32],
+        supported=tuple(msg.values("supported"))[:32],
+        date=date,
+    )
+    return [info, *out]
 
 
 @register
@@ -26,53 +72,23 @@ class SipOptions(Probe):
         return [Service(config.sip_port, "udp", "sip")]
 
     async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
-        """Send OPTIONS; the first matching final (or any) response wins. Silence: nothing there."""
-        assert target.service is not None
-        port = target.service.port
-        got: list[sipmsg.SipMessage] = []
-        tx: list[sipmsg.Transaction] = []
-        sent_at = clock.now()
-        received_at: list[float] = []
+        """Send OPTIONS, retransmitted on timer E; the first matching final response wins."""
+        return await options(target, ctx)
 
-        def build(local: tuple[str, int]) -> bytes:
-            tx.append(sipmsg.Transaction.new("OPTIONS", local[0]))
-            return sipmsg.build_options(tx[0], target.address, port, local, "UDP")
 
-        def accept(data: bytes) -> bool:
-            try:
-                msg = sipmsg.parse(data)
-            except MalformedResponse:
-                return False
-            if not tx or not tx[0].matches(msg) or (msg.status or 0) < 200:
-                return False  # provisional or foreign: keep waiting
-            got.append(msg)
-            received_at.append(clock.now())
-            return True
+@register
+class SipOptionsStream(Probe):
+    """OPTIONS over TCP (sip) and TLS (sips) on ports discovery found open."""
 
-        try:
-            await exchange(target.address, port, build, accept, ctx, schedule=(0.0, T1, 3 * T1), what="sip OPTIONS")
-        except (Timeout, Refused):
-            return []
-        msg = got[0]
-        out: list[Observation] = []
-        date = msg.get("date")
-        if date:
-            try:
-                device_time = clock.parse_http_date(date)  # SIP-date is RFC 1123 in GMT, as HTTP's
-            except MalformedResponse:
-                pass
-            else:
-                out.append(clock.reading(target.service, "sip-date", device_time, sent_at, received_at[0], 1.0))
-        return [
-            SipInfo(
-                target.service,
-                status=msg.status or 0,
-                reason=msg.reason,
-                server=msg.get("server"),
-                user_agent=msg.get("user-agent"),
-                allow=tuple(v.upper() for v in msg.values("allow"))[:32],
-                supported=tuple(msg.values("supported"))[:32],
-                date=date,
-            ),
-            *out,
-        ]
+    name = "sip-options-stream"
+    phase = Phase.FINGERPRINT
+    services = frozenset({"sip", "sips"})
+    description = "SIP OPTIONS over TCP and TLS"
+
+    def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
+        """Open TCP ports named sip or sips."""
+        return [s for s in host.services_named(self.services) if s.transport == "tcp"]
+
+    async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
+        """One OPTIONS on a fresh connection, framed by Content-Length."""
+        return await options(target, ctx)

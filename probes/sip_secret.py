@@ -1,4 +1,4 @@
-"""SIP extension enumeration and weak digest secrets over UDP (CIAJ part 2), under the login engine's rules.
+"""SIP extension enumeration and weak digest secrets (CIAJ part 2), under the login engine's rules.
 
 Enumeration: an unauthenticated REGISTER (no Contact: a binding query) for a
 random user, then for each candidate extension; a different answer (404 for
@@ -15,7 +15,7 @@ import functools
 from collections.abc import Sequence
 from typing import ClassVar
 
-from probes import sipmsg
+from probes import sipmsg, sipnet
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
 from probes.login import LEDGER, account_cap, capped_attempt
 from probes.sipcall import register_once
@@ -36,15 +36,16 @@ class SipSecrets(Probe):
     name = "sip-secrets"
     risk = Risk.CREDENTIAL
     phase = Phase.ASSESS
-    services = frozenset({"sip"})
+    services = frozenset({"sip", "sips"})
     description = "REGISTER-based extension enumeration, then capped digest guesses (extension = secret, defaults)"
     deadline_s: ClassVar[float | None] = 90.0
 
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
-        """SIP over UDP on a PBX or gateway."""
+        """The one SIP service that answered OPTIONS first (UDP before TCP before TLS), on a PBX or gateway."""
         if host.profile is None or host.profile.device_class not in SIP_SERVER_CLASSES:
             return []
-        return [s for s in host.services_named(self.services) if s.transport == "udp"]
+        service = sipnet.access_service(host)
+        return [service] if service else []
 
     async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
         """Enumerate, then guess; every request paced like a login attempt."""

@@ -1,4 +1,4 @@
-"""Unauthenticated INVITE and REGISTER tests over UDP (CIAJ part 2), which never complete a call.
+"""Unauthenticated INVITE and REGISTER tests over UDP, TCP or TLS (CIAJ part 2), which never complete a call.
 
 INVITE (toll fraud / open relay): one request to a number in an unassigned
 country code, or to a random extension as the baseline, with no SDP. The
@@ -22,39 +22,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from probes import sipmsg
-from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, map_errors, register
-from probes.sip import T1
-from probes.udp import exchange, norm_address
-from scanner.errors import MalformedResponse, Timeout
+from probes import sipmsg, sipnet
+from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
+from probes.sipnet import T1
+from scanner.errors import ProbeError, Timeout
 from scanner.model import Observation, Risk, Service, SipCallTest, SipRegisterTest
 from scanner.profiles import SIP_SERVER_CLASSES
 
 RING_WAIT = 4.0  # seconds a 100 Trying may stand alone before the scanner CANCELs anyway
 FINAL_WAIT = 4.0  # seconds to wait for the final reply after a CANCEL or BYE
 UNASSIGNED_CC = "999"  # ITU-T E.164: country code 999 is spare (unassigned)
-
-
-class _Inbox(asyncio.DatagramProtocol):
-    """Every parseable SIP message from the peer, queued."""
-
-    def __init__(self, peer: tuple[str, int]) -> None:
-        self.peer = peer
-        self.queue: asyncio.Queue[sipmsg.SipMessage] = asyncio.Queue(maxsize=64)
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # a datagram endpoint's transport
-
-    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-        if (norm_address(str(addr[0])), addr[1]) != self.peer:
-            return
-        try:
-            msg = sipmsg.parse(data)
-        except MalformedResponse:
-            return
-        if not self.queue.full():
-            self.queue.put_nowait(msg)
 
 
 @dataclass
@@ -105,25 +82,22 @@ def classify(statuses: Sequence[int]) -> str:
     return "rejected"
 
 
-async def invite(address: str, port: int, number: str, ctx: ProbeContext) -> tuple[str, _Dialog]:
-    """One INVITE dialog to ``number`` at the host, ended at once; (outcome, dialog)."""
+async def invite(target: ProbeTarget, number: str, ctx: ProbeContext) -> tuple[str, _Dialog]:
+    """One INVITE dialog to ``number`` at the target's SIP service, ended at once; (outcome, dialog)."""
+    assert target.service is not None
     loop = asyncio.get_running_loop()
-    peer = (norm_address(address), port)
-    with map_errors(f"sip INVITE {address}:{port}"):
-        transport, inbox = await loop.create_datagram_endpoint(lambda: _Inbox(peer), remote_addr=(address, port))
+    channel = await sipnet.open_channel(target, ctx)
     dialog = _Dialog()
     try:
-        local_addr = transport.get_extra_info("sockname")
-        local = (str(local_addr[0]), int(local_addr[1]))
+        local, via = channel.local, channel.transport
         tx = sipmsg.Transaction.new("INVITE", local[0])
-        target = sipmsg.host_port(address, port)
-        uri = f"sip:{number}@{target}"
-        contact = f"Contact: <sip:edgeaudit@{sipmsg.host_port(*local)}>"
-        request = sipmsg.build_request("INVITE", uri, tx, local, "UDP", to=uri, extra=(contact,))
+        uri = f"sip:{number}@{sipmsg.host_port(target.address, target.service.port)}"
+        contact = f"Contact: <{sipnet.contact_uri(channel)}>"
+        request = sipmsg.build_request("INVITE", uri, tx, local, via, to=uri, extra=(contact,))
         cancelled = False
 
         def send(data: bytes, what: str) -> None:
-            transport.sendto(data)
+            channel.send(data)
             dialog.sent(what)
 
         def cancel() -> None:
@@ -131,7 +105,7 @@ async def invite(address: str, port: int, number: str, ctx: ProbeContext) -> tup
             if not cancelled:
                 cancelled = True
                 # CANCEL: same branch, Request-URI, Call-ID, From, To (no tag) and CSeq number as the INVITE.
-                send(sipmsg.build_request("CANCEL", uri, tx, local, "UDP", to=uri), "CANCEL")
+                send(sipmsg.build_request("CANCEL", uri, tx, local, via, to=uri), "CANCEL")
                 dialog.ended = "CANCEL"
 
         send(request, "INVITE")
@@ -148,19 +122,22 @@ async def invite(address: str, port: int, number: str, ctx: ProbeContext) -> tup
             if trying_since is not None and not cancelled and now - trying_since >= RING_WAIT:
                 cancel()  # 100 Trying alone for too long: it may be ringing somewhere
             wake = deadline
-            if not got_any:
+            if not got_any and not channel.reliable:
                 wake = min(wake, next_resend)
             elif trying_since is not None and not cancelled:
                 wake = min(wake, trying_since + RING_WAIT)
             try:
-                async with asyncio.timeout(max(0.0, wake - loop.time())):
-                    msg = await inbox.queue.get()
+                msg = await channel.next(wake)
             except TimeoutError:
-                if not got_any and loop.time() >= next_resend:
-                    send(request, "INVITE (retransmit)")  # RFC 3261 timer A
+                if not got_any and not channel.reliable and loop.time() >= next_resend:
+                    send(request, "INVITE (retransmit)")  # RFC 3261 timer A (UDP only)
                     interval *= 2
                     next_resend = loop.time() + interval
                 continue
+            except ProbeError:
+                if not got_any:
+                    raise
+                break  # the connection broke mid-dialog: what was seen is the evidence
             if _is(msg, tx, "CANCEL", tx.cseq):
                 dialog.got(msg)
                 continue
@@ -179,23 +156,23 @@ async def invite(address: str, port: int, number: str, ctx: ProbeContext) -> tup
             if not cancelled and got_any:
                 cancel()
             if dialog.ended == "not ended" and not got_any:
-                raise Timeout(f"sip INVITE {address}:{port}: no reply")
+                raise Timeout(f"{channel.what}: no reply to INVITE")
             return classify(dialog.statuses), dialog
         to_tag = _to_tag(final)
         assert final.status is not None
         if final.status >= 300:
             # ACK for a non-2xx final: same branch as the INVITE, the response's To tag.
-            send(sipmsg.build_request("ACK", uri, tx, local, "UDP", to=uri, to_tag=to_tag), "ACK")
+            send(sipmsg.build_request("ACK", uri, tx, local, via, to=uri, to_tag=to_tag), "ACK")
             if dialog.ended == "not ended":
                 dialog.ended = "final reply"
         else:
             # A call was answered: ACK it (new transaction) and hang up at once.
             remote = _contact_uri(final) or uri
             ack_branch = "z9hG4bK" + secrets.token_hex(10)
-            send(sipmsg.build_request("ACK", remote, tx, local, "UDP", to=uri, to_tag=to_tag, branch=ack_branch), "ACK")
+            send(sipmsg.build_request("ACK", remote, tx, local, via, to=uri, to_tag=to_tag, branch=ack_branch), "ACK")
             bye_branch = "z9hG4bK" + secrets.token_hex(10)
             bye = sipmsg.build_request(
-                "BYE", remote, tx, local, "UDP", to=uri, to_tag=to_tag, branch=bye_branch, cseq=tx.cseq + 1
+                "BYE", remote, tx, local, via, to=uri, to_tag=to_tag, branch=bye_branch, cseq=tx.cseq + 1
             )
             send(bye, "BYE")
             dialog.ended = "BYE"
@@ -203,19 +180,20 @@ async def invite(address: str, port: int, number: str, ctx: ProbeContext) -> tup
             resend = loop.time() + T1
             while loop.time() < bye_deadline:
                 try:
-                    async with asyncio.timeout(max(0.0, min(bye_deadline, resend) - loop.time())):
-                        msg = await inbox.queue.get()
+                    msg = await channel.next(min(bye_deadline, resend) if not channel.reliable else bye_deadline)
                 except TimeoutError:
-                    if loop.time() >= resend:
+                    if not channel.reliable and loop.time() >= resend:
                         send(bye, "BYE (retransmit)")
                         resend = loop.time() + T1 * 2
                     continue
+                except ProbeError:
+                    break
                 if _is(msg, tx, "BYE", tx.cseq + 1) and msg.status and msg.status >= 200:
                     dialog.got(msg)
                     break
         return classify(dialog.statuses), dialog
     finally:
-        transport.close()
+        await channel.aclose()
 
 
 def _contact_uri(msg: sipmsg.SipMessage) -> str | None:
@@ -232,28 +210,18 @@ async def register_once(
     assert target.service is not None
     host = sipmsg.host_port(target.address, target.service.port)
     aor = f"sip:{user}@{host}"
-    box: list[sipmsg.Transaction] = []
-    got: list[sipmsg.SipMessage] = []
+    channel = await sipnet.open_channel(target, ctx)
+    try:
 
-    def build(local: tuple[str, int]) -> bytes:
-        box.append(sipmsg.Transaction.new("REGISTER", local[0]))
-        extra = (f"Authorization: {authorization}",) if authorization else ()
-        return sipmsg.build_request("REGISTER", f"sip:{host}", box[0], local, "UDP", to=aor, from_uri=aor, extra=extra)
+        def build(tx: sipmsg.Transaction) -> bytes:
+            extra = (f"Authorization: {authorization}",) if authorization else ()
+            return sipmsg.build_request(
+                "REGISTER", f"sip:{host}", tx, channel.local, channel.transport, to=aor, from_uri=aor, extra=extra
+            )
 
-    def accept(data: bytes) -> bool:
-        try:
-            msg = sipmsg.parse(data)
-        except MalformedResponse:
-            return False
-        if not box or not box[0].matches(msg) or (msg.status or 0) < 200:
-            return False
-        got.append(msg)
-        return True
-
-    await exchange(
-        target.address, target.service.port, build, accept, ctx, schedule=(0.0, T1, 3 * T1), what="sip REGISTER"
-    )
-    return got[0]
+        return await sipnet.request(channel, build, "REGISTER", ctx)
+    finally:
+        await channel.aclose()
 
 
 def numbers(prefixes: Sequence[str]) -> list[str]:
@@ -269,16 +237,17 @@ class SipRelay(Probe):
     name = "sip-relay"
     risk = Risk.ACCESS
     phase = Phase.ASSESS
-    services = frozenset({"sip"})
+    services = frozenset({"sip", "sips"})
     description = "Unauthenticated INVITE to a random extension and to +999 numbers; CANCEL/ACK/BYE at once"
     deadline_s: ClassVar[float | None] = 60.0
     prefixes: ClassVar[tuple[str, ...]] = ("+", "00", "010")  # E.164 '+', ITU '00', Japan '010'
 
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
-        """SIP over UDP on a host identified as a PBX or gateway (an INVITE to a phone would ring it)."""
+        """One SIP service (UDP first) on a host identified as a PBX or gateway (an INVITE to a phone would ring it)."""
         if host.profile is None or host.profile.device_class not in SIP_SERVER_CLASSES:
             return []
-        return [s for s in host.services_named(self.services) if s.transport == "udp"]
+        service = sipnet.access_service(host)
+        return [service] if service else []
 
     async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
         """Baseline first; every dialog ends before the next starts."""
@@ -287,7 +256,7 @@ class SipRelay(Probe):
         baseline = "ea" + secrets.token_hex(4)  # letters: no dial plan routes it as a number
         plan = [(baseline, "baseline"), *((n, "international") for n in numbers(self.prefixes))]
         for number, purpose in plan:
-            outcome, dialog = await invite(target.address, target.service.port, number, ctx)
+            outcome, dialog = await invite(target, number, ctx)
             out.append(
                 SipCallTest(
                     target.service,
@@ -309,8 +278,13 @@ class SipRegisterNoAuth(Probe):
     name = "sip-register"
     risk = Risk.ACCESS
     phase = Phase.ASSESS
-    services = frozenset({"sip"})
+    services = frozenset({"sip", "sips"})
     description = "REGISTER without credentials or Contact (a binding query) for a random user"
+
+    def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
+        """The one SIP service that answered OPTIONS first (UDP before TCP before TLS)."""
+        service = sipnet.access_service(host)
+        return [service] if service else []
 
     async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
         """One transaction, retransmitted on timer E; the final reply is kept."""

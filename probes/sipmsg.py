@@ -158,6 +158,18 @@ def parse(data: bytes, *, stream: bool = False) -> SipMessage:
     return msg
 
 
+def content_length(head: bytes) -> int | None:
+    """Content-Length (or compact ``l``) of a header block, for stream framing; None when absent."""
+    for line in head.split(b"\n")[1:MAX_HEADERS + 1]:
+        name, colon, value = line.partition(b":")
+        if colon and name.strip().lower() in (b"content-length", b"l"):
+            text = value.strip()
+            if not text.isdigit() or len(text) > 6:
+                raise MalformedResponse("bad Content-Length")
+            return int(text)
+    return None
+
+
 def param(header_value: str, name: str) -> str | None:
     """A ``;name=value`` parameter of a header value."""
     for part in header_value.split(";")[1:]:
