@@ -8,7 +8,8 @@ Each topology node becomes a container on two host bridges (``ealab-lan``,
 daemons or emulator personas run image edgeaudit/lab-node, whose entrypoint is
 ``python3 -m lab.node NAME`` (the same builders as the namespace lab). The PBX
 nodes run real Asterisk (edgeaudit/lab-asterisk) with lab/configs/asterisk/*.
-A scanner node stands on the LAN.
+A scanner node stands on the LAN; topology nodes with ``role: scanner`` (the
+WAN vantage) run the scanner image too.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def build(topology: Path = TOPOLOGY) -> dict[str, Any]:
             plen = ipaddress.ip_network(segs[seg]["subnet"]).prefixlen
             execs.append(f"ip addr add {addr}/{plen} dev eth{j}")
             links.append({"endpoints": [f"{name}:eth{j}", f"{BRIDGES[seg]}:e{i}{seg[0]}"]})
-        if name == "scanner":
+        if name == "scanner" or node.get("role") == "scanner":
             entry: dict[str, Any] = {"kind": "linux", "image": "edgeaudit/scanner:latest"}
         elif name in ASTERISK:
             flavour = ASTERISK[name]

@@ -28,6 +28,16 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     up.add_argument("--fleet", type=int, default=0, metavar="N", help=f"also N emulated devices (1..{MAX_FLEET})")
     up.add_argument("--topology", type=Path, help="topology file (default: lab/topology.yaml)")
     actions.add_parser("down", help="stop every lab daemon, delete every lab namespace (idempotent)")
+    ex = actions.add_parser(
+        "exec",
+        help="run a command inside one lab node's namespace (e.g. the WAN vantage 'outside')",
+        description="Run COMMAND in the network namespace of a lab node, as `ip netns exec` does: "
+        "`edgeaudit lab exec outside -- edgeaudit scan --vantage wan 198.19.0.0/24` sweeps from outside.",
+    )
+    ex.add_argument("node", help="a node of lab/topology.yaml")
+    ex.add_argument(
+        "argv", nargs=argparse.REMAINDER, metavar="COMMAND", help="the command and its arguments (after --)"
+    )
     st = actions.add_parser("status", help="what runs; exit 0 when up and healthy, 1 when degraded or down")
     st.add_argument("--json", action="store_true")
 
@@ -61,6 +71,9 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"  fleet: {len(state.fleet)} devices {state.fleet[0]} .. {state.fleet[-1]}")
             print("scan it: edgeaudit scan 198.18.0.0/24")
             return EXIT_OK
+        if args.action == "exec":
+            argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+            return control.run_in(args.node, argv)
         if args.action == "down":
             removed = control.down(run_dir)
             print(f"lab down: removed {len(removed)} item(s)" if removed else "lab down: nothing was running")

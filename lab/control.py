@@ -237,6 +237,19 @@ def down(run: Path = DEFAULT_RUN) -> list[str]:
     return removed
 
 
+def run_in(node: str, command: list[str]) -> int:
+    """Run a command inside a lab node's namespace (its exit code); the node must exist and the lab be up."""
+    _need_root()
+    if not command:
+        raise LabError("lab exec: no command given")
+    if node not in load_topology()["nodes"]:
+        raise LabError(f"lab exec: no node {node!r} in the topology")
+    ns = netns.PREFIX + node
+    if ns not in netns.namespaces():
+        raise LabError(f"lab exec: namespace {ns} does not exist (run `edgeaudit lab up`)")
+    return subprocess.run(["ip", "netns", "exec", ns, *command], check=False).returncode
+
+
 def problems(state: State) -> list[str]:
     """What is wrong with a running lab: dead daemons, missing namespaces (empty: healthy)."""
     out = [f"{p.node}/{p.daemon} (pid {p.pid}) is not running" for p in state.procs if not netns.alive(p.pid)]

@@ -30,6 +30,7 @@ PACKAGES = {
     "chrony": ("/usr/sbin/chronyd", "chrony"),
     "rsyslog": ("/usr/sbin/rsyslogd", "rsyslog"),
     "kamailio": ("/usr/sbin/kamailio", "kamailio"),
+    "kamailio-tls": ("/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so", "kamailio-tls-modules"),
     "openssl": ("/usr/bin/openssl", "openssl"),
     "ssh-keygen": ("/usr/bin/ssh-keygen", "openssh-client"),
 }
@@ -199,12 +200,7 @@ def lighttpd(node: NodeContext, opts: dict[str, Any]) -> Launch:
     ports = {("tcp", 80)}
     if tls:
         require("openssl", "lighttpd-tls")
-        cert, key = node.path("https.crt"), node.path("https.key")
-        if not cert.exists():
-            _run([
-                "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                "-keyout", str(key), "-out", str(cert), "-days", "30", "-subj", f"/CN={node.name}.lab",
-            ])  # fmt: skip
+        cert, key = self_signed(node, "https")
         conf += [
             f'url.redirect = ("^/(.*)" => "https://{addr}/$1")',
             f'$SERVER["socket"] == "{addr}:443" {{',
@@ -286,23 +282,50 @@ def rsyslog(node: NodeContext, opts: dict[str, Any]) -> Launch:
     )
 
 
+def self_signed(node: NodeContext, stem: str) -> tuple[Path, Path]:
+    """A self-signed P-256 certificate and key for the node (made once per run directory)."""
+    require("openssl")
+    cert, key = node.path(f"{stem}.crt"), node.path(f"{stem}.key")
+    if not cert.exists():
+        _run([
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", str(key), "-out", str(cert), "-days", "30", "-subj", f"/CN={node.name}.lab",
+        ])  # fmt: skip
+    return cert, key
+
+
+KAMAILIO_PORTS = {"udp": ("udp", 5060), "tcp": ("tcp", 5060), "tls": ("tcp", 5061)}
+
+
 def kamailio(node: NodeContext, opts: dict[str, Any]) -> Launch:
-    """Kamailio as a SIP registrar: REGISTER saved without authentication, or digest-challenged."""
+    """Kamailio as a SIP registrar on UDP, TCP and/or TLS: REGISTER saved without authentication, or challenged."""
     require("kamailio")
+    transports = list(opts.get("transports", ["udp"]))
     tpl = (REPO / "lab" / "configs" / "kamailio.cfg").read_text(encoding="utf-8")
     users = "".join(f'    $sht(users=>{u}) = "{p}";\n' for u, p in opts.get("users", {}).items())
-    text = tpl.replace("@LISTEN@", node.address).replace(
+    listen = [f"listen={t}:{node.address}:{KAMAILIO_PORTS[t][1]}" for t in transports]
+    tls = ""
+    if "tls" in transports:
+        require("kamailio-tls")
+        cert, key = self_signed(node, "sip-tls")
+        tls_cfg = _write(
+            node.path("kamailio-tls.cfg"),
+            f"[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n"
+            f"certificate = {cert}\nprivate_key = {key}\n",
+        )
+        tls = f'enable_tls=yes\nloadmodule "tls.so"\nmodparam("tls", "config", "{tls_cfg}")'
+    text = tpl.replace("@LISTEN@", "\n".join(listen)).replace(
         "@AUTH@", "#!define WITH_AUTH" if opts.get("auth") else "# (no authentication)"
     )
-    text = text.replace("@USERS@", users)
+    text = text.replace("@USERS@", users).replace("@TLS@", tls)
     cfg = _write(node.path("kamailio.cfg"), text)
     rundir = node.path("kamailio-run")
     rundir.mkdir(exist_ok=True)
     argv = [
         "/usr/sbin/kamailio", "-DD", "-E", "-f", str(cfg), "-Y", str(rundir),
-        "-P", str(node.path("kamailio.pid")), "-m", "32", "-M", "8",
+        "-P", str(node.path("kamailio.pid")), "-m", "64", "-M", "8",
     ]  # fmt: skip
-    return Launch(argv, {("udp", 5060)})
+    return Launch(argv, {KAMAILIO_PORTS[t] for t in transports})
 
 
 def emulator(node: NodeContext, persona: dict[str, Any]) -> Launch:
@@ -310,6 +333,8 @@ def emulator(node: NodeContext, persona: dict[str, Any]) -> Launch:
     from lab.emulator.devices import TCP_SERVICES, DeviceSpec
 
     entry = {"name": node.name, "address": node.address, **persona}
+    if persona.get("wan_services") and "wan" in node.addresses:
+        entry["wan_address"] = node.addresses["wan"]
     spec = DeviceSpec.from_dict(entry)
     ports = {("tcp" if s in TCP_SERVICES else "udp", p) for s, p in spec.services.items()}
     return emulator_launch([entry], node.path("emulator.yaml"), node.path("emulator.pid"), ports)

@@ -55,9 +55,10 @@ async def emulated() -> AsyncIterator[StartDevice]:
         await d.stop()
 
 
-def config_for(device: Device, mode: Mode = Mode.DEFAULT, **timeouts: float) -> SweepConfig:
+def config_for(device: Device, mode: Mode = Mode.DEFAULT, vantage: str = "lan", **timeouts: float) -> SweepConfig:
     """A sweep config whose ports point at the device's bound ports."""
     names = {"ssh": "ssh", "telnet": "telnet", "http": "http", "ftp": "ftp", "ipp": "ipp", "pjl": "jetdirect"}
+    names["sip_tcp"] = "sip"
     tcp = [(port, names[name]) for name, port in device.bound.items() if name in names]
     closed = 1  # tcp/1 is closed on loopback: proves the host is up even with no service
     pc = ProbeConfig(
@@ -68,12 +69,12 @@ def config_for(device: Device, mode: Mode = Mode.DEFAULT, **timeouts: float) -> 
         ntp_port=device.bound.get("ntp", 9),
     )
     t = {"connect": 1.0, "read": 1.0, "probe": 4.0, "host": 20.0, **timeouts}
-    return SweepConfig(mode=mode, timeouts=Timeouts(**t), probe_config=pc)
+    return SweepConfig(mode=mode, timeouts=Timeouts(**t), probe_config=pc, vantage=vantage)
 
 
-async def scan_device(device: Device, mode: Mode = Mode.DEFAULT, **timeouts: float) -> HostResult:
+async def scan_device(device: Device, mode: Mode = Mode.DEFAULT, vantage: str = "lan", **timeouts: float) -> HostResult:
     """Sweep one emulated device with the real engine and probes."""
-    engine = Engine(config_for(device, mode, **timeouts), profiles.load_all())
+    engine = Engine(config_for(device, mode, vantage, **timeouts), profiles.load_all())
     return await asyncio.wait_for(engine.scan_host(device.spec.address), 60)
 
 

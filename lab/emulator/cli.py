@@ -144,7 +144,7 @@ class CliServer:
         key = host_key(spec.host_key_seed) if spec.host_key_seed else asyncssh.generate_private_key("ssh-ed25519")
         self.server = await asyncssh.create_server(
             lambda: _Server(self.device),
-            spec.address,
+            spec.listen_on("ssh"),
             port,
             server_host_keys=[key],
             server_version=f"EdgeLabOS_{spec.firmware}",

@@ -15,17 +15,18 @@ from urllib.parse import unquote_plus
 
 from lab.emulator import printer
 from lab.emulator.sip_pbx import SipPersona, device_date
-from probes import ber
-from scanner.errors import MalformedResponse
+from probes import ber, sipmsg
+from scanner.errors import MalformedResponse, ProbeError
 
 SYS_DESCR = "1.3.6.1.2.1.1.1.0"
 SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"
 SYS_NAME = "1.3.6.1.2.1.1.5.0"
 NTP_EPOCH = 2_208_988_800
 DEFAULT_PORTS = {
-    "ftp": 21, "ssh": 22, "telnet": 23, "http": 80, "snmp": 161, "ntp": 123, "sip": 5060, "ipp": 631, "pjl": 9100,
+    "ftp": 21, "ssh": 22, "telnet": 23, "http": 80, "snmp": 161, "ntp": 123, "sip": 5060, "sip_tcp": 5060,
+    "ipp": 631, "pjl": 9100,
 }  # fmt: skip
-TCP_SERVICES = ("ftp", "ssh", "telnet", "http", "ipp", "pjl")
+TCP_SERVICES = ("ftp", "ssh", "telnet", "http", "ipp", "pjl", "sip_tcp")
 
 
 @dataclass
@@ -58,6 +59,14 @@ class DeviceSpec:
     auth_reject_uniform: bool = True  # same answer for unknown users and wrong passwords
     ftp_anonymous: bool = False
     host_key_seed: str | None = None  # devices with the same seed share one SSH host key (a cloned image)
+    wan_address: str | None = None  # the node's WAN address, where ``wan_services`` also listen
+    wan_services: list[str] = field(default_factory=list)  # services reachable from outside (no WAN filtering)
+
+    def listen_on(self, service: str) -> list[str]:
+        """The addresses one service listens on: the LAN address, and the WAN one when it is exposed there."""
+        if self.wan_address and service in self.wan_services:
+            return [self.address, self.wan_address]
+        return [self.address]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DeviceSpec:
@@ -92,6 +101,8 @@ class DeviceSpec:
             auth_reject_uniform=bool(data.get("auth_reject_uniform", True)),
             ftp_anonymous=bool(data.get("ftp_anonymous", False)),
             host_key_seed=data.get("host_key_seed"),
+            wan_address=data.get("wan_address"),
+            wan_services=[str(x) for x in data.get("wan_services", [])],
         )
 
 
@@ -159,16 +170,17 @@ class Device:
                 self.bound[name] = await self._cli.start(port)
             elif name in TCP_SERVICES:
                 server = await asyncio.start_server(
-                    self._tcp_handler(name), self.spec.address, port, reuse_address=True
+                    self._tcp_handler(name), self.spec.listen_on(name), port, reuse_address=True
                 )
                 self.servers.append(server)
                 self.bound[name] = server.sockets[0].getsockname()[1]
             else:
-                transport, _ = await loop.create_datagram_endpoint(
-                    self._udp_factory(name), local_addr=(self.spec.address, port)
-                )
-                self.transports.append(transport)
-                self.bound[name] = transport.get_extra_info("sockname")[1]
+                for address in self.spec.listen_on(name):
+                    transport, _ = await loop.create_datagram_endpoint(
+                        self._udp_factory(name), local_addr=(address, port)
+                    )
+                    self.transports.append(transport)
+                    self.bound.setdefault(name, transport.get_extra_info("sockname")[1])
 
     def _tcp_handler(
         self, name: str
@@ -331,6 +343,20 @@ class Device:
         out += ["Content-Type: text/html", f"Content-Length: {len(body)}", "Connection: close"]
         writer.write((f"HTTP/1.1 {status}\r\n" + "\r\n".join(out) + "\r\n\r\n").encode() + body)
         await writer.drain()
+
+    async def _sip_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """SIP over TCP: messages framed by Content-Length, answered on the same connection."""
+        while True:
+            try:
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+                head = head.lstrip(b"\r\n")
+                if not head:
+                    continue
+                body = await reader.readexactly(sipmsg.content_length(head) or 0)
+            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ProbeError):
+                return
+            with contextlib.suppress(ProbeError):
+                self.sip.handle(head + body, writer.write)
 
     async def _pjl(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Raw print port: answer read-only PJL inquiries, record anything else, print nothing."""
