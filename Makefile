@@ -61,17 +61,27 @@ lab-status: setup ## what the lab runs, and whether it is healthy
 # The demo's lab is rebuilt each time, so its devices remember no failed login: the shared
 # attempt ledger next to the demo's history database is cleared with it. The lab's feed
 # fixtures (lab/feeds, fictional EdgeLab CVEs) are frozen files, hence --max-feed-age 3650.
-demo: setup ## set up, bring up the lab, sweep it, write out/demo/report.html, bring the lab down (root)
+# Two vantages: the LAN from the host leg, then the WAN legs from the lab's `outside` node
+# (--safe: only what answers matters there), merged into one report; the hardened PBX shows
+# nothing outside to join it by, so it is paired with --same.
+WAN_LEGS := 198.19.0.1 198.19.0.2 198.19.0.10 198.19.0.11
+demo: setup ## set up, bring up the lab, sweep it from the LAN and the WAN, write out/demo/report.html, bring the lab down (root)
 	@$(MAKE) --no-print-directory lab-up
 	@mkdir -p $(OUT); rc=0; \
 	  rm -f $(OUT)/login-attempts.json; \
 	  chmod 600 lab/auth.toml; \
 	  $(BIN)/edgeaudit feeds import lab/feeds/kev-edgelab.json lab/feeds/nvd-edgelab.json --db $(DEMO_DB) >/dev/null; \
-	  $(BIN)/edgeaudit scan 198.18.0.0/24 --out $(OUT) --db $(DEMO_DB) --lang $${LANG_REPORT:-ja} \
+	  $(BIN)/edgeaudit scan 198.18.0.0/24 --out $(OUT)/lan --db $(DEMO_DB) --lang $${LANG_REPORT:-ja} \
 	    --auth-file lab/auth.toml --syslog-listen 198.18.1.254:5514 --max-feed-age 3650 || rc=$$?; \
+	  if [ $$rc -le 1 ]; then \
+	    $(BIN)/edgeaudit lab exec outside -- $(BIN)/edgeaudit scan $(WAN_LEGS) --vantage wan --safe \
+	      --out $(OUT)/wan --db $(DEMO_DB) --lang $${LANG_REPORT:-ja} || rc=$$?; fi; \
+	  if [ $$rc -le 1 ]; then \
+	    $(BIN)/edgeaudit merge -2 -1 --same 198.19.0.11=198.18.0.11 --out $(OUT) --db $(DEMO_DB) \
+	      --lang $${LANG_REPORT:-ja} || rc=$$?; fi; \
 	  $(MAKE) --no-print-directory lab-down; \
 	  if [ $$rc -gt 1 ]; then exit $$rc; fi; \
-	  echo "report: $(OUT)/report.html (exit code $$rc: 1 means findings at or above --fail-on)"
+	  echo "report: $(OUT)/report.html (LAN and WAN merged; exit code $$rc: 1 means findings at or above --fail-on)"
 
 bench: setup ## measure sweep speed and memory against an emulated fleet on loopback
 	$(BIN)/python -m lab.bench

@@ -109,7 +109,13 @@ def _add_scan_options(p: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="device clock offset beyond measurement error that fails CIAJ-1.4-CLOCK-SKEW (default 60)",
     )
-    p.add_argument("--vantage", default="lan", help="label of where the scanner stands (lan, wan, ...)")
+    p.add_argument(
+        "--vantage",
+        choices=["lan", "wan"],
+        default="lan",
+        help="where the scanner stands: lan (inside, default) or wan (outside the edge: what answers there is "
+        "exposed, e.g. CIAJ-2.3-VOIP-EXPOSED; combine both sweeps with `edgeaudit merge`)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,6 +150,30 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", parents=[common], help="installer hand-off check of one device")
     check.add_argument("target", help="one IP address or hostname")
     _add_scan_options(check)
+
+    merge = sub.add_parser(
+        "merge",
+        parents=[common],
+        help="join a LAN sweep and a WAN sweep of one site (exposure seen from outside, per device)",
+        description="Record one sweep made of a LAN sweep and a --vantage wan sweep: each LAN device takes the "
+        "exposure findings (e.g. CIAJ-2.3-VOIP-EXPOSED) of the WAN address joined to it, by --same or by an SSH "
+        "host key, TLS certificate or SNMP engine ID only the two share. Writes reports like scan.",
+    )
+    merge.add_argument("lan", help="the LAN sweep: id, unique prefix, 'latest' or -N")
+    merge.add_argument("wan", help="the WAN sweep (scanned with --vantage wan)")
+    merge.add_argument(
+        "--same", action="append", default=[], metavar="WAN=LAN", help="this WAN address is that LAN device"
+    )
+    merge.add_argument("--db", type=Path, help="history database (default: $EDGEAUDIT_DB or the user data dir)")
+    merge.add_argument("--out", type=Path, default=Path("edgeaudit-out"), help="report directory")
+    merge.add_argument("--lang", choices=["ja", "en"], help="report language (default: from the locale)")
+    merge.add_argument("--show-secrets", action="store_true", help="do not mask passwords/communities in reports")
+    merge.add_argument(
+        "--fail-on",
+        default="high",
+        choices=[s.value for s in Severity],
+        help="exit 1 when a failure at or above this severity exists (default: high)",
+    )
 
     hist = sub.add_parser("history", parents=[common], help="list recorded sweeps")
     hist.add_argument("--db", type=Path)
@@ -205,6 +235,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from scanner.runner import run_scan
 
             return run_scan(args)
+        if args.command == "merge":
+            from scanner.runner import run_merge
+
+            return run_merge(args)
         if args.command == "history":
             return _history(args)
         if args.command == "diff":

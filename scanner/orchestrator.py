@@ -71,6 +71,7 @@ class SweepConfig:
     max_clock_skew_s: float = 60.0
     syslog_listen: str | None = None  # "[ADDR:]PORT" of the sweep's syslog receiver
     max_feed_age_days: int = 30
+    vantage: str = "lan"  # "wan": the scanner stands outside the edge; exposure checks judge what answers
 
 
 @dataclass
@@ -302,10 +303,15 @@ class Engine:
             feeds=self.feeds,
             max_feed_age_days=self.config.max_feed_age_days,
             open_services=state.services,
+            vantage=self.config.vantage,
         )
         findings: list[Finding] = []
         if not state.alive and not budget_hit:
-            if self.config.report_unreachable:
+            if self.config.report_unreachable and self.config.vantage == "wan":
+                # One named device, seen from outside: that nothing answers is the exposure result.
+                for check_id in sorted(checks_mod.OUTSIDE_CHECKS):
+                    findings.extend(self.checks[check_id](view))
+            elif self.config.report_unreachable:
                 findings.append(
                     view.finding(
                         "EA-HOST-UNREACHABLE",

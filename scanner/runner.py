@@ -20,7 +20,7 @@ from scanner.errors import ScopeError, UsageError
 from scanner.model import Mode
 from scanner.orchestrator import Engine, HostResult, SweepConfig
 from scanner.progress import Progress
-from scanner.store import Store, default_path
+from scanner.store import Store, SweepRecord, default_path
 from scanner.targets import Scope, build_scope
 
 log = logging.getLogger("edgeaudit")
@@ -88,6 +88,7 @@ def _config(args: argparse.Namespace, mode: Mode, command: str) -> SweepConfig:
         max_clock_skew_s=args.max_clock_skew,
         syslog_listen=args.syslog_listen,
         max_feed_age_days=args.max_feed_age,
+        vantage=args.vantage,
     )
 
 
@@ -120,6 +121,7 @@ def _config_from_json(data: dict[str, Any]) -> SweepConfig:
         max_clock_skew_s=data.get("max_clock_skew_s", 60.0),
         syslog_listen=data.get("syslog_listen"),
         max_feed_age_days=data.get("max_feed_age_days", 30),
+        vantage=data.get("vantage", "lan"),
     )
 
 
@@ -153,7 +155,7 @@ def run_scan(args: argparse.Namespace) -> int:
             raise ScopeError(f"check takes one device; {args.target!r} is {scope.count} addresses")
         config = _config(args, cli.mode_from(args), command)
         done = set()
-        sweep_id = store.begin(command, str(config.mode), scope.to_json(), _config_json(config), args.vantage)
+        sweep_id = store.begin(command, str(config.mode), scope.to_json(), _config_json(config), config.vantage)
     print(f"edgeaudit: sweep {sweep_id} ({command}, mode {config.mode}): scope {scope.describe()}", file=sys.stderr)
     if not config.probe_config.privileged:
         print("edgeaudit: unprivileged: TCP/UDP discovery only (no ARP, no ICMP)", file=sys.stderr)
@@ -197,6 +199,12 @@ def run_scan(args: argparse.Namespace) -> int:
     store.replace_findings(sweep_id, check_ids, per_host)
     store.finish(sweep_id, "interrupted" if interrupted else "complete")
     record = store.load(sweep_id)
+    write_reports(record, args, interrupted)
+    return cli.worst_exit(record.findings, args.fail_on)
+
+
+def write_reports(record: SweepRecord, args: argparse.Namespace, interrupted: bool = False) -> None:
+    """report.html, report.json and findings.csv into --out, and the one-line summary on stderr."""
     report = render.build(record, show_secrets=args.show_secrets)
     lang = args.lang or render.default_lang()
     out: Path = args.out
@@ -216,4 +224,16 @@ def run_scan(args: argparse.Namespace) -> int:
         + (" (interrupted: resume with --resume)" if interrupted else ""),
         file=sys.stderr,
     )
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    """`edgeaudit merge LAN WAN`: record the merged sweep, write its reports, exit by --fail-on."""
+    from scanner import merge
+
+    store = Store(args.db or default_path())
+    lan_id, wan_id = store.resolve(args.lan), store.resolve(args.wan)
+    sweep_id = merge.merge(store, lan_id, wan_id, merge.parse_pairs(args.same))
+    print(f"edgeaudit: merged LAN sweep {lan_id} and WAN sweep {wan_id} into {sweep_id}", file=sys.stderr)
+    record = store.load(sweep_id)
+    write_reports(record, args)
     return cli.worst_exit(record.findings, args.fail_on)

@@ -27,6 +27,7 @@ AUTH = ROOT / "lab" / "auth.toml"
 FEEDS = (ROOT / "lab" / "feeds" / "kev-edgelab.json", ROOT / "lab" / "feeds" / "nvd-edgelab.json")
 HOST_LEG = "198.18.1.254"
 SYSLOG_PORT = 5514
+WAN_LEGS = ("198.19.0.1", "198.19.0.2", "198.19.0.10", "198.19.0.11")
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the namespace lab needs root (CI runs as root)")
 
 
@@ -41,9 +42,14 @@ def lab_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         control.down(run)
 
 
-def _sweep(out: Path, *targets: str) -> tuple[int, dict[str, object]]:
-    cmd = [sys.executable, "-m", "scanner.cli", "scan", *targets, "--out", str(out), "--db", str(out / "h.sqlite3")]
-    cmd += ["--lang", "en", "-q"]
+def _sweep(
+    out: Path, *targets: str, db: Path | None = None, node: str | None = None, command: str = "scan"
+) -> tuple[int, dict[str, object]]:
+    """Run the scanner (from the host leg, or inside lab node ``node``); its exit code and report."""
+    cmd = [sys.executable, "-m", "scanner.cli", command, *targets, "--out", str(out)]
+    cmd += ["--db", str(db or out / "h.sqlite3"), "--lang", "en", "-q"]
+    if node is not None:
+        cmd = ["ip", "netns", "exec", netns.PREFIX + node, *cmd]
     done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert done.returncode in (0, 1), done.stderr
     report: dict[str, object] = json.loads((out / "report.json").read_text(encoding="utf-8"))
@@ -65,13 +71,34 @@ def test_lab_sweep_matches_golden_files(lab_run: Path, tmp_path: Path) -> None:
         cwd=ROOT,
     )
     assert "CISA KEV" in feeds.stdout and "NVD CVE 2.0" in feeds.stdout
-    code, report = _sweep(
-        tmp_path,
+    db = tmp_path / "h.sqlite3"
+    lan_code, _ = _sweep(
+        tmp_path / "lan",
         "198.18.0.0/24",
         *("--auth-file", str(AUTH), "--syslog-listen", f"{HOST_LEG}:{SYSLOG_PORT}"),
         *("--max-feed-age", "3650"),  # lab/feeds are frozen fixtures
+        db=db,
     )
+    # From outside: the WAN legs of the routers and PBXs, swept (safe mode) from the WAN vantage node,
+    # then merged. SSH host keys join three of them to their LAN selves; the hardened PBX shows none
+    # outside, so it is paired by hand, as an operator who knows the NAT would.
+    _, wan = _sweep(tmp_path / "wan", *WAN_LEGS, "--safe", "--vantage", "wan", db=db, node="outside")
+    assert {d["address"] for d in wan["devices"]} == set(WAN_LEGS)  # type: ignore[union-attr,index]
+    code, report = _sweep(tmp_path, "-2", "-1", "--same", "198.19.0.11=198.18.0.11", db=db, command="merge")
     assert golden.compare(report) == []
+    exposed = {
+        d["address"]: [
+            (f["status"], f["service"], f["evidence"].get("joined_by", ""))
+            for f in d["findings"]
+            if f["id"] == "CIAJ-2.3-VOIP-EXPOSED"
+        ]
+        for d in report["devices"]  # type: ignore[union-attr]
+    }
+    assert [s for s, *_ in exposed["198.18.0.10"]] == ["fail", "fail"]  # udp and tcp 5060 answer outside
+    assert all("host key" in how for *_, how in exposed["198.18.0.10"])
+    # real Kamailio answers OPTIONS over TCP and TLS too (Content-Length framing, a TLS handshake)
+    registrar = next(d for d in report["devices"] if d["address"] == "198.18.0.13")  # type: ignore[union-attr,index]
+    assert {"udp/5060 sip", "tcp/5060 sip", "tcp/5061 sip"} <= set(registrar["device"]["fingerprints"])
     answered = {d["address"] for d in report["devices"]}  # type: ignore[union-attr,index]
     assert answered == set(golden.lan_nodes().values())  # nothing else answers, the host leg is not swept
     # real net-snmp, `rwcommunity private` only: its own access tables say the community can write
@@ -87,7 +114,7 @@ def test_lab_sweep_matches_golden_files(lab_run: Path, tmp_path: Path) -> None:
     cisco = next(d for d in report["devices"] if d["address"] == "198.18.0.4")  # type: ignore[union-attr,index]
     heard = [f for f in cisco["findings"] if f["id"] == "CIAJ-1.4-NO-REMOTE-LOG"]
     assert heard[0]["evidence"]["messages_received"] >= 1, heard
-    assert code == 1  # the weak devices have high-severity failures
+    assert lan_code == code == 1  # the weak devices have high-severity failures
 
 
 @pytest.mark.lab

@@ -140,3 +140,35 @@ async def test_uniform_pbx_hides_extensions_and_its_strong_secrets_pass(emulated
     weak = by_id(result, "CIAJ-2.3-WEAK-SIP-SECRET")
     assert [f.status for f in weak] == [Status.PASS], weak[0].evidence
     assert len(weak[0].evidence["tried"]) == 8 and weak[0].evidence["skipped"] == []  # 4 extensions x 2 guesses
+
+
+async def test_sip_over_tcp_alone_gets_the_same_tests_and_every_dialog_ends(emulated: StartDevice) -> None:
+    dev = await emulated(**{**WEAK, "services": ["sip_tcp"]})
+    result = await scan_device(dev, Mode.DEFAULT, probe=60.0, host=90.0)
+    tcp_key = f"tcp/{dev.bound['sip_tcp']}"
+    relay = by_id(result, "CIAJ-2.3-OPEN-RELAY")
+    assert [(f.status, f.service) for f in relay] == [(Status.FAIL, tcp_key)]
+    assert all(c["ended_by"] == "CANCEL" for c in relay[0].evidence["calls"][1:])
+    assert not any("retransmit" in line for c in relay[0].evidence["calls"] for line in c["dialog"])  # reliable
+    assert [f.service for f in by_id(result, "CIAJ-2.3-WEAK-SIP-SECRET")] == [tcp_key]
+    _no_call_left_up(dev)
+
+
+async def test_access_tests_run_once_per_pbx_on_udp_first(emulated: StartDevice) -> None:
+    dev = await emulated(**{**WEAK, "services": ["sip", "sip_tcp"]})
+    result = await scan_device(dev, Mode.DEFAULT, probe=60.0, host=90.0)
+    assert [f.service for f in by_id(result, "CIAJ-2.3-OPEN-RELAY")] == [f"udp/{dev.bound['sip']}"]
+    assert len(dev.sip.calls) == 4  # one series of INVITEs, not one per transport
+
+
+async def test_voip_exposure_is_judged_from_the_wan_vantage_only(emulated: StartDevice) -> None:
+    dev = await emulated(**WEAK)
+    inside = by_id(await scan_device(dev, Mode.SAFE), "CIAJ-2.3-VOIP-EXPOSED")
+    assert [f.status for f in inside] == [Status.INCONCLUSIVE]
+    assert "--vantage wan" in inside[0].evidence["reason"]
+    outside = by_id(await scan_device(dev, Mode.SAFE, vantage="wan"), "CIAJ-2.3-VOIP-EXPOSED")
+    assert [(f.status, f.evidence["agent"]) for f in outside] == [(Status.FAIL, "Asterisk PBX 16.30.0")]
+    quiet = await emulated(persona="router", services=["ssh"])
+    shut = by_id(await scan_device(quiet, Mode.SAFE, vantage="wan"), "CIAJ-2.3-VOIP-EXPOSED")
+    assert [f.status for f in shut] == [Status.PASS]
+    assert shut[0].evidence["sip_ports"] == {"udp/9": "closed"}  # ICMP port unreachable on loopback

@@ -69,6 +69,7 @@ class HostView:
     feeds: FeedDb | None = None  # imported KEV/NVD feeds (edgeaudit feeds import)
     max_feed_age_days: int = 30
     open_services: frozenset[Service] = field(default_factory=frozenset)
+    vantage: str = "lan"  # where the scanner stood: "lan" (inside) or "wan" (outside the edge)
 
     def of(self, cls: type[ObsT]) -> list[ObsT]:
         """Observations of one type."""
@@ -131,6 +132,9 @@ CheckFn = Callable[[HostView], list[Finding]]
 SweepCheckFn = Callable[[list[SweepHost], Mode], dict[str, list[Finding]]]
 CHECKS: dict[str, CheckFn] = {}
 SWEEP_CHECKS: dict[str, SweepCheckFn] = {}  # judged across hosts, after the sweep
+# Exposure checks: judged from the WAN vantage, also on a named device where nothing answered
+# (silence from outside is what they look for); `edgeaudit merge` carries them to the LAN device.
+OUTSIDE_CHECKS: set[str] = set()
 
 
 def sweep_check(check_id: str) -> Callable[[SweepCheckFn], SweepCheckFn]:
@@ -147,8 +151,8 @@ def sweep_check(check_id: str) -> Callable[[SweepCheckFn], SweepCheckFn]:
     return deco
 
 
-def check(check_id: str) -> Callable[[CheckFn], CheckFn]:
-    """Register a check under a catalog id; a duplicate id fails at import."""
+def check(check_id: str, *, outside: bool = False) -> Callable[[CheckFn], CheckFn]:
+    """Register a check under a catalog id (``outside``: an exposure check, see OUTSIDE_CHECKS)."""
 
     def deco(fn: CheckFn) -> CheckFn:
         if check_id in CHECKS:
@@ -156,6 +160,8 @@ def check(check_id: str) -> Callable[[CheckFn], CheckFn]:
         if check_id not in catalog():
             raise RegistryError(f"check {check_id!r} has no catalog entry")
         CHECKS[check_id] = fn
+        if outside:
+            OUTSIDE_CHECKS.add(check_id)
         return fn
 
     return deco

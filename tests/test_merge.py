@@ -1,0 +1,98 @@
+"""`edgeaudit merge`: WAN exposure findings land on the LAN device they belong to, and only there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scanner.checks import make_finding
+from scanner.errors import UsageError
+from scanner.merge import merge, parse_pairs
+from scanner.model import Finding, Mode, Status
+from scanner.orchestrator import HostResult
+from scanner.store import Store
+
+EXPOSED = "CIAJ-2.3-VOIP-EXPOSED"
+
+
+def _host(address: str, key: str | None, findings: list[Finding]) -> HostResult:
+    prints = {"tcp/22 host key": f"ssh-ed25519 SHA256:{key}"} if key else {}
+    return HostResult(address, "up", 0.0, 1.0, findings, {"profile": None, "fingerprints": prints})
+
+
+def _f(address: str, check_id: str, status: Status, **evidence: object) -> Finding:
+    return make_finding(check_id, address, status, Mode.DEFAULT, "udp/5060", dict(evidence))
+
+
+def _sweep(store: Store, vantage: str, hosts: list[HostResult]) -> str:
+    sweep_id = store.begin("scan", "default", {"targets": [vantage]}, {}, vantage)
+    for h in hosts:
+        store.host_done(sweep_id, h)
+    store.finish(sweep_id, "complete")
+    return sweep_id
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "h.sqlite3")
+
+
+def _lan(store: Store) -> str:
+    waiting = {"reason": "judged from the WAN vantage"}
+    return _sweep(
+        store,
+        "lan",
+        [
+            _host("10.0.0.10", "pbx", [_f("10.0.0.10", EXPOSED, Status.INCONCLUSIVE, **waiting)]),
+            _host("10.0.0.11", None, [_f("10.0.0.11", EXPOSED, Status.INCONCLUSIVE, **waiting)]),
+            _host("10.0.0.3", "clone", [_f("10.0.0.3", "CIAJ-1.2-DEFAULT-CREDENTIAL", Status.FAIL)]),
+            _host("10.0.0.5", "clone", []),
+        ],
+    )
+
+
+def _wan(store: Store) -> str:
+    return _sweep(
+        store,
+        "wan",
+        [
+            _host("203.0.113.10", "pbx", [_f("203.0.113.10", EXPOSED, Status.FAIL, agent="Asterisk PBX 16.30.0")]),
+            _host("203.0.113.11", None, [_f("203.0.113.11", EXPOSED, Status.PASS)]),
+            _host("203.0.113.3", "clone", [_f("203.0.113.3", EXPOSED, Status.PASS)]),
+        ],
+    )
+
+
+def test_host_key_joins_and_exposure_moves_to_the_lan_device(store: Store) -> None:
+    merged = store.load(merge(store, _lan(store), _wan(store), {}))
+    hosts = {h.address: h for h in merged.hosts}
+    pbx = [f for f in hosts["10.0.0.10"].findings if f.check_id == EXPOSED]
+    assert [(f.status, f.evidence["wan_address"]) for f in pbx] == [(Status.FAIL, "203.0.113.10")]
+    assert "host key" in pbx[0].evidence["joined_by"]
+    assert "203.0.113.10" not in hosts  # joined: not listed twice
+    # No shared identity: the LAN device stays inconclusive, and says how to pair it.
+    lone = [f for f in hosts["10.0.0.11"].findings if f.check_id == EXPOSED]
+    assert [f.status for f in lone] == [Status.INCONCLUSIVE] and "--same" in lone[0].evidence["reason"]
+    # A host key two LAN devices share (a cloned image) joins nothing: the WAN host stays its own.
+    assert "203.0.113.3" in hosts and hosts["203.0.113.3"].device["vantage"] == "wan"
+    assert [f.check_id for f in hosts["10.0.0.3"].findings] == ["CIAJ-1.2-DEFAULT-CREDENTIAL"]
+    assert merged.vantage == "lan+wan" and merged.command == "merge"
+
+
+def test_an_explicit_pair_joins_what_no_key_can(store: Store) -> None:
+    merged = store.load(merge(store, _lan(store), _wan(store), parse_pairs(["203.0.113.11=10.0.0.11"])))
+    lone = [f for h in merged.hosts if h.address == "10.0.0.11" for f in h.findings if f.check_id == EXPOSED]
+    assert [(f.status, f.evidence["joined_by"]) for f in lone] == [(Status.PASS, "paired with --same")]
+
+
+def test_merge_refuses_wrong_vantages_and_unknown_pairs(store: Store) -> None:
+    lan, wan = _lan(store), _wan(store)
+    with pytest.raises(UsageError, match="LAN sweep then a WAN sweep"):
+        merge(store, wan, lan, {})
+    with pytest.raises(UsageError, match="not a host"):
+        merge(store, lan, wan, {"203.0.113.99": "10.0.0.11"})
+    with pytest.raises(UsageError, match="WAN=LAN"):
+        parse_pairs(["203.0.113.11"])
+    with pytest.raises(UsageError, match="both join"):
+        merge(store, lan, wan, {"203.0.113.11": "10.0.0.10"})  # 203.0.113.10 joins it by host key already
