@@ -73,6 +73,7 @@ class ProbeConfig:
     privileged: bool = False  # root: ARP and ICMP allowed
     snmp_port: int = 161
     sip_port: int = 5060
+    sip_extensions: tuple[str, ...] = ()  # --sip-extensions candidates (empty: the probe's short default list)
     ntp_port: int = 123
     credentials_file: str | None = None  # user-supplied USER:PASSWORD lines (--credentials)
     max_attempts: int = 3  # login attempts per account per window

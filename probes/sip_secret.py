@@ -3,7 +3,13 @@
 Enumeration: an unauthenticated REGISTER (no Contact: a binding query) for a
 random user, then for each candidate extension; a different answer (404 for
 the random one, 401 for a real one: Asterisk's alwaysauthreject=no) tells
-which exist. Guessing: digest REGISTERs with the extension as its own secret,
+which exist. When REGISTER answers everyone alike, OPTIONS to each candidate's
+URI is compared the same way (res_pjsip answers 404 for no such endpoint).
+INVITE is never used to enumerate: it would ring the phones that exist.
+Candidates: a short default list, or ``--sip-extensions`` (ranges, lists,
+@wordlist files; at most ``MAX_EXTENSIONS``). Every request is paced like a
+login attempt, and a run cut short by its deadline says how far it got.
+Guessing: digest REGISTERs with the extension as its own secret,
 the profile's SIP defaults and one short guess, each under the per-account cap
 and the host's pacing. A 403 to a guess, a 429 or a 503 stops everything
 (lockout or ban signals); a success stops that extension.
@@ -12,21 +18,56 @@ and the host's pacing. A 403 to a guess, a 429 or a 503 stops everything
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import ClassVar
 
 from probes import sipmsg, sipnet
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
 from probes.login import LEDGER, account_cap, capped_attempt
-from probes.sipcall import register_once
-from scanner.errors import LockedOut, ProbeError
+from probes.sipcall import ask, register_once
+from scanner.errors import LockedOut, ProbeError, UsageError
 from scanner.model import Observation, Risk, Service, SipSecretTest
 from scanner.profiles import SIP_SERVER_CLASSES
 
 CANDIDATES = ("100", "101", "102", "200", "201", "1000", "1001", "2000")
+MAX_EXTENSIONS = 1000
+EXTENSION_RE = re.compile(r"^[A-Za-z0-9_.+-]{1,32}$")
+
+
+def parse_extensions(spec: str) -> tuple[str, ...]:
+    """``--sip-extensions``: N, N-M ranges and @FILE wordlists (one per line, # comments), comma-separated."""
+    out: list[str] = []
+    for item in (x.strip() for x in spec.split(",") if x.strip()):
+        if item.startswith("@"):
+            try:
+                lines = Path(item[1:]).read_text(encoding="utf-8").splitlines()
+            except OSError as exc:
+                raise UsageError(f"--sip-extensions {item}: {exc.strerror or exc}") from exc
+            words = [w.split("#", 1)[0].strip() for w in lines]
+            out += [w for w in words if w]
+        elif re.fullmatch(r"\d{1,12}-\d{1,12}", item):
+            low, high = item.split("-")
+            if int(high) < int(low) or int(high) - int(low) >= MAX_EXTENSIONS:
+                raise UsageError(f"--sip-extensions {item}: not a range of at most {MAX_EXTENSIONS}")
+            out += [str(n).zfill(len(low)) for n in range(int(low), int(high) + 1)]
+        else:
+            out.append(item)
+        if len(out) > MAX_EXTENSIONS:
+            raise UsageError(f"--sip-extensions: more than {MAX_EXTENSIONS} extensions")
+    bad = [x for x in out if not EXTENSION_RE.match(x)]
+    if bad:
+        raise UsageError(f"--sip-extensions: {bad[0][:40]!r} is not an extension (letters, digits, _.+- only)")
+    if not out:
+        raise UsageError("--sip-extensions: no extension given")
+    return tuple(dict.fromkeys(out))
+
+
 GUESS_WHEN_UNIFORM = 4  # a PBX that answers everyone alike hides which exist: guess on this many candidates
 SHORT_LIST = ("1234",)
 BAN = (429, 503)
+ENUMERATION_RESERVE_S = 15.0  # probe time kept back from enumeration for the guesses and their replies
 
 
 @register
@@ -47,6 +88,21 @@ class SipSecrets(Probe):
         service = sipnet.access_service(host)
         return [service] if service else []
 
+    async def _enumerate(
+        self, target: ProbeTarget, ctx: ProbeContext, method: str, candidates: Sequence[str]
+    ) -> tuple[list[tuple[str, int]], str | None]:
+        """(extension, status) per candidate, and why it stopped early (ban signal, deadline) or None."""
+        probed: list[tuple[str, int]] = []
+        for ext in candidates:
+            if ctx.remaining() < ENUMERATION_RESERVE_S:
+                return probed, f"deadline: {method} probed {len(probed)} of {len(candidates)} extensions"
+            await LEDGER.pace(target.address, ctx.config.login_pace_s, ctx)
+            reply = await ask(target, ctx, method, ext)
+            probed.append((ext, reply.status or 0))
+            if (reply.status or 0) in BAN:
+                return probed, f"{reply.status} {reply.reason}: rate limit or ban signal"
+        return probed, None
+
     async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
         """Enumerate, then guess; every request paced like a login attempt."""
         import secrets
@@ -58,17 +114,17 @@ class SipSecrets(Probe):
         base = baseline.status or 0
         if 200 <= base < 300:
             return [SipSecretTest(target.service, baseline_status=base, no_auth=True, stopped="no credentials asked")]
-        probed: list[tuple[str, int]] = []
-        stopped: str | None = None
-        for ext in CANDIDATES:
-            await LEDGER.pace(target.address, gap, ctx)
-            reply = await register_once(target, ctx, ext)
-            probed.append((ext, reply.status or 0))
-            if (reply.status or 0) in BAN:
-                stopped = f"{reply.status} {reply.reason}: rate limit or ban signal"
-                break
+        candidates = ctx.config.sip_extensions or CANDIDATES
+        probed, stopped = await self._enumerate(target, ctx, "REGISTER", candidates)
         found = [ext for ext, status in probed if status != base]
-        guess_on = found or ([] if stopped else list(CANDIDATES[:GUESS_WHEN_UNIFORM]))
+        options_base: int | None = None
+        options_probed: list[tuple[str, int]] = []
+        if not found and not stopped:
+            await LEDGER.pace(target.address, gap, ctx)
+            options_base = (await ask(target, ctx, "OPTIONS", "ea" + secrets.token_hex(4))).status or 0
+            options_probed, stopped = await self._enumerate(target, ctx, "OPTIONS", candidates)
+            found = [ext for ext, status in options_probed if status != options_base]
+        guess_on = found or ([] if stopped else list(candidates[:GUESS_WHEN_UNIFORM]))
         weak: list[tuple[str, str, str]] = []
         tried: list[str] = []
         skipped: list[str] = []
@@ -136,6 +192,9 @@ class SipSecrets(Probe):
             SipSecretTest(
                 target.service,
                 baseline_status=base,
+                candidates=len(candidates),
+                options_baseline_status=options_base,
+                options_probed=tuple(options_probed),
                 probed=tuple(probed),
                 found=tuple(found),
                 weak=tuple(weak),

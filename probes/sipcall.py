@@ -203,25 +203,47 @@ def _contact_uri(msg: sipmsg.SipMessage) -> str | None:
     return contact.split(";")[0].strip() or None
 
 
-async def register_once(
-    target: ProbeTarget, ctx: ProbeContext, user: str, authorization: str | None = None
+async def ask(
+    target: ProbeTarget,
+    ctx: ProbeContext,
+    method: str,
+    user: str,
+    *,
+    authorization: str | None = None,
+    extra: tuple[str, ...] = (),
+    contact: bool = False,
 ) -> sipmsg.SipMessage:
-    """One REGISTER transaction for ``user`` (From = To = its AOR, no Contact: nothing is bound); the final reply."""
+    """One out-of-dialog non-INVITE transaction about ``user``; the final reply.
+
+    REGISTER goes to the registrar (From = To = the user's AOR, no Contact: a
+    binding query that binds nothing); OPTIONS and REFER go to the user's URI.
+    """
     assert target.service is not None
     host = sipmsg.host_port(target.address, target.service.port)
     aor = f"sip:{user}@{host}"
+    uri = f"sip:{host}" if method == "REGISTER" else aor
     channel = await sipnet.open_channel(target, ctx)
     try:
 
         def build(tx: sipmsg.Transaction) -> bytes:
-            extra = (f"Authorization: {authorization}",) if authorization else ()
+            headers = (*extra, *((f"Authorization: {authorization}",) if authorization else ()))
+            if contact:
+                headers = (f"Contact: <{sipnet.contact_uri(channel)}>", *headers)
+            from_uri = aor if method == "REGISTER" else None
             return sipmsg.build_request(
-                "REGISTER", f"sip:{host}", tx, channel.local, channel.transport, to=aor, from_uri=aor, extra=extra
+                method, uri, tx, channel.local, channel.transport, to=aor, from_uri=from_uri, extra=headers
             )
 
-        return await sipnet.request(channel, build, "REGISTER", ctx)
+        return await sipnet.request(channel, build, method, ctx)
     finally:
         await channel.aclose()
+
+
+async def register_once(
+    target: ProbeTarget, ctx: ProbeContext, user: str, authorization: str | None = None
+) -> sipmsg.SipMessage:
+    """One REGISTER transaction for ``user`` (no Contact: nothing is bound); the final reply."""
+    return await ask(target, ctx, "REGISTER", user, authorization=authorization)
 
 
 def numbers(prefixes: Sequence[str]) -> list[str]:
@@ -291,3 +313,48 @@ class SipRegisterNoAuth(Probe):
         user = "ea" + secrets.token_hex(4)
         msg = await register_once(target, ctx, user)
         return [SipRegisterTest(target.service, user=user, status=msg.status or 0, reason=msg.reason[:100])]
+
+
+@register
+class SipRefer(Probe):
+    """An out-of-dialog REFER asking the PBX to call an unassigned international number (--intrusive)."""
+
+    name = "sip-refer"
+    risk = Risk.INTRUSIVE
+    phase = Phase.ASSESS
+    services = frozenset({"sip", "sips"})
+    description = "Unauthenticated REFER (transfer) to a +999 number: accepted means a stranger can make it dial out"
+
+    def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
+        """The one SIP service the INVITE tests use, on a PBX or gateway."""
+        if host.profile is None or host.profile.device_class not in SIP_SERVER_CLASSES:
+            return []
+        service = sipnet.access_service(host)
+        return [service] if service else []
+
+    async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
+        """One REFER; 202/200 is a transfer the PBX took from nobody (it will try to dial a spare country code)."""
+        assert target.service is not None
+        number = numbers(("+",))[0]
+        host = sipmsg.host_port(target.address, target.service.port)
+        referee = "ea" + secrets.token_hex(4)
+        refer_to = (f"Refer-To: <sip:{number}@{host}>", f"Referred-By: <sip:{referee}@{host}>")
+        msg = await ask(target, ctx, "REFER", referee, extra=refer_to, contact=True)
+        status = msg.status or 0
+        if 200 <= status < 300:
+            outcome = "accepted"
+        elif status in (401, 407):
+            outcome = "challenged"
+        else:
+            outcome = "rejected"
+        return [
+            SipCallTest(
+                target.service,
+                number=number,
+                purpose="transfer",
+                outcome=outcome,
+                statuses=(status,),
+                transcript=("> REFER", f"< {status} {msg.reason[:60]} (REFER)"),
+                ended="final reply",
+            )
+        ]

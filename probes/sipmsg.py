@@ -160,7 +160,7 @@ def parse(data: bytes, *, stream: bool = False) -> SipMessage:
 
 def content_length(head: bytes) -> int | None:
     """Content-Length (or compact ``l``) of a header block, for stream framing; None when absent."""
-    for line in head.split(b"\n")[1:MAX_HEADERS + 1]:
+    for line in head.split(b"\n")[1 : MAX_HEADERS + 1]:
         name, colon, value = line.partition(b":")
         if colon and name.strip().lower() in (b"content-length", b"l"):
             text = value.strip()

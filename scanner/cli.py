@@ -58,6 +58,13 @@ def _add_scan_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--snmp-port", type=int, default=161, help="UDP port for the SNMP probes (default 161)")
     p.add_argument("--sip-port", type=int, default=5060, help="UDP port for SIP OPTIONS (default 5060)")
+    p.add_argument(
+        "--sip-extensions",
+        metavar="LIST",
+        help="extensions to enumerate on a PBX: N, N-M and @FILE items, comma-separated, at most 1000 "
+        "(default: a short list of common ones); each is paced like a login attempt, so long lists need "
+        "a larger --probe-timeout and --host-budget",
+    )
     p.add_argument("--ntp-port", type=int, default=123, help="UDP port for the NTP query (default 123)")
     p.add_argument("--timeout", type=float, default=3.0, help="per-read timeout, seconds (default 3)")
     p.add_argument("--connect-timeout", type=float, default=1.5, help="TCP connect timeout (default 1.5)")

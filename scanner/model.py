@@ -205,7 +205,7 @@ class SipCallTest(Observation):
 
     kind: ClassVar[str] = "sip-call"
     number: str = ""
-    purpose: str = ""  # "baseline" (a random extension) or "international"
+    purpose: str = ""  # "baseline" (a random extension), "international", or "transfer" (REFER, --intrusive)
     outcome: str = ""
     statuses: tuple[int, ...] = ()  # final and provisional statuses to the INVITE, in order
     transcript: tuple[str, ...] = ()  # "> INVITE", "< 183 Session Progress", "> CANCEL", ...
@@ -228,7 +228,10 @@ class SipSecretTest(Observation):
 
     kind: ClassVar[str] = "sip-secret"
     baseline_status: int = 0  # a random user's REGISTER (no credentials)
+    candidates: int = 0  # extensions to enumerate (default list or --sip-extensions)
     probed: tuple[tuple[str, int], ...] = ()  # (extension, status) of the unauthenticated REGISTERs
+    options_baseline_status: int | None = None  # a random user's OPTIONS, when REGISTER told nothing apart
+    options_probed: tuple[tuple[str, int], ...] = ()  # (extension, status) of those OPTIONS
     found: tuple[str, ...] = ()  # extensions whose answer differed from the baseline
     weak: tuple[tuple[str, str, str], ...] = ()  # (extension, secret, source) that registered (secret: masked)
     tried: tuple[str, ...] = ()  # "extension (source)" guesses, in order

@@ -12,6 +12,7 @@ from typing import Any
 
 import probes
 from probes.base import TCP_PORTS, ProbeConfig, Timeouts
+from probes.sip_secret import parse_extensions
 from probes.syslog_listen import SyslogListener, parse_listen
 from reports import render
 from scanner import auth, cli, feeds, profiles
@@ -73,6 +74,7 @@ def _config(args: argparse.Namespace, mode: Mode, command: str) -> SweepConfig:
             port_names=names,
             snmp_port=args.snmp_port,
             sip_port=args.sip_port,
+            sip_extensions=parse_extensions(args.sip_extensions) if args.sip_extensions else (),
             ntp_port=args.ntp_port,
             privileged=cli.is_root() and not args.unprivileged,
             credentials_file=str(args.credentials.resolve()) if args.credentials else None,
@@ -110,6 +112,7 @@ def _config_from_json(data: dict[str, Any]) -> SweepConfig:
                 **data["probe_config"],
                 "tcp_ports": tuple(data["probe_config"]["tcp_ports"]),
                 "port_names": tuple((int(p), str(n)) for p, n in data["probe_config"]["port_names"]),
+                "sip_extensions": tuple(data["probe_config"].get("sip_extensions", ())),
             }
         ),
         max_hosts=data["max_hosts"],

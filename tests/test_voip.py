@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 
 from lab.emulator.devices import Device
+from probes.sip_secret import parse_extensions
 from probes.sipcall import classify
+from scanner import profiles
+from scanner.errors import UsageError
 from scanner.model import Mode, Status
-from tests.conftest import StartDevice, by_id, scan_device
+from scanner.orchestrator import Engine
+from tests.conftest import StartDevice, by_id, config_for, scan_device
 
 WEAK = {
     "persona": "pbx",
@@ -172,3 +179,67 @@ async def test_voip_exposure_is_judged_from_the_wan_vantage_only(emulated: Start
     shut = by_id(await scan_device(quiet, Mode.SAFE, vantage="wan"), "CIAJ-2.3-VOIP-EXPOSED")
     assert [f.status for f in shut] == [Status.PASS]
     assert shut[0].evidence["sip_ports"] == {"udp/9": "closed"}  # ICMP port unreachable on loopback
+
+
+async def test_options_tells_extensions_apart_when_register_does_not(emulated: StartDevice) -> None:
+    dev = await emulated(**{**HARD, "extensions": {"101": "Strong-Ext-1"}, "options_reveal_users": True})
+    result = await scan_device(dev, Mode.DEFAULT, probe=90.0, host=120.0)
+    enum = by_id(result, "CIAJ-2.3-EXTENSION-ENUMERATION")
+    assert [(f.status, f.evidence["found"], f.evidence["told_apart_by"]) for f in enum] == [
+        (Status.FAIL, ["101"], "OPTIONS")
+    ]
+    assert {p["status"] for p in enum[0].evidence["probed"]} == {401}  # REGISTER: everyone alike
+    assert not any(d.startswith(b"INVITE sip:101@") for n, d in dev.received if n == "sip")  # never rung
+
+
+async def test_an_extension_list_is_enumerated_as_given(emulated: StartDevice) -> None:
+    dev = await emulated(**{**WEAK, "extensions": {"2001": "Strong-2001-x"}})
+    cfg = config_for(dev, Mode.DEFAULT, probe=90.0, host=120.0)
+    pc = dataclasses.replace(cfg.probe_config, sip_extensions=parse_extensions("2000-2002,ops"))
+    engine = Engine(dataclasses.replace(cfg, probe_config=pc), profiles.load_all())
+    result = await engine.scan_host(dev.spec.address)
+    enum = by_id(result, "CIAJ-2.3-EXTENSION-ENUMERATION")
+    assert [(f.status, f.evidence["found"], f.evidence["candidates"]) for f in enum] == [(Status.FAIL, ["2001"], 4)]
+    assert [p["extension"] for p in enum[0].evidence["probed"]] == ["2000", "2001", "2002", "ops"]
+
+
+async def test_enumeration_cut_by_the_deadline_is_not_a_pass(
+    emulated: StartDevice, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from probes import sip_secret
+
+    monkeypatch.setattr(sip_secret, "ENUMERATION_RESERVE_S", 10_000.0)  # no time left for even one candidate
+    dev = await emulated(**HARD)
+    result = await scan_device(dev, Mode.DEFAULT, probe=90.0, host=120.0)
+    enum = by_id(result, "CIAJ-2.3-EXTENSION-ENUMERATION")
+    assert [f.status for f in enum] == [Status.INCONCLUSIVE] and "deadline" in enum[0].evidence["reason"]
+
+
+def test_extension_lists_parse_ranges_files_and_refuse_junk(tmp_path: Path) -> None:
+    words = tmp_path / "ext.txt"
+    words.write_text("# front desk\n200\nsales  # trailing comment\n\n", encoding="utf-8")
+    assert parse_extensions(f"098-101,@{words},100") == ("098", "099", "100", "101", "200", "sales")
+    for bad in ("1-5000", "9-1", "a b", "sip:x@y", "<100>", "", f"@{tmp_path / 'missing'}"):
+        with pytest.raises(UsageError):
+            parse_extensions(bad)
+    with pytest.raises(UsageError, match="more than"):
+        parse_extensions(",".join(f"{n}00-{n}99" for n in range(1, 12)))
+
+
+async def test_refer_is_sent_only_when_intrusive_and_an_accepted_transfer_fails_the_relay_check(
+    emulated: StartDevice,
+) -> None:
+    dev = await emulated(**{**HARD, "refer_allowed": True})
+    default = await scan_device(dev, Mode.DEFAULT, probe=60.0, host=90.0)
+    assert dev.sip.transfers == [] and not any(d.startswith(b"REFER") for n, d in dev.received if n == "sip")
+    assert [f.status for f in by_id(default, "CIAJ-2.3-OPEN-RELAY")] == [Status.PASS]
+    intrusive = await scan_device(dev, Mode.INTRUSIVE, probe=60.0, host=90.0)
+    relay = by_id(intrusive, "CIAJ-2.3-OPEN-RELAY")
+    assert [f.status for f in relay] == [Status.FAIL] and "REFER" in relay[0].evidence["transfer"]
+    transfer = [c for c in relay[0].evidence["calls"] if c["purpose"] == "transfer"]
+    assert [(c["outcome"], c["statuses"]) for c in transfer] == [("accepted", [202])]
+    assert len(dev.sip.transfers) == 1 and "999" in dev.sip.transfers[0]
+    hardened = await emulated(**HARD)
+    relay = by_id(await scan_device(hardened, Mode.INTRUSIVE, probe=60.0, host=90.0), "CIAJ-2.3-OPEN-RELAY")
+    assert [f.status for f in relay] == [Status.PASS]
+    assert [c["outcome"] for c in relay[0].evidence["calls"] if c["purpose"] == "transfer"] == ["challenged"]

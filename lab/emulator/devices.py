@@ -57,6 +57,8 @@ class DeviceSpec:
     answer_after_s: float = 1.5  # a routed call is answered (200) this long after 183; 0: at once, no provisional
     guest_routes: list[str] = field(default_factory=list)  # dial prefixes the guest context routes out
     auth_reject_uniform: bool = True  # same answer for unknown users and wrong passwords
+    refer_allowed: bool = False  # out-of-dialog REFER (transfer) accepted from anyone
+    options_reveal_users: bool = False  # OPTIONS to an unknown user gets 404, to a known one 200
     ftp_anonymous: bool = False
     host_key_seed: str | None = None  # devices with the same seed share one SSH host key (a cloned image)
     wan_address: str | None = None  # the node's WAN address, where ``wan_services`` also listen
@@ -99,6 +101,8 @@ class DeviceSpec:
             answer_after_s=float(data.get("answer_after_s", 1.5)),
             guest_routes=[str(r) for r in data.get("guest_routes", [])],
             auth_reject_uniform=bool(data.get("auth_reject_uniform", True)),
+            refer_allowed=bool(data.get("refer_allowed", False)),
+            options_reveal_users=bool(data.get("options_reveal_users", False)),
             ftp_anonymous=bool(data.get("ftp_anonymous", False)),
             host_key_seed=data.get("host_key_seed"),
             wan_address=data.get("wan_address"),

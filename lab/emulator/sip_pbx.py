@@ -68,6 +68,7 @@ class SipPersona:
         self.spec = spec
         self.calls: dict[str, Call] = {}
         self.registrations: dict[str, str] = {}  # user -> contact
+        self.transfers: list[str] = []  # Refer-To of REFERs accepted
         self._nonces: set[str] = set()
         self._answer_timers: dict[str, asyncio.TimerHandle] = {}
 
@@ -88,11 +89,17 @@ class SipPersona:
             return
         method = msg.method
         if method == "OPTIONS":
-            send(self.reply(msg, 200, "OK", [f"Allow: {ALLOW}", "Accept: application/sdp"]))
+            user = _user(msg.uri)
+            if self.spec.options_reveal_users and user and user not in self.spec.extensions:
+                send(self.reply(msg, 404, "Not Found"))  # res_pjsip: no such endpoint
+            else:
+                send(self.reply(msg, 200, "OK", [f"Allow: {ALLOW}", "Accept: application/sdp"]))
         elif method == "REGISTER":
             send(self._register(msg))
         elif method == "INVITE":
             self._invite(msg, send)
+        elif method == "REFER":
+            self._refer(msg, send)
         elif method == "CANCEL":
             self._cancel(msg, send)
         elif method == "ACK":
@@ -229,6 +236,14 @@ class SipPersona:
         headers = [(n, f"{cseq} INVITE" if n == "cseq" else v) for n, v in msg.headers]
         invite = sipmsg.SipMessage(method="INVITE", headers=headers)
         send(self.reply(invite, 487, "Request Terminated"))
+
+    def _refer(self, msg: sipmsg.SipMessage, send: Callable[[bytes], None]) -> None:
+        """An out-of-dialog transfer request: taken from anyone when ``refer_allowed`` (then noted, never dialled)."""
+        if not self.spec.refer_allowed:
+            send(self._challenge(msg) if self.spec.extensions else self.reply(msg, 403, "Forbidden"))
+            return
+        self.transfers.append(msg.get("refer-to") or "")
+        send(self.reply(msg, 202, "Accepted"))
 
     def close(self) -> None:
         """Cancel pending answer timers."""

@@ -54,9 +54,12 @@ def open_relay(view: HostView) -> list[Finding]:
         evidence: dict[str, JSON] = {"calls": [_call_evidence(t) for t in mine]}
         abroad = [t for t in mine if t.purpose == "international"]
         baseline = [t for t in mine if t.purpose == "baseline"]
+        transfers = [t for t in mine if t.purpose == "transfer"]
         if baseline and baseline[0].outcome in ("routed", "answered"):
             evidence["note"] = "the random extension was routed too: this PBX tries to place any number"
-        if any(t.outcome in ("routed", "answered") for t in abroad):
+        if any(t.outcome == "accepted" for t in transfers):
+            evidence["transfer"] = "a REFER from nobody to an international number was accepted (--intrusive test)"
+        if any(t.outcome in ("routed", "answered") for t in abroad) or "transfer" in evidence:
             out.append(view.finding(RELAY, Status.FAIL, service=service, evidence=evidence))
         elif abroad and all(t.outcome in ("rejected", "challenged") for t in abroad):
             out.append(view.finding(RELAY, Status.PASS, service=service, evidence=evidence))
@@ -83,20 +86,29 @@ def register_without_auth(view: HostView) -> list[Finding]:
 
 @check(ENUMERATION)
 def extension_enumeration(view: HostView) -> list[Finding]:
-    """Fail when real extensions answer REGISTER differently from a random user."""
+    """Fail when real extensions answer REGISTER (or OPTIONS) differently from a random user.
+
+    Pass only when every candidate was asked and all answered like the random user.
+    """
     out: list[Finding] = []
     for t in view.of(SipSecretTest):
         evidence: dict[str, JSON] = {
             "random_user_status": t.baseline_status,
             "probed": [{"extension": e, "status": s} for e, s in t.probed],
+            "candidates": t.candidates,
         }
+        if t.options_baseline_status is not None:
+            evidence["options_random_user_status"] = t.options_baseline_status
+            evidence["options_probed"] = [{"extension": e, "status": s} for e, s in t.options_probed]
+        last = t.options_probed if t.options_baseline_status is not None else t.probed
         if t.no_auth:
             evidence["reason"] = "the registrar asks no credentials of anyone (see CIAJ-2.3-REGISTER-NO-AUTH)"
             out.append(view.finding(ENUMERATION, Status.INCONCLUSIVE, service=t.service, evidence=evidence))
         elif t.found:
             evidence["found"] = list(t.found)
+            evidence["told_apart_by"] = "OPTIONS" if t.options_baseline_status is not None else "REGISTER"
             out.append(view.finding(ENUMERATION, Status.FAIL, service=t.service, evidence=evidence))
-        elif t.stopped and not t.probed:
+        elif t.stopped and (len(last) < t.candidates or not t.probed):
             evidence["reason"] = t.stopped
             out.append(view.finding(ENUMERATION, Status.INCONCLUSIVE, service=t.service, evidence=evidence))
         else:
