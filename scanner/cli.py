@@ -187,8 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
     hist.add_argument("--limit", type=int, default=20)
     hist.add_argument("--json", action="store_true")
 
-    diff = sub.add_parser("diff", parents=[common], help="compare two sweeps (default: the two newest)")
-    diff.add_argument("old", nargs="?", default="-2")
+    diff = sub.add_parser(
+        "diff",
+        parents=[common],
+        help="compare two sweeps (default: the newest, and the sweep before it of the same vantage)",
+    )
+    diff.add_argument("old", nargs="?", default=None)
     diff.add_argument("new", nargs="?", default="-1")
     diff.add_argument("--db", type=Path)
     diff.add_argument("--json", action="store_true")
@@ -287,7 +291,7 @@ def _history(args: argparse.Namespace) -> int:
     for r in rows:
         when = dt.datetime.fromtimestamp(r["started_at"]).strftime("%Y-%m-%d %H:%M")
         print(
-            f"{r['id']}  {when}  {r['command']:5} {r['mode']:9} {r['state']:11} "
+            f"{r['id']}  {when}  {r['command']:5} {r['vantage']:7} {r['mode']:9} {r['state']:11} "
             f"{r['hosts_up']:4} up {r['failures']:4} fail  {' '.join(r['targets'])}"
         )
     return EXIT_OK
@@ -297,7 +301,17 @@ def _diff(args: argparse.Namespace) -> int:
     from scanner.diff import diff
 
     store = _store(args.db)
-    old, new = store.load(store.resolve(args.old)), store.load(store.resolve(args.new))
+    new = store.load(store.resolve(args.new))
+    if args.old is None:
+        # The newest earlier sweep seen from the same place: a WAN sweep or a merged one is not
+        # a LAN sweep's predecessor.
+        earlier = [s for s in store.list(limit=1000) if s["started_at"] < new.started_at]
+        like = [s["id"] for s in earlier if s["vantage"] == new.vantage]
+        if not like:
+            raise UsageError(f"no sweep of vantage {new.vantage!r} before {new.id} to compare with")
+        old = store.load(like[0])
+    else:
+        old = store.load(store.resolve(args.old))
     d = diff(old, new)
     if args.json:
         print(json.dumps(d.to_json(), indent=2, ensure_ascii=False))

@@ -202,7 +202,7 @@ class Store:
         """Newest sweeps with host and failure counts."""
         out = []
         for row in self.db.execute(
-            "SELECT s.id, s.command, s.mode, s.state, s.started_at, s.finished_at, s.scope_json,"
+            "SELECT s.id, s.command, s.mode, s.state, s.started_at, s.finished_at, s.scope_json, s.vantage,"
             " (SELECT COUNT(*) FROM hosts h WHERE h.sweep_id=s.id AND h.state!='down'),"
             " (SELECT COUNT(*) FROM findings f WHERE f.sweep_id=s.id AND json_extract(f.json,'$.status')='fail')"
             " FROM sweeps s ORDER BY s.started_at DESC LIMIT ?",
@@ -218,8 +218,9 @@ class Store:
                     "started_at": row[4],
                     "finished_at": row[5],
                     "targets": scope.get("targets", []),
-                    "hosts_up": row[7],
-                    "failures": row[8],
+                    "vantage": row[7],
+                    "hosts_up": row[8],
+                    "failures": row[9],
                 }
             )
         return out

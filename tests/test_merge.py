@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 from pathlib import Path
 
 import pytest
 
 from scanner.checks import make_finding
+from scanner.cli import main
 from scanner.errors import UsageError
 from scanner.merge import merge, parse_pairs
 from scanner.model import Finding, Mode, Status
@@ -96,3 +100,16 @@ def test_merge_refuses_wrong_vantages_and_unknown_pairs(store: Store) -> None:
         parse_pairs(["203.0.113.11"])
     with pytest.raises(UsageError, match="both join"):
         merge(store, lan, wan, {"203.0.113.11": "10.0.0.10"})  # 203.0.113.10 joins it by host key already
+
+
+def test_diff_by_default_compares_sweeps_of_the_same_vantage(store: Store, tmp_path: Path) -> None:
+    first_lan = _lan(store)
+    _wan(store)
+    merge(store, first_lan, store.resolve("-1"), {})
+    second_lan = _lan(store)
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main(["diff", "--db", str(store.path), "--json"])
+    d = json.loads(out.getvalue())
+    assert (d["old"], d["new"]) == (first_lan, second_lan)  # not the merged or the WAN sweep in between
