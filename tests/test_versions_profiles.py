@@ -114,3 +114,22 @@ def test_baseline_for_picks_branch() -> None:
     b = p.baseline_for("18.20.0")
     assert b is not None and b.end_of_life == dt.date(2025, 10, 20)
     assert p.baseline_for("99.0.0") is None
+
+
+@pytest.mark.parametrize(
+    ("title", "profile", "users"),
+    [
+        ("Web Maintenance Console", "panasonic-kx-ns", {"INSTALLER"}),
+        ("NEC WebPro", "nec-univerge-sl", {"tech", "ADMIN1", "ADMIN2"}),
+    ],
+)
+def test_japanese_pbx_web_uis_are_pbxes_with_their_documented_defaults(
+    title: str, profile: str, users: set[str]
+) -> None:
+    from scanner.model import HttpInfo, Service
+
+    m = profiles.match(profiles.load_all(), [HttpInfo(Service(80, "tcp", "http"), status=200, title=title)])
+    assert m is not None and (m.profile.id, m.profile.device_class) == (profile, "pbx")
+    creds = m.profile.default_credentials
+    assert {c.username for c in creds} == users and all(c.protocol == "http" for c in creds)
+    assert all(c.source in m.profile.sources for c in creds)
