@@ -29,7 +29,6 @@ from probes.login import LEDGER, account_cap, capped_attempt
 from probes.sipcall import ask, register_once
 from scanner.errors import LockedOut, ProbeError, UsageError
 from scanner.model import Observation, Risk, Service, SipSecretTest
-from scanner.profiles import SIP_SERVER_CLASSES
 
 CANDIDATES = ("100", "101", "102", "200", "201", "1000", "1001", "2000")
 MAX_EXTENSIONS = 1000
@@ -83,10 +82,7 @@ class SipSecrets(Probe):
 
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
         """The one SIP service that answered OPTIONS first (UDP before TCP before TLS), on a PBX or gateway."""
-        if host.profile is None or host.profile.device_class not in SIP_SERVER_CLASSES:
-            return []
-        service = sipnet.access_service(host)
-        return [service] if service else []
+        return sipnet.access_targets(host, servers_only=True)
 
     async def _enumerate(
         self, target: ProbeTarget, ctx: ProbeContext, method: str, candidates: Sequence[str]

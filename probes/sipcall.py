@@ -27,7 +27,6 @@ from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, P
 from probes.sipnet import T1
 from scanner.errors import ProbeError, Timeout
 from scanner.model import Observation, Risk, Service, SipCallTest, SipRegisterTest
-from scanner.profiles import SIP_SERVER_CLASSES
 
 RING_WAIT = 4.0  # seconds a 100 Trying may stand alone before the scanner CANCELs anyway
 FINAL_WAIT = 4.0  # seconds to wait for the final reply after a CANCEL or BYE
@@ -266,10 +265,7 @@ class SipRelay(Probe):
 
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
         """One SIP service (UDP first) on a host identified as a PBX or gateway (an INVITE to a phone would ring it)."""
-        if host.profile is None or host.profile.device_class not in SIP_SERVER_CLASSES:
-            return []
-        service = sipnet.access_service(host)
-        return [service] if service else []
+        return sipnet.access_targets(host, servers_only=True)
 
     async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
         """Baseline first; every dialog ends before the next starts."""
@@ -305,8 +301,7 @@ class SipRegisterNoAuth(Probe):
 
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
         """The one SIP service that answered OPTIONS first (UDP before TCP before TLS)."""
-        service = sipnet.access_service(host)
-        return [service] if service else []
+        return sipnet.access_targets(host, servers_only=False)
 
     async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
         """One transaction, retransmitted on timer E; the final reply is kept."""
@@ -327,10 +322,7 @@ class SipRefer(Probe):
 
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
         """The one SIP service the INVITE tests use, on a PBX or gateway."""
-        if host.profile is None or host.profile.device_class not in SIP_SERVER_CLASSES:
-            return []
-        service = sipnet.access_service(host)
-        return [service] if service else []
+        return sipnet.access_targets(host, servers_only=True)
 
     async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
         """One REFER; 202/200 is a transfer the PBX took from nobody (it will try to dial a spare country code)."""

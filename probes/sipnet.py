@@ -24,6 +24,7 @@ from probes.tcp import close_stream, open_stream
 from probes.udp import norm_address
 from scanner.errors import MalformedResponse, Timeout, Unreachable
 from scanner.model import Service, SipInfo
+from scanner.profiles import SIP_SERVER_CLASSES
 
 T1 = 0.5  # RFC 3261 timer T1 (seconds)
 T2 = 4.0  # RFC 3261 timer T2: the cap of non-INVITE retransmit intervals
@@ -47,6 +48,14 @@ def access_service(host: HostSnapshot) -> Service | None:
     rank = {"UDP": 0, "TCP": 1, "TLS": 2}
     answered = {o.service for o in host.observations if isinstance(o, SipInfo) and o.service is not None}
     return min(answered, key=lambda s: (rank[transport_of(s)], s.port), default=None)
+
+
+def access_targets(host: HostSnapshot, *, servers_only: bool) -> list[Service]:
+    """``access_service`` as a probe's targets; ``servers_only``: only on a PBX or gateway (an INVITE rings a phone)."""
+    if servers_only and (host.profile is None or host.profile.device_class not in SIP_SERVER_CLASSES):
+        return []
+    service = access_service(host)
+    return [service] if service else []
 
 
 def contact_uri(channel: SipChannel) -> str:
