@@ -239,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.WARNING if args.quiet else (logging.INFO, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
     logging.basicConfig(level=level, format="edgeaudit: %(message)s", stream=sys.stderr)
-    for noisy in ("httpx", "httpcore", "asyncio", "pysnmp", "scapy.runtime"):
+    for noisy in ("httpx", "httpcore", "asyncio", "asyncssh", "pysnmp", "scapy.runtime"):
         logging.getLogger(noisy).setLevel(logging.WARNING if args.verbose < 2 else logging.DEBUG)
     try:
         if args.command in ("scan", "check"):
