@@ -62,8 +62,8 @@ lab-status: setup ## what the lab runs, and whether it is healthy
 # attempt ledger next to the demo's history database is cleared with it. The lab's feed
 # fixtures (lab/feeds, fictional EdgeLab CVEs) are frozen files, hence --max-feed-age 3650.
 # Two vantages: the LAN from the host leg, then the WAN legs from the lab's `outside` node
-# (--safe: only what answers matters there), merged into one report; the hardened PBX shows
-# nothing outside to join it by, so it is paired with --same.
+# (--safe: only what answers matters there), merged into one report; the hardened router and
+# PBX show no key outside to join them by, so they are paired with --same.
 WAN_LEGS := 198.19.0.1 198.19.0.2 198.19.0.10 198.19.0.11
 demo: setup ## set up, bring up the lab, sweep it from the LAN and the WAN, write out/demo/report.html, bring the lab down (root)
 	@$(MAKE) --no-print-directory lab-up
@@ -77,7 +77,7 @@ demo: setup ## set up, bring up the lab, sweep it from the LAN and the WAN, writ
 	    $(BIN)/edgeaudit lab exec outside -- $(BIN)/edgeaudit scan $(WAN_LEGS) --vantage wan --safe \
 	      --out $(OUT)/wan --db $(DEMO_DB) --lang $${LANG_REPORT:-ja} || rc=$$?; fi; \
 	  if [ $$rc -le 1 ]; then \
-	    $(BIN)/edgeaudit merge -2 -1 --same 198.19.0.11=198.18.0.11 --out $(OUT) --db $(DEMO_DB) \
+	    $(BIN)/edgeaudit merge -2 -1 --same 198.19.0.2=198.18.0.2 --same 198.19.0.11=198.18.0.11 --out $(OUT) --db $(DEMO_DB) \
 	      --lang $${LANG_REPORT:-ja} || rc=$$?; fi; \
 	  $(MAKE) --no-print-directory lab-down; \
 	  if [ $$rc -gt 1 ]; then exit $$rc; fi; \

@@ -66,6 +66,12 @@ class NodeContext:
         """A file in the node's run directory."""
         return self.directory / name
 
+    def listen(self, opts: dict[str, Any]) -> list[str]:
+        """Where a daemon binds: every leg of the node, or with ``listen: lan`` the LAN leg only."""
+        if opts.get("listen", "all") == "lan":
+            return [self.address]
+        return list(self.addresses.values())
+
 
 def require(*keys: str) -> None:
     """Fail with the apt-get line when a daemon's binary is missing."""
@@ -124,7 +130,7 @@ def sshd(node: NodeContext, opts: dict[str, Any]) -> Launch:
         "\n".join(
             [
                 "Port 22",
-                *(f"ListenAddress {a}" for a in node.addresses.values()),
+                *(f"ListenAddress {a}" for a in node.listen(opts)),
                 *(f"HostKey {k}" for k in keys),
                 f"PidFile {node.path('sshd.pid')}",
                 "UsePAM no",
@@ -163,7 +169,7 @@ def snmpd(node: NodeContext, opts: dict[str, Any]) -> Launch:
     state.mkdir(exist_ok=True)
     argv = [
         "/usr/sbin/snmpd", "-f", "-Lf", str(node.path("snmpd.log")), "-C", "-c", str(cfg),
-        "-p", str(node.path("snmpd.pid")), *(f"udp:{a}:161" for a in node.addresses.values()),
+        "-p", str(node.path("snmpd.pid")), *(f"udp:{a}:161" for a in node.listen(opts)),
     ]  # fmt: skip
     env = {"MIBS": "", "MIBDIRS": "/nonexistent", "SNMP_PERSISTENT_DIR": str(state), "SNMPCONFPATH": str(state)}
     return Launch(argv, {("udp", 161)}, env)
@@ -223,7 +229,7 @@ def dnsmasq(node: NodeContext, opts: dict[str, Any]) -> Launch:
     require("dnsmasq")
     lines = [
         "port=53",
-        *(f"listen-address={a}" for a in node.addresses.values()),
+        *(f"listen-address={a}" for a in node.listen(opts)),
         "bind-interfaces",
         "no-resolv",
         "no-hosts",

@@ -80,11 +80,12 @@ def test_lab_sweep_matches_golden_files(lab_run: Path, tmp_path: Path) -> None:
         db=db,
     )
     # From outside: the WAN legs of the routers and PBXs, swept (safe mode) from the WAN vantage node,
-    # then merged. SSH host keys join three of them to their LAN selves; the hardened PBX shows none
-    # outside, so it is paired by hand, as an operator who knows the NAT would.
+    # then merged. SSH host keys join the weak router and PBX to their LAN selves; the hardened ones
+    # show no key outside, so they are paired by hand, as an operator who knows the NAT would.
     _, wan = _sweep(tmp_path / "wan", *WAN_LEGS, "--safe", "--vantage", "wan", db=db, node="outside")
     assert {d["address"] for d in wan["devices"]} == set(WAN_LEGS)  # type: ignore[union-attr,index]
-    code, report = _sweep(tmp_path, "-2", "-1", "--same", "198.19.0.11=198.18.0.11", db=db, command="merge")
+    pairs = ("--same", "198.19.0.2=198.18.0.2", "--same", "198.19.0.11=198.18.0.11")
+    code, report = _sweep(tmp_path, "-2", "-1", *pairs, db=db, command="merge")
     assert golden.compare(report) == []
     exposed = {
         d["address"]: [

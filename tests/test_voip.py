@@ -178,7 +178,7 @@ async def test_voip_exposure_is_judged_from_the_wan_vantage_only(emulated: Start
     quiet = await emulated(persona="router", services=["ssh"])
     shut = by_id(await scan_device(quiet, Mode.SAFE, vantage="wan"), "CIAJ-2.3-VOIP-EXPOSED")
     assert [f.status for f in shut] == [Status.PASS]
-    assert shut[0].evidence["sip_ports"] == {"udp/9": "closed"}  # ICMP port unreachable on loopback
+    assert shut[0].evidence["ports"] == {"udp/9": "closed"}  # ICMP port unreachable on loopback
 
 
 async def test_options_tells_extensions_apart_when_register_does_not(emulated: StartDevice) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from scanner.checks import HostView, check
-from scanner.model import JSON, Finding, PortState, SipCallTest, SipInfo, SipRegisterTest, SipSecretTest, Status
+from scanner.model import JSON, Finding, SipCallTest, SipInfo, SipRegisterTest, SipSecretTest, Status
 from scanner.profiles import SIP_SERVER_CLASSES
 
 
@@ -28,9 +28,6 @@ RELAY = "CIAJ-2.3-OPEN-RELAY"
 REGISTER = "CIAJ-2.3-REGISTER-NO-AUTH"
 ENUMERATION = "CIAJ-2.3-EXTENSION-ENUMERATION"
 WEAK_SECRET = "CIAJ-2.3-WEAK-SIP-SECRET"
-EXPOSED = "CIAJ-2.3-VOIP-EXPOSED"
-SIP_NAMES = ("sip", "sips")
-SIP_PROBES = ("sip-options", "sip-options-stream")
 
 
 def _call_evidence(test: SipCallTest) -> dict[str, JSON]:
@@ -137,48 +134,3 @@ def weak_sip_secret(view: HostView) -> list[Finding]:
             out.append(view.finding(WEAK_SECRET, Status.PASS, service=t.service, evidence=evidence))
     return out or _untested(view, WEAK_SECRET, "sip-secrets", servers_only=True, sends="REGISTER")
 
-
-@check(EXPOSED, outside=True)
-def voip_exposed(view: HostView) -> list[Finding]:
-    """From the WAN vantage: fail for each SIP service that answers; pass when every SIP port stayed silent or shut.
-
-    From the LAN, a SIP device gets an inconclusive finding that says how to judge
-    it: sweep its outside address with ``--vantage wan`` and merge the two sweeps.
-    """
-    sip = view.of(SipInfo)
-    if view.vantage != "wan":
-        if not sip:
-            return []
-        reason = (
-            "reachability from outside is judged from the WAN vantage: sweep the public address with "
-            "`--vantage wan`, then `edgeaudit merge LAN-SWEEP WAN-SWEEP`"
-        )
-        return [view.finding(EXPOSED, Status.INCONCLUSIVE, service=sip[0].service, evidence={"reason": reason})]
-    if sip:
-        return [
-            view.finding(
-                EXPOSED,
-                Status.FAIL,
-                service=info.service,
-                evidence={
-                    "vantage": "wan",
-                    "status": info.status,
-                    "reason_phrase": info.reason,
-                    "agent": info.server or info.user_agent or "",
-                },
-            )
-            for info in sip
-        ]
-    failures = [f for f in view.failures() if f.probe in SIP_PROBES]
-    ports = {p.service.key: p.state for p in view.of(PortState) if p.service and p.service.name in SIP_NAMES}
-    evidence: dict[str, JSON] = {
-        "vantage": "wan",
-        "sip_ports": {k: ("no answer" if v == "filtered" else v) for k, v in sorted(ports.items())},
-    }
-    if failures:
-        evidence["reason"] = failures[0].reason
-        return [view.finding(EXPOSED, Status.INCONCLUSIVE, evidence=evidence)]
-    if not any(key.startswith("udp/") for key in ports):
-        evidence["reason"] = "no SIP probe ran (an on-link address that answers no ARP is not there at all)"
-        return [view.finding(EXPOSED, Status.INCONCLUSIVE, evidence=evidence)]
-    return [view.finding(EXPOSED, Status.PASS, evidence=evidence)]
