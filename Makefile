@@ -61,6 +61,7 @@ lab-status: setup ## what the lab runs, and whether it is healthy
 # The demo's lab is rebuilt each time, so its devices remember no failed login: the shared
 # attempt ledger next to the demo's history database is cleared with it. The lab's feed
 # fixtures (lab/feeds, fictional EdgeLab CVEs) are frozen files, hence --max-feed-age 3650.
+# www.bank.example really is 198.19.0.80 (the lab ISP's DNS); router-weak answers otherwise.
 # Two vantages: the LAN from the host leg, then the WAN legs from the lab's `outside` node
 # (--safe: only what answers matters there), merged into one report; the hardened router and
 # PBX show no key outside to join them by, so they are paired with --same.
@@ -72,9 +73,11 @@ demo: setup ## set up, bring up the lab, sweep it from the LAN and the WAN, writ
 	  chmod 600 lab/auth.toml; \
 	  $(BIN)/edgeaudit feeds import lab/feeds/kev-edgelab.json lab/feeds/nvd-edgelab.json --db $(DEMO_DB) >/dev/null; \
 	  $(BIN)/edgeaudit scan 198.18.0.0/24 --out $(OUT)/lan --db $(DEMO_DB) --lang $${LANG_REPORT:-ja} \
-	    --auth-file lab/auth.toml --syslog-listen 198.18.1.254:5514 --max-feed-age 3650 || rc=$$?; \
+	    --auth-file lab/auth.toml --syslog-listen 198.18.1.254:5514 --max-feed-age 3650 \
+	    --dns-expect www.bank.example=198.19.0.80 || rc=$$?; \
 	  if [ $$rc -le 1 ]; then \
 	    $(BIN)/edgeaudit lab exec outside -- $(BIN)/edgeaudit scan $(WAN_LEGS) --vantage wan --safe \
+	      --dns-expect www.bank.example=198.19.0.80 \
 	      --out $(OUT)/wan --db $(DEMO_DB) --lang $${LANG_REPORT:-ja} || rc=$$?; fi; \
 	  if [ $$rc -le 1 ]; then \
 	    $(BIN)/edgeaudit merge -2 -1 --same 198.19.0.2=198.18.0.2 --same 198.19.0.11=198.18.0.11 --out $(OUT) --db $(DEMO_DB) \

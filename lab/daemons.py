@@ -225,7 +225,7 @@ def lighttpd(node: NodeContext, opts: dict[str, Any]) -> Launch:
 
 
 def dnsmasq(node: NodeContext, opts: dict[str, Any]) -> Launch:
-    """dnsmasq as the router's DNS forwarder (no upstream: only its own records) and optional DHCP."""
+    """dnsmasq as a DNS forwarder (its own records, then its ``servers``, if any) and optional DHCP."""
     require("dnsmasq")
     lines = [
         "port=53",
@@ -240,6 +240,7 @@ def dnsmasq(node: NodeContext, opts: dict[str, Any]) -> Launch:
         f"log-facility={node.path('dnsmasq.log')}",
         "log-queries",
         *(f"address=/{name}/{ip}" for name, ip in opts.get("records", {}).items()),
+        *(f"server={upstream}" for upstream in opts.get("servers", [])),
     ]
     if opts.get("dhcp"):
         lines += [f"dhcp-range={opts['dhcp']},12h", f"dhcp-leasefile={node.path('dnsmasq.leases')}"]

@@ -74,6 +74,8 @@ class ProbeConfig:
     snmp_port: int = 161
     sip_port: int = 5060
     sip_extensions: tuple[str, ...] = ()  # --sip-extensions candidates (empty: the probe's short default list)
+    dns_expect: tuple[tuple[str, tuple[str, ...]], ...] = ()  # --dns-expect NAME=IP[,IP]: pinned canary answers
+    trusted_resolver: str | None = None  # --trusted-resolver: the answers to compare a device's resolver with
     ntp_port: int = 123
     credentials_file: str | None = None  # user-supplied USER:PASSWORD lines (--credentials)
     max_attempts: int = 3  # login attempts per account per window

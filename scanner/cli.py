@@ -59,6 +59,20 @@ def _add_scan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--snmp-port", type=int, default=161, help="UDP port for the SNMP probes (default 161)")
     p.add_argument("--sip-port", type=int, default=5060, help="UDP port for SIP OPTIONS (default 5060)")
     p.add_argument(
+        "--dns-expect",
+        action="append",
+        default=[],
+        metavar="NAME=IP[,IP]",
+        help="a canary name and the addresses it really has; each device's resolver is asked for it and "
+        "a different answer fails CIAJ-3.4-DNS-HIJACK (repeatable)",
+    )
+    p.add_argument(
+        "--trusted-resolver",
+        metavar="IP",
+        help="a resolver you trust: its answers for the canary names are what the devices' must match "
+        "(queried once per name; pinned --dns-expect addresses take precedence)",
+    )
+    p.add_argument(
         "--sip-extensions",
         metavar="LIST",
         help="extensions to enumerate on a PBX: N, N-M and @FILE items, comma-separated, at most 1000 "

@@ -242,6 +242,21 @@ class SipSecretTest(Observation):
 
 
 @dataclass(frozen=True)
+class DnsAnswer(Observation):
+    """What the device's resolver answered for one canary name (an A query with RD and DO set)."""
+
+    kind: ClassVar[str] = "dns"
+    proves_open: ClassVar[bool] = True
+    name: str = ""
+    rcode: str = ""  # "NOERROR", "NXDOMAIN", "REFUSED", "SERVFAIL", ...
+    recursion_available: bool = False  # RA flag
+    authenticated: bool = False  # AD flag: the resolver says it validated the answer with DNSSEC
+    addresses: tuple[str, ...] = ()
+    expected: tuple[str, ...] = ()  # pinned addresses or a trusted resolver's (empty: nothing to compare with)
+    expected_from: str = ""
+
+
+@dataclass(frozen=True)
 class PjlId(Observation):
     """The printer's answer to PJL INFO ID (--intrusive only)."""
 

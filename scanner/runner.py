@@ -49,6 +49,31 @@ def _ports(text: str | None) -> tuple[tuple[int, ...], tuple[tuple[int, str], ..
     return tuple(ports), tuple(names)
 
 
+def _address(text: str, flag: str) -> str:
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError as exc:
+        raise UsageError(f"{flag}: {text!r} is not an IP address") from exc
+
+
+def _dns_expect(items: list[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """--dns-expect NAME=IP[,IP] items -> ((name, addresses), ...)."""
+    import re
+
+    out: dict[str, tuple[str, ...]] = {}
+    for item in items:
+        name, sep, addrs = item.partition("=")
+        name = name.strip().rstrip(".").lower()
+        if not sep or not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+", name):
+            raise UsageError(f"--dns-expect takes NAME=IP[,IP], not {item!r}")
+        out[name] = tuple(_address(a, "--dns-expect") for a in addrs.split(",") if a.strip())
+        if not out[name]:
+            raise UsageError(f"--dns-expect {item!r}: no address")
+    return tuple(out.items())
+
+
 def _config(args: argparse.Namespace, mode: Mode, command: str) -> SweepConfig:
     if args.max_attempts < 0 or args.login_pace < 0:
         raise UsageError("--max-attempts and --login-pace cannot be negative")
@@ -75,6 +100,8 @@ def _config(args: argparse.Namespace, mode: Mode, command: str) -> SweepConfig:
             snmp_port=args.snmp_port,
             sip_port=args.sip_port,
             sip_extensions=parse_extensions(args.sip_extensions) if args.sip_extensions else (),
+            dns_expect=_dns_expect(args.dns_expect),
+            trusted_resolver=_address(args.trusted_resolver, "--trusted-resolver") if args.trusted_resolver else None,
             ntp_port=args.ntp_port,
             privileged=cli.is_root() and not args.unprivileged,
             credentials_file=str(args.credentials.resolve()) if args.credentials else None,
@@ -113,6 +140,7 @@ def _config_from_json(data: dict[str, Any]) -> SweepConfig:
                 "tcp_ports": tuple(data["probe_config"]["tcp_ports"]),
                 "port_names": tuple((int(p), str(n)) for p, n in data["probe_config"]["port_names"]),
                 "sip_extensions": tuple(data["probe_config"].get("sip_extensions", ())),
+                "dns_expect": tuple((str(n), tuple(a)) for n, a in data["probe_config"].get("dns_expect", ())),
             }
         ),
         max_hosts=data["max_hosts"],

@@ -77,12 +77,14 @@ def test_lab_sweep_matches_golden_files(lab_run: Path, tmp_path: Path) -> None:
         "198.18.0.0/24",
         *("--auth-file", str(AUTH), "--syslog-listen", f"{HOST_LEG}:{SYSLOG_PORT}"),
         *("--max-feed-age", "3650"),  # lab/feeds are frozen fixtures
+        *("--dns-expect", "www.bank.example=198.19.0.80"),  # the lab ISP's answer; router-weak's is hijacked
         db=db,
     )
     # From outside: the WAN legs of the routers and PBXs, swept (safe mode) from the WAN vantage node,
     # then merged. SSH host keys join the weak router and PBX to their LAN selves; the hardened ones
     # show no key outside, so they are paired by hand, as an operator who knows the NAT would.
-    _, wan = _sweep(tmp_path / "wan", *WAN_LEGS, "--safe", "--vantage", "wan", db=db, node="outside")
+    outside = ("--safe", "--vantage", "wan", "--dns-expect", "www.bank.example=198.19.0.80")
+    _, wan = _sweep(tmp_path / "wan", *WAN_LEGS, *outside, db=db, node="outside")
     assert {d["address"] for d in wan["devices"]} == set(WAN_LEGS)  # type: ignore[union-attr,index]
     pairs = ("--same", "198.19.0.2=198.18.0.2", "--same", "198.19.0.11=198.18.0.11")
     code, report = _sweep(tmp_path, "-2", "-1", *pairs, db=db, command="merge")

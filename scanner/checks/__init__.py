@@ -187,6 +187,7 @@ def load_all() -> dict[str, CheckFn]:
         from scanner.checks import (  # noqa: F401  (registration)
             cleartext,
             credentials,
+            dns,
             exposure,
             firmware,
             inventory,

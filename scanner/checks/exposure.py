@@ -14,15 +14,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from scanner.checks import HostView, check
-from scanner.model import JSON, Finding, Observation, PortState, Service, SipInfo, Status
+from scanner.model import JSON, DnsAnswer, Finding, Observation, PortState, Service, SipInfo, Status
 from scanner.profiles import SIP_SERVER_CLASSES
 
 VOIP = "CIAJ-2.3-VOIP-EXPOSED"
 ADMIN = "CIAJ-3.3-ADMIN-EXPOSED-WAN"
+RESOLVER = "CIAJ-3.4-OPEN-RESOLVER"
 EDGE_CLASSES = frozenset({"router", *SIP_SERVER_CLASSES})  # devices with an outside leg of their own
 ADMIN_SERVICES = frozenset({"ssh", "telnet", "http", "https", "snmp"})
 MERGE_HINT = (
-    "reachability from outside is judged from the WAN vantage: sweep the public address with "
+    "reachability from outside is judged from the WAN vantage: sweep its outside (WAN) address with "
     "`--vantage wan`, then `edgeaudit merge LAN-SWEEP WAN-SWEEP`"
 )
 
@@ -48,6 +49,7 @@ def _exposure(
             view.finding(check_id, Status.FAIL, service=svc, evidence={"vantage": "wan", **ev}) for svc, ev in found
         ]
     ports = {p.service.key: p.state for p in view.of(PortState) if p.service and p.service.name in names}
+    ports |= {s.key: "open" for s in view.open_services if s.name in names}  # answered, but not in this way
     evidence: dict[str, JSON] = {
         "vantage": "wan",
         "ports": {k: ("no answer" if v == "filtered" else v) for k, v in sorted(ports.items())},
@@ -110,3 +112,26 @@ def voip_exposed(view: HostView) -> list[Finding]:
 def admin_exposed(view: HostView) -> list[Finding]:
     """SSH, Telnet, HTTP(S) or SNMP answering from outside: the way in for changing a router's settings."""
     return _exposure(view, ADMIN, ADMIN_SERVICES, _admin_answers, inside=_is_edge(view))
+
+
+def _recursion(view: HostView) -> list[tuple[Service, dict[str, JSON]]]:
+    out: list[tuple[Service, dict[str, JSON]]] = []
+    for service in sorted({a.service for a in view.of(DnsAnswer) if a.service is not None}):
+        recursing = [a for a in view.of(DnsAnswer) if a.service == service and a.recursion_available]
+        recursing = [a for a in recursing if a.rcode != "REFUSED"]
+        if recursing:
+            out.append((service, {"name": recursing[0].name, "rcode": recursing[0].rcode}))
+    return out
+
+
+def _resolving(view: HostView) -> list[tuple[Service, dict[str, JSON]]]:
+    """From the LAN: any DNS answer (a router's forwarder is meant to recurse there)."""
+    return [(a.service, {}) for a in view.of(DnsAnswer)[:1] if a.service is not None]
+
+
+@check(RESOLVER, outside=True)
+def open_resolver(view: HostView) -> list[Finding]:
+    """A resolver that answers recursive queries from outside (amplification, cache poisoning)."""
+    if view.vantage != "wan":
+        return _exposure(view, RESOLVER, frozenset({"dns"}), _resolving, inside=_is_edge(view))
+    return _exposure(view, RESOLVER, frozenset({"dns"}), _recursion, inside=False)

@@ -133,4 +133,3 @@ def weak_sip_secret(view: HostView) -> list[Finding]:
         else:
             out.append(view.finding(WEAK_SECRET, Status.PASS, service=t.service, evidence=evidence))
     return out or _untested(view, WEAK_SECRET, "sip-secrets", servers_only=True, sends="REGISTER")
-

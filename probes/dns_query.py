@@ -1,0 +1,103 @@
+"""DNS on udp/53: what the device's resolver answers for canary names, and whether it recurses.
+
+One A query per canary (``--dns-expect`` names, else ``DEFAULT_CANARY``), RD and
+the DNSSEC OK bit set. Each answer records the rcode, the RA and AD flags and
+the addresses, with what was expected: pinned addresses (``--dns-expect``) or
+the answer of a resolver the operator trusts (``--trusted-resolver``, asked once
+per name and sweep). Silence on the first query is a shut port, not an answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import dns.asyncquery
+import dns.exception
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+
+from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, map_errors, register
+from scanner.errors import MalformedResponse, Refused, Timeout
+from scanner.model import DnsAnswer, Observation, PortState, Service
+
+DEFAULT_CANARY = "example.com"  # RFC 2606 reserved for documentation; any recursive resolver answers it
+MAX_CANARIES = 16
+_trusted: dict[tuple[str, str], tuple[str, ...]] = {}  # (resolver, name) -> addresses, for this process's sweep
+
+
+async def query(address: str, port: int, name: str, ctx: ProbeContext) -> dns.message.Message:
+    """One A query (RD, DO) with the read timeout, within the probe's deadline."""
+    q = dns.message.make_query(name, "A", want_dnssec=True)
+    what = f"dns {address}:{port} {name}"
+    try:
+        with map_errors(what):
+            async with asyncio.timeout(ctx.budget(ctx.timeouts.read)):
+                return await dns.asyncquery.udp(q, address, port=port, ignore_unexpected=True)
+    except dns.exception.Timeout as exc:
+        raise Timeout(f"{what}: no answer") from exc
+    except dns.exception.DNSException as exc:
+        raise MalformedResponse(f"{what}: {type(exc).__name__}") from exc
+
+
+def addresses(msg: dns.message.Message) -> tuple[str, ...]:
+    """The A records of an answer, sorted."""
+    out = {rd.to_text() for rrset in msg.answer if rrset.rdtype == dns.rdatatype.A for rd in rrset}
+    return tuple(sorted(out))
+
+
+async def _expected(name: str, ctx: ProbeContext) -> tuple[tuple[str, ...], str]:
+    pinned = dict(ctx.config.dns_expect).get(name)
+    if pinned:
+        return tuple(sorted(pinned)), "pinned (--dns-expect)"
+    resolver = ctx.config.trusted_resolver
+    if resolver is None:
+        return (), ""
+    key = (resolver, name)
+    if key not in _trusted:
+        _trusted[key] = addresses(await query(resolver, 53, name, ctx))
+    return _trusted[key], f"trusted resolver {resolver}"
+
+
+@register
+class DnsQuery(Probe):
+    """A queries for the canary names to the device's own resolver."""
+
+    name = "dns"
+    phase = Phase.DISCOVERY
+    description = "DNS A queries for canary names (RD, DO): answers, recursion, DNSSEC AD flag"
+
+    def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
+        """udp/53, always."""
+        return [Service(53, "udp", "dns")]
+
+    async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
+        """Each canary in turn; silence or refusal on the first one ends the probe as a port state."""
+        assert target.service is not None
+        names = [n for n, _ in ctx.config.dns_expect][:MAX_CANARIES] or [DEFAULT_CANARY]
+        out: list[Observation] = []
+        for i, name in enumerate(names):
+            try:
+                msg = await query(target.address, target.service.port, name, ctx)
+            except Refused:
+                return [PortState(target.service, state="closed")]
+            except Timeout:
+                if i == 0:
+                    return [PortState(target.service, state="filtered")]
+                raise
+            expected, source = await _expected(name, ctx)
+            out.append(
+                DnsAnswer(
+                    target.service,
+                    name=name,
+                    rcode=dns.rcode.to_text(msg.rcode()),
+                    recursion_available=bool(msg.flags & dns.flags.RA),
+                    authenticated=bool(msg.flags & dns.flags.AD),
+                    addresses=addresses(msg),
+                    expected=expected,
+                    expected_from=source,
+                )
+            )
+        return out
