@@ -196,6 +196,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 1 when a failure at or above this severity exists (default: high)",
     )
 
+    wifi = sub.add_parser(
+        "wifi",
+        parents=[common],
+        help="judge Wi-Fi security (WEP, WPA/TKIP, open, WPS) from a capture or a monitor interface",
+        description="Decode the beacons and probe responses of a pcap/pcapng capture, or listen on a "
+        "monitor-mode interface (nothing is transmitted), and judge each network: WEP, WPA/TKIP, open, "
+        "WPS (MIC guidance: WPA2 or WPA3 only). Recorded in the history as a sweep of vantage 'air'.",
+    )
+    source = wifi.add_mutually_exclusive_group()
+    source.add_argument("--pcap", type=Path, metavar="FILE", help="a pcap or pcapng capture with 802.11 frames")
+    source.add_argument("--iface", metavar="IFACE", help="a monitor-mode interface, e.g. wlan0mon (root)")
+    wifi.add_argument("--seconds", type=float, default=30.0, help="how long to listen with --iface (default 30)")
+    wifi.add_argument(
+        "--join", metavar="SWEEP", help="report networks on the devices of this sweep whose MAC the BSSID matches"
+    )
+    wifi.add_argument("--db", type=Path, help="history database (default: $EDGEAUDIT_DB or the user data dir)")
+    wifi.add_argument("--out", type=Path, default=Path("edgeaudit-out"), help="report directory")
+    wifi.add_argument("--lang", choices=["ja", "en"], help="report language (default: from the locale)")
+    wifi.add_argument("--show-secrets", action="store_true", help=argparse.SUPPRESS)
+    wifi.add_argument(
+        "--fail-on",
+        default="high",
+        choices=[s.value for s in Severity],
+        help="exit 1 when a failure at or above this severity exists (default: high)",
+    )
+
     hist = sub.add_parser("history", parents=[common], help="list recorded sweeps")
     hist.add_argument("--db", type=Path)
     hist.add_argument("--limit", type=int, default=20)
@@ -264,6 +290,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from scanner.runner import run_merge
 
             return run_merge(args)
+        if args.command == "wifi":
+            from scanner.wifi_cmd import run_wifi
+
+            return run_wifi(args)
         if args.command == "history":
             return _history(args)
         if args.command == "diff":

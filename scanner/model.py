@@ -257,6 +257,28 @@ class DnsAnswer(Observation):
 
 
 @dataclass(frozen=True)
+class WifiNetwork(Observation):
+    """One wireless network (BSS) as its beacons and probe responses, or the router's own config, describe it."""
+
+    kind: ClassVar[str] = "wifi"
+    bssid: str = ""
+    ssid: str = ""
+    channel: int | None = None
+    security: str = ""  # open, wep, wpa, wpa2, wpa3, wpa2/wpa3, wpa/wpa2, owe, unknown
+    group_cipher: str | None = None
+    pairwise: tuple[str, ...] = ()
+    akms: tuple[str, ...] = ()
+    pmf: str = "no"  # "required", "capable" or "no"
+    tkip: bool = False
+    wps: bool = False
+    wps_configured: bool | None = None
+    wps_locked: bool | None = None
+    source: str = ""  # "capture FILE", "monitor IFACE", or "config"
+    frames: int = 0
+    malformed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class PjlId(Observation):
     """The printer's answer to PJL INFO ID (--intrusive only)."""
 

@@ -254,7 +254,12 @@ class Store:
 
 
 def _addr_key(address: str) -> tuple[int, int]:
+    """IPv4, then IPv6, then MAC addresses (Wi-Fi BSSIDs), each in numeric order."""
     import ipaddress
 
-    ip = ipaddress.ip_address(address)
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        digits = address.replace(":", "").replace("-", "")
+        return (9, int(digits, 16)) if digits and all(c in "0123456789abcdefABCDEF" for c in digits) else (10, 0)
     return (ip.version, int(ip))

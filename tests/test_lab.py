@@ -223,7 +223,11 @@ def test_golden_files_cover_every_check_both_ways() -> None:
     for node in golden.lan_nodes():
         for check_id, status, _service in golden.load(node)["findings"]:
             seen.setdefault(check_id, set()).add(status)
-    judged = [cid for cid, entry in catalog().items() if not entry.engine and entry.severity != Severity.INFO]
+    judged = [
+        cid
+        for cid, entry in catalog().items()
+        if not entry.engine and entry.severity != Severity.INFO and entry.scope == "host"
+    ]  # Wi-Fi checks (scope "air") are covered both ways by the crafted captures of tests/test_wifi.py
     assert judged, "the catalog lists no judged checks"
     for cid in judged:
         assert {"pass", "fail"} <= seen.get(cid, set()), f"{cid}: golden files show {seen.get(cid)}"

@@ -30,6 +30,7 @@ class CatalogEntry:
     remediation: dict[str, str]
     references: tuple[str, ...] = ()
     engine: bool = False
+    scope: str = "host"  # "host": judged in sweeps; "air": judged from Wi-Fi captures (edgeaudit wifi)
 
 
 @cache
@@ -51,6 +52,7 @@ def catalog() -> dict[str, CatalogEntry]:
             remediation=dict(entry["remediation"]),
             references=tuple(entry.get("references", [])),
             engine=bool(entry.get("engine", False)),
+            scope=str(entry.get("scope", "host")),
         )
     return out
 
@@ -196,6 +198,7 @@ def load_all() -> dict[str, CheckFn]:
             timesync,
             voip,
             vulns,
+            wifi,
         )
 
         _loaded = True

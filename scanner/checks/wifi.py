@@ -1,0 +1,87 @@
+"""Wireless LAN security (MIC Wi-Fi guidance: WPA2 or WPA3, never WEP or TKIP; CIAJ 3.4 case 3).
+
+Judged per network from ``edgeaudit wifi`` captures (beacons and probe
+responses). A network whose RSN, WPA or WPS element could not be decoded is
+inconclusive on the checks that element decides, never passed. WPS is judged
+on the frames seen: an AP that advertises it only to some clients may be missed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from scanner.checks import HostView, check
+from scanner.model import JSON, Finding, Status, WifiNetwork
+
+WEP = "CIAJ-3.4-WIFI-WEP"
+TKIP = "CIAJ-3.4-WIFI-WPA-TKIP"
+OPEN = "CIAJ-3.4-WIFI-OPEN"
+WPS = "CIAJ-3.4-WIFI-WPS"
+WIFI_CHECKS = (WEP, TKIP, OPEN, WPS)
+
+
+def _evidence(net: WifiNetwork) -> dict[str, JSON]:
+    return {
+        "bssid": net.bssid,
+        "ssid": net.ssid or "(hidden)",
+        "channel": net.channel,
+        "security": net.security,
+        "group_cipher": net.group_cipher,
+        "pairwise": list(net.pairwise),
+        "akm": list(net.akms),
+        "pmf": net.pmf,
+        "wps": net.wps,
+        "source": net.source,
+        "frames": net.frames,
+    }
+
+
+CIPHER_ELEMENTS = ("RSN element", "WPA element")
+
+
+def _judge(
+    view: HostView, check_id: str, verdict: Callable[[WifiNetwork], Status | None], about: tuple[str, ...]
+) -> list[Finding]:
+    """One finding per network; a broken frame, or a broken element the check reads, makes it inconclusive."""
+    out: list[Finding] = []
+    for net in view.of(WifiNetwork):
+        evidence = _evidence(net)
+        bad = [m for m in net.malformed if m.startswith("frame:") or m.startswith(about)]
+        if bad:
+            evidence["reason"] = f"could not decode: {bad[0]}"
+            out.append(view.finding(check_id, Status.INCONCLUSIVE, evidence=evidence))
+            continue
+        status = verdict(net)
+        if status is not None:
+            out.append(view.finding(check_id, status, evidence=evidence))
+    return out
+
+
+@check(WEP)
+def wifi_wep(view: HostView) -> list[Finding]:
+    """Privacy bit set and neither RSN nor WPA: WEP, broken for two decades."""
+    return _judge(view, WEP, lambda n: Status.FAIL if n.security == "wep" else Status.PASS, CIPHER_ELEMENTS)
+
+
+@check(TKIP)
+def wifi_tkip(view: HostView) -> list[Finding]:
+    """WPA1, or TKIP as a pairwise or group cipher (WPA/WPA2 mixed mode): judged on protected networks only."""
+
+    def verdict(n: WifiNetwork) -> Status | None:
+        if n.security in ("open", "wep", "owe"):
+            return None
+        return Status.FAIL if n.tkip else Status.PASS
+
+    return _judge(view, TKIP, verdict, CIPHER_ELEMENTS)
+
+
+@check(OPEN)
+def wifi_open(view: HostView) -> list[Finding]:
+    """No encryption at all (Enhanced Open, OWE, encrypts without a password and passes)."""
+    return _judge(view, OPEN, lambda n: Status.FAIL if n.security == "open" else Status.PASS, CIPHER_ELEMENTS)
+
+
+@check(WPS)
+def wifi_wps(view: HostView) -> list[Finding]:
+    """Wi-Fi Protected Setup advertised: its PIN method can be brute-forced (turn WPS off)."""
+    return _judge(view, WPS, lambda n: Status.FAIL if n.wps else Status.PASS, ("WPS element",))
