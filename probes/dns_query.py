@@ -9,18 +9,17 @@ per name and sweep). Silence on the first query is a shut port, not an answer.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
-import dns.asyncquery
 import dns.exception
 import dns.flags
 import dns.message
 import dns.rcode
 import dns.rdatatype
 
-from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, map_errors, register
-from scanner.errors import MalformedResponse, Refused, Timeout
+from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
+from probes.udp import exchange
+from scanner.errors import Refused, Timeout
 from scanner.model import DnsAnswer, Observation, PortState, Service
 
 DEFAULT_CANARY = "example.com"  # RFC 2606 reserved for documentation; any recursive resolver answers it
@@ -29,17 +28,23 @@ _trusted: dict[tuple[str, str], tuple[str, ...]] = {}  # (resolver, name) -> add
 
 
 async def query(address: str, port: int, name: str, ctx: ProbeContext) -> dns.message.Message:
-    """One A query (RD, DO) with the read timeout, within the probe's deadline."""
+    """One A query (RD, DO) through the shared UDP exchange: connected (an ICMP refusal ends it at once),
+    matched by source and query id, resent once."""
     q = dns.message.make_query(name, "A", want_dnssec=True)
-    what = f"dns {address}:{port} {name}"
-    try:
-        with map_errors(what):
-            async with asyncio.timeout(ctx.budget(ctx.timeouts.read)):
-                return await dns.asyncquery.udp(q, address, port=port, ignore_unexpected=True)
-    except dns.exception.Timeout as exc:
-        raise Timeout(f"{what}: no answer") from exc
-    except dns.exception.DNSException as exc:
-        raise MalformedResponse(f"{what}: {type(exc).__name__}") from exc
+    got: list[dns.message.Message] = []
+
+    def accept(data: bytes) -> bool:
+        try:
+            reply = dns.message.from_wire(data, ignore_trailing=True)
+        except dns.exception.DNSException:
+            return False
+        if not q.is_response(reply):
+            return False
+        got.append(reply)
+        return True
+
+    await exchange(address, port, lambda _local: q.to_wire(), accept, ctx, schedule=(0.0, 1.0), what=f"dns {name}")
+    return got[0]
 
 
 def addresses(msg: dns.message.Message) -> tuple[str, ...]:
