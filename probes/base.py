@@ -74,6 +74,7 @@ class ProbeConfig:
     snmp_port: int = 161
     sip_port: int = 5060
     sip_extensions: tuple[str, ...] = ()  # --sip-extensions candidates (empty: the probe's short default list)
+    sip_dial_prefixes: tuple[str, ...] = ("+", "00", "010")  # --sip-dial-prefixes: E.164 '+', ITU '00', Japan '010'
     dns_expect: tuple[tuple[str, tuple[str, ...]], ...] = ()  # --dns-expect NAME=IP[,IP]: pinned canary answers
     trusted_resolver: str | None = None  # --trusted-resolver: the answers to compare a device's resolver with
     ntp_port: int = 123

@@ -31,6 +31,7 @@ from scanner.model import Observation, Risk, Service, SipCallTest, SipRegisterTe
 RING_WAIT = 4.0  # seconds a 100 Trying may stand alone before the scanner CANCELs anyway
 FINAL_WAIT = 4.0  # seconds to wait for the final reply after a CANCEL or BYE
 UNASSIGNED_CC = "999"  # ITU-T E.164: country code 999 is spare (unassigned)
+MAX_PREFIXES = 6  # international INVITEs per PBX, at most
 
 
 @dataclass
@@ -261,7 +262,6 @@ class SipRelay(Probe):
     services = frozenset({"sip", "sips"})
     description = "Unauthenticated INVITE to a random extension and to +999 numbers; CANCEL/ACK/BYE at once"
     deadline_s: ClassVar[float | None] = 60.0
-    prefixes: ClassVar[tuple[str, ...]] = ("+", "00", "010")  # E.164 '+', ITU '00', Japan '010'
 
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
         """One SIP service (UDP first) on a host identified as a PBX or gateway (an INVITE to a phone would ring it)."""
@@ -272,7 +272,9 @@ class SipRelay(Probe):
         assert target.service is not None
         out: list[Observation] = []
         baseline = "ea" + secrets.token_hex(4)  # letters: no dial plan routes it as a number
-        plan = [(baseline, "baseline"), *((n, "international") for n in numbers(self.prefixes))]
+        profile = ctx.profile.sip_dial_prefixes if ctx.profile is not None else ()
+        prefixes = tuple(dict.fromkeys((*ctx.config.sip_dial_prefixes, *profile)))[:MAX_PREFIXES]
+        plan = [(baseline, "baseline"), *((n, "international") for n in numbers(prefixes))]
         for number, purpose in plan:
             outcome, dialog = await invite(target, number, ctx)
             out.append(

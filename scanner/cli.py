@@ -73,6 +73,12 @@ def _add_scan_options(p: argparse.ArgumentParser) -> None:
         "(queried once per name; pinned --dns-expect addresses take precedence)",
     )
     p.add_argument(
+        "--sip-dial-prefixes",
+        metavar="LIST",
+        help="international dialling prefixes the relay test puts before the spare country code 999, "
+        "comma-separated (default: +,00,010; a matched profile's own are added; at most 6 in all)",
+    )
+    p.add_argument(
         "--sip-extensions",
         metavar="LIST",
         help="extensions to enumerate on a PBX: N, N-M and @FILE items, comma-separated, at most 1000 "

@@ -135,6 +135,7 @@ class Profile:
     lockout_attempts: int | None = None  # failed logins that lock an account on this family
     lockout_texts: tuple[str, ...] = ()  # what the device says when it locks (lower case)
     cpes: tuple[tuple[str, str, str], ...] = ()  # (part, vendor, product); product may hold {model}
+    sip_dial_prefixes: tuple[str, ...] = ()  # international prefixes the family's dial plans use
 
     def cpes_for(self, model: str | None) -> list[tuple[str, str, str]]:
         """CPE (part, vendor, product) triples for a matched model ({model} entries need one)."""
@@ -274,6 +275,7 @@ def parse_profile(data: Any, file: str) -> Profile:
         lockout_attempts=lockout.get("attempts"),
         lockout_texts=tuple(str(t).lower() for t in lockout.get("texts", [])),
         cpes=tuple((c["part"], c["vendor"], c["product"]) for c in data.get("cpe", [])),
+        sip_dial_prefixes=tuple(str(p) for p in data.get("sip_dial_prefixes", [])),
     )
 
 

@@ -243,3 +243,24 @@ async def test_refer_is_sent_only_when_intrusive_and_an_accepted_transfer_fails_
     relay = by_id(await scan_device(hardened, Mode.INTRUSIVE, probe=60.0, host=90.0), "CIAJ-2.3-OPEN-RELAY")
     assert [f.status for f in relay] == [Status.PASS]
     assert [c["outcome"] for c in relay[0].evidence["calls"] if c["purpose"] == "transfer"] == ["challenged"]
+
+
+async def test_dial_prefixes_come_from_the_options_and_the_profile(emulated: StartDevice) -> None:
+    dev = await emulated(**{**WEAK, "guest_routes": ["0011", "8"]})  # routes only these two prefixes abroad
+    cfg = config_for(dev, Mode.DEFAULT, probe=60.0, host=90.0)
+    cfg = dataclasses.replace(cfg, probe_config=dataclasses.replace(cfg.probe_config, sip_dial_prefixes=("0011",)))
+    known = [dataclasses.replace(p, sip_dial_prefixes=("8",)) if p.id == "asterisk" else p for p in profiles.load_all()]
+    relay = by_id(await Engine(cfg, known).scan_host(dev.spec.address), "CIAJ-2.3-OPEN-RELAY")
+    numbers = [c["number"] for c in relay[0].evidence["calls"] if c["purpose"] == "international"]
+    assert [n[: n.index("999")] for n in numbers] == ["0011", "8"]  # the option's, then the profile's
+    assert [f.status for f in relay] == [Status.FAIL]
+    _no_call_left_up(dev)
+
+
+def test_dial_prefix_option_is_checked() -> None:
+    from scanner.runner import _prefixes
+
+    assert _prefixes(" +, 00 ,010") == ("+", "00", "010")
+    for bad in ("", "1,2,3,4,5,6,7", "00a", "sip:+1"):
+        with pytest.raises(UsageError):
+            _prefixes(bad)
