@@ -9,8 +9,6 @@ from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, P
 from scanner.errors import MalformedResponse, Refused, Timeout
 from scanner.model import Observation, PortState, Service, SipInfo
 
-T1 = sipnet.T1
-
 
 async def options(target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
     """One OPTIONS transaction: SipInfo and the Date as a clock reading; silence or refusal as a PortState."""

@@ -103,6 +103,11 @@ class SipChannel:
         self._close: Callable[[], object] = lambda: None
         self._reader: asyncio.Task[None] | None = None
 
+    def attach(self, send: Callable[[bytes], None], close: Callable[[], object], sockname: tuple[object, ...]) -> None:
+        """Bind the channel to its socket or stream (``open_channel`` does this once)."""
+        self._send, self._close = send, close
+        self.local = (str(sockname[0]), int(str(sockname[1])))
+
     def deliver(self, msg: sipmsg.SipMessage) -> None:
         """Queue one message from the peer (dropped when the queue is full)."""
         if not self.queue.full():
@@ -172,10 +177,7 @@ async def open_channel(target: ProbeTarget, ctx: ProbeContext) -> SipChannel:
             dgram, _ = await loop.create_datagram_endpoint(
                 lambda: _Datagrams(channel, peer), remote_addr=(target.address, service.port)
             )
-        channel._send = dgram.sendto
-        channel._close = dgram.close
-        sock = dgram.get_extra_info("sockname")
-        channel.local = (str(sock[0]), int(sock[1]))
+        channel.attach(dgram.sendto, dgram.close, dgram.get_extra_info("sockname"))
         return channel
     reader, writer = await open_stream(target, ctx)
     if kind == "TLS":
@@ -186,10 +188,7 @@ async def open_channel(target: ProbeTarget, ctx: ProbeContext) -> SipChannel:
         except BaseException:
             await close_stream(writer)
             raise
-    channel._send = writer.write
-    channel._close = lambda: close_stream(writer)
-    sock = writer.get_extra_info("sockname")
-    channel.local = (str(sock[0]), int(sock[1]))
+    channel.attach(writer.write, lambda: close_stream(writer), writer.get_extra_info("sockname"))
     channel._reader = asyncio.create_task(_read_stream(reader, channel), name=what)
     return channel
 

@@ -58,10 +58,12 @@ def _address(text: str, flag: str) -> str:
         raise UsageError(f"{flag}: {text!r} is not an IP address") from exc
 
 
-def _prefixes(text: str) -> tuple[str, ...]:
-    """--sip-dial-prefixes: '+,00,010' -> ('+', '00', '010')."""
+def _prefixes(text: str | None) -> tuple[str, ...]:
+    """--sip-dial-prefixes: '+,00,010' -> ('+', '00', '010'); none given: the default."""
     import re
 
+    if not text:
+        return ProbeConfig.sip_dial_prefixes
     items = tuple(p.strip() for p in text.split(",") if p.strip())
     if not items or len(items) > 6 or not all(re.fullmatch(r"[+0-9*#]{1,6}", p) for p in items):
         raise UsageError(f"--sip-dial-prefixes takes 1 to 6 prefixes of +, digits, * and #, not {text!r}")
@@ -111,7 +113,7 @@ def _config(args: argparse.Namespace, mode: Mode, command: str) -> SweepConfig:
             sip_port=args.sip_port,
             sip_extensions=parse_extensions(args.sip_extensions) if args.sip_extensions else (),
             dns_expect=_dns_expect(args.dns_expect),
-            sip_dial_prefixes=_prefixes(args.sip_dial_prefixes or ",".join(ProbeConfig.sip_dial_prefixes)),
+            sip_dial_prefixes=_prefixes(args.sip_dial_prefixes),
             trusted_resolver=_address(args.trusted_resolver, "--trusted-resolver") if args.trusted_resolver else None,
             ntp_port=args.ntp_port,
             privileged=cli.is_root() and not args.unprivileged,
@@ -151,7 +153,7 @@ def _config_from_json(data: dict[str, Any]) -> SweepConfig:
                 "tcp_ports": tuple(data["probe_config"]["tcp_ports"]),
                 "port_names": tuple((int(p), str(n)) for p, n in data["probe_config"]["port_names"]),
                 "sip_extensions": tuple(data["probe_config"].get("sip_extensions", ())),
-                "sip_dial_prefixes": tuple(data["probe_config"].get("sip_dial_prefixes", ("+", "00", "010"))),
+                "sip_dial_prefixes": _prefixes(",".join(data["probe_config"].get("sip_dial_prefixes", ()))),
                 "dns_expect": tuple((str(n), tuple(a)) for n, a in data["probe_config"].get("dns_expect", ())),
             }
         ),

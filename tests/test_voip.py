@@ -261,6 +261,7 @@ def test_dial_prefix_option_is_checked() -> None:
     from scanner.runner import _prefixes
 
     assert _prefixes(" +, 00 ,010") == ("+", "00", "010")
-    for bad in ("", "1,2,3,4,5,6,7", "00a", "sip:+1"):
+    assert _prefixes(None) == ("+", "00", "010")
+    for bad in (",", "1,2,3,4,5,6,7", "00a", "sip:+1"):
         with pytest.raises(UsageError):
             _prefixes(bad)

@@ -77,6 +77,14 @@ class HostView:
         """Observations of one type."""
         return [o for o in self.observations if isinstance(o, cls)]
 
+    def by_service(self, cls: type[ObsT]) -> dict[Service, list[ObsT]]:
+        """Observations of one type grouped by their service, services in order (service-less ones left out)."""
+        out: dict[Service, list[ObsT]] = {}
+        for obs in self.of(cls):
+            if obs.service is not None:
+                out.setdefault(obs.service, []).append(obs)
+        return dict(sorted(out.items()))
+
     def failures(self, service: Service | None = None, probe: str | None = None) -> list[ProbeFailure]:
         """Probe failures, optionally for one service and/or probe."""
         return [

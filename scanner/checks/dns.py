@@ -19,10 +19,8 @@ HIJACK = "CIAJ-3.4-DNS-HIJACK"
 @check(HIJACK)
 def dns_hijack(view: HostView) -> list[Finding]:
     """Fail when a canary's answer shares no address with the expected answer."""
-    answers = view.of(DnsAnswer)
     out: list[Finding] = []
-    for service in sorted({a.service for a in answers if a.service is not None}):
-        mine = [a for a in answers if a.service == service]
+    for service, mine in view.by_service(DnsAnswer).items():
         evidence: dict[str, JSON] = {
             "canaries": [
                 {

@@ -116,9 +116,8 @@ def admin_exposed(view: HostView) -> list[Finding]:
 
 def _recursion(view: HostView) -> list[tuple[Service, dict[str, JSON]]]:
     out: list[tuple[Service, dict[str, JSON]]] = []
-    for service in sorted({a.service for a in view.of(DnsAnswer) if a.service is not None}):
-        recursing = [a for a in view.of(DnsAnswer) if a.service == service and a.recursion_available]
-        recursing = [a for a in recursing if a.rcode != "REFUSED"]
+    for service, answers in view.by_service(DnsAnswer).items():
+        recursing = [a for a in answers if a.recursion_available and a.rcode != "REFUSED"]
         if recursing:
             out.append((service, {"name": recursing[0].name, "rcode": recursing[0].rcode}))
     return out

@@ -44,24 +44,14 @@ def ntp_not_synced(view: HostView) -> list[Finding]:
         evidence = {"source": "read-only configuration", "commands": list(facts.commands)}
         if facts.ntp_servers is not None:
             evidence["ntp_servers"] = list(facts.ntp_servers)
+        unsynced = None
         if facts.ntp_synced is False:
-            return [
-                view.finding(
-                    NOT_SYNCED,
-                    Status.FAIL,
-                    service=facts.service,
-                    evidence={**evidence, "reason": "the device reports its clock unsynchronised"},
-                )
-            ]
-        if facts.ntp_synced is None and not facts.ntp_servers:
-            return [
-                view.finding(
-                    NOT_SYNCED,
-                    Status.FAIL,
-                    service=facts.service,
-                    evidence={**evidence, "reason": "no NTP server configured"},
-                )
-            ]
+            unsynced = "the device reports its clock unsynchronised"
+        elif facts.ntp_synced is None and not facts.ntp_servers:
+            unsynced = "no NTP server configured"
+        if unsynced is not None:
+            evidence["reason"] = unsynced
+            return [view.finding(NOT_SYNCED, Status.FAIL, service=facts.service, evidence=evidence)]
         if facts.ntp_synced is None:
             evidence["note"] = "servers configured; the device did not show whether it is synchronised"
         return [view.finding(NOT_SYNCED, Status.PASS, service=facts.service, evidence=evidence)]

@@ -44,10 +44,8 @@ def _call_evidence(test: SipCallTest) -> dict[str, JSON]:
 @check(RELAY)
 def open_relay(view: HostView) -> list[Finding]:
     """Fail when an unauthenticated INVITE to an unassigned international number is routed or answered."""
-    tests = view.of(SipCallTest)
     out: list[Finding] = []
-    for service in sorted({t.service for t in tests if t.service is not None}):
-        mine = [t for t in tests if t.service == service]
+    for service, mine in view.by_service(SipCallTest).items():
         evidence: dict[str, JSON] = {"calls": [_call_evidence(t) for t in mine]}
         abroad = [t for t in mine if t.purpose == "international"]
         baseline = [t for t in mine if t.purpose == "baseline"]
