@@ -14,12 +14,13 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from probes import wifi_config
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, map_errors, register
 from probes.login import account_cap, capped_attempt
 from probes.login_ssh import ssh_login
 from scanner import auth
 from scanner.errors import AuthRejected, ProbeError, Unreachable
-from scanner.model import ConfigFacts, Observation, Risk, Service
+from scanner.model import ConfigFacts, Observation, Risk, Service, WifiNetwork
 from scanner.profiles import BOOL_FACTS, LIST_FACTS, ReadOnlyCommand, is_read_only
 
 MAX_OUTPUT = 256 * 1024  # per command
@@ -123,7 +124,14 @@ class CliRead(Probe):
             conn.close()
         facts, answered = extract(outputs)
         config_text = "\n".join(text for c, text in outputs if c.purpose == "config" and c.command in answered)
+        wifi = [
+            wifi_observation(target.service, net, command.command)
+            for command, text in outputs
+            if command.wifi_format and command.command in answered
+            for net in wifi_networks(command, text)
+        ]
         return [
+            *wifi,
             ConfigFacts(
                 target.service,
                 username=entry.username,
@@ -133,9 +141,36 @@ class CliRead(Probe):
                 ntp_servers=facts.get("ntp_servers"),
                 ntp_synced=facts.get("ntp_synced"),
                 version=facts.get("version"),
+                dns_servers=facts.get("dns_servers"),
                 config_sha256=hashlib.sha256(config_text.encode()).hexdigest() if config_text else None,
             )
         ]
+
+
+def wifi_networks(command: ReadOnlyCommand, text: str) -> list[wifi_config.ConfiguredNetwork]:
+    """The networks a purpose-wifi command's output lists, in its profile's format."""
+    if command.wifi_format == "uci":
+        return wifi_config.parse_uci(text)
+    if command.wifi_format == "hostapd":
+        return wifi_config.parse_hostapd(text)
+    assert command.wifi_network is not None
+    return wifi_config.parse_lines(text, command.wifi_network)
+
+
+def wifi_observation(service: Service, net: wifi_config.ConfiguredNetwork, command: str) -> WifiNetwork:
+    """A configured network as the same observation a capture gives (no BSSID: the config does not say)."""
+    return WifiNetwork(
+        service,
+        ssid=net.ssid,
+        security=net.security,
+        pairwise=net.pairwise,
+        akms=net.akms,
+        pmf=net.pmf,
+        tkip=net.tkip,
+        wps=net.wps,
+        source=f"config: {command}",
+        malformed=tuple(net.malformed),
+    )
 
 
 async def _run(conn: Any, command: str, ctx: ProbeContext, asyncssh: Any) -> str:

@@ -326,6 +326,7 @@ class ConfigFacts(Observation):
     ntp_servers: tuple[str, ...] | None = None
     ntp_synced: bool | None = None
     version: str | None = None
+    dns_servers: tuple[str, ...] | None = None  # the resolvers the device forwards to or hands out
     config_sha256: str | None = None  # hash of the purpose=config output, for drift between sweeps
 
 
@@ -435,6 +436,15 @@ class Finding:
             service=data.get("service"),
             evidence=dict(data.get("evidence") or {}),
         )
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A host as an earlier sweep recorded it: what configuration drift is measured against."""
+
+    sweep_id: str
+    started_at: float
+    device: dict[str, Any]
 
 
 SECRET_KEYS = frozenset({"password", "community", "secret", "passphrase"})

@@ -36,6 +36,7 @@ from scanner.errors import ProbeError
 from scanner.feeds import FeedDb
 from scanner.model import (
     Banner,
+    ConfigFacts,
     Finding,
     HostAlive,
     HostKey,
@@ -50,6 +51,7 @@ from scanner.model import (
     SipInfo,
     SnmpInfo,
     Status,
+    WifiNetwork,
 )
 
 log = logging.getLogger("edgeaudit.engine")
@@ -378,6 +380,7 @@ def describe_device(state: _HostState, match: profiles_mod.Match | None) -> dict
     services: list[dict[str, object]] = []
     fingerprints: dict[str, str] = {}
     logins: list[dict[str, object]] = []  # credentials that worked (secrets: masked in reports)
+    settings: dict[str, object] = {}  # what the device's own configuration says (drift between sweeps)
     mac = None
     for obs in state.observations:
         svc = obs.service
@@ -405,6 +408,16 @@ def describe_device(state: _HostState, match: profiles_mod.Match | None) -> dict
             fingerprints[f"{svc.key} host key"] = f"{obs.algorithm} {obs.fingerprint}"
             if obs.auth_methods:
                 fingerprints[f"{svc.key} auth methods"] = ",".join(obs.auth_methods)
+        elif isinstance(obs, ConfigFacts):
+            if obs.config_sha256:
+                settings["config_sha256"] = obs.config_sha256
+            if obs.dns_servers is not None:
+                settings["dns_servers"] = sorted(obs.dns_servers)
+        elif isinstance(obs, WifiNetwork) and obs.source.startswith("config"):
+            wifi = settings.setdefault("wifi", [])
+            assert isinstance(wifi, list)
+            wifi.append(f"{obs.ssid}: {obs.security} {'+'.join(obs.pairwise) or '-'}{' WPS' if obs.wps else ''}")
+            wifi.sort()
         elif isinstance(obs, LoginResult) and obs.username is not None and not obs.accepts_anything:
             logins.append(
                 {"service": svc.key, "username": obs.username, "password": obs.password or "", "source": obs.source}
@@ -422,4 +435,5 @@ def describe_device(state: _HostState, match: profiles_mod.Match | None) -> dict
         "services": services,
         "fingerprints": dict(sorted(fingerprints.items())),
         "logins": logins,
+        "settings": dict(sorted(settings.items())),
     }

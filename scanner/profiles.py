@@ -83,7 +83,7 @@ READ_ONLY_COMMAND = re.compile(
 )
 SIP_SERVER_CLASSES = ("pbx", "voip-gateway")  # SIP servers: an INVITE to any other class could ring a phone
 BOOL_FACTS = ("logging_enabled", "ntp_synced")
-LIST_FACTS = ("log_hosts", "ntp_servers")
+LIST_FACTS = ("log_hosts", "ntp_servers", "dns_servers")
 TEXT_FACTS = ("version",)
 
 
@@ -109,6 +109,8 @@ class ReadOnlyCommand:
     purpose: str
     valid: re.Pattern[str] | None = None  # output must match for its facts to count (else: an error page)
     facts: tuple[FactRule, ...] = ()
+    wifi_format: str | None = None  # purpose wifi: "uci", "hostapd" or "lines" (probes.wifi_config)
+    wifi_network: re.Pattern[str] | None = None  # format "lines": one network per matching line
 
 
 def is_read_only(command: str) -> bool:
@@ -303,7 +305,19 @@ def _commands(raw: list[dict[str, Any]], file: str) -> tuple[ReadOnlyCommand, ..
                 raise ProfileError(file, f"{fw}.regex", f"{f['fact']} needs a (?P<value>...) group")
             rules.append(FactRule(f["fact"], regex, f.get("value")))
         valid = _regex(c["valid"], file, f"{where}.valid", re.MULTILINE) if "valid" in c else None
-        out.append(ReadOnlyCommand(c["protocol"], c["command"], c["purpose"], valid, tuple(rules)))
+        wifi = c.get("wifi") or {}
+        if (c["purpose"] == "wifi") != bool(wifi):
+            raise ProfileError(file, where, "purpose wifi and a wifi block go together")
+        network = _regex(wifi["network"], file, f"{where}.wifi.network") if "network" in wifi else None
+        if (wifi.get("format") == "lines") != (network is not None):
+            raise ProfileError(file, f"{where}.wifi", "format lines, and only it, needs a network regex")
+        if network is not None and not {"ssid", "security"} <= set(network.groupindex):
+            raise ProfileError(file, f"{where}.wifi.network", "needs (?P<ssid>...) and (?P<security>...) groups")
+        out.append(
+            ReadOnlyCommand(
+                c["protocol"], c["command"], c["purpose"], valid, tuple(rules), wifi.get("format"), network
+            )
+        )
     return tuple(out)
 
 

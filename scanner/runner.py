@@ -239,7 +239,10 @@ def run_scan(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     record = store.load(sweep_id)
-    hosts = [SweepHost(h.address, h.device) for h in record.hosts if h.state in ("up", "budget")]
+    baselines = store.baselines(sweep_id)
+    hosts = [
+        SweepHost(h.address, h.device, baselines.get(h.address)) for h in record.hosts if h.state in ("up", "budget")
+    ]
     check_ids, per_host = judge_sweep(hosts, config.mode)
     store.replace_findings(sweep_id, check_ids, per_host)
     store.finish(sweep_id, "interrupted" if interrupted else "complete")

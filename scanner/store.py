@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from scanner.errors import StoreError
-from scanner.model import Finding
+from scanner.model import Baseline, Finding
 from scanner.orchestrator import HostResult
 
 SCHEMA = """
@@ -223,6 +223,22 @@ class Store:
                     "failures": row[9],
                 }
             )
+        return out
+
+    def baselines(self, sweep_id: str) -> dict[str, Baseline]:
+        """For each host of a sweep, its record in the newest earlier complete sweep from the same vantage."""
+        row = self.db.execute("SELECT vantage, started_at FROM sweeps WHERE id=?", (sweep_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no sweep {sweep_id!r}")
+        out: dict[str, Baseline] = {}
+        for address, sid, started, device in self.db.execute(
+            "SELECT h.address, s.id, s.started_at, h.device_json FROM hosts h JOIN sweeps s ON s.id = h.sweep_id"
+            " WHERE s.vantage=? AND s.state='complete' AND s.started_at < ? AND h.state IN ('up', 'budget')"
+            " AND h.address IN (SELECT address FROM hosts WHERE sweep_id=?) ORDER BY s.started_at DESC",
+            (row[0], row[1], sweep_id),
+        ):
+            if address not in out:
+                out[address] = Baseline(sid, started, json.loads(device))
         return out
 
     def load(self, sweep_id: str) -> SweepRecord:

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 import probes
 from lab.emulator.devices import Device, DeviceSpec
@@ -16,6 +21,7 @@ from scanner import profiles
 from scanner.model import Mode
 from scanner.orchestrator import Engine, HostResult, SweepConfig
 
+ROOT = Path(__file__).resolve().parent.parent
 probes.load_all()
 _addr = itertools.count(1)
 
@@ -81,3 +87,30 @@ async def scan_device(device: Device, mode: Mode = Mode.DEFAULT, vantage: str = 
 def by_id(result: HostResult, check_id: str) -> list[Any]:
     """Findings of one id."""
     return [f for f in result.findings if f.check_id == check_id]
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[Callable[[list[dict[str, object]]], subprocess.Popen[bytes]]]:
+    """Start emulator processes (lab.emulator) for device specs; each call one process, all stopped after."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(devices: list[dict[str, object]]) -> subprocess.Popen[bytes]:
+        cfg = tmp_path / f"fleet{len(procs)}.yaml"
+        cfg.write_text(yaml.safe_dump({"devices": devices}))
+        pid = tmp_path / f"fleet{len(procs)}.pid"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lab.emulator", str(cfg), "--pidfile", str(pid)], cwd=ROOT, stderr=subprocess.PIPE
+        )
+        procs.append(proc)
+        for _ in range(100):
+            if pid.exists():
+                return proc
+            time.sleep(0.05)
+        proc.kill()
+        raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "emulator did not start")
+
+    yield start
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+            p.wait(10)

@@ -10,12 +10,10 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
 import pytest
-import yaml
 
 from scanner.cli import main
 
@@ -45,31 +43,6 @@ def _device(i: int, **extra: object) -> dict[str, object]:
         "http_mode": "redirect",
         **extra,
     }
-
-
-@pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[callable]:  # type: ignore[valid-type]
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start(devices: list[dict[str, object]]) -> None:
-        cfg = tmp_path / f"fleet{len(procs)}.yaml"
-        cfg.write_text(yaml.safe_dump({"devices": devices}))
-        pid = tmp_path / f"fleet{len(procs)}.pid"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "lab.emulator", str(cfg), "--pidfile", str(pid)], cwd=ROOT, stderr=subprocess.PIPE
-        )
-        procs.append(proc)
-        for _ in range(100):
-            if pid.exists():
-                return
-            time.sleep(0.05)
-        proc.kill()
-        raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "emulator did not start")
-
-    yield start
-    for p in procs:
-        p.terminate()
-        p.wait(10)
 
 
 def _scan(tmp_path: Path, *args: str) -> int:

@@ -260,9 +260,16 @@ def test_fact_rules_read_both_lab_dialects() -> None:
         "version": "3.2.1",
         "log_hosts": ("198.18.0.30", "198.18.1.254"),
         "ntp_servers": ("198.19.0.100",),
+        "dns_servers": (),
     }
     yamaha = extract_facts(_router_outputs("yamaha", {"enabled": False, "remote": []}, [], 16))  # type: ignore[arg-type]
-    assert yamaha == {"logging_enabled": False, "log_hosts": (), "ntp_servers": (), "version": "3.2.1"}
+    assert yamaha == {
+        "logging_enabled": False,
+        "log_hosts": (),
+        "ntp_servers": (),
+        "dns_servers": (),
+        "version": "3.2.1",
+    }
 
 
 def test_openwrt_rules_read_uci_output() -> None:
@@ -274,13 +281,22 @@ def test_openwrt_rules_read_uci_output() -> None:
         "system.ntp=timeserver\nsystem.ntp.enabled='1'\n"
         "system.ntp.server='0.openwrt.pool.ntp.org' '1.openwrt.pool.ntp.org'\n"
     )
-    outputs = dict(zip(("cat /etc/openwrt_release", "uci show system"), (release, uci), strict=True))
+    network = "network.wan=interface\nnetwork.wan.proto='dhcp'\nnetwork.wan.peerdns='0'\nnetwork.wan.dns='192.0.2.53'\n"
+    wireless = "wireless.radio0=wifi-device\n"
+    outputs = dict(
+        zip(
+            ("cat /etc/openwrt_release", "uci show system", "uci show network", "uci show wireless"),
+            (release, uci, network, wireless),
+            strict=True,
+        )
+    )
     got = extract_facts([(c, outputs[c.command]) for c in profile.read_only_commands])
     assert got == {
         "version": "23.05.3",
         "logging_enabled": True,
         "log_hosts": ("192.0.2.30",),
         "ntp_servers": ("0.openwrt.pool.ntp.org",),
+        "dns_servers": ("192.0.2.53",),
     }
     no_remote = extract_facts(
         [(c, outputs[c.command].replace("log_ip", "log_port")) for c in profile.read_only_commands]

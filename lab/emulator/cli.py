@@ -1,4 +1,4 @@
-"""Vendor-CLI personas over SSH (asyncssh server): Yamaha-like and Cisco-like routers.
+"""Vendor-CLI personas over SSH (asyncssh server): Yamaha-like, Cisco-like and OpenWrt-like routers.
 
 Password logins are checked against the spec's users, with an optional lockout
 after N failures per account (the device then refuses that account, right
@@ -35,10 +35,19 @@ def _yamaha(device: Device, cmd: str) -> str | None:
             f"syslog notice {'on' if log.get('enabled') else 'off'}",
             f"syslog info {'on' if log.get('enabled') else 'off'}",
             *(f"schedule at 1 */* 00:00 * ntpdate {s} syslog" for s in spec.ntp_servers),
+            *(f"dns server {s}" for s in spec.dns_servers),
             "telnetd service on" if "telnet" in spec.services else "telnetd service off",
             "sshd service on",
         ]
         return "\n".join(lines)
+    if cmd == "show wireless":
+        rows = [
+            f" ssid {w['ssid']} security {w['security']}"
+            + (f" cipher {w['cipher']}" if w.get("cipher") else "")
+            + f" wps {'on' if w.get('wps') else 'off'}"
+            for w in spec.wifi
+        ]
+        return "\n".join(["Wireless LAN configuration", *rows]) if spec.wifi else "Wireless LAN: not installed"
     if cmd in ("show environment", "show status boot"):
         return f"{spec.model} Rev.{spec.firmware} (emulated)\nBoot time: 2026/11/01 09:00:00 +09:00"
     if cmd == "show log":
@@ -84,6 +93,7 @@ def _cisco(device: Device, cmd: str) -> str | None:
             ),
             "no logging on" if not log.get("enabled") else "logging buffered 16384",
             *(f"ntp server {s}" for s in spec.ntp_servers),
+            *(f"ip name-server {s}" for s in spec.dns_servers),
             "line vty 0 4",
             " transport input ssh" if "telnet" not in spec.services else " transport input telnet ssh",
             "end",
@@ -94,9 +104,46 @@ def _cisco(device: Device, cmd: str) -> str | None:
     return None
 
 
+UCI_ENCRYPTION = {
+    "none": "none", "wep": "wep+open", "wpa-psk": "psk", "wpa2-psk": "psk2", "wpa/wpa2-psk": "psk-mixed",
+    "wpa3-sae": "sae", "wpa2/wpa3-psk": "sae-mixed",
+}  # fmt: skip
+
+
+def _openwrt(device: Device, cmd: str) -> str | None:
+    """OpenWrt over SSH (dropbear, ash): the files and uci sections the openwrt profile reads."""
+    spec = device.spec
+    if cmd == "cat /etc/openwrt_release":
+        return f"DISTRIB_ID='OpenWrt'\nDISTRIB_RELEASE='{spec.firmware}'\nDISTRIB_TARGET='x86/64'"
+    if cmd == "uci show system":
+        lines = ["system.@system[0]=system", f"system.@system[0].hostname='{spec.name}'"]
+        lines += [f"system.@system[0].log_ip='{h.partition(':')[0]}'" for h in spec.logging.get("remote", [])[:1]]
+        lines += ["system.ntp=timeserver", "system.ntp.enabled='1'"]
+        lines += [f"system.ntp.server='{s}'" for s in spec.ntp_servers]
+        return "\n".join(lines)
+    if cmd == "uci show network":
+        lines = ["network.lan=interface", "network.lan.proto='static'", f"network.lan.ipaddr='{spec.address}'"]
+        lines += ["network.wan=interface", "network.wan.proto='dhcp'", "network.wan.peerdns='0'"]
+        lines += [f"network.wan.dns='{s}'" for s in spec.dns_servers]
+        return "\n".join(lines)
+    if cmd == "uci show wireless":
+        lines = ["wireless.radio0=wifi-device", "wireless.radio0.type='mac80211'", "wireless.radio0.band='5g'"]
+        for i, w in enumerate(spec.wifi):
+            sec = f"wireless.wifinet{i}"
+            cipher = {"aes": "ccmp"}.get(str(w.get("cipher", "")), str(w.get("cipher", "")))
+            lines += [f"{sec}=wifi-iface", f"{sec}.device='radio0'", f"{sec}.mode='ap'", f"{sec}.ssid='{w['ssid']}'"]
+            lines.append(f"{sec}.encryption='{UCI_ENCRYPTION[w['security']]}{'+' + cipher if cipher else ''}'")
+            if "pmf" in w:
+                lines.append(f"{sec}.ieee80211w='{w['pmf']}'")
+            lines.append(f"{sec}.wps_pushbutton='{1 if w.get('wps') else 0}'")
+        return "\n".join(lines)
+    return None
+
+
 FAMILIES = {
     "yamaha": (_yamaha, "> ", "Error: Invalid command name"),
     "cisco": (_cisco, "# ", "% Invalid input detected"),
+    "openwrt": (_openwrt, ":~# ", "-ash: command not found"),
 }
 
 
@@ -147,7 +194,7 @@ class CliServer:
             spec.listen_on("ssh"),
             port,
             server_host_keys=[key],
-            server_version=f"EdgeLabOS_{spec.firmware}",
+            server_version="dropbear_2022.83" if spec.cli == "openwrt" else f"EdgeLabOS_{spec.firmware}",
             process_factory=self._session,
             reuse_address=True,
             login_timeout=20,

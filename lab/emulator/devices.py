@@ -63,6 +63,11 @@ class DeviceSpec:
     host_key_seed: str | None = None  # devices with the same seed share one SSH host key (a cloned image)
     wan_address: str | None = None  # the node's WAN address, where ``wan_services`` also listen
     wan_services: list[str] = field(default_factory=list)  # services reachable from outside (no WAN filtering)
+    dns_servers: list[str] = field(default_factory=list)  # the router's upstream resolvers, as its config shows them
+    # Wireless networks as the router's config shows them: {ssid, security, cipher, wps, pmf}; security is one of
+    # none, wep, wpa-psk, wpa2-psk, wpa/wpa2-psk, wpa3-sae, wpa2/wpa3-psk (the CLI family renders its own words)
+    wifi: list[dict[str, Any]] = field(default_factory=list)
+    http_title: str | None = None  # the web UI's page title, when not the persona's own
 
     def listen_on(self, service: str) -> list[str]:
         """The addresses one service listens on: the LAN address, and the WAN one when it is exposed there."""
@@ -107,6 +112,9 @@ class DeviceSpec:
             host_key_seed=data.get("host_key_seed"),
             wan_address=data.get("wan_address"),
             wan_services=[str(x) for x in data.get("wan_services", [])],
+            dns_servers=[str(x) for x in data.get("dns_servers", [])],
+            wifi=[dict(w) for w in data.get("wifi", [])],
+            http_title=data.get("http_title"),
         )
 
 
@@ -306,6 +314,7 @@ class Device:
             "pbx": ("EdgeLab PBX Administration", "EdgeLab-PBX-Web"),
             "phone": (f"EdgeLab {spec.model} Phone Settings", "EdgeLab-Phone-Web"),
         }.get(spec.persona, (f"EdgeLab {spec.model} Router Setup", "EdgeLab-httpd"))
+        title = spec.http_title or title
         out = [f"Server: {server}", f"Date: {device_date(spec.clock_skew_s)}"]
         page = f"<html><head><title>{title}</title></head><body>{{}}</body></html>"
         if spec.http_mode == "redirect":

@@ -13,7 +13,7 @@ import yaml
 
 from scanner.errors import RegistryError
 from scanner.feeds import FeedDb
-from scanner.model import JSON, Finding, Mode, Observation, ProbeFailure, Service, Severity, Status
+from scanner.model import JSON, Baseline, Finding, Mode, Observation, ProbeFailure, Service, Severity, Status
 from scanner.profiles import Match
 
 ObsT = TypeVar("ObsT", bound=Observation)
@@ -132,10 +132,15 @@ def make_finding(
 
 @dataclass(frozen=True)
 class SweepHost:
-    """What a sweep-level check sees of one host: its address and its recorded device."""
+    """What a sweep-level check sees of one host: its address, its recorded device, and its baseline.
+
+    ``previous``: the device as the newest earlier complete sweep from the same
+    vantage recorded it; None when no earlier sweep saw this address.
+    """
 
     address: str
     device: dict[str, Any]
+    previous: Baseline | None = None
 
 
 CheckFn = Callable[[HostView], list[Finding]]
@@ -198,6 +203,7 @@ def load_all() -> dict[str, CheckFn]:
             cleartext,
             credentials,
             dns,
+            drift,
             exposure,
             firmware,
             inventory,

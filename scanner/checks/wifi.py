@@ -1,16 +1,21 @@
 """Wireless LAN security (MIC Wi-Fi guidance: WPA2 or WPA3, never WEP or TKIP; CIAJ 3.4 case 3).
 
-Judged per network from ``edgeaudit wifi`` captures (beacons and probe
-responses). A network whose RSN, WPA or WPS element could not be decoded is
-inconclusive on the checks that element decides, never passed. WPS is judged
-on the frames seen: an AP that advertises it only to some clients may be missed.
+Judged per network, from two sources:
+- ``edgeaudit wifi`` captures (beacons and probe responses), one host per
+  BSSID. WPS is judged on the frames seen: an AP that advertises it only to
+  some clients may be missed.
+- the router's own configuration, read in authenticated mode (uci, hostapd.conf
+  or the vendor CLI, per profile): one finding per configured network, under
+  the service key ``wifi SSID``.
+A network whose RSN, WPA or WPS element (or configured security word) could not
+be decoded is inconclusive on the checks that element decides, never passed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from scanner.checks import HostView, check
+from scanner.checks import HostView, check, make_finding
 from scanner.model import JSON, Finding, Status, WifiNetwork
 
 WEP = "CIAJ-3.4-WIFI-WEP"
@@ -46,15 +51,21 @@ def _judge(
     out: list[Finding] = []
     for net in view.of(WifiNetwork):
         evidence = _evidence(net)
-        bad = [m for m in net.malformed if m.startswith("frame:") or m.startswith(about)]
+        bad = [m for m in net.malformed if m.startswith(("frame:", "config:", *about))]
+        status: Status | None
         if bad:
             evidence["reason"] = f"could not decode: {bad[0]}"
-            out.append(view.finding(check_id, Status.INCONCLUSIVE, evidence=evidence))
-            continue
-        status = verdict(net)
+            status = Status.INCONCLUSIVE
+        else:
+            status = verdict(net)
         if status is not None:
-            out.append(view.finding(check_id, status, evidence=evidence))
+            out.append(make_finding(check_id, view.address, status, view.mode, _key(net), evidence))
     return out
+
+
+def _key(net: WifiNetwork) -> str | None:
+    """Configured networks share their router's address: each gets its own finding key."""
+    return f"wifi {net.ssid or '(hidden)'}" if net.source.startswith("config") else None
 
 
 @check(WEP)

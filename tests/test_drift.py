@@ -1,0 +1,107 @@
+"""CIAJ-3.4-CONFIG-DRIFT: settings changed between sweeps, judged against the history."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from scanner.checks import SweepHost
+from scanner.checks.drift import DRIFT, judge
+from scanner.cli import main
+from scanner.model import Baseline, Mode, Severity, Status
+
+PORTS = ["--ports", "2222:ssh,2323:telnet,8080:http", "--snmp-port", "1161", "--ntp-port", "1123"]
+FAST = ["--timeout", "0.5", "--connect-timeout", "0.5", "--probe-timeout", "2", "-q"]
+
+
+def _device(i: int, **extra: object) -> dict[str, object]:
+    return {
+        "name": f"drift{i}",
+        "address": f"127.0.211.{i}",
+        "persona": "router",
+        "model": "EL-R200",
+        "firmware": "3.2.1",
+        "services": {"ssh": 2222, "http": 8080},
+        "http_mode": "redirect",
+        "host_key_seed": f"drift-{i}",
+        **extra,
+    }
+
+
+def _drift(report: Path, address: str) -> dict[str, Any]:
+    data = json.loads(report.read_text())
+    [device] = [d for d in data["devices"] if d["address"] == address]
+    [finding] = [f for f in device["findings"] if f["id"] == DRIFT]
+    return dict(finding)
+
+
+def test_a_second_sweep_flags_the_changed_device_and_passes_the_unchanged_one(fleet, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    db = ["--db", str(tmp_path / "h.db")]
+    first = fleet([_device(1), _device(2)])
+    assert main(["scan", "127.0.211.1-2", "--out", str(tmp_path / "a"), *db, *PORTS, *FAST]) in (0, 1)
+    for addr in ("127.0.211.1", "127.0.211.2"):
+        f = _drift(tmp_path / "a" / "report.json", addr)
+        assert f["status"] == "inconclusive" and "baseline" in f["evidence"]["reason"]
+    first.terminate()
+    first.wait(10)
+    # Between the sweeps someone opened Telnet on device 1 and put older firmware on it; device 2 is untouched.
+    changed = _device(1, firmware="2.4.1", services={"ssh": 2222, "http": 8080, "telnet": 2323})
+    fleet([changed, _device(2)])
+    main(["scan", "127.0.211.1-2", "--out", str(tmp_path / "b"), *db, *PORTS, *FAST])
+    bad = _drift(tmp_path / "b" / "report.json", "127.0.211.1")
+    assert bad["status"] == "fail" and bad["severity"] == "high"
+    changes = {c["setting"]: (c["old"], c["new"]) for c in bad["evidence"]["changes"]}
+    assert changes["firmware"] == ("3.2.1", "2.4.1")
+    old, new = changes["administration services"]
+    assert set(new) - set(old) == {"tcp/2323 telnet"}
+    assert "tcp/2222 host key" not in changes  # the same seed, the same key: not a change
+    good = _drift(tmp_path / "b" / "report.json", "127.0.211.2")
+    assert good["status"] == "pass"
+    assert {"firmware", "administration services", "tcp/2222 host key"} <= set(good["evidence"]["compared"])
+    assert good["evidence"]["previous_sweep"] == bad["evidence"]["previous_sweep"]
+
+
+def _host(device: dict[str, Any], previous: dict[str, Any] | None) -> SweepHost:
+    return SweepHost("192.0.2.1", device, Baseline("s1", 0.0, previous) if previous is not None else None)
+
+
+def _dev(**extra: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "firmware": "1.0",
+        "mac": "02:00:00:00:00:01",
+        "services": [{"transport": "tcp", "port": 22, "name": "ssh"}],
+        "fingerprints": {"tcp/22 ssh host key": "ssh-ed25519 SHA256:aaa"},
+        "settings": {},
+    }
+    return {**base, **extra}
+
+
+def test_only_settings_known_in_both_sweeps_are_compared() -> None:
+    """A config hash read in authenticated mode now but not then is not a change."""
+    now = _dev(settings={"config_sha256": "abc", "dns_servers": ["198.51.100.53"]})
+    f = judge(_host(now, _dev()), Mode.DEFAULT)
+    assert f.status == Status.PASS
+    assert "configuration (hash of the read-only config output)" not in f.evidence["compared"]
+
+
+def test_dns_servers_and_config_changes_are_high_and_closing_a_service_is_low() -> None:
+    then = _dev(settings={"config_sha256": "abc", "dns_servers": ["198.51.100.53"]})
+    now = _dev(settings={"config_sha256": "abd", "dns_servers": ["203.0.113.66"]})
+    f = judge(_host(now, then), Mode.DEFAULT)
+    assert f.status == Status.FAIL and f.severity == Severity.HIGH
+    assert {c["setting"] for c in f.evidence["changes"]} == {
+        "configuration (hash of the read-only config output)",
+        "DNS servers in the configuration",
+    }
+    closed = judge(_host(_dev(services=[]), _dev()), Mode.DEFAULT)
+    assert closed.status == Status.FAIL and closed.severity == Severity.LOW
+    rekeyed = judge(_host(_dev(fingerprints={"tcp/22 ssh host key": "ssh-ed25519 SHA256:bbb"}), _dev()), Mode.DEFAULT)
+    assert rekeyed.status == Status.FAIL and rekeyed.severity == Severity.HIGH
+
+
+def test_another_device_at_the_address_or_no_baseline_is_inconclusive() -> None:
+    swapped = judge(_host(_dev(mac="02:00:00:00:00:02", firmware="9.9"), _dev()), Mode.DEFAULT)
+    assert swapped.status == Status.INCONCLUSIVE and "another device" in swapped.evidence["reason"]
+    first = judge(_host(_dev(), None), Mode.DEFAULT)
+    assert first.status == Status.INCONCLUSIVE
