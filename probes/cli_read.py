@@ -143,7 +143,7 @@ class CliRead(Probe):
                 version=facts.get("version"),
                 dns_servers=facts.get("dns_servers"),
                 config_sha256=hashlib.sha256(config_text.encode()).hexdigest() if config_text else None,
-            )
+            ),
         ]
 
 

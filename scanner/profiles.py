@@ -314,9 +314,7 @@ def _commands(raw: list[dict[str, Any]], file: str) -> tuple[ReadOnlyCommand, ..
         if network is not None and not {"ssid", "security"} <= set(network.groupindex):
             raise ProfileError(file, f"{where}.wifi.network", "needs (?P<ssid>...) and (?P<security>...) groups")
         out.append(
-            ReadOnlyCommand(
-                c["protocol"], c["command"], c["purpose"], valid, tuple(rules), wifi.get("format"), network
-            )
+            ReadOnlyCommand(c["protocol"], c["command"], c["purpose"], valid, tuple(rules), wifi.get("format"), network)
         )
     return tuple(out)
 
