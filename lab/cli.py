@@ -17,7 +17,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     lab = sub.add_parser(
         "lab",
         parents=[common],
-        help="the local lab twin on network namespaces (root): up, down, status",
+        help="the local lab twin on network namespaces (root): up, down, status, exec, tamper",
         description="Build the lab of lab/topology.yaml on this machine with network namespaces and real "
         "daemons (needs root and the Debian packages it names). The host gets a leg on the lab LAN, so "
         "`edgeaudit scan 198.18.0.0/24` reaches it; nothing leaves the lab's namespaces.",
@@ -38,6 +38,15 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     ex.add_argument(
         "argv", nargs=argparse.REMAINDER, metavar="COMMAND", help="the command and its arguments (after --)"
     )
+    tp = actions.add_parser(
+        "tamper",
+        help="change an emulated device's settings while it runs (the drift demo: settings changed from outside)",
+        description="Play the intruder of CIAJ 3.4: change a running emulated node's settings in place, e.g. "
+        "`edgeaudit lab tamper router-yamaha-cli dns_servers=[198.19.0.66]`. Values are YAML. The next sweep "
+        "sees the change, and CIAJ-3.4-CONFIG-DRIFT reports it against the sweep before.",
+    )
+    tp.add_argument("node", help="an emulated node of lab/topology.yaml")
+    tp.add_argument("settings", nargs="+", metavar="SETTING=VALUE", help="dns_servers, ntp_servers, logging or wifi")
     st = actions.add_parser("status", help="what runs; exit 0 when up and healthy, 1 when degraded or down")
     st.add_argument("--json", action="store_true")
 
@@ -74,6 +83,18 @@ def _run(args: argparse.Namespace) -> int:
         if args.action == "exec":
             argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
             return control.run_in(args.node, argv)
+        if args.action == "tamper":
+            import yaml
+
+            changes: dict[str, Any] = {}
+            for item in args.settings:
+                key, sep, value = item.partition("=")
+                if not sep:
+                    raise LabError(f"lab tamper: {item!r} is not SETTING=VALUE")
+                changes[key.strip()] = yaml.safe_load(value)
+            control.tamper(run_dir, args.node, changes)
+            print(f"lab tamper: {args.node} now has {', '.join(sorted(changes))} changed")
+            return EXIT_OK
         if args.action == "down":
             removed = control.down(run_dir)
             print(f"lab down: removed {len(removed)} item(s)" if removed else "lab down: nothing was running")

@@ -1,4 +1,4 @@
-"""`edgeaudit lab up|down|status`: the lab twin on this machine (root; Linux namespaces).
+"""`edgeaudit lab up|down|status|exec|tamper`: the lab twin on this machine (root; Linux namespaces).
 
 Layout: a switch namespace holds the bridges ``br-lan`` and ``br-wan``; each
 node of lab/topology.yaml is a namespace with a veth per segment; the host gets
@@ -248,6 +248,55 @@ def run_in(node: str, command: list[str]) -> int:
     if ns not in netns.namespaces():
         raise LabError(f"lab exec: namespace {ns} does not exist (run `edgeaudit lab up`)")
     return subprocess.run(["ip", "netns", "exec", ns, *command], check=False).returncode
+
+
+TAMPERABLE = ("dns_servers", "ntp_servers", "logging", "wifi")  # settings an emulated device can change in place
+
+
+def tamper(run: Path, node: str, changes: dict[str, Any], wait_s: float = 5.0) -> None:
+    """Change an emulated node's settings while it runs, as an intruder with its admin password would.
+
+    Rewrites the node's emulator file and sends the emulator (a process the lab
+    started: its PID is in state.json) SIGHUP; returns once the emulator's log
+    says it took the new settings. For the drift demo and tests (CIAJ 3.4).
+    """
+    import signal
+
+    from lab.emulator.devices import DeviceSpec
+
+    state = State.load(run)
+    if state is None:
+        raise LabError("lab tamper: the lab is not up")
+    unknown = sorted(set(changes) - set(TAMPERABLE))
+    if unknown or not changes:
+        raise LabError(f"lab tamper: give SETTING=VALUE with SETTING one of {', '.join(TAMPERABLE)}")
+    proc = next((p for p in state.procs if p.node == node and p.daemon == "emulator"), None)
+    if proc is None or not netns.alive(proc.pid):
+        raise LabError(f"lab tamper: {node!r} is not a running emulated node")
+    config = run / node / "emulator.yaml"
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["devices"][0].update(changes)
+    try:
+        DeviceSpec.from_dict(data["devices"][0])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise LabError(f"lab tamper: the new settings do not make a device: {exc}") from exc
+    log = Path(proc.log)
+    seen = log.stat().st_size
+    tmp = config.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(data), encoding="utf-8")
+    tmp.replace(config)
+    os.kill(proc.pid, signal.SIGHUP)
+    end = time.monotonic() + wait_s
+    while time.monotonic() < end:
+        with log.open("rb") as f:
+            f.seek(seen)
+            text = f.read().decode(errors="replace")
+        if f"reloaded settings of {node}" in text:
+            return
+        if "reload failed" in text or "restart to apply" in text:
+            raise LabError(f"lab tamper: the emulator refused the change: {text.strip()}")
+        time.sleep(0.05)
+    raise LabError(f"lab tamper: {node} did not confirm the change within {wait_s:.0f} s")
 
 
 def problems(state: State) -> list[str]:

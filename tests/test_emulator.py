@@ -8,6 +8,7 @@ import re
 import secrets
 import socket
 import struct
+from pathlib import Path
 
 import asyncssh
 import httpx
@@ -226,3 +227,22 @@ async def test_a_sweep_changes_nothing_prints_nothing_and_locks_nobody(emulated:
         assert dev.config_attempts == [] and dev.snmp_sets == []
         assert dev.job_bytes == 0 and dev.pjl_writes == []
         assert dev.locked == set()
+
+
+def test_sighup_reload_changes_settings_but_never_listeners(tmp_path: Path) -> None:
+    """`edgeaudit lab tamper` relies on it: new settings in place, address and services kept."""
+    import yaml
+
+    from lab.emulator.__main__ import reload
+    from lab.emulator.devices import Device, DeviceSpec
+
+    entry = {"name": "r", "address": "127.0.0.1", "persona": "router", "model": "EL-Y10", "firmware": "2.7.5"}
+    entry |= {"services": ["ssh"], "cli": "yamaha", "dns_servers": ["198.19.0.53"]}
+    device = Device(DeviceSpec.from_dict(entry))
+    config = tmp_path / "emulator.yaml"
+    config.write_text(yaml.safe_dump({"devices": [{**entry, "dns_servers": ["198.19.0.66"]}]}))
+    assert reload(config, [device]) == ["r"]
+    assert device.spec.dns_servers == ["198.19.0.66"]
+    config.write_text(yaml.safe_dump({"devices": [{**entry, "services": ["ssh", "telnet"]}]}))
+    assert reload(config, [device]) == []  # a new listener needs a restart: the spec stays
+    assert device.spec.dns_servers == ["198.19.0.66"] and "telnet" not in device.spec.services

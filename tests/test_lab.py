@@ -72,6 +72,11 @@ def test_lab_sweep_matches_golden_files(lab_run: Path, tmp_path: Path) -> None:
     )
     assert "CISA KEV" in feeds.stdout and "NVD CVE 2.0" in feeds.stdout
     db = tmp_path / "h.sqlite3"
+    # Last week's sweeps, the baseline for CIAJ-3.4-CONFIG-DRIFT: the LAN in safe mode, and the Yamaha-like
+    # router with its authenticated read; then an intruder changes that router's DNS server.
+    _sweep(tmp_path / "base-lan", "198.18.0.0/24", "--safe", db=db)
+    _sweep(tmp_path / "base-yamaha", "198.18.0.3", "--auth-file", str(AUTH), db=db)
+    control.tamper(lab_run, "router-yamaha-cli", {"dns_servers": ["198.19.0.66"]})
     lan_code, _ = _sweep(
         tmp_path / "lan",
         "198.18.0.0/24",
@@ -89,6 +94,18 @@ def test_lab_sweep_matches_golden_files(lab_run: Path, tmp_path: Path) -> None:
     pairs = ("--same", "198.19.0.2=198.18.0.2", "--same", "198.19.0.11=198.18.0.11")
     code, report = _sweep(tmp_path, "-2", "-1", *pairs, db=db, command="merge")
     assert golden.compare(report) == []
+    drift = {
+        d["address"]: f
+        for d in report["devices"]  # type: ignore[union-attr]
+        for f in d["findings"]
+        if f["id"] == "CIAJ-3.4-CONFIG-DRIFT"
+    }
+    changes = {c["setting"]: (c["old"], c["new"]) for c in drift["198.18.0.3"]["evidence"]["changes"]}
+    assert changes["DNS servers in the configuration"] == (["198.19.0.53"], ["198.19.0.66"])
+    assert "configuration (hash of the read-only config output)" in changes
+    # router-cisco-cli's baseline is the safe sweep: no config read then, so only what both sweeps saw is compared
+    assert drift["198.18.0.4"]["status"] == "pass"
+    assert drift["198.18.0.4"]["evidence"]["compared"] == ["administration services", "firmware", "tcp/22 host key"]
     exposed = {
         d["address"]: [
             (f["status"], f["service"], f["evidence"].get("joined_by", ""))
@@ -224,10 +241,8 @@ def test_golden_files_cover_every_check_both_ways() -> None:
         for check_id, status, _service in golden.load(node)["findings"]:
             seen.setdefault(check_id, set()).add(status)
     judged = [
-        cid
-        for cid, entry in catalog().items()
-        if not entry.engine and entry.severity != Severity.INFO and entry.scope == "host"
-    ]  # Wi-Fi checks (scope "air") are covered both ways by the crafted captures of tests/test_wifi.py
+        cid for cid, entry in catalog().items() if not entry.engine and entry.severity != Severity.INFO
+    ]  # (the Wi-Fi checks also both ways on the crafted captures of tests/test_wifi.py)
     assert judged, "the catalog lists no judged checks"
     for cid in judged:
         assert {"pass", "fail"} <= seen.get(cid, set()), f"{cid}: golden files show {seen.get(cid)}"

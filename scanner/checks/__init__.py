@@ -30,7 +30,6 @@ class CatalogEntry:
     remediation: dict[str, str]
     references: tuple[str, ...] = ()
     engine: bool = False
-    scope: str = "host"  # "host": judged in sweeps; "air": judged from Wi-Fi captures (edgeaudit wifi)
 
 
 @cache
@@ -52,7 +51,6 @@ def catalog() -> dict[str, CatalogEntry]:
             remediation=dict(entry["remediation"]),
             references=tuple(entry.get("references", [])),
             engine=bool(entry.get("engine", False)),
-            scope=str(entry.get("scope", "host")),
         )
     return out
 
