@@ -32,6 +32,7 @@ PACKAGES = {
     "kamailio": ("/usr/sbin/kamailio", "kamailio"),
     "kamailio-tls": ("/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so", "kamailio-tls-modules"),
     "openssl": ("/usr/bin/openssl", "openssl"),
+    "miniupnpd": ("/usr/sbin/miniupnpd", "miniupnpd-nftables"),
     "ssh-keygen": ("/usr/bin/ssh-keygen", "openssh-client"),
 }
 
@@ -65,6 +66,10 @@ class NodeContext:
     def path(self, name: str) -> Path:
         """A file in the node's run directory."""
         return self.directory / name
+
+    def interface(self, segment: str) -> str:
+        """The node's interface on one segment (lab.control names them eth0, eth1, ... in topology order)."""
+        return f"eth{list(self.addresses).index(segment)}"
 
     def listen(self, opts: dict[str, Any]) -> list[str]:
         """Where a daemon binds: every leg of the node, or with ``listen: lan`` the LAN leg only."""
@@ -248,6 +253,38 @@ def dnsmasq(node: NodeContext, opts: dict[str, Any]) -> Launch:
     return Launch(["/usr/sbin/dnsmasq", "-k", "-C", str(cfg)], {("udp", 53), ("tcp", 53)})
 
 
+def miniupnpd(node: NodeContext, opts: dict[str, Any]) -> Launch:
+    """miniupnpd as a UPnP IGD: SSDP on udp/1900, its description on tcp/5000, on the legs ``listen`` names.
+
+    Its firewall backend works on the node's own nftables (gone with the
+    namespace). The lab's addresses are private, so it warns that port
+    forwarding is impossible: nothing asks it to forward anything.
+    """
+    require("miniupnpd")
+    import uuid
+
+    legs = ["lan"] if opts.get("listen", "all") == "lan" else list(node.addresses)
+    lines = [
+        f"ext_ifname={node.interface('wan')}",
+        *(f"listening_ip={node.interface(leg)}" for leg in legs),
+        "http_port=5000",
+        "enable_natpmp=no",
+        "enable_upnp=yes",
+        "secure_mode=yes",
+        "system_uptime=yes",
+        f"uuid={uuid.uuid5(uuid.NAMESPACE_DNS, node.name + '.lab')}",
+        f"friendly_name={opts.get('friendly_name', node.name)}",
+        f"manufacturer_name={opts.get('manufacturer', 'EdgeLab')}",
+        f"model_name={opts.get('model_name', node.name)}",
+        f"model_number={opts.get('model_number', '1')}",
+        "allow 1024-65535 198.18.0.0/21 1024-65535",
+        "deny 0-65535 0.0.0.0/0 0-65535",
+    ]
+    cfg = _write(node.path("miniupnpd.conf"), "\n".join(lines) + "\n")
+    argv = ["/usr/sbin/miniupnpd", "-d", "-f", str(cfg), "-P", str(node.path("miniupnpd.pid"))]
+    return Launch(argv, {("udp", 1900), ("tcp", 5000)})
+
+
 def chrony(node: NodeContext, opts: dict[str, Any]) -> Launch:
     """chronyd serving NTP: synced from servers, a local reference clock, or nothing (unsynchronised)."""
     require("chrony")
@@ -372,4 +409,5 @@ BUILDERS: dict[str, Callable[[NodeContext, dict[str, Any]], Launch]] = {
     "chrony": chrony,
     "rsyslog": rsyslog,
     "kamailio": kamailio,
+    "miniupnpd": miniupnpd,
 }

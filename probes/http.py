@@ -62,6 +62,23 @@ def client(tls: bool, timeout: httpx.Timeout) -> httpx.AsyncClient:
     )
 
 
+async def fetch(url: str, ctx: ProbeContext, limit: int = MAX_BODY) -> tuple[int, bytes]:
+    """One bounded GET of a URL a device named (status, decoded body cut at ``limit``); no redirects followed."""
+    timeout = httpx.Timeout(ctx.budget(ctx.timeouts.read), connect=ctx.budget(ctx.timeouts.connect))
+    body = b""
+    try:
+        async with client(url.lower().startswith("https:"), timeout) as http, http.stream("GET", url) as response:
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) >= limit:
+                    break
+    except httpx.HTTPError as exc:
+        raise map_httpx(exc, f"GET {url}") from exc
+    except ssl.SSLError as exc:
+        raise MalformedResponse(f"GET {url}: TLS error {exc.reason}") from exc
+    return response.status_code, body[:limit]
+
+
 def _cert_sha256(response: httpx.Response) -> str | None:
     stream: Any = response.extensions.get("network_stream")
     if stream is None:

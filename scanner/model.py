@@ -279,6 +279,31 @@ class WifiNetwork(Observation):
 
 
 @dataclass(frozen=True)
+class UpnpInfo(Observation):
+    """A UPnP root device: its SSDP answer to M-SEARCH and, when fetched, its device description."""
+
+    kind: ClassVar[str] = "upnp"
+    proves_open: ClassVar[bool] = True
+    server: str = ""
+    location: str = ""
+    usn: str = ""
+    device_types: tuple[str, ...] = ()  # every deviceType in the description (root first)
+    service_types: tuple[str, ...] = ()
+    friendly_name: str = ""
+    manufacturer: str = ""
+    model_name: str = ""
+    model_number: str = ""
+    description_error: str | None = None  # why the description was not read (then only SSDP is known)
+
+    @property
+    def igd(self) -> bool:
+        """An Internet Gateway Device: it can open ports in the router's firewall on request."""
+        return any("InternetGatewayDevice" in t for t in self.device_types) or any(
+            "WANIPConnection" in t or "WANPPPConnection" in t for t in self.service_types
+        )
+
+
+@dataclass(frozen=True)
 class PjlId(Observation):
     """The printer's answer to PJL INFO ID (--intrusive only)."""
 

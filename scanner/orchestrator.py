@@ -51,6 +51,7 @@ from scanner.model import (
     SipInfo,
     SnmpInfo,
     Status,
+    UpnpInfo,
     WifiNetwork,
 )
 
@@ -402,6 +403,8 @@ def describe_device(state: _HostState, match: profiles_mod.Match | None) -> dict
                 fingerprints[f"{svc.key} engine-id"] = obs.engine_id
             if obs.sys_descr:
                 fingerprints[f"{svc.key} sysDescr"] = obs.sys_descr
+        elif isinstance(obs, UpnpInfo):
+            fingerprints[f"{svc.key} upnp"] = " ".join(x for x in (obs.server, obs.usn) if x)
         elif isinstance(obs, NtpInfo):
             fingerprints[f"{svc.key} ntp"] = f"stratum {obs.stratum} leap {obs.leap} ref {obs.ref_id}"
         elif isinstance(obs, HostKey):

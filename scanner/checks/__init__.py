@@ -208,6 +208,7 @@ def load_all() -> dict[str, CheckFn]:
             logs,
             reuse,
             timesync,
+            upnp,
             voip,
             vulns,
             wifi,

@@ -28,7 +28,7 @@ MERGE_HINT = (
 )
 
 
-def _exposure(
+def judge_exposure(
     view: HostView,
     check_id: str,
     names: frozenset[str],
@@ -98,20 +98,20 @@ def _admin_answers(view: HostView) -> list[tuple[Service, dict[str, JSON]]]:
     return [(s, {"name": s.name, "said": _said(view, s)}) for s in open_admin]
 
 
-def _is_edge(view: HostView) -> bool:
+def is_edge(view: HostView) -> bool:
     return view.match is not None and view.match.profile.device_class in EDGE_CLASSES
 
 
 @check(VOIP, outside=True)
 def voip_exposed(view: HostView) -> list[Finding]:
     """A SIP service answering OPTIONS from outside (udp/5060, tcp/5060, TLS 5061)."""
-    return _exposure(view, VOIP, frozenset({"sip", "sips"}), _sip_answers, inside=True)
+    return judge_exposure(view, VOIP, frozenset({"sip", "sips"}), _sip_answers, inside=True)
 
 
 @check(ADMIN, outside=True)
 def admin_exposed(view: HostView) -> list[Finding]:
     """SSH, Telnet, HTTP(S) or SNMP answering from outside: the way in for changing a router's settings."""
-    return _exposure(view, ADMIN, ADMIN_SERVICES, _admin_answers, inside=_is_edge(view))
+    return judge_exposure(view, ADMIN, ADMIN_SERVICES, _admin_answers, inside=is_edge(view))
 
 
 def _recursion(view: HostView) -> list[tuple[Service, dict[str, JSON]]]:
@@ -132,5 +132,5 @@ def _resolving(view: HostView) -> list[tuple[Service, dict[str, JSON]]]:
 def open_resolver(view: HostView) -> list[Finding]:
     """A resolver that answers recursive queries from outside (amplification, cache poisoning)."""
     if view.vantage != "wan":
-        return _exposure(view, RESOLVER, frozenset({"dns"}), _resolving, inside=_is_edge(view))
-    return _exposure(view, RESOLVER, frozenset({"dns"}), _recursion, inside=False)
+        return judge_exposure(view, RESOLVER, frozenset({"dns"}), _resolving, inside=is_edge(view))
+    return judge_exposure(view, RESOLVER, frozenset({"dns"}), _recursion, inside=False)
