@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from probes import wifi_config
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, map_errors, register
-from probes.login import account_cap, capped_attempt
+from probes.login import account_cap, assess_password, capped_attempt, generic_list
 from probes.login_ssh import ssh_login
 from scanner import auth
 from scanner.errors import AuthRejected, ProbeError, Unreachable
@@ -123,6 +123,10 @@ class CliRead(Probe):
         finally:
             conn.close()
         facts, answered = extract(outputs)
+        strength: tuple[int | None, tuple[str, ...], float | None, str | None] = (None, (), None, None)
+        if entry.password is not None:
+            known = {p for _u, p, _ in generic_list()} | {c.password for c in ctx.profile.default_credentials}
+            strength = assess_password(entry.password, entry.username, known)
         config_text = "\n".join(text for c, text in outputs if c.purpose == "config" and c.command in answered)
         wifi = [
             wifi_observation(target.service, net, command.command)
@@ -142,6 +146,10 @@ class CliRead(Probe):
                 ntp_synced=facts.get("ntp_synced"),
                 version=facts.get("version"),
                 dns_servers=facts.get("dns_servers"),
+                password_length=strength[0],
+                password_classes=strength[1],
+                password_bits=strength[2],
+                password_weakness=strength[3],
                 config_sha256=hashlib.sha256(config_text.encode()).hexdigest() if config_text else None,
             ),
         ]

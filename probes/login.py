@@ -55,6 +55,34 @@ class Candidate:
 Attempt = Callable[[Candidate], Awaitable[bool]]  # True: logged in; False: rejected; LockedOut: stop
 
 
+CLASSES = (("digits", 10, str.isdigit), ("lower", 26, str.islower), ("upper", 26, str.isupper))
+
+
+def assess_password(password: str, username: str, known: set[str]) -> tuple[int, tuple[str, ...], float, str | None]:
+    """(length, character classes, search-space bits, weakness) of a password the operator gave.
+
+    The bits are length x log2(the size of the classes used): the brute-force
+    measure of the NISC handbook (8 characters of digits and both cases: about
+    2.2 x 10^14 = 47.6 bits). A weakness is something a dictionary finds first.
+    """
+    import math
+
+    used = [name for name, _size, test in CLASSES if any(test(c) for c in password)]
+    size = sum(n for name, n, _ in CLASSES if name in used)
+    if any(not (c.isdigit() or c.islower() or c.isupper()) for c in password):
+        used.append("symbols")
+        size += 33
+    bits = len(password) * math.log2(size) if size else 0.0
+    weakness = None
+    if password.lower() in {k.lower() for k in known}:
+        weakness = "a published default or generic password"
+    elif password and len(set(password)) == 1:
+        weakness = "one character repeated"
+    elif username and username.lower() in password.lower():
+        weakness = "contains the user name"
+    return len(password), tuple(used), round(bits, 1), weakness
+
+
 @cache
 def generic_list() -> tuple[tuple[str, str, tuple[str, ...]], ...]:
     """(username, password, protocols) from profiles/credentials/generic.yaml: short, guessable, widely tried."""

@@ -352,6 +352,11 @@ class ConfigFacts(Observation):
     ntp_synced: bool | None = None
     version: str | None = None
     dns_servers: tuple[str, ...] | None = None  # the resolvers the device forwards to or hands out
+    # The strength of the --auth-file password that logged in (never the password itself); None for a key login
+    password_length: int | None = None
+    password_classes: tuple[str, ...] = ()  # "digits", "lower", "upper", "symbols"
+    password_bits: float | None = None  # length x log2(alphabet of its classes): the brute-force search space
+    password_weakness: str | None = None  # a known default, a generic guess, one repeated character, the user name
     config_sha256: str | None = None  # hash of the purpose=config output, for drift between sweeps
 
 

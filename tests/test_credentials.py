@@ -253,3 +253,40 @@ async def test_an_agent_that_goes_silent_is_not_read_as_refusing(emulated: Start
         assert not res.complete and "silence proves nothing" in (res.stopped or "")
     else:
         assert res.complete
+
+
+def test_password_strength_measure_follows_the_nisc_example() -> None:
+    from probes.login import assess_password
+
+    length, classes, bits, weak = assess_password("Ab3dEf7h", "admin", set())
+    assert (length, classes, weak) == (8, ("digits", "lower", "upper"), None) and bits == 47.6  # 62^8
+    assert assess_password("12345678", "admin", set())[2] < 47.6  # digits only: 26.6 bits
+    assert assess_password("password", "admin", {"password"})[3] == "a published default or generic password"
+    assert assess_password("zzzzzzzzzzzzzzzz", "admin", set())[3] == "one character repeated"
+    assert assess_password("Admin-2026-Strong", "admin", set())[3] == "contains the user name"
+    assert "symbols" in assess_password("a-b", "u", set())[1]
+
+
+async def test_auth_file_password_strength_fails_weak_and_passes_strong(emulated: StartDevice, tmp_path: Path) -> None:
+    import dataclasses
+
+    from scanner import profiles
+    from scanner.orchestrator import Engine
+    from tests.conftest import config_for
+
+    async def scan(password: str) -> list[tuple[str, object]]:
+        dev = await emulated(services=["ssh"], cli="cisco", users={"admin": password})
+        auth = tmp_path / f"auth-{dev.spec.address}.toml"
+        auth.write_text(f'[[device]]\nhost = "{dev.spec.address}"\nusername = "admin"\npassword = "{password}"\n')
+        auth.chmod(0o600)
+        config = config_for(dev)
+        pc = dataclasses.replace(config.probe_config, auth_file=str(auth), login_pace_s=0.0)
+        engine = Engine(dataclasses.replace(config, probe_config=pc), profiles.load_all())
+        result = await engine.scan_host(dev.spec.address)
+        found = [f for f in result.findings if f.check_id == "CIAJ-1.2-ADMIN-PASSWORD-STRENGTH"]
+        assert all(password not in str(f.evidence) for f in found)  # only its measure is recorded
+        return [(str(f.status), f.evidence.get("problems")) for f in found]
+
+    assert await scan("Lab-Own-Strong-Pass-9x") == [("pass", None)]
+    [(status, problems)] = await scan("admin1")
+    assert status == "fail" and "shorter than 8 characters" in problems  # type: ignore[operator]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from scanner.checks import HostView, check
-from scanner.model import JSON, Finding, HttpInfo, LoginResult, Mode, Service, Severity, Status
+from scanner.model import JSON, ConfigFacts, Finding, HttpInfo, LoginResult, Mode, Service, Severity, Status
 
 DEFAULT = "CIAJ-1.2-DEFAULT-CREDENTIAL"
 WEAK = "CIAJ-1.2-WEAK-CREDENTIAL"
@@ -112,3 +112,44 @@ def default_credential(view: HostView) -> list[Finding]:
 def weak_credential(view: HostView) -> list[Finding]:
     """A pair from the generic guessable list logged in."""
     return _judge(view, WEAK, _is_generic, None)
+
+
+STRENGTH = "CIAJ-1.2-ADMIN-PASSWORD-STRENGTH"
+MIN_LENGTH = 8
+MIN_BITS = 47.6  # 8 characters of digits, lower and upper case: the NISC handbook's example, about 2.2 x 10^14
+GOOD_LENGTH = 12  # the handbook's advice: longer is safer
+
+
+@check(STRENGTH)
+def admin_password_strength(view: HostView) -> list[Finding]:
+    """The operator's own admin password (--auth-file) against the NISC handbook's brute-force measure.
+
+    Judged only where that password logged in (authenticated mode); the
+    password itself is never recorded, only its length, classes and bits.
+    """
+    out: list[Finding] = []
+    for facts in view.of(ConfigFacts):
+        if facts.password_length is None or facts.password_bits is None:
+            continue
+        evidence: dict[str, JSON] = {
+            "username": facts.username,
+            "length": facts.password_length,
+            "classes": list(facts.password_classes),
+            "bits": facts.password_bits,
+            "minimum": f"{MIN_LENGTH} characters and {MIN_BITS} bits (8 of digits, lower and upper case)",
+        }
+        problems = []
+        if facts.password_weakness:
+            problems.append(facts.password_weakness)
+        if facts.password_length < MIN_LENGTH:
+            problems.append(f"shorter than {MIN_LENGTH} characters")
+        if facts.password_bits < MIN_BITS:
+            problems.append(f"a search space of {facts.password_bits} bits, under {MIN_BITS}")
+        if problems:
+            evidence["problems"] = problems
+            out.append(view.finding(STRENGTH, Status.FAIL, service=facts.service, evidence=evidence))
+            continue
+        if facts.password_length < GOOD_LENGTH:
+            evidence["advice"] = f"{GOOD_LENGTH} or more characters are much harder to brute-force"
+        out.append(view.finding(STRENGTH, Status.PASS, service=facts.service, evidence=evidence))
+    return out
