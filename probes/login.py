@@ -79,7 +79,9 @@ def assess_password(password: str, username: str, known: set[str]) -> tuple[int,
     elif password and len(set(password)) == 1:
         weakness = "one character repeated"
     elif username and username.lower() in password.lower():
-        weakness = "contains the user name"
+        rest = len(password) - len(username)
+        if rest < 8:  # the user name and a few more characters: what a dictionary tries right after it
+            weakness = f"the user name plus {rest} character(s)"
     return len(password), tuple(used), round(bits, 1), weakness
 
 

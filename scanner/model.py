@@ -356,7 +356,7 @@ class ConfigFacts(Observation):
     password_length: int | None = None
     password_classes: tuple[str, ...] = ()  # "digits", "lower", "upper", "symbols"
     password_bits: float | None = None  # length x log2(alphabet of its classes): the brute-force search space
-    password_weakness: str | None = None  # a known default, a generic guess, one repeated character, the user name
+    password_weakness: str | None = None  # a known default or generic guess, one repeated character, user name + a few
     config_sha256: str | None = None  # hash of the purpose=config output, for drift between sweeps
 
 

@@ -263,7 +263,8 @@ def test_password_strength_measure_follows_the_nisc_example() -> None:
     assert assess_password("12345678", "admin", set())[2] < 47.6  # digits only: 26.6 bits
     assert assess_password("password", "admin", {"password"})[3] == "a published default or generic password"
     assert assess_password("zzzzzzzzzzzzzzzz", "admin", set())[3] == "one character repeated"
-    assert assess_password("Admin-2026-Strong", "admin", set())[3] == "contains the user name"
+    assert assess_password("Admin2026", "admin", set())[3] == "the user name plus 4 character(s)"
+    assert assess_password("Lab-Admin-Strong-42ab", "admin", set())[3] is None  # long beyond the name
     assert "symbols" in assess_password("a-b", "u", set())[1]
 
 
