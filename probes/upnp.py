@@ -17,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 from probes import http, udp
@@ -122,18 +123,18 @@ class UpnpSsdp(Probe):
         location = headers.get("location", "")
         info = UpnpInfo(target.service, server=headers.get("server", ""), location=location, usn=headers.get("usn", ""))
         if not location:
-            return [_with(info, description_error="the answer names no LOCATION")]
+            return [replace(info, description_error="the answer names no LOCATION")]
         if not same_host(location, target.address):
-            return [_with(info, description_error=f"LOCATION is not on {target.address}: not fetched")]
+            return [replace(info, description_error=f"LOCATION is not on {target.address}: not fetched")]
         try:
             status, body = await http.fetch(location, ctx, MAX_DESCRIPTION)
             if status != 200:
                 raise MalformedResponse(f"GET {location}: HTTP {status}")
             desc = parse_description(body)
         except ProbeError as exc:
-            return [_with(info, description_error=str(exc))]
+            return [replace(info, description_error=str(exc))]
         return [
-            _with(
+            replace(
                 info,
                 device_types=tuple(desc.get("deviceType", [])),
                 service_types=tuple(desc.get("serviceType", [])),
@@ -143,9 +144,3 @@ class UpnpSsdp(Probe):
                 model_number=desc.get("modelNumber", [""])[0],
             )
         ]
-
-
-def _with(info: UpnpInfo, **changes: object) -> UpnpInfo:
-    import dataclasses
-
-    return dataclasses.replace(info, **changes)  # type: ignore[arg-type]
