@@ -10,7 +10,6 @@ becomes a ProbeFailure observation (inconclusive), never a pass.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import logging
 import time
@@ -361,17 +360,7 @@ class Engine:
                     )
                 ]
             if budget_hit:
-                # Evidence is incomplete: what was not seen may be what would have failed.
-                judged = [
-                    dataclasses.replace(
-                        f,
-                        status=Status.INCONCLUSIVE,
-                        evidence={**f.evidence, "reason": "host budget ran out before every probe finished"},
-                    )
-                    if f.status == Status.PASS
-                    else f
-                    for f in judged
-                ]
+                judged = checks_mod.no_pass_on_budget(judged)
             findings.extend(judged)
         return findings
 

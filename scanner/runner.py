@@ -241,7 +241,9 @@ def run_scan(args: argparse.Namespace) -> int:
     record = store.load(sweep_id)
     baselines = store.baselines(sweep_id)
     hosts = [
-        SweepHost(h.address, h.device, baselines.get(h.address)) for h in record.hosts if h.state in ("up", "budget")
+        SweepHost(h.address, h.device, baselines.get(h.address), h.state)
+        for h in record.hosts
+        if h.state in ("up", "budget")
     ]
     check_ids, per_host = judge_sweep(hosts, config.mode)
     store.replace_findings(sweep_id, check_ids, per_host)

@@ -226,14 +226,17 @@ class Store:
         return out
 
     def baselines(self, sweep_id: str) -> dict[str, Baseline]:
-        """For each host of a sweep, its record in the newest earlier complete sweep from the same vantage."""
+        """For each host of a sweep, its record in the newest earlier complete sweep from the same vantage.
+
+        Only hosts that finished every probe there count (not "budget": their record may be incomplete).
+        """
         row = self.db.execute("SELECT vantage, started_at FROM sweeps WHERE id=?", (sweep_id,)).fetchone()
         if row is None:
             raise StoreError(f"no sweep {sweep_id!r}")
         out: dict[str, Baseline] = {}
         for address, sid, started, device in self.db.execute(
             "SELECT h.address, s.id, s.started_at, h.device_json FROM hosts h JOIN sweeps s ON s.id = h.sweep_id"
-            " WHERE s.vantage=? AND s.state='complete' AND s.started_at < ? AND h.state IN ('up', 'budget')"
+            " WHERE s.vantage=? AND s.state='complete' AND s.started_at < ? AND h.state = 'up'"
             " AND h.address IN (SELECT address FROM hosts WHERE sweep_id=?) ORDER BY s.started_at DESC",
             (row[0], row[1], sweep_id),
         ):

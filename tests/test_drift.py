@@ -105,3 +105,30 @@ def test_another_device_at_the_address_or_no_baseline_is_inconclusive() -> None:
     assert swapped.status == Status.INCONCLUSIVE and "another device" in swapped.evidence["reason"]
     first = judge(_host(_dev(), None), Mode.DEFAULT)
     assert first.status == Status.INCONCLUSIVE
+
+
+def test_a_host_cut_short_by_its_budget_passes_no_sweep_level_check_and_is_no_baseline(tmp_path: Path) -> None:
+    from scanner.checks import judge_sweep
+    from scanner.orchestrator import HostResult
+    from scanner.store import Store
+
+    same = _dev()
+    _ids, out = judge_sweep([SweepHost("192.0.2.1", same, Baseline("s0", 0.0, same), "budget")], Mode.DEFAULT)
+    [drift] = [f for f in out["192.0.2.1"] if f.check_id == DRIFT]
+    assert drift.status == Status.INCONCLUSIVE and "budget" in drift.evidence["reason"]
+    store = Store(tmp_path / "h.db")
+    for state in ("budget", "up"):
+        sid = store.begin("scan", "default", {}, {}, "lan")
+        store.host_done(sid, HostResult("192.0.2.1", state, 0.0, 1.0, [], same))
+        store.finish(sid, "complete")
+    newest = store.begin("scan", "default", {}, {}, "lan")
+    store.host_done(newest, HostResult("192.0.2.1", "up", 0.0, 1.0, [], same))
+    first_up = store.list()[1]["id"]
+    assert store.baselines(newest)["192.0.2.1"].sweep_id == first_up
+    only_budget = Store(tmp_path / "b.db")
+    sid = only_budget.begin("scan", "default", {}, {}, "lan")
+    only_budget.host_done(sid, HostResult("192.0.2.1", "budget", 0.0, 1.0, [], same))
+    only_budget.finish(sid, "complete")
+    later = only_budget.begin("scan", "default", {}, {}, "lan")
+    only_budget.host_done(later, HostResult("192.0.2.1", "up", 0.0, 1.0, [], same))
+    assert only_budget.baselines(later) == {}

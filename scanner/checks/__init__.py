@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -139,6 +140,7 @@ class SweepHost:
     address: str
     device: dict[str, Any]
     previous: Baseline | None = None
+    state: str = "up"  # "budget": its time budget ran out, so what it shows may be incomplete
 
 
 CheckFn = Callable[[HostView], list[Finding]]
@@ -180,13 +182,28 @@ def check(check_id: str, *, outside: bool = False) -> Callable[[CheckFn], CheckF
     return deco
 
 
+def no_pass_on_budget(findings: list[Finding]) -> list[Finding]:
+    """A host whose time budget ran out passes nothing: what was not seen may be what would have failed."""
+    return [
+        dataclasses.replace(
+            f,
+            status=Status.INCONCLUSIVE,
+            evidence={**f.evidence, "reason": "host budget ran out before every probe finished"},
+        )
+        if f.status == Status.PASS
+        else f
+        for f in findings
+    ]
+
+
 def judge_sweep(hosts: list[SweepHost], mode: Mode) -> tuple[set[str], dict[str, list[Finding]]]:
     """Run every sweep-level check: (their ids, findings per address)."""
     load_all()
     out: dict[str, list[Finding]] = {}
+    cut_short = {h.address for h in hosts if h.state == "budget"}
     for fn in SWEEP_CHECKS.values():
-        for address, findings in fn(hosts, mode).items():
-            out.setdefault(address, []).extend(findings)
+        for address, found in fn(hosts, mode).items():
+            out.setdefault(address, []).extend(no_pass_on_budget(found) if address in cut_short else found)
     return set(SWEEP_CHECKS), out
 
 
