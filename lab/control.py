@@ -275,6 +275,8 @@ def tamper(run: Path, node: str, changes: dict[str, Any], wait_s: float = 5.0) -
         raise LabError(f"lab tamper: {node!r} is not a running emulated node")
     config = run / node / "emulator.yaml"
     data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    if all(data["devices"][0].get(k) == v for k, v in changes.items()):
+        raise LabError(f"lab tamper: {node} already has these settings: nothing to change")
     data["devices"][0].update(changes)
     try:
         DeviceSpec.from_dict(data["devices"][0])

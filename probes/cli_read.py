@@ -177,6 +177,7 @@ def wifi_observation(service: Service, net: wifi_config.ConfiguredNetwork, comma
         tkip=net.tkip,
         wps=net.wps,
         source=f"config: {command}",
+        where=net.where,
         malformed=tuple(net.malformed),
     )
 

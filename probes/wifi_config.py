@@ -69,8 +69,7 @@ class ConfiguredNetwork:
     pairwise: tuple[str, ...] = ()
     pmf: str = "no"  # "required", "capable", "no"
     wps: bool = False
-    hidden: bool = False
-    where: str = ""  # the section or line it came from
+    where: str = ""  # the uci section, hostapd bss or listing line it came from
     malformed: list[str] = field(default_factory=list)
 
     @property
@@ -144,7 +143,7 @@ def parse_uci(text: str) -> list[ConfiguredNetwork]:
         radio = sections.get(opts.get("device", ""), {})
         if radio.get("disabled") == "1":
             continue
-        net = ConfiguredNetwork(opts.get("ssid", ""), where=f"wireless.{name}", hidden=opts.get("hidden") == "1")
+        net = ConfiguredNetwork(opts.get("ssid", ""), where=f"wireless.{name}")
         normalise(net, opts.get("encryption", "none"))
         if "ieee80211w" in opts:
             net.pmf = _pmf(opts["ieee80211w"])
@@ -176,7 +175,6 @@ def parse_hostapd(text: str) -> list[ConfiguredNetwork]:
         net = ConfiguredNetwork(
             opts.get("ssid", opts.get("ssid2", "")), where=opts.get("bss") or opts.get("interface", f"bss {i}")
         )
-        net.hidden = opts.get("ignore_broadcast_ssid", "0") != "0"
         try:
             wpa = int(opts.get("wpa", "0"))
         except ValueError:
@@ -215,12 +213,12 @@ def parse_hostapd(text: str) -> list[ConfiguredNetwork]:
 def parse_lines(text: str, network: re.Pattern[str]) -> list[ConfiguredNetwork]:
     """A vendor listing: one network per line that ``network`` matches (groups ssid, security, cipher, wps)."""
     out: list[ConfiguredNetwork] = []
-    for line in _lines(text):
+    for number, line in enumerate(_lines(text), 1):
         m = network.search(line)
         if m is None:
             continue
         groups = m.groupdict()
-        net = ConfiguredNetwork(groups.get("ssid") or "", where=line.strip())
+        net = ConfiguredNetwork(groups.get("ssid") or "", where=f"line {number}")
         normalise(net, groups.get("security") or "", groups.get("cipher"))
         net.wps = (groups.get("wps") or "").lower() in ("on", "enable", "enabled", "yes", "1")
         out.append(net)

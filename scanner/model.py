@@ -273,7 +273,8 @@ class WifiNetwork(Observation):
     wps: bool = False
     wps_configured: bool | None = None
     wps_locked: bool | None = None
-    source: str = ""  # "capture FILE", "monitor IFACE", or "config"
+    source: str = ""  # "capture FILE", "monitor IFACE", or "config: COMMAND"
+    where: str = ""  # config only: the uci section, hostapd bss or listing line (one SSID may be on two radios)
     frames: int = 0
     malformed: tuple[str, ...] = ()
 

@@ -22,6 +22,10 @@ from scanner.model import Mode
 from scanner.orchestrator import Engine, HostResult, SweepConfig
 
 ROOT = Path(__file__).resolve().parent.parent
+# `edgeaudit scan` flags for emulator fleets on loopback (their services on these non-privileged ports)
+FLEET_PORTS = ["--ports", "2222:ssh,2323:telnet,8080:http", "--snmp-port", "1161", "--sip-port", "15060"]
+FLEET_PORTS += ["--ntp-port", "1123"]
+FAST = ["--timeout", "0.5", "--connect-timeout", "0.5", "--probe-timeout", "2", "-q"]
 probes.load_all()
 _addr = itertools.count(1)
 

@@ -10,9 +10,9 @@ from scanner.checks import SweepHost
 from scanner.checks.drift import DRIFT, judge
 from scanner.cli import main
 from scanner.model import Baseline, Mode, Severity, Status
+from tests.conftest import FAST, FLEET_PORTS
 
-PORTS = ["--ports", "2222:ssh,2323:telnet,8080:http", "--snmp-port", "1161", "--ntp-port", "1123"]
-FAST = ["--timeout", "0.5", "--connect-timeout", "0.5", "--probe-timeout", "2", "-q"]
+PORTS = FLEET_PORTS
 
 
 def _device(i: int, **extra: object) -> dict[str, object]:

@@ -16,19 +16,10 @@ import jsonschema
 import pytest
 
 from scanner.cli import main
+from tests.conftest import FAST, FLEET_PORTS
 
 ROOT = Path(__file__).resolve().parent.parent
-PORTS = [
-    "--ports",
-    "2222:ssh,2323:telnet,8080:http",
-    "--snmp-port",
-    "1161",
-    "--sip-port",
-    "15060",
-    "--ntp-port",
-    "1123",
-]
-FAST = ["--timeout", "0.5", "--connect-timeout", "0.5", "--probe-timeout", "2", "-q"]
+PORTS = FLEET_PORTS
 
 
 def _device(i: int, **extra: object) -> dict[str, object]:

@@ -179,6 +179,20 @@ async def test_vendor_cli_router_with_weak_wifi_fails_each_check_per_network(
     assert weak.config_attempts == []
 
 
+async def test_one_ssid_on_two_radios_gets_a_finding_per_radio(emulated: StartDevice, tmp_path: Path) -> None:
+    dual = await emulated(
+        services=["ssh", "http"],
+        cli="openwrt",
+        http_title="OpenWrt - LuCI",
+        http_mode="form",
+        users={"root": "Lab-Own-5"},
+        wifi=[{"ssid": "Home", "security": "wpa2-psk", "cipher": "aes"}, {"ssid": "Home", "security": "wep"}],
+    )
+    result = await _scan(dual.spec.address, dual, _auth(tmp_path, dual.spec.address, "root", "Lab-Own-5"))
+    wep = {f.service: str(f.status) for f in result.findings if f.check_id == "CIAJ-3.4-WIFI-WEP"}
+    assert wep == {"wifi Home (wireless.wifinet0)": "pass", "wifi Home (wireless.wifinet1)": "fail"}
+
+
 async def test_openwrt_router_with_wpa3_passes_and_its_networks_come_from_uci(
     emulated: StartDevice, tmp_path: Path
 ) -> None:
@@ -200,7 +214,7 @@ async def test_openwrt_router_with_wpa3_passes_and_its_networks_come_from_uci(
     v = _verdicts(result)
     assert v and set(v.values()) == {"pass"}
     assert {s for _, s in v} == {"wifi Office", "wifi Office-legacy"}
-    sources = {f.evidence["source"] for f in result.findings if "WIFI" in f.check_id}
-    assert sources == {"config: uci show wireless"}
+    sources = {str(f.evidence["source"]) for f in result.findings if "WIFI" in f.check_id}
+    assert sources == {"config: uci show wireless (wireless.wifinet0)", "config: uci show wireless (wireless.wifinet1)"}
     settings = result.device["settings"]
     assert isinstance(settings, dict) and settings["dns_servers"] == ["127.0.0.53"]

@@ -36,7 +36,7 @@ def _evidence(net: WifiNetwork) -> dict[str, JSON]:
         "akm": list(net.akms),
         "pmf": net.pmf,
         "wps": net.wps,
-        "source": net.source,
+        "source": f"{net.source} ({net.where})" if net.where else net.source,
         "frames": net.frames,
     }
 
@@ -49,7 +49,9 @@ def _judge(
 ) -> list[Finding]:
     """One finding per network; a broken frame, or a broken element the check reads, makes it inconclusive."""
     out: list[Finding] = []
-    for net in view.of(WifiNetwork):
+    nets = view.of(WifiNetwork)
+    ssids = [n.ssid for n in nets if n.source.startswith("config")]
+    for net in nets:
         evidence = _evidence(net)
         bad = [m for m in net.malformed if m.startswith(("frame:", "config:", *about))]
         status: Status | None
@@ -59,13 +61,17 @@ def _judge(
         else:
             status = verdict(net)
         if status is not None:
-            out.append(make_finding(check_id, view.address, status, view.mode, _key(net), evidence))
+            out.append(make_finding(check_id, view.address, status, view.mode, _key(net, ssids), evidence))
     return out
 
 
-def _key(net: WifiNetwork) -> str | None:
-    """Configured networks share their router's address: each gets its own finding key."""
-    return f"wifi {net.ssid or '(hidden)'}" if net.source.startswith("config") else None
+def _key(net: WifiNetwork, config_ssids: list[str]) -> str | None:
+    """Configured networks share their router's address: each gets its own finding key, by SSID,
+    and by where it is configured too when the SSID is on more than one (a dual-band router)."""
+    if not net.source.startswith("config"):
+        return None
+    key = f"wifi {net.ssid or '(hidden)'}"
+    return f"{key} ({net.where})" if config_ssids.count(net.ssid) > 1 else key
 
 
 @check(WEP)
