@@ -64,7 +64,8 @@ lab-status: setup ## what the lab runs, and whether it is healthy
 # www.bank.example really is 198.19.0.80 (the lab ISP's DNS); router-weak answers otherwise.
 # The demo's history starts empty (the lab is new): a baseline (the LAN in safe mode, and the
 # Yamaha-like router's authenticated read), then an intruder changes that router's DNS server
-# (`lab tamper`), which the LAN sweep reports as CIAJ-3.4-CONFIG-DRIFT.
+# (`lab tamper`), which the LAN sweep reports as CIAJ-3.4-CONFIG-DRIFT. Both LAN sweeps ask the
+# routers' DHCP servers which resolvers they hand out (--dhcp: DISCOVER/INFORM, never a lease).
 # Two vantages: the LAN from the host leg, then the WAN legs from the lab's `outside` node
 # (--safe: only what answers matters there), merged into one report; the hardened router and
 # PBX show no key outside to join them by, so they are paired with --same.
@@ -76,11 +77,11 @@ demo: setup ## set up, bring up the lab, sweep it from the LAN and the WAN, writ
 	  chmod 600 lab/auth.toml; \
 	  rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm; \
 	  $(BIN)/edgeaudit feeds import lab/feeds/kev-edgelab.json lab/feeds/nvd-edgelab.json --db $(DEMO_DB) >/dev/null; \
-	  $(BIN)/edgeaudit scan 198.18.0.0/24 --safe -q --out $(OUT)/baseline-lan --db $(DEMO_DB) >/dev/null 2>&1; \
+	  $(BIN)/edgeaudit scan 198.18.0.0/24 --safe --dhcp -q --out $(OUT)/baseline-lan --db $(DEMO_DB) >/dev/null 2>&1; \
 	  $(BIN)/edgeaudit scan 198.18.0.3 -q --auth-file lab/auth.toml --out $(OUT)/baseline-yamaha --db $(DEMO_DB) >/dev/null 2>&1; \
 	  $(BIN)/edgeaudit lab tamper router-yamaha-cli 'dns_servers=[198.19.0.66]'; \
 	  $(BIN)/edgeaudit scan 198.18.0.0/24 --out $(OUT)/lan --db $(DEMO_DB) --lang $${LANG_REPORT:-ja} \
-	    --auth-file lab/auth.toml --syslog-listen 198.18.1.254:5514 --max-feed-age 3650 \
+	    --auth-file lab/auth.toml --syslog-listen 198.18.1.254:5514 --dhcp --max-feed-age 3650 \
 	    --dns-expect www.bank.example=198.19.0.80 || rc=$$?; \
 	  if [ $$rc -le 1 ]; then \
 	    $(BIN)/edgeaudit lab exec outside -- $(BIN)/edgeaudit scan $(WAN_LEGS) --vantage wan --safe \

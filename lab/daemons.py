@@ -249,6 +249,8 @@ def dnsmasq(node: NodeContext, opts: dict[str, Any]) -> Launch:
     ]
     if opts.get("dhcp"):
         lines += [f"dhcp-range={opts['dhcp']},12h", f"dhcp-leasefile={node.path('dnsmasq.leases')}"]
+        if opts.get("dhcp_dns"):  # else dnsmasq hands out its own address
+            lines.append("dhcp-option=option:dns-server," + ",".join(opts["dhcp_dns"]))
     cfg = _write(node.path("dnsmasq.conf"), "\n".join(lines) + "\n")
     return Launch(["/usr/sbin/dnsmasq", "-k", "-C", str(cfg)], {("udp", 53), ("tcp", 53)})
 

@@ -77,6 +77,7 @@ class ProbeConfig:
     sip_dial_prefixes: tuple[str, ...] = ("+", "00", "010")  # --sip-dial-prefixes: E.164 '+', ITU '00', Japan '010'
     dns_expect: tuple[tuple[str, tuple[str, ...]], ...] = ()  # --dns-expect NAME=IP[,IP]: pinned canary answers
     trusted_resolver: str | None = None  # --trusted-resolver: the answers to compare a device's resolver with
+    dhcp: bool = False  # --dhcp: ask on-link routers' DHCP servers which DNS servers they hand out (root)
     ntp_port: int = 123
     credentials_file: str | None = None  # user-supplied USER:PASSWORD lines (--credentials)
     max_attempts: int = 3  # login attempts per account per window

@@ -53,7 +53,8 @@ def addresses(msg: dns.message.Message) -> tuple[str, ...]:
     return tuple(sorted(out))
 
 
-async def _expected(name: str, ctx: ProbeContext) -> tuple[tuple[str, ...], str]:
+async def expected_answer(name: str, ctx: ProbeContext) -> tuple[tuple[str, ...], str]:
+    """What a canary's answer should be, and where that comes from ("": nothing to compare with)."""
     pinned = dict(ctx.config.dns_expect).get(name)
     if pinned:
         return tuple(sorted(pinned)), "pinned (--dns-expect)"
@@ -64,6 +65,30 @@ async def _expected(name: str, ctx: ProbeContext) -> tuple[tuple[str, ...], str]
     if key not in _trusted:
         _trusted[key] = addresses(await query(resolver, 53, name, ctx))
     return _trusted[key], f"trusted resolver {resolver}"
+
+
+def canaries(config: ProbeConfig) -> list[str]:
+    """The names every resolver is asked: the --dns-expect names, else the default one."""
+    return [n for n, _ in config.dns_expect][:MAX_CANARIES] or [DEFAULT_CANARY]
+
+
+async def ask_canary(
+    address: str, port: int, name: str, service: Service, ctx: ProbeContext, resolver: str = ""
+) -> DnsAnswer:
+    """One canary asked of the resolver at address:port, with its expected answer; recorded under service."""
+    msg = await query(address, port, name, ctx)
+    expected, source = await expected_answer(name, ctx)
+    return DnsAnswer(
+        service,
+        name=name,
+        rcode=dns.rcode.to_text(msg.rcode()),
+        recursion_available=bool(msg.flags & dns.flags.RA),
+        authenticated=bool(msg.flags & dns.flags.AD),
+        addresses=addresses(msg),
+        expected=expected,
+        expected_from=source,
+        resolver=resolver,
+    )
 
 
 @register
@@ -81,28 +106,14 @@ class DnsQuery(Probe):
     async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
         """Each canary in turn; silence or refusal on the first one ends the probe as a port state."""
         assert target.service is not None
-        names = [n for n, _ in ctx.config.dns_expect][:MAX_CANARIES] or [DEFAULT_CANARY]
         out: list[Observation] = []
-        for i, name in enumerate(names):
+        for i, name in enumerate(canaries(ctx.config)):
             try:
-                msg = await query(target.address, target.service.port, name, ctx)
+                out.append(await ask_canary(target.address, target.service.port, name, target.service, ctx))
             except Refused:
                 return [PortState(target.service, state="closed")]
             except Timeout:
                 if i == 0:
                     return [PortState(target.service, state="filtered")]
                 raise
-            expected, source = await _expected(name, ctx)
-            out.append(
-                DnsAnswer(
-                    target.service,
-                    name=name,
-                    rcode=dns.rcode.to_text(msg.rcode()),
-                    recursion_available=bool(msg.flags & dns.flags.RA),
-                    authenticated=bool(msg.flags & dns.flags.AD),
-                    addresses=addresses(msg),
-                    expected=expected,
-                    expected_from=source,
-                )
-            )
         return out

@@ -73,6 +73,13 @@ def _add_scan_options(p: argparse.ArgumentParser) -> None:
         "(queried once per name; pinned --dns-expect addresses take precedence)",
     )
     p.add_argument(
+        "--dhcp",
+        action="store_true",
+        help="root, on-link targets: ask each router whose resolver answered for the DNS servers its DHCP "
+        "server hands out (a broadcast DHCPDISCOVER, then DHCPINFORM; never a REQUEST, no lease is taken), "
+        "and ask those servers the canary names too",
+    )
+    p.add_argument(
         "--sip-dial-prefixes",
         metavar="LIST",
         help="international dialling prefixes the relay test puts before the spare country code 999, "

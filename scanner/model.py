@@ -254,6 +254,22 @@ class DnsAnswer(Observation):
     addresses: tuple[str, ...] = ()
     expected: tuple[str, ...] = ()  # pinned addresses or a trusted resolver's (empty: nothing to compare with)
     expected_from: str = ""
+    resolver: str = ""  # the resolver asked when it is not the device itself (one its DHCP server hands out)
+
+
+@dataclass(frozen=True)
+class DhcpOffer(Observation):
+    """What the device's DHCP server hands out to a new client (its OFFER to a DISCOVER, or ACK to an INFORM)."""
+
+    kind: ClassVar[str] = "dhcp"
+    proves_open: ClassVar[bool] = True
+    method: str = ""  # "discover" or "inform": what got the answer
+    server_id: str = ""  # option 54
+    dns_servers: tuple[str, ...] = ()  # option 6, in the server's order
+    routers: tuple[str, ...] = ()  # option 3
+    domain: str = ""  # option 15
+    lease_s: int | None = None  # option 51 (an ACK to INFORM carries none)
+    unanswered: tuple[tuple[str, str], ...] = ()  # (handed-out resolver, why it gave no answer to compare)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from scanner.feeds import FeedDb
 from scanner.model import (
     Banner,
     ConfigFacts,
+    DhcpOffer,
     Finding,
     HostAlive,
     HostKey,
@@ -405,6 +406,8 @@ def describe_device(state: _HostState, match: profiles_mod.Match | None) -> dict
                 settings["config_sha256"] = obs.config_sha256
             if obs.dns_servers is not None:
                 settings["dns_servers"] = sorted(obs.dns_servers)
+        elif isinstance(obs, DhcpOffer):
+            settings["dhcp_dns"] = list(obs.dns_servers)  # in the server's order: clients try the first one first
         elif isinstance(obs, WifiNetwork) and obs.source.startswith("config"):
             wifi = settings.setdefault("wifi", [])
             assert isinstance(wifi, list)

@@ -115,6 +115,7 @@ def _config(args: argparse.Namespace, mode: Mode, command: str) -> SweepConfig:
             dns_expect=_dns_expect(args.dns_expect),
             sip_dial_prefixes=_prefixes(args.sip_dial_prefixes),
             trusted_resolver=_address(args.trusted_resolver, "--trusted-resolver") if args.trusted_resolver else None,
+            dhcp=args.dhcp,
             ntp_port=args.ntp_port,
             privileged=cli.is_root() and not args.unprivileged,
             credentials_file=str(args.credentials.resolve()) if args.credentials else None,

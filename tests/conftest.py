@@ -11,6 +11,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rrset
 import pytest
 import yaml
 
@@ -118,3 +122,47 @@ def fleet(tmp_path: Path) -> Iterator[Callable[[list[dict[str, object]]], subpro
         if p.poll() is None:
             p.terminate()
             p.wait(10)
+
+
+class FakeResolver(asyncio.DatagramProtocol):
+    """A resolver on loopback: its own records, NXDOMAIN for the rest, REFUSED for all when asked to."""
+
+    def __init__(self, records: dict[str, str], recursion: bool, refuse: bool) -> None:
+        self.records, self.recursion, self.refuse = records, recursion, refuse
+        self.asked: list[str] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.DatagramTransport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        query = dns.message.from_wire(data)
+        name = query.question[0].name.to_text().rstrip(".")
+        self.asked.append(name)
+        reply = dns.message.make_response(query)
+        if self.recursion:
+            reply.flags |= dns.flags.RA
+        if self.refuse:
+            reply.set_rcode(dns.rcode.REFUSED)
+        elif name in self.records:
+            reply.answer.append(dns.rrset.from_text(name + ".", 60, "IN", "A", self.records[name]))
+        else:
+            reply.set_rcode(dns.rcode.NXDOMAIN)
+        self.transport.sendto(reply.to_wire(), addr)
+
+
+@pytest.fixture
+async def resolver() -> AsyncIterator[Callable[..., object]]:
+    transports: list[asyncio.DatagramTransport] = []
+
+    async def start(records: dict[str, str], recursion: bool = True, refuse: bool = False) -> tuple[str, FakeResolver]:
+        address = fresh_address()
+        proto = FakeResolver(records, recursion, refuse)
+        transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+            lambda: proto, local_addr=(address, 53)
+        )
+        transports.append(transport)
+        return address, proto
+
+    yield start
+    for t in transports:
+        t.close()

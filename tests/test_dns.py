@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Callable
 
-import dns.flags
-import dns.message
-import dns.rcode
-import dns.rrset
 import pytest
 
 from probes.base import ProbeConfig
@@ -18,51 +12,9 @@ from scanner.errors import UsageError
 from scanner.model import Mode, Status
 from scanner.orchestrator import Engine, HostResult, SweepConfig
 from scanner.runner import _dns_expect
-from tests.conftest import by_id, fresh_address
+from tests.conftest import by_id
 
 HIJACK, OPEN = "CIAJ-3.4-DNS-HIJACK", "CIAJ-3.4-OPEN-RESOLVER"
-
-
-class _Resolver(asyncio.DatagramProtocol):
-    def __init__(self, records: dict[str, str], recursion: bool, refuse: bool) -> None:
-        self.records, self.recursion, self.refuse = records, recursion, refuse
-        self.asked: list[str] = []
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport: asyncio.DatagramTransport = transport  # type: ignore[assignment]
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        query = dns.message.from_wire(data)
-        name = query.question[0].name.to_text().rstrip(".")
-        self.asked.append(name)
-        reply = dns.message.make_response(query)
-        if self.recursion:
-            reply.flags |= dns.flags.RA
-        if self.refuse:
-            reply.set_rcode(dns.rcode.REFUSED)
-        elif name in self.records:
-            reply.answer.append(dns.rrset.from_text(name + ".", 60, "IN", "A", self.records[name]))
-        else:
-            reply.set_rcode(dns.rcode.NXDOMAIN)
-        self.transport.sendto(reply.to_wire(), addr)
-
-
-@pytest.fixture
-async def resolver() -> AsyncIterator[Callable[..., object]]:
-    transports: list[asyncio.DatagramTransport] = []
-
-    async def start(records: dict[str, str], recursion: bool = True, refuse: bool = False) -> tuple[str, _Resolver]:
-        address = fresh_address()
-        proto = _Resolver(records, recursion, refuse)
-        transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
-            lambda: proto, local_addr=(address, 53)
-        )
-        transports.append(transport)
-        return address, proto
-
-    yield start
-    for t in transports:
-        t.close()
 
 
 async def _scan(address: str, vantage: str = "lan", **probe: object) -> HostResult:

@@ -98,6 +98,11 @@ def test_dns_servers_and_config_changes_are_high_and_closing_a_service_is_low() 
     assert closed.status == Status.FAIL and closed.severity == Severity.LOW
     rekeyed = judge(_host(_dev(fingerprints={"tcp/22 ssh host key": "ssh-ed25519 SHA256:bbb"}), _dev()), Mode.DEFAULT)
     assert rekeyed.status == Status.FAIL and rekeyed.severity == Severity.HIGH
+    # --dhcp: the resolvers handed out, in order (clients try the first first)
+    dhcp_then, dhcp_now = _dev(settings={"dhcp_dns": ["192.0.2.1"]}), _dev(settings={"dhcp_dns": ["203.0.113.66"]})
+    handed = judge(_host(dhcp_now, dhcp_then), Mode.DEFAULT)
+    assert handed.status == Status.FAIL and handed.severity == Severity.HIGH
+    assert [c["setting"] for c in handed.evidence["changes"]] == ["DNS servers handed out by DHCP"]
 
 
 def test_another_device_at_the_address_or_no_baseline_is_inconclusive() -> None:

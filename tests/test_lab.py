@@ -74,13 +74,13 @@ def test_lab_sweep_matches_golden_files(lab_run: Path, tmp_path: Path) -> None:
     db = tmp_path / "h.sqlite3"
     # Last week's sweeps, the baseline for CIAJ-3.4-CONFIG-DRIFT: the LAN in safe mode, and the Yamaha-like
     # router with its authenticated read; then an intruder changes that router's DNS server.
-    _sweep(tmp_path / "base-lan", "198.18.0.0/24", "--safe", db=db)
+    _sweep(tmp_path / "base-lan", "198.18.0.0/24", "--safe", "--dhcp", db=db)
     _sweep(tmp_path / "base-yamaha", "198.18.0.3", "--auth-file", str(AUTH), db=db)
     control.tamper(lab_run, "router-yamaha-cli", {"dns_servers": ["198.19.0.66"]})
     lan_code, _ = _sweep(
         tmp_path / "lan",
         "198.18.0.0/24",
-        *("--auth-file", str(AUTH), "--syslog-listen", f"{HOST_LEG}:{SYSLOG_PORT}"),
+        *("--auth-file", str(AUTH), "--syslog-listen", f"{HOST_LEG}:{SYSLOG_PORT}", "--dhcp"),
         *("--max-feed-age", "3650"),  # lab/feeds are frozen fixtures
         *("--dns-expect", "www.bank.example=198.19.0.80"),  # the lab ISP's answer; router-weak's is hijacked
         db=db,
@@ -103,6 +103,21 @@ def test_lab_sweep_matches_golden_files(lab_run: Path, tmp_path: Path) -> None:
     changes = {c["setting"]: (c["old"], c["new"]) for c in drift["198.18.0.3"]["evidence"]["changes"]}
     assert changes["DNS servers in the configuration"] == (["198.19.0.53"], ["198.19.0.66"])
     assert "configuration (hash of the read-only config output)" in changes
+    # --dhcp against real dnsmasq: router-weak hands out the intruder's resolver, router-hardened itself
+    handed = {
+        d["address"]: (f["status"], f["evidence"]["dns_servers_handed_out"], f["evidence"].get("hijacked"))
+        for d in report["devices"]  # type: ignore[union-attr]
+        for f in d["findings"]
+        if f["id"] == "CIAJ-3.4-DNS-HIJACK" and f["service"] == "udp/67"
+    }
+    assert handed == {
+        "198.18.0.1": ("fail", ["198.18.0.53"], ["198.18.0.53 www.bank.example"]),
+        "198.18.0.2": ("pass", ["198.18.0.2"], None),
+    }
+    for router in ("router-weak", "router-hardened"):  # DISCOVER and INFORM only: no lease was ever taken
+        leases = lab_run / router / "dnsmasq.leases"
+        assert not leases.exists() or leases.read_text(encoding="utf-8") == "", router
+    assert "DNS servers handed out by DHCP" in drift["198.18.0.2"]["evidence"]["compared"]
     # router-cisco-cli's baseline is the safe sweep: no config read then, so only what both sweeps saw is compared
     assert drift["198.18.0.4"]["status"] == "pass"
     assert drift["198.18.0.4"]["evidence"]["compared"] == ["administration services", "firmware", "tcp/22 host key"]

@@ -26,6 +26,7 @@ DRIFT = "CIAJ-3.4-CONFIG-DRIFT"
 SETTINGS_KEYS = {  # device record "settings" key -> (setting name, severity of a change)
     "config_sha256": ("configuration (hash of the read-only config output)", Severity.HIGH),
     "dns_servers": ("DNS servers in the configuration", Severity.HIGH),
+    "dhcp_dns": ("DNS servers handed out by DHCP", Severity.HIGH),
     "wifi": ("Wi-Fi networks and their security", Severity.HIGH),
 }
 
