@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -24,6 +25,7 @@ from scanner.model import ConfigFacts, Observation, Risk, Service, WifiNetwork
 from scanner.profiles import BOOL_FACTS, LIST_FACTS, ReadOnlyCommand, is_read_only
 
 MAX_OUTPUT = 256 * 1024  # per command
+LIST_ITEM = re.compile(r"[^\s,'\"]+")
 
 
 def extract(outputs: Sequence[tuple[ReadOnlyCommand, str]]) -> tuple[dict[str, Any], list[str]]:
@@ -45,8 +47,10 @@ def extract(outputs: Sequence[tuple[ReadOnlyCommand, str]]) -> tuple[dict[str, A
             if rule.fact in LIST_FACTS:
                 found = lists.setdefault(rule.fact, [])
                 for m in rule.regex.finditer(text):
-                    if m["value"] not in found:
-                        found.append(m["value"])
+                    # one match may list several items (uci: option='a' 'b'): blanks or commas, quotes dropped
+                    for item in LIST_ITEM.findall(m["value"]):
+                        if item not in found:
+                            found.append(item)
                 continue
             if rule.fact in facts:
                 continue

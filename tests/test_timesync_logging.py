@@ -281,7 +281,7 @@ def test_openwrt_rules_read_uci_output() -> None:
         "system.ntp=timeserver\nsystem.ntp.enabled='1'\n"
         "system.ntp.server='0.openwrt.pool.ntp.org' '1.openwrt.pool.ntp.org'\n"
     )
-    network = "network.wan=interface\nnetwork.wan.proto='dhcp'\nnetwork.wan.peerdns='0'\nnetwork.wan.dns='192.0.2.53'\n"
+    network = "network.wan=interface\nnetwork.wan.proto='dhcp'\nnetwork.wan.peerdns='0'\nnetwork.wan.dns='192.0.2.53' '192.0.2.54'\n"
     wireless = "wireless.radio0=wifi-device\n"
     outputs = dict(
         zip(
@@ -295,8 +295,8 @@ def test_openwrt_rules_read_uci_output() -> None:
         "version": "23.05.3",
         "logging_enabled": True,
         "log_hosts": ("192.0.2.30",),
-        "ntp_servers": ("0.openwrt.pool.ntp.org",),
-        "dns_servers": ("192.0.2.53",),
+        "ntp_servers": ("0.openwrt.pool.ntp.org", "1.openwrt.pool.ntp.org"),  # uci lists: every item
+        "dns_servers": ("192.0.2.53", "192.0.2.54"),
     }
     no_remote = extract_facts(
         [(c, outputs[c.command].replace("log_ip", "log_port")) for c in profile.read_only_commands]

@@ -119,12 +119,14 @@ def _openwrt(device: Device, cmd: str) -> str | None:
         lines = ["system.@system[0]=system", f"system.@system[0].hostname='{spec.name}'"]
         lines += [f"system.@system[0].log_ip='{h.partition(':')[0]}'" for h in spec.logging.get("remote", [])[:1]]
         lines += ["system.ntp=timeserver", "system.ntp.enabled='1'"]
-        lines += [f"system.ntp.server='{s}'" for s in spec.ntp_servers]
+        if spec.ntp_servers:  # uci prints a list option on one line: server='a' 'b'
+            lines.append("system.ntp.server=" + " ".join(f"'{s}'" for s in spec.ntp_servers))
         return "\n".join(lines)
     if cmd == "uci show network":
         lines = ["network.lan=interface", "network.lan.proto='static'", f"network.lan.ipaddr='{spec.address}'"]
         lines += ["network.wan=interface", "network.wan.proto='dhcp'", "network.wan.peerdns='0'"]
-        lines += [f"network.wan.dns='{s}'" for s in spec.dns_servers]
+        if spec.dns_servers:
+            lines.append("network.wan.dns=" + " ".join(f"'{s}'" for s in spec.dns_servers))
         return "\n".join(lines)
     if cmd == "uci show wireless":
         lines = ["wireless.radio0=wifi-device", "wireless.radio0.type='mac80211'", "wireless.radio0.band='5g'"]
