@@ -45,6 +45,7 @@ TCP_PORTS: dict[int, str] = {
     23: "telnet",
     80: "http",
     443: "https",
+    445: "smb",
     631: "ipp",
     5060: "sip",
     5061: "sips",

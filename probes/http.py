@@ -62,20 +62,32 @@ def client(tls: bool, timeout: httpx.Timeout) -> httpx.AsyncClient:
     )
 
 
-async def fetch(url: str, ctx: ProbeContext, limit: int = MAX_BODY) -> tuple[int, bytes]:
-    """One bounded GET of a URL a device named (status, decoded body cut at ``limit``); no redirects followed."""
+async def fetch(
+    url: str,
+    ctx: ProbeContext,
+    limit: int = MAX_BODY,
+    *,
+    method: str = "GET",
+    content: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, bytes]:
+    """One bounded request (a GET unless told) to a URL (status, decoded body cut at ``limit``); no redirects."""
     timeout = httpx.Timeout(ctx.budget(ctx.timeouts.read), connect=ctx.budget(ctx.timeouts.connect))
     body = b""
+    tls = url.lower().startswith("https:")
     try:
-        async with client(url.lower().startswith("https:"), timeout) as http, http.stream("GET", url) as response:
+        async with (
+            client(tls, timeout) as http,
+            http.stream(method, url, content=content, headers=headers) as response,
+        ):
             async for chunk in response.aiter_bytes():
                 body += chunk
                 if len(body) >= limit:
                     break
     except httpx.HTTPError as exc:
-        raise map_httpx(exc, f"GET {url}") from exc
+        raise map_httpx(exc, f"{method} {url}") from exc
     except ssl.SSLError as exc:
-        raise MalformedResponse(f"GET {url}: TLS error {exc.reason}") from exc
+        raise MalformedResponse(f"{method} {url}: TLS error {exc.reason}") from exc
     return response.status_code, body[:limit]
 
 

@@ -54,7 +54,7 @@ def _add_scan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ports",
         help="TCP ports to try: PORT or PORT:SERVICE, comma-separated, e.g. 22,80,2222:ssh "
-        "(default: 21,22,23,80,443,631,5060,5061,8080,8443,9100)",
+        "(default: 21,22,23,80,443,445,631,5060,5061,8080,8443,9100)",
     )
     p.add_argument("--snmp-port", type=int, default=161, help="UDP port for the SNMP probes (default 161)")
     p.add_argument("--sip-port", type=int, default=5060, help="UDP port for SIP OPTIONS (default 5060)")

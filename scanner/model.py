@@ -321,6 +321,32 @@ class UpnpInfo(Observation):
 
 
 @dataclass(frozen=True)
+class IppInfo(Observation):
+    """A printer's answer to IPP Get-Printer-Attributes (or the HTTP 401/403 that refused it)."""
+
+    kind: ClassVar[str] = "ipp"
+    proves_open: ClassVar[bool] = True
+    path: str = ""
+    http_status: int = 0
+    ipp_status: str = ""  # "successful-ok", ...
+    make_and_model: str = ""
+    info: str = ""
+    firmware: tuple[str, ...] = ()  # "NAME VERSION" per printer-firmware-name/-string-version pair
+    printer_uris: tuple[str, ...] = ()
+    uri_security: tuple[str, ...] = ()  # per printer URI: none, tls, ...
+    uri_authentication: tuple[str, ...] = ()  # per printer URI: none, requesting-user-name, basic, digest, ...
+    accepting_jobs: bool = False
+
+    @property
+    def asks_for_password(self) -> bool:
+        """Whether a job needs more than a claimed name: HTTP auth on the request, or per-URI authentication."""
+        if self.http_status in (401, 403):
+            return True
+        weak = {"none", "requesting-user-name"}
+        return bool(self.uri_authentication) and not any(a in weak for a in self.uri_authentication)
+
+
+@dataclass(frozen=True)
 class PjlId(Observation):
     """The printer's answer to PJL INFO ID (--intrusive only)."""
 

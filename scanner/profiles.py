@@ -22,7 +22,7 @@ import yaml
 
 from scanner import versions
 from scanner.errors import ProfileError
-from scanner.model import Banner, ConfigFacts, HttpInfo, Observation, PjlId, SipInfo, SnmpInfo
+from scanner.model import Banner, ConfigFacts, HttpInfo, IppInfo, Observation, PjlId, SipInfo, SnmpInfo
 
 FIELDS = (
     "snmp.sys_descr",
@@ -39,6 +39,8 @@ FIELDS = (
     "sip.user_agent",
     "cli.version",
     "pjl.id",
+    "ipp.make_and_model",
+    "ipp.firmware",
 )
 
 
@@ -369,6 +371,10 @@ def field_values(observations: Iterable[Observation]) -> dict[str, list[str]]:
             out[f"{obs.protocol}.banner"].append(obs.text)
         elif isinstance(obs, PjlId) and obs.id:
             out["pjl.id"].append(obs.id)
+        elif isinstance(obs, IppInfo):
+            if obs.make_and_model:
+                out["ipp.make_and_model"].append(obs.make_and_model)
+            out["ipp.firmware"] += obs.firmware
         elif isinstance(obs, ConfigFacts) and obs.version:
             out["cli.version"].append(obs.version)
         elif isinstance(obs, SipInfo):

@@ -281,7 +281,10 @@ def test_openwrt_rules_read_uci_output() -> None:
         "system.ntp=timeserver\nsystem.ntp.enabled='1'\n"
         "system.ntp.server='0.openwrt.pool.ntp.org' '1.openwrt.pool.ntp.org'\n"
     )
-    network = "network.wan=interface\nnetwork.wan.proto='dhcp'\nnetwork.wan.peerdns='0'\nnetwork.wan.dns='192.0.2.53' '192.0.2.54'\n"
+    network = (
+        "network.wan=interface\nnetwork.wan.proto='dhcp'\nnetwork.wan.peerdns='0'\n"
+        "network.wan.dns='192.0.2.53' '192.0.2.54'\n"
+    )
     wireless = "wireless.radio0=wifi-device\n"
     outputs = dict(
         zip(

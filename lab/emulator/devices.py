@@ -68,6 +68,7 @@ class DeviceSpec:
     # none, wep, wpa-psk, wpa2-psk, wpa/wpa2-psk, wpa3-sae, wpa2/wpa3-psk (the CLI family renders its own words)
     wifi: list[dict[str, Any]] = field(default_factory=list)
     http_title: str | None = None  # the web UI's page title, when not the persona's own
+    ipp_auth: str = "none"  # IPP job submission: none (anyone) | basic (ipps URI, TLS and a password required)
 
     def listen_on(self, service: str) -> list[str]:
         """The addresses one service listens on: the LAN address, and the WAN one when it is exposed there."""
@@ -114,6 +115,7 @@ class DeviceSpec:
             wan_services=[str(x) for x in data.get("wan_services", [])],
             dns_servers=[str(x) for x in data.get("dns_servers", [])],
             wifi=[dict(w) for w in data.get("wifi", [])],
+            ipp_auth=str(data.get("ipp_auth", "none")),
             http_title=data.get("http_title"),
         )
 
@@ -136,6 +138,7 @@ class Device:
         self.snmp_sets: list[str] = []  # SNMP SET requests received (must stay empty)
         self.job_bytes = 0  # non-PJL bytes on the raw print port (must stay 0)
         self.pjl_writes: list[str] = []  # PJL commands other than inquiries (must stay empty)
+        self.ipp_operations: list[int] = []  # IPP operation ids received (a sweep sends Get-Printer-Attributes only)
         self.sip = SipPersona(spec)
         self._log_socket: socket.socket | None = None
         self._cli: Any = None
@@ -401,6 +404,8 @@ class Device:
         }
         length = min(int(headers.get("content-length", "0") or 0), 65536)
         request = await reader.readexactly(length) if length else b""
+        if len(request) >= 4:
+            self.ipp_operations.append(int.from_bytes(request[2:4], "big"))
         body = printer.ipp_response(self.spec, request)
         writer.write(
             b"HTTP/1.1 200 OK\r\nContent-Type: application/ipp\r\nServer: EdgeLab-IPP/"

@@ -96,12 +96,13 @@ def ipp_response(spec: DeviceSpec, request: bytes) -> bytes:
     head = _attr(T_CHARSET, "attributes-charset", b"utf-8") + _attr(T_LANG, "attributes-natural-language", b"en")
     if op != IPP_GET_PRINTER_ATTRIBUTES:
         return struct.pack(">BBHI", 2, 0, 0x0501, req_id) + bytes([TAG_OPERATION]) + head + bytes([TAG_END])
-    uri = f"ipp://{spec.address}/ipp/print".encode()
+    secure = spec.ipp_auth != "none"
+    uri = f"{'ipps' if secure else 'ipp'}://{spec.address}/ipp/print".encode()
     attrs = b"".join(
         [
             _attr(T_URI, "printer-uri-supported", uri),
-            _attr(T_KEYWORD, "uri-security-supported", b"none"),
-            _attr(T_KEYWORD, "uri-authentication-supported", b"none"),
+            _attr(T_KEYWORD, "uri-security-supported", b"tls" if secure else b"none"),
+            _attr(T_KEYWORD, "uri-authentication-supported", spec.ipp_auth.encode()),
             _attr(T_NAME, "printer-name", spec.name.encode()),
             _attr(T_TEXT, "printer-make-and-model", f"EdgeLab {spec.model}".encode()),
             _attr(T_TEXT, "printer-info", f"EdgeLab {spec.model} MFP".encode()),

@@ -223,6 +223,7 @@ def load_all() -> dict[str, CheckFn]:
             firmware,
             inventory,
             logs,
+            mfp,
             reuse,
             timesync,
             upnp,

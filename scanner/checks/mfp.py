@@ -1,0 +1,136 @@
+"""Multifunction printers on the network (CIAJ part 4; its 4.1 names MFPs on intranets and the internet).
+
+An office MFP is a file server, a mail client and a fax line with a web
+console. What anyone on the LAN can reach without a password is judged here:
+
+- the raw print port (tcp/9100): takes print data and PJL commands from anyone
+  (PJL can change settings, and on many models read and write the printer's
+  file system), with no authentication at all;
+- IPP job submission without authentication (``uri-authentication-supported``
+  none or requesting-user-name, from Get-Printer-Attributes);
+- file shares: anonymous FTP accepted, SMB (tcp/445) reachable;
+- the web console (EWS) over plain HTTP with no HTTPS at all.
+
+An SNMP community that can write is CIAJ-1.2-DEFAULT-CREDENTIAL (critical);
+default EWS passwords go through the credential checks and the vendor profiles.
+Raw print, file-share and EWS findings are for MFPs (profile class ``mfp``);
+IPP findings for any device that answers IPP, as every one is a printer.
+"""
+
+from __future__ import annotations
+
+from scanner.checks import HostView, check
+from scanner.model import JSON, Finding, HttpInfo, IppInfo, LoginResult, PortState, Service, Severity, Status
+
+RAW_PRINT = "CIAJ-4.1-RAW-PRINT-EXPOSED"
+IPP_NO_AUTH = "CIAJ-4.1-IPP-NO-AUTH"
+FILE_SHARE = "CIAJ-4.1-FILE-SHARE-EXPOSED"
+EWS_HTTP = "CIAJ-4.1-EWS-HTTP-ONLY"
+
+
+def is_mfp(view: HostView) -> bool:
+    """Identified as a multifunction printer by its profile."""
+    return view.match is not None and view.match.profile.device_class == "mfp"
+
+
+def _port_states(view: HostView, name: str) -> dict[Service, str]:
+    """TCP services of one name (the port's well-known or --ports name) -> open/closed/filtered, as probed."""
+    out = {s: "open" for s in view.open_services if s.transport == "tcp" and s.name == name}
+    for p in view.of(PortState):
+        if p.service is not None and p.service.transport == "tcp" and p.service.name == name:
+            out.setdefault(p.service, p.state)
+    return out
+
+
+def _states(states: dict[Service, str]) -> dict[str, JSON]:
+    return {s.key: state for s, state in sorted(states.items())}
+
+
+@check(RAW_PRINT)
+def raw_print(view: HostView) -> list[Finding]:
+    """Fail per open raw print port of an MFP; pass when every probed one is shut; inconclusive when none was probed."""
+    if not is_mfp(view):
+        return []
+    states = _port_states(view, "jetdirect")
+    open_ = sorted(s for s, state in states.items() if state == "open")
+    if open_:
+        return [view.finding(RAW_PRINT, Status.FAIL, service=s, evidence={"port": "open"}) for s in open_]
+    if not states:
+        reason = "no raw print port was probed: add 9100 to --ports (or PORT:jetdirect)"
+        return [view.finding(RAW_PRINT, Status.INCONCLUSIVE, evidence={"reason": reason})]
+    return [view.finding(RAW_PRINT, Status.PASS, evidence={"ports": _states(states)})]
+
+
+@check(IPP_NO_AUTH)
+def ipp_no_auth(view: HostView) -> list[Finding]:
+    """Per IPP service that answered: fail when a job needs no password, pass when it does."""
+    out: list[Finding] = []
+    for info in view.of(IppInfo):
+        evidence: dict[str, JSON] = {
+            "path": info.path,
+            "http_status": info.http_status,
+            "printer_uris": list(info.printer_uris),
+            "uri_security": list(info.uri_security),
+            "uri_authentication": list(info.uri_authentication),
+        }
+        if info.asks_for_password:
+            status = Status.PASS
+        elif info.uri_authentication:
+            status = Status.FAIL
+            evidence["accepting_jobs"] = info.accepting_jobs
+        else:
+            status = Status.INCONCLUSIVE
+            evidence["reason"] = "the printer did not say what it asks of a client (uri-authentication-supported)"
+        out.append(view.finding(IPP_NO_AUTH, status, service=info.service, evidence=evidence))
+    if not out and is_mfp(view):
+        states = _port_states(view, "ipp")
+        if states and "open" not in states.values():  # nothing to submit a job to
+            out.append(view.finding(IPP_NO_AUTH, Status.PASS, evidence={"ports": _states(states)}))
+    return out
+
+
+@check(FILE_SHARE)
+def file_share(view: HostView) -> list[Finding]:
+    """An MFP's anonymous FTP (high) and reachable SMB (medium); pass when FTP refuses anonymous and SMB is shut."""
+    if not is_mfp(view):
+        return []
+    out: list[Finding] = []
+    unknown: list[str] = []
+    ftp_open = [s for s in view.open_services if s.name == "ftp"]
+    for service in ftp_open:
+        logins = [r for r in view.of(LoginResult) if r.service == service]
+        anonymous = [r for r in logins if r.source == "anonymous" and r.username is not None]
+        if anonymous:
+            evidence: dict[str, JSON] = {"login": f"{anonymous[0].username} (anonymous FTP)"}
+            out.append(view.finding(FILE_SHARE, Status.FAIL, service=service, evidence=evidence))
+        elif not logins or not all(r.complete for r in logins) or any(r.accepts_anything for r in logins):
+            unknown.append(f"{service.key}: anonymous login not tried (it runs outside --safe)")
+    smb = _port_states(view, "smb")
+    note = "whether a share opens without a password is not tested (nothing is read)"
+    for service in sorted(s for s, state in smb.items() if state == "open"):
+        evidence = {"port": "open", "note": note}
+        out.append(view.finding(FILE_SHARE, Status.FAIL, service=service, evidence=evidence, severity=Severity.MEDIUM))
+    if out:
+        return out
+    if unknown or not smb:
+        reason = unknown[0] if unknown else "SMB was not probed: add 445 to --ports"
+        return [view.finding(FILE_SHARE, Status.INCONCLUSIVE, evidence={"reason": reason})]
+    evidence = {"ftp_refuses_anonymous": [s.key for s in ftp_open], "ports": _states(smb)}
+    return [view.finding(FILE_SHARE, Status.PASS, evidence=evidence)]
+
+
+@check(EWS_HTTP)
+def ews_http_only(view: HostView) -> list[Finding]:
+    """An MFP whose web console answers over HTTP and nowhere over HTTPS (no TLS service, no redirect to one)."""
+    if not is_mfp(view):
+        return []
+    pages = view.of(HttpInfo)
+    plain = [p for p in pages if not p.tls and p.service is not None]
+    secure = [p.service.key for p in pages if p.tls and p.service is not None]
+    redirects = [p.service.key for p in plain if p.redirects_to_https and p.service is not None]
+    if not pages:
+        return []
+    evidence: dict[str, JSON] = {"https": secure, "redirects_to_https": redirects}
+    if secure or redirects:
+        return [view.finding(EWS_HTTP, Status.PASS, evidence=evidence)]
+    return [view.finding(EWS_HTTP, Status.FAIL, service=p.service, evidence=evidence) for p in plain]

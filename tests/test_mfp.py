@@ -1,0 +1,144 @@
+"""MFPs (CIAJ part 4): raw print port, IPP without authentication, file shares, EWS over HTTP only.
+
+Proven against the MFP emulator in its weak and hardened forms with the real
+engine and probes; the IPP parser on crafted and malformed messages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import struct
+
+import pytest
+
+from lab.emulator import printer
+from probes import ipp
+from scanner.checks import HostView
+from scanner.checks.mfp import EWS_HTTP, FILE_SHARE, IPP_NO_AUTH, RAW_PRINT, file_share
+from scanner.errors import MalformedResponse
+from scanner.model import Mode, PortState, Service, Severity, Status
+from scanner.orchestrator import Engine, HostResult
+from scanner.profiles import Match, load_all
+from tests.conftest import StartDevice, by_id, config_for
+
+MFP_CHECKS = (RAW_PRINT, IPP_NO_AUTH, FILE_SHARE, EWS_HTTP)
+
+
+async def _scan(device: object, mode: Mode = Mode.DEFAULT) -> HostResult:
+    """The emulator's ports, plus unbound ones named smb and jetdirect (closed on its loopback address)."""
+    config = config_for(device, mode)  # type: ignore[arg-type]
+    pc = config.probe_config
+    names = dict(pc.port_names)
+    extra = [(2, "smb")] + ([(3, "jetdirect")] if "jetdirect" not in names.values() else [])
+    pc = dataclasses.replace(pc, tcp_ports=(*pc.tcp_ports, *[p for p, _ in extra]), port_names=(*pc.port_names, *extra))
+    engine = Engine(dataclasses.replace(config, probe_config=pc), load_all())
+    return await engine.scan_host(device.spec.address)  # type: ignore[attr-defined]
+
+
+def _statuses(result: HostResult) -> dict[str, list[str]]:
+    return {cid: sorted(f.status.value for f in by_id(result, cid)) for cid in MFP_CHECKS}
+
+
+async def test_the_weak_mfp_fails_every_exposure_and_the_hardened_one_passes(emulated: StartDevice) -> None:
+    weak = await emulated(
+        persona="mfp",
+        model="EL-M300",
+        firmware="5.10",
+        services=["http", "ftp", "pjl", "ipp"],
+        http_mode="form",
+        users={"admin": "1234"},
+        ftp_anonymous=True,
+    )
+    result = await _scan(weak)
+    assert _statuses(result) == {RAW_PRINT: ["fail"], IPP_NO_AUTH: ["fail"], FILE_SHARE: ["fail"], EWS_HTTP: ["fail"]}
+    assert by_id(result, RAW_PRINT)[0].service == f"tcp/{weak.bound['pjl']}"
+    assert by_id(result, FILE_SHARE)[0].evidence["login"].startswith("anonymous")
+    assert by_id(result, IPP_NO_AUTH)[0].evidence["uri_authentication"] == ["none"]
+    identified = by_id(result, "EA-DEVICE-IDENTIFIED")[0].evidence
+    assert (identified["profile"], identified["model"], identified["firmware"]) == ("edgelab-mfp", "EL-M300", "5.10")
+    assert weak.ipp_operations == [ipp.GET_PRINTER_ATTRIBUTES]  # nothing but the one read-only operation
+    assert weak.job_bytes == 0 and weak.pjl_writes == []
+
+    hardened = await emulated(
+        persona="mfp",
+        model="EL-M400",
+        firmware="5.40",
+        services=["http", "ipp"],
+        http_mode="redirect",
+        ipp_auth="basic",
+        users={"admin": "Lab-Mfp-Admin-3e8f"},
+    )
+    result = await _scan(hardened)
+    assert _statuses(result) == {RAW_PRINT: ["pass"], IPP_NO_AUTH: ["pass"], FILE_SHARE: ["pass"], EWS_HTTP: ["pass"]}
+    assert by_id(result, IPP_NO_AUTH)[0].evidence["uri_authentication"] == ["basic"]
+    assert hardened.ipp_operations == [ipp.GET_PRINTER_ATTRIBUTES]
+
+
+async def test_safe_mode_leaves_anonymous_ftp_unjudged(emulated: StartDevice) -> None:
+    weak = await emulated(persona="mfp", services=["http", "ftp"], ftp_anonymous=True, http_mode="form")
+    [found] = by_id(await _scan(weak, Mode.SAFE), FILE_SHARE)
+    assert found.status is Status.INCONCLUSIVE and "outside --safe" in found.evidence["reason"]
+
+
+def _mfp_view(*observations: object, open_services: frozenset[Service] = frozenset()) -> HostView:
+    profile = next(p for p in load_all() if p.id == "edgelab-mfp")
+    return HostView(
+        address="192.0.2.20",
+        mode=Mode.DEFAULT,
+        observations=tuple(observations),  # type: ignore[arg-type]
+        match=Match(profile, 5, None, None, ()),
+        today=dt.date(2026, 11, 22),
+        open_services=open_services,
+    )
+
+
+def test_smb_reachable_on_an_mfp_fails_at_medium() -> None:
+    smb = Service(445, "tcp", "smb")
+    [found] = file_share(_mfp_view(PortState(smb, state="open"), open_services=frozenset({smb})))
+    assert (found.status, found.severity, found.service) == (Status.FAIL, Severity.MEDIUM, "tcp/445")
+    [shut] = file_share(_mfp_view(PortState(smb, state="closed")))
+    assert shut.status is Status.PASS
+    [unprobed] = file_share(_mfp_view())
+    assert unprobed.status is Status.INCONCLUSIVE and "445" in unprobed.evidence["reason"]
+
+
+def test_only_get_printer_attributes_is_ever_built() -> None:
+    req = ipp.request("ipp://192.0.2.20:631/ipp/print", 9)
+    assert struct.unpack(">BBHI", req[:8]) == (2, 0, ipp.GET_PRINTER_ATTRIBUTES, 9)
+    for name in ipp.REQUESTED:
+        assert name.encode() in req
+
+
+def test_ipp_answers_are_parsed_strictly() -> None:
+    spec = dataclasses.replace(_spec(), ipp_auth="basic")
+    answer = printer.ipp_response(spec, ipp.request("ipp://x/ipp/print", 5))
+    got = ipp.parse_response(answer)
+    assert (got.status, got.request_id) == (0, 5)
+    assert got.printer["uri-authentication-supported"] == ["basic"]
+    assert got.printer["printer-is-accepting-jobs"] == ["true"] and got.printer["printer-state"] == ["3"]
+    cut = answer[:-1]  # no end-of-attributes tag
+    bad = {
+        "no end tag": cut,
+        "value past the end": answer[:40],
+        "short": answer[:6],
+        "huge": answer + b"\x00" * ipp.MAX_RESPONSE,
+        "version 9": b"\x09" + answer[1:],
+        "additional value first": answer[:8] + b"\x04\x44\x00\x00\x00\x01x\x03",
+        "extension tag": answer[:8] + b"\x04\x7f\x00\x01x\x00\x00\x03",
+    }
+    for what, data in bad.items():
+        with pytest.raises(MalformedResponse):
+            ipp.parse_response(data)
+            pytest.fail(what)
+    many = answer[:8] + b"\x04" + b"\x44\x00\x01k\x00\x01v" * (ipp.MAX_VALUES + 1) + b"\x03"
+    with pytest.raises(MalformedResponse):
+        ipp.parse_response(many)
+
+
+def _spec() -> printer.DeviceSpec:
+    from lab.emulator.devices import DeviceSpec
+
+    return DeviceSpec.from_dict(
+        {"name": "mfp", "address": "192.0.2.20", "persona": "mfp", "model": "EL-M300", "firmware": "5.40"}
+    )
