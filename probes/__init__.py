@@ -9,7 +9,7 @@ import importlib
 PROBE_MODULES = (
     "tcp", "banner", "http", "snmp", "sip", "ntp", "l2", "ssh_hostkey",
     "login_ssh", "login_telnet", "login_http", "login_ftp", "login_snmp", "cli_read", "pjl",
-    "sipcall", "sip_secret", "dns_query", "upnp", "dhcp", "ipp",
+    "sipcall", "sip_secret", "dns_query", "upnp", "dhcp", "ipp", "fax",
 )  # fmt: skip
 
 _loaded = False

@@ -123,6 +123,7 @@ class ProbeContext:
     config: ProbeConfig
     deadline: float  # absolute, event-loop time
     profile: Profile | None = None
+    host: HostSnapshot | None = None  # what earlier phases found on the host (observations are read-only)
 
     def remaining(self) -> float:
         """Seconds left before this probe's deadline (never negative)."""

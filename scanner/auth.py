@@ -6,10 +6,16 @@
     username = "audit"
     password = "..."            # or: key_file = "~/.ssh/audit_ed25519"
 
-The most specific entry wins: host, then the longest range, then profile.
-These credentials are only used to run the matched profile's allowlisted
-read-only commands; they are never guessed at, and never written to the
-history database (it stores the file's path).
+    [[device]]                  # an SNMP v2c community, for read-only GETs
+    profile = "ricoh"
+    protocol = "snmp"
+    community = "..."
+
+The most specific entry of the protocol wins: host, then the longest range,
+then profile. SSH logins only run the matched profile's allowlisted read-only
+commands; SNMP communities only GET the OIDs a profile declares (fax
+safeguards). They are never guessed at, and never written to the history
+database (it stores the file's path).
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ from pathlib import Path
 
 from scanner.errors import UsageError
 
-KEYS = {"host", "range", "profile", "username", "password", "key_file", "port", "protocol"}
+KEYS = {"host", "range", "profile", "username", "password", "key_file", "port", "protocol", "community"}
+PROTOCOLS = ("ssh", "snmp")
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,7 @@ class AuthEntry:
     profile: str | None = None
     port: int | None = None  # default: the SSH service the sweep found
     protocol: str = "ssh"
+    community: str | None = None  # protocol "snmp": a v2c community (a secret)
 
 
 def load(path: str) -> tuple[AuthEntry, ...]:
@@ -76,12 +84,21 @@ def _load(path: str, _mtime_ns: int, _size: int) -> tuple[AuthEntry, ...]:
         scopes = [k for k in ("host", "range", "profile") if k in item]
         if len(scopes) != 1:
             raise UsageError(f"{where}: give exactly one of host, range, profile")
-        if not isinstance(item.get("username"), str) or not item["username"]:
-            raise UsageError(f"{where}: username is required")
-        if ("password" in item) == ("key_file" in item):
-            raise UsageError(f"{where}: give exactly one of password, key_file")
-        if item.get("protocol", "ssh") != "ssh":
-            raise UsageError(f'{where}: only protocol = "ssh" is supported')
+        protocol = item.get("protocol", "ssh")
+        if protocol not in PROTOCOLS:
+            raise UsageError(f"{where}: protocol must be one of {', '.join(PROTOCOLS)}")
+        if protocol == "snmp":
+            if not isinstance(item.get("community"), str) or not item["community"]:
+                raise UsageError(f'{where}: protocol = "snmp" needs community')
+            if {"username", "password", "key_file"} & set(item):
+                raise UsageError(f'{where}: protocol = "snmp" takes a community, not a login')
+        else:
+            if "community" in item:
+                raise UsageError(f'{where}: community is for protocol = "snmp"')
+            if not isinstance(item.get("username"), str) or not item["username"]:
+                raise UsageError(f"{where}: username is required")
+            if ("password" in item) == ("key_file" in item):
+                raise UsageError(f"{where}: give exactly one of password, key_file")
         network = None
         host = None
         try:
@@ -99,21 +116,26 @@ def _load(path: str, _mtime_ns: int, _size: int) -> tuple[AuthEntry, ...]:
             raise UsageError(f"{where}: port must be 1-65535")
         entries.append(
             AuthEntry(
-                username=item["username"],
+                username=str(item.get("username", "")),
                 password=str(item["password"]) if "password" in item else None,
                 key_file=key_file,
                 host=host,
                 network=network,
                 profile=str(item["profile"]) if "profile" in item else None,
                 port=port,
+                protocol=protocol,
+                community=str(item["community"]) if "community" in item else None,
             )
         )
     return tuple(entries)
 
 
-def lookup(entries: tuple[AuthEntry, ...], address: str, profile_id: str | None) -> AuthEntry | None:
-    """The most specific entry for a host: its address, then the longest range holding it, then its profile."""
+def lookup(
+    entries: tuple[AuthEntry, ...], address: str, profile_id: str | None, protocol: str = "ssh"
+) -> AuthEntry | None:
+    """The most specific entry of a protocol for a host: its address, the longest range holding it, its profile."""
     ip = ipaddress.ip_address(address)
+    entries = tuple(e for e in entries if e.protocol == protocol)
     for e in entries:
         if e.host is not None and ipaddress.ip_address(e.host) == ip:
             return e

@@ -347,6 +347,18 @@ class IppInfo(Observation):
 
 
 @dataclass(frozen=True)
+class FaxSetting(Observation):
+    """One fax safeguard as the device's own setting shows it (an SNMP GET of the OID its profile declares)."""
+
+    kind: ClassVar[str] = "fax"
+    safeguard: str = ""  # scanner.profiles.FAX_SAFEGUARDS
+    read_from: str = ""  # "snmp OID"
+    value: str | None = None  # None: the agent has no such object
+    in_force: bool | None = None  # None: a value the profile does not know
+    community_from: str = ""  # "auth-file", "found in this sweep" (the community itself is not kept)
+
+
+@dataclass(frozen=True)
 class PjlId(Observation):
     """The printer's answer to PJL INFO ID (--intrusive only)."""
 

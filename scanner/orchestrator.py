@@ -266,6 +266,7 @@ class Engine:
                     config=self.config.probe_config,
                     deadline=deadline,
                     profile=match.profile if match else None,
+                    host=state.snapshot(match.profile if match else None),
                 )
                 target = ProbeTarget(state.address, service)
                 try:

@@ -77,6 +77,30 @@ class Credential:
     note: str = ""
 
 
+# CIAJ 4.3/4.4 fax safeguards, in report order (profiles: fax_safeguards; checks: scanner.checks.fax).
+FAX_SAFEGUARDS = ("destination-check", "memory-reception", "direct-dial", "pc-fax", "forwarding")
+
+
+@dataclass(frozen=True)
+class FaxSafeguard:
+    """Where a family's fax safeguard can be read (an SNMP OID), or what the installer checks by hand."""
+
+    name: str  # one of FAX_SAFEGUARDS
+    source: str
+    oid: str | None = None
+    in_force: tuple[str, ...] = ()  # values of the OID meaning the safeguard is on
+    not_in_force: tuple[str, ...] = ()
+    checklist: dict[str, str] = field(default_factory=dict)  # lang -> where to look on the panel or console
+
+    def judge(self, value: str) -> bool | None:
+        """In force (True), not (False), or a value the profile does not know (None)."""
+        if value in self.in_force:
+            return True
+        if value in self.not_in_force:
+            return False
+        return None
+
+
 # Commands a profile may declare as read-only: a viewing verb, no shell syntax.
 # Checked by the schema, at load, and again by the probe before anything is sent.
 READ_ONLY_COMMAND = re.compile(
@@ -140,6 +164,7 @@ class Profile:
     lockout_texts: tuple[str, ...] = ()  # what the device says when it locks (lower case)
     cpes: tuple[tuple[str, str, str], ...] = ()  # (part, vendor, product); product may hold {model}
     sip_dial_prefixes: tuple[str, ...] = ()  # international prefixes the family's dial plans use
+    fax_safeguards: tuple[FaxSafeguard, ...] = ()
 
     def cpes_for(self, model: str | None) -> list[tuple[str, str, str]]:
         """CPE (part, vendor, product) triples for a matched model ({model} entries need one)."""
@@ -280,6 +305,17 @@ def parse_profile(data: Any, file: str) -> Profile:
         lockout_texts=tuple(str(t).lower() for t in lockout.get("texts", [])),
         cpes=tuple((c["part"], c["vendor"], c["product"]) for c in data.get("cpe", [])),
         sip_dial_prefixes=tuple(str(p) for p in data.get("sip_dial_prefixes", [])),
+        fax_safeguards=tuple(
+            FaxSafeguard(
+                name=name,
+                source=need_source(f["source"], f"fax_safeguards.{name}.source"),
+                oid=f["snmp"]["oid"] if "snmp" in f else None,
+                in_force=tuple(str(v) for v in f.get("snmp", {}).get("in_force", [])),
+                not_in_force=tuple(str(v) for v in f.get("snmp", {}).get("not_in_force", [])),
+                checklist=dict(f.get("checklist", {})),
+            )
+            for name, f in sorted(data.get("fax_safeguards", {}).items(), key=lambda kv: FAX_SAFEGUARDS.index(kv[0]))
+        ),
     )
 
 

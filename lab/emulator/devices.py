@@ -68,6 +68,7 @@ class DeviceSpec:
     # none, wep, wpa-psk, wpa2-psk, wpa/wpa2-psk, wpa3-sae, wpa2/wpa3-psk (the CLI family renders its own words)
     wifi: list[dict[str, Any]] = field(default_factory=list)
     http_title: str | None = None  # the web UI's page title, when not the persona's own
+    fax: dict[str, bool] = field(default_factory=dict)  # MFP fax settings (printer.FAX_SETTINGS), read over SNMP
     ipp_auth: str = "none"  # IPP job submission: none (anyone) | basic (ipps URI, TLS and a password required)
 
     def listen_on(self, service: str) -> list[str]:
@@ -82,6 +83,9 @@ class DeviceSpec:
         services = data.get("services", [])
         if isinstance(services, list):
             services = {s: DEFAULT_PORTS[s] for s in services}
+        unknown_fax = set(data.get("fax") or {}) - set(printer.FAX_SETTINGS)
+        if unknown_fax:
+            raise ValueError(f"{data['name']}: unknown fax settings {sorted(unknown_fax)}")
         return cls(
             name=data["name"],
             address=data["address"],
@@ -116,6 +120,7 @@ class DeviceSpec:
             dns_servers=[str(x) for x in data.get("dns_servers", [])],
             wifi=[dict(w) for w in data.get("wifi", [])],
             ipp_auth=str(data.get("ipp_auth", "none")),
+            fax={str(k): bool(v) for k, v in (data.get("fax") or {}).items()},
             http_title=data.get("http_title"),
         )
 

@@ -27,6 +27,10 @@ HR_DEVICE_DESCR = "1.3.6.1.2.1.25.3.2.1.3.1"
 PRT_SERIAL = "1.3.6.1.2.1.43.5.1.1.17.1"
 PRT_CONSOLE_DISPLAY = "1.3.6.1.2.1.43.16.5.1.2.1.1"
 PRT_INTERPRETER_DESCR = "1.3.6.1.2.1.43.15.1.1.3.1.1"
+# The EL-M family's fax settings (enterprise 99999, fictional), as the edgelab-mfp profile declares them:
+# INTEGER 1 = on/allowed, 2 = off/prohibited, for each raw setting.
+FAX_SETTINGS_OID = "1.3.6.1.4.1.99999.3.1"
+FAX_SETTINGS = ("double_entry", "memory_reception", "direct_dial", "pc_fax", "forwarding")
 
 
 def serial(spec: DeviceSpec) -> str:
@@ -44,6 +48,11 @@ def mib_values(spec: DeviceSpec, skew_s: float) -> dict[str, bytes]:
         PRT_SERIAL: ber.enc_str(serial(spec).encode()),
         PRT_CONSOLE_DISPLAY: ber.enc_str(b"Ready"),
         PRT_INTERPRETER_DESCR: ber.enc_str(f"PJL firmware {spec.firmware}".encode()),
+        **{
+            f"{FAX_SETTINGS_OID}.{i}.0": ber.enc_int(1 if spec.fax[name] else 2)
+            for i, name in enumerate(FAX_SETTINGS, 1)
+            if name in spec.fax
+        },
     }
 
 

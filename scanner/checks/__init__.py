@@ -220,6 +220,7 @@ def load_all() -> dict[str, CheckFn]:
             dns,
             drift,
             exposure,
+            fax,
             firmware,
             inventory,
             logs,
