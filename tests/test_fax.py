@@ -85,7 +85,7 @@ def _view(profile_id: str, *observations: FaxSetting, **replace: object) -> Host
 
 def test_a_model_with_no_readable_setting_gets_a_checklist_item_not_a_guess() -> None:
     plain = _judge(_view("ricoh"), "memory-reception")
-    assert plain.status is Status.INCONCLUSIVE and "no way to read" in plain.evidence["reason"]
+    assert plain.status is Status.INCONCLUSIVE and "no OID declared" in plain.evidence["reason"]
     where = {"en": "Fax Features: Reception: Memory Lock", "ja": "ファクス初期設定: 受信設定: メモリーロック"}
     pointer = FaxSafeguard("memory-reception", source="x", checklist=where)
     pointed = _judge(_view("ricoh", fax_safeguards=(pointer,)), "memory-reception")

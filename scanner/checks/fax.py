@@ -56,7 +56,9 @@ def _judge(view: HostView, name: str) -> Finding:
             else 'not read: no SNMP community known (give one in --auth-file with protocol = "snmp")'
         )
     else:
-        evidence["reason"] = "this model offers no way to read the setting over the network: confirm it at hand-off"
+        evidence["reason"] = (
+            "its profile knows no way to read this setting over the network (no OID declared): confirm it at hand-off"
+        )
     return view.finding(check_id, Status.INCONCLUSIVE, evidence=evidence)
 
 
