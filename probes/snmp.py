@@ -31,8 +31,10 @@ SYS_NAME = "1.3.6.1.2.1.1.5.0"
 HR_SYSTEM_DATE = "1.3.6.1.2.1.25.1.2.0"  # HOST-RESOURCES-MIB: the device clock
 HR_DEVICE_DESCR = "1.3.6.1.2.1.25.3.2.1.3.1"  # HOST-RESOURCES-MIB: first device's description (MFPs: model)
 ENT_SOFTWARE_REV = "1.3.6.1.2.1.47.1.1.1.1.10.1"  # ENTITY-MIB: software revision of the first entity
+PRT_PRINTER_NAME = "1.3.6.1.2.1.43.5.1.1.16.1"  # Printer-MIB v2 (RFC 3805) prtGeneralPrinterName, hrDeviceIndex 1
+PRT_SERIAL = "1.3.6.1.2.1.43.5.1.1.17.1"  # Printer-MIB v2 prtGeneralSerialNumber
 SYSTEM = (SYS_DESCR, SYS_OBJECT_ID, SYS_NAME)
-EXTRAS = (HR_DEVICE_DESCR, ENT_SOFTWARE_REV, HR_SYSTEM_DATE)
+EXTRAS = (HR_DEVICE_DESCR, ENT_SOFTWARE_REV, HR_SYSTEM_DATE, PRT_PRINTER_NAME, PRT_SERIAL)
 USM_STATS_UNKNOWN_ENGINE_IDS = "1.3.6.1.6.3.15.1.1.4.0"
 
 
@@ -267,6 +269,8 @@ class SnmpCommunity(Probe):
                         sys_name=got.get(SYS_NAME),
                         hr_device_descr=extra.get(HR_DEVICE_DESCR),
                         entity_software_rev=extra.get(ENT_SOFTWARE_REV),
+                        printer_name=extra.get(PRT_PRINTER_NAME),
+                        printer_serial=extra.get(PRT_SERIAL),
                     ),
                     *clock_reading,
                 ]

@@ -174,6 +174,8 @@ class SnmpInfo(Observation):
     sys_name: str | None = None
     hr_device_descr: str | None = None  # HOST-RESOURCES-MIB hrDeviceDescr.1
     entity_software_rev: str | None = None  # ENTITY-MIB entPhysicalSoftwareRev.1
+    printer_name: str | None = None  # Printer-MIB prtGeneralPrinterName.1 (printers: often the model)
+    printer_serial: str | None = None  # Printer-MIB prtGeneralSerialNumber.1
 
 
 @dataclass(frozen=True)

@@ -394,6 +394,8 @@ def describe_device(state: _HostState, match: profiles_mod.Match | None) -> dict
                 fingerprints[f"{svc.key} engine-id"] = obs.engine_id
             if obs.sys_descr:
                 fingerprints[f"{svc.key} sysDescr"] = obs.sys_descr
+            if obs.printer_serial:  # a printer's own serial number: the same device across address changes
+                fingerprints[f"{svc.key} printer serial"] = obs.printer_serial
         elif isinstance(obs, UpnpInfo):
             fingerprints[f"{svc.key} upnp"] = " ".join(x for x in (obs.server, obs.usn) if x)
         elif isinstance(obs, NtpInfo):

@@ -29,6 +29,7 @@ FIELDS = (
     "snmp.sys_object_id",
     "snmp.hr_device_descr",
     "snmp.entity_software_rev",
+    "snmp.printer_name",
     "http.server",
     "http.title",
     "http.realm",
@@ -399,6 +400,8 @@ def field_values(observations: Iterable[Observation]) -> dict[str, list[str]]:
                 out["snmp.hr_device_descr"].append(obs.hr_device_descr)
             if obs.entity_software_rev:
                 out["snmp.entity_software_rev"].append(obs.entity_software_rev)
+            if obs.printer_name:
+                out["snmp.printer_name"].append(obs.printer_name)
         elif isinstance(obs, HttpInfo):
             for name, value in (("http.server", obs.server), ("http.title", obs.title), ("http.realm", obs.realm)):
                 if value:

@@ -56,6 +56,11 @@ async def test_weak_settings_fail_and_hardened_ones_pass(emulated: StartDevice, 
     assert first.evidence["community_from"] == "found in this sweep"
     assert COMMUNITY not in str(first.evidence) and "public" not in str(first.evidence)  # the community is not kept
     assert weak.snmp_sets == []
+    # identification from the Printer-MIB (RFC 3805): the printer's name and serial number
+    fingerprints = result.device["fingerprints"]
+    assert isinstance(fingerprints, dict)
+    assert fingerprints[f"udp/{weak.bound['snmp']} printer serial"].startswith("EL")
+    assert (result.device["profile"], result.device["model"]) == ("edgelab-mfp", "EL-M300")
 
     hardened = await emulated(
         persona="mfp", model="EL-M300", firmware="5.40", services=["http", "snmp"], communities=[COMMUNITY], fax=STRONG
@@ -140,10 +145,14 @@ def test_the_report_lists_checklist_items_for_the_installer_in_both_languages() 
         host = HostRecord("192.0.2.20", "up", None, 0, 0, device, list(findings))
         return build(SweepRecord("s", "scan", "default", "complete", 0, 0, {}, {}, "lan", [host]))
 
-    en, ja = to_html(report(item, judged), "en"), to_html(report(item, judged), "ja")
+    from scanner.checks import make_finding
+
+    other = make_finding("CIAJ-4.1-RAW-PRINT-EXPOSED", "192.0.2.20", Status.INCONCLUSIVE, Mode.DEFAULT, None, {})
+    en, ja = to_html(report(item, judged, other), "en"), to_html(report(item, judged, other), "ja")
     assert "Hand-off checklist" in en and where["en"] in en
     assert "引き渡し時チェックリスト" in ja and where["ja"] in ja
     checklist = en.split('id="handoff"')[1].split("</table>")[0]
     assert "no confidential memory reception" in checklist
     assert "PC-fax" not in checklist  # a safeguard that was read and passed is no checklist item
+    assert "Raw print port" not in checklist  # an inconclusive finding is a checklist item only when it says so
     assert 'id="handoff"' not in to_html(report(judged), "en")

@@ -73,6 +73,21 @@ def test_exit_codes_and_usage_errors(fleet, tmp_path: Path) -> None:  # type: ig
     assert main(["check", "127.0.210.0/30", "--db", str(tmp_path / "h.db")]) == 2
 
 
+def test_a_crash_exits_3_never_1(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bug (a template or code error) must not read as 'findings' (1) to a scheduler or the Makefile."""
+    import scanner.cli
+
+    def broken(args: object) -> int:
+        raise RuntimeError("template bug")
+
+    monkeypatch.setattr(scanner.cli, "_history", broken)
+    assert main(["history", "--db", str(tmp_path / "h.db")]) == 3
+    err = capsys.readouterr().err
+    assert "RuntimeError: template bug" in err and "internal error" in err
+
+
 def test_history_lists_sweeps(fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
     fleet([_device(4)])
     _scan(tmp_path, "127.0.210.4", "--out", str(tmp_path / "a"))

@@ -24,6 +24,7 @@ MAX_PJL = 4096
 # OIDs the MFP agent answers besides the system group.
 HR_SYSTEM_DATE = "1.3.6.1.2.1.25.1.2.0"
 HR_DEVICE_DESCR = "1.3.6.1.2.1.25.3.2.1.3.1"
+PRT_PRINTER_NAME = "1.3.6.1.2.1.43.5.1.1.16.1"
 PRT_SERIAL = "1.3.6.1.2.1.43.5.1.1.17.1"
 PRT_CONSOLE_DISPLAY = "1.3.6.1.2.1.43.16.5.1.2.1.1"
 PRT_INTERPRETER_DESCR = "1.3.6.1.2.1.43.15.1.1.3.1.1"
@@ -45,6 +46,7 @@ def mib_values(spec: DeviceSpec, skew_s: float) -> dict[str, bytes]:
     return {
         HR_SYSTEM_DATE: ber.enc_str(date),
         HR_DEVICE_DESCR: ber.enc_str(f"EdgeLab {spec.model}".encode()),
+        PRT_PRINTER_NAME: ber.enc_str(f"EdgeLab {spec.model}".encode()),
         PRT_SERIAL: ber.enc_str(serial(spec).encode()),
         PRT_CONSOLE_DISPLAY: ber.enc_str(b"Ready"),
         PRT_INTERPRETER_DESCR: ber.enc_str(f"PJL firmware {spec.firmware}".encode()),
