@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
 from probes.snmp import snmp_get
 from scanner import auth
-from scanner.errors import ProbeError
+from scanner.errors import MalformedResponse, ProbeError
 from scanner.model import FaxSetting, LoginResult, Observation, Risk, Service, SnmpInfo
 
 
@@ -61,14 +61,17 @@ class FaxSafeguards(Probe):
             raise ProbeError("no SNMP community known for this host")
         community, version, origin = known
         wanted = [f for f in ctx.profile.fax_safeguards if f.oid]
-        got = await snmp_get(
-            target.address,
-            target.service.port,
-            community,
-            version,
-            [f.oid for f in wanted if f.oid],
-            ctx.budget(ctx.timeouts.read),
-        )
+        oids = [f.oid for f in wanted if f.oid]
+        wait = ctx.budget(ctx.timeouts.read)
+        if version == "v2c":  # v2c marks a missing object per varbind: one GET for all
+            got = await snmp_get(target.address, target.service.port, community, version, oids, wait)
+        else:  # v1 fails a whole GET on one missing object (noSuchName): one GET each
+            got = {}
+            for oid in oids:
+                try:
+                    got.update(await snmp_get(target.address, target.service.port, community, version, [oid], wait))
+                except MalformedResponse:
+                    continue
         out: list[Observation] = []
         for f in wanted:
             value = got.get(str(f.oid))

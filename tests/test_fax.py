@@ -103,7 +103,8 @@ def test_a_value_the_profile_does_not_know_is_inconclusive() -> None:
     found = _judge(_view("edgelab-mfp", odd), "forwarding")
     assert found.status is Status.INCONCLUSIVE and "'7'" in found.evidence["reason"]
     missing = FaxSetting(snmp, safeguard="forwarding", read_from="snmp 1.3.6.1.4.1.99999.3.1.5.0", value=None)
-    assert _judge(_view("edgelab-mfp", missing), "forwarding").status is Status.INCONCLUSIVE
+    gone = _judge(_view("edgelab-mfp", missing), "forwarding")
+    assert gone.status is Status.INCONCLUSIVE and "has no object 1.3.6.1.4.1.99999.3.1.5.0" in gone.evidence["reason"]
 
 
 def test_auth_file_snmp_entries_are_kept_apart_from_logins(tmp_path: Path) -> None:
@@ -156,3 +157,37 @@ def test_the_report_lists_checklist_items_for_the_installer_in_both_languages() 
     assert "PC-fax" not in checklist  # a safeguard that was read and passed is no checklist item
     assert "Raw print port" not in checklist  # an inconclusive finding is a checklist item only when it says so
     assert 'id="handoff"' not in to_html(report(judged), "en")
+
+
+async def test_a_v1_agent_is_asked_one_object_at_a_time(emulated: StartDevice) -> None:
+    """SNMPv1 fails a whole GET on one missing object: each OID alone, so the others are still read."""
+    import asyncio
+
+    from probes.base import HostSnapshot, ProbeContext, ProbeTarget, Timeouts
+    from probes.fax import FaxSafeguards
+    from scanner.model import SnmpInfo
+
+    partial = {k: v for k, v in STRONG.items() if k != "forwarding"}  # the agent has no forwarding object
+    mfp = await emulated(
+        persona="mfp", model="EL-M300", firmware="5.40", services=["snmp"], communities=["public"], fax=partial
+    )
+    snmp = Service(mfp.bound["snmp"], "udp", "snmp")
+    profile = next(p for p in load_all() if p.id == "edgelab-mfp")
+    host = HostSnapshot(
+        mfp.spec.address, frozenset({snmp}), (SnmpInfo(snmp, version="v1", community="public"),), profile
+    )
+    config = config_for(mfp).probe_config
+    assert FaxSafeguards().targets(host, config) == [snmp]
+    deadline = asyncio.get_running_loop().time() + 10
+    ctx = ProbeContext(Timeouts(read=1.0), Mode.DEFAULT, config, deadline, profile=profile, host=host)
+    got = await FaxSafeguards().run(ProbeTarget(mfp.spec.address, snmp), ctx)
+    values = {o.safeguard: o.value for o in got if isinstance(o, FaxSetting)}
+    assert values == {
+        "destination-check": "1",
+        "memory-reception": "1",
+        "direct-dial": "2",
+        "pc-fax": "2",
+        "forwarding": None,
+    }
+    no_community = HostSnapshot(mfp.spec.address, frozenset({snmp}), (), profile)
+    assert FaxSafeguards().targets(no_community, config) == []  # nothing is guessed

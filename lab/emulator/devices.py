@@ -489,6 +489,13 @@ class Device:
             self.snmp_sets.extend(oids)  # recorded, never applied
             return None
         values = self.mib()
+        missing = [i for i, oid in enumerate(oids) if oid not in values]
+        if version == 0 and tag == ber.GET_REQUEST and missing:  # SNMPv1 (RFC 1157): noSuchName for the request
+            binds_out = ber.enc_seq(*(ber.enc_seq(ber.enc_oid(o), ber.enc_null()) for o in oids))
+            resp = ber.enc_seq(
+                ber.enc_int(request_id), ber.enc_int(2), ber.enc_int(missing[0] + 1), binds_out, tag=ber.RESPONSE
+            )
+            return ber.enc_seq(ber.enc_int(version), ber.enc_str(community.encode("latin-1")), resp)
         out = []
         for oid in oids:
             if tag == ber.GET_NEXT:

@@ -46,7 +46,9 @@ def _judge(view: HostView, name: str) -> Finding:
     evidence["checklist"] = True  # the report's hand-off checklist lists it
     if declared is not None and declared.checklist:
         evidence["where"] = dict(declared.checklist)
-    if read:
+    if read and read[0].value is None:
+        evidence["reason"] = f"the agent has no object {read[0].read_from.removeprefix('snmp ')}"
+    elif read:
         evidence["reason"] = f"{read[0].read_from} answered {read[0].value!r}, a value the profile does not know"
     elif declared is not None and declared.oid:
         failures = view.failures(probe="fax-safeguards")
