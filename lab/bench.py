@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import yaml
@@ -65,7 +66,7 @@ LOOPBACK_PORTS = ProbeConfig(
 )
 
 
-async def _sweep(addresses: list[str], concurrency: int, ports: ProbeConfig) -> tuple[float, int]:
+async def _sweep(addresses: list[str], concurrency: int, ports: ProbeConfig) -> tuple[float, str]:
     probes.load_all()
     config = SweepConfig(
         timeouts=Timeouts(connect=1.0, read=1.0, probe=4.0, host=30.0),
@@ -75,7 +76,8 @@ async def _sweep(addresses: list[str], concurrency: int, ports: ProbeConfig) -> 
     sink = _Sink()
     started = time.monotonic()
     await Engine(config, profiles.load_all()).sweep(addresses, sink, asyncio.Event())
-    return time.monotonic() - started, sum(1 for r in sink.results if r.state == "up")
+    states = Counter(r.state for r in sink.results)  # up; budget: answered, but its host budget ran out; down
+    return time.monotonic() - started, ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
 
 
 def main() -> None:
@@ -112,7 +114,7 @@ def main() -> None:
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"bench: {args.devices} emulated devices, concurrency {args.concurrency}: {elapsed:.1f} s, "
-        f"{args.devices / elapsed:.1f} hosts/s, {up} up, scanner peak RSS {rss_mib:.0f} MiB"
+        f"{args.devices / elapsed:.1f} hosts/s, {up}, scanner peak RSS {rss_mib:.0f} MiB"
     )
 
 
@@ -129,7 +131,7 @@ def _lab_fleet(devices: int, concurrency: int) -> None:
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"bench (lab fleet, namespaces): {devices} emulated devices, concurrency {concurrency}: {elapsed:.1f} s, "
-        f"{devices / elapsed:.1f} hosts/s, {up} up, scanner peak RSS {rss_mib:.0f} MiB"
+        f"{devices / elapsed:.1f} hosts/s, {up}, scanner peak RSS {rss_mib:.0f} MiB"
     )
 
 
