@@ -103,6 +103,13 @@ def test_smb_reachable_on_an_mfp_fails_at_medium() -> None:
     assert unprobed.status is Status.INCONCLUSIVE and "445" in unprobed.evidence["reason"]
 
 
+async def test_an_ipp_port_that_never_answers_is_inconclusive(emulated: StartDevice) -> None:
+    """A network error is never a pass: IPP open, Get-Printer-Attributes unanswered."""
+    stuck = await emulated(persona="mfp", model="EL-M300", services=["http", "ipp"], hang=["ipp"])
+    [found] = by_id(await _scan(stuck), IPP_NO_AUTH)
+    assert found.status is Status.INCONCLUSIVE and found.service == f"tcp/{stuck.bound['ipp']}"
+
+
 def test_only_get_printer_attributes_is_ever_built() -> None:
     req = ipp.request("ipp://192.0.2.20:631/ipp/print", 9)
     assert struct.unpack(">BBHI", req[:8]) == (2, 0, ipp.GET_PRINTER_ATTRIBUTES, 9)

@@ -82,6 +82,11 @@ def ipp_no_auth(view: HostView) -> list[Finding]:
             status = Status.INCONCLUSIVE
             evidence["reason"] = "the printer did not say what it asks of a client (uri-authentication-supported)"
         out.append(view.finding(IPP_NO_AUTH, status, service=info.service, evidence=evidence))
+    answered = {i.service for i in view.of(IppInfo)}
+    for service in sorted(s for s in view.open_services if s.name == "ipp" and s not in answered):
+        failures = view.failures(service=service, probe="ipp")
+        reason = failures[0].reason if failures else "the IPP port is open but Get-Printer-Attributes got no answer"
+        out.append(view.finding(IPP_NO_AUTH, Status.INCONCLUSIVE, service=service, evidence={"reason": reason}))
     if not out and is_mfp(view):
         states = _port_states(view, "ipp")
         if states and "open" not in states.values():  # nothing to submit a job to
