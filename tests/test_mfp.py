@@ -103,11 +103,16 @@ def test_smb_reachable_on_an_mfp_fails_at_medium() -> None:
     assert unprobed.status is Status.INCONCLUSIVE and "445" in unprobed.evidence["reason"]
 
 
-async def test_an_ipp_port_that_never_answers_is_inconclusive(emulated: StartDevice) -> None:
+async def test_ipp_or_web_ports_that_never_answer_are_inconclusive(emulated: StartDevice) -> None:
     """A network error is never a pass: IPP open, Get-Printer-Attributes unanswered."""
     stuck = await emulated(persona="mfp", model="EL-M300", services=["http", "ipp"], hang=["ipp"])
     [found] = by_id(await _scan(stuck), IPP_NO_AUTH)
     assert found.status is Status.INCONCLUSIVE and found.service == f"tcp/{stuck.bound['ipp']}"
+    silent_web = await emulated(
+        persona="mfp", model="EL-M300", services=["http", "snmp"], communities=["public"], hang=["http"]
+    )
+    [found] = by_id(await _scan(silent_web), EWS_HTTP)
+    assert found.status is Status.INCONCLUSIVE and "unanswered" in found.evidence["reason"]
 
 
 def test_only_get_printer_attributes_is_ever_built() -> None:

@@ -133,9 +133,12 @@ def ews_http_only(view: HostView) -> list[Finding]:
     plain = [p for p in pages if not p.tls and p.service is not None]
     secure = [p.service.key for p in pages if p.tls and p.service is not None]
     redirects = [p.service.key for p in plain if p.redirects_to_https and p.service is not None]
-    if not pages:
-        return []
+    seen = {p.service for p in pages}
+    unread = sorted(s.key for s in view.open_services if s.name in ("http", "https") and s not in seen)
     evidence: dict[str, JSON] = {"https": secure, "redirects_to_https": redirects}
     if secure or redirects:
         return [view.finding(EWS_HTTP, Status.PASS, evidence=evidence)]
+    if unread:  # one of them may be the HTTPS console: not judged on what answered
+        evidence["reason"] = f"web ports open but unanswered: {', '.join(unread)}"
+        return [view.finding(EWS_HTTP, Status.INCONCLUSIVE, evidence=evidence)]
     return [view.finding(EWS_HTTP, Status.FAIL, service=p.service, evidence=evidence) for p in plain]
