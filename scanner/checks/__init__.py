@@ -14,7 +14,7 @@ import yaml
 
 from scanner.errors import RegistryError
 from scanner.feeds import FeedDb
-from scanner.model import JSON, Baseline, Finding, Mode, Observation, ProbeFailure, Service, Severity, Status
+from scanner.model import JSON, Baseline, Finding, Mode, Observation, PortState, ProbeFailure, Service, Severity, Status
 from scanner.profiles import Match
 
 ObsT = TypeVar("ObsT", bound=Observation)
@@ -82,6 +82,14 @@ class HostView:
         for obs in self.of(cls):
             if obs.service is not None:
                 out.setdefault(obs.service, []).append(obs)
+        return dict(sorted(out.items()))
+
+    def port_states(self, names: frozenset[str]) -> dict[Service, str]:
+        """Services of these names (well-known or --ports names) -> open/closed/filtered, as probed.
+
+        A service that answered in any way is open, whatever its port probe said."""
+        out = {p.service: p.state for p in self.of(PortState) if p.service is not None and p.service.name in names}
+        out |= {s: "open" for s in self.open_services if s.name in names}
         return dict(sorted(out.items()))
 
     def failures(self, service: Service | None = None, probe: str | None = None) -> list[ProbeFailure]:

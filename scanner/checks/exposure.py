@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from scanner.checks import HostView, check
-from scanner.model import JSON, DnsAnswer, Finding, Observation, PortState, Service, SipInfo, Status
+from scanner.model import JSON, DnsAnswer, Finding, Observation, Service, SipInfo, Status
 from scanner.profiles import SIP_SERVER_CLASSES
 
 VOIP = "CIAJ-2.3-VOIP-EXPOSED"
@@ -48,11 +48,10 @@ def judge_exposure(
         return [
             view.finding(check_id, Status.FAIL, service=svc, evidence={"vantage": "wan", **ev}) for svc, ev in found
         ]
-    ports = {p.service.key: p.state for p in view.of(PortState) if p.service and p.service.name in names}
-    ports |= {s.key: "open" for s in view.open_services if s.name in names}  # answered, but not in this way
+    ports = view.port_states(names)  # open: answered, but not in this way
     evidence: dict[str, JSON] = {
         "vantage": "wan",
-        "ports": {k: ("no answer" if v == "filtered" else v) for k, v in sorted(ports.items())},
+        "ports": {s.key: ("no answer" if v == "filtered" else v) for s, v in ports.items()},
     }
     failures = [f for f in view.failures() if f.service is not None and f.service.name in names]
     if failures:

@@ -20,7 +20,7 @@ IPP findings for any device that answers IPP, as every one is a printer.
 from __future__ import annotations
 
 from scanner.checks import HostView, check
-from scanner.model import JSON, Finding, HttpInfo, IppInfo, LoginResult, PortState, Service, Severity, Status
+from scanner.model import JSON, Finding, HttpInfo, IppInfo, LoginResult, Service, Severity, Status
 
 RAW_PRINT = "CIAJ-4.1-RAW-PRINT-EXPOSED"
 IPP_NO_AUTH = "CIAJ-4.1-IPP-NO-AUTH"
@@ -33,17 +33,8 @@ def is_mfp(view: HostView) -> bool:
     return view.match is not None and view.match.profile.device_class == "mfp"
 
 
-def _port_states(view: HostView, name: str) -> dict[Service, str]:
-    """TCP services of one name (the port's well-known or --ports name) -> open/closed/filtered, as probed."""
-    out = {s: "open" for s in view.open_services if s.transport == "tcp" and s.name == name}
-    for p in view.of(PortState):
-        if p.service is not None and p.service.transport == "tcp" and p.service.name == name:
-            out.setdefault(p.service, p.state)
-    return out
-
-
 def _states(states: dict[Service, str]) -> dict[str, JSON]:
-    return {s.key: state for s, state in sorted(states.items())}
+    return {s.key: state for s, state in states.items()}
 
 
 @check(RAW_PRINT)
@@ -51,7 +42,7 @@ def raw_print(view: HostView) -> list[Finding]:
     """Fail per open raw print port of an MFP; pass when every probed one is shut; inconclusive when none was probed."""
     if not is_mfp(view):
         return []
-    states = _port_states(view, "jetdirect")
+    states = view.port_states(frozenset({"jetdirect"}))
     open_ = sorted(s for s, state in states.items() if state == "open")
     if open_:
         return [view.finding(RAW_PRINT, Status.FAIL, service=s, evidence={"port": "open"}) for s in open_]
@@ -88,7 +79,7 @@ def ipp_no_auth(view: HostView) -> list[Finding]:
         reason = failures[0].reason if failures else "the IPP port is open but Get-Printer-Attributes got no answer"
         out.append(view.finding(IPP_NO_AUTH, Status.INCONCLUSIVE, service=service, evidence={"reason": reason}))
     if not out and is_mfp(view):
-        states = _port_states(view, "ipp")
+        states = view.port_states(frozenset({"ipp"}))
         if states and "open" not in states.values():  # nothing to submit a job to
             out.append(view.finding(IPP_NO_AUTH, Status.PASS, evidence={"ports": _states(states)}))
     return out
@@ -110,7 +101,7 @@ def file_share(view: HostView) -> list[Finding]:
             out.append(view.finding(FILE_SHARE, Status.FAIL, service=service, evidence=evidence))
         elif not logins or not all(r.complete for r in logins) or any(r.accepts_anything for r in logins):
             unknown.append(f"{service.key}: anonymous login not tried (it runs outside --safe)")
-    smb = _port_states(view, "smb")
+    smb = view.port_states(frozenset({"smb"}))
     note = "whether a share opens without a password is not tested (nothing is read)"
     for service in sorted(s for s, state in smb.items() if state == "open"):
         evidence = {"port": "open", "note": note}
