@@ -81,7 +81,6 @@ class FaxSafeguards(Probe):
                     safeguard=f.name,
                     read_from=f"snmp {f.oid}",
                     value=value,
-                    in_force=f.judge(value) if value is not None else None,
                     community_from=origin,
                 )
             )

@@ -355,8 +355,7 @@ class FaxSetting(Observation):
     kind: ClassVar[str] = "fax"
     safeguard: str = ""  # scanner.profiles.FAX_SAFEGUARDS
     read_from: str = ""  # "snmp OID"
-    value: str | None = None  # None: the agent has no such object
-    in_force: bool | None = None  # None: a value the profile does not know
+    value: str | None = None  # None: the agent has no such object (the profile says what a value means)
     community_from: str = ""  # "auth-file", "found in this sweep" (the community itself is not kept)
 
 

@@ -139,7 +139,7 @@ def test_the_report_lists_checklist_items_for_the_installer_in_both_languages() 
     where = {"en": "Fax Features: Reception: Memory Lock", "ja": "ファクス初期設定: 受信設定: メモリーロック"}
     pointer = FaxSafeguard("memory-reception", source="x", checklist=where)
     item = _judge(_view("ricoh", fax_safeguards=(pointer,)), "memory-reception")
-    judged = _judge(_view("edgelab-mfp", FaxSetting(None, safeguard="pc-fax", value="2", in_force=True)), "pc-fax")
+    judged = _judge(_view("edgelab-mfp", FaxSetting(None, safeguard="pc-fax", value="2")), "pc-fax")
     device = {k: None for k in ("profile", "class", "vendor", "product", "model", "firmware")} | {"services": []}
 
     def report(*findings: Finding) -> dict[str, object]:

@@ -38,11 +38,12 @@ def _judge(view: HostView, name: str) -> Finding:
     declared: FaxSafeguard | None = next((f for f in view.match.profile.fax_safeguards if f.name == name), None)
     read = [s for s in view.of(FaxSetting) if s.safeguard == name]
     evidence: dict[str, JSON] = {"safeguard": name, "profile": view.match.profile.id}
-    if read and read[0].in_force is not None:
+    value = read[0].value if read else None
+    in_force = declared.judge(value) if declared is not None and value is not None else None
+    if in_force is not None:
         setting = read[0]
-        evidence.update(read_from=setting.read_from, value=setting.value, community_from=setting.community_from)
-        status = Status.PASS if setting.in_force else Status.FAIL
-        return view.finding(check_id, status, evidence=evidence)
+        evidence.update(read_from=setting.read_from, value=value, community_from=setting.community_from)
+        return view.finding(check_id, Status.PASS if in_force else Status.FAIL, evidence=evidence)
     evidence["checklist"] = True  # the report's hand-off checklist lists it
     if declared is not None and declared.checklist:
         evidence["where"] = dict(declared.checklist)
