@@ -103,7 +103,9 @@ def _statuses(findings: list[Finding]) -> list[tuple[str | None, Status]]:
 
 
 def _offer(*dns_servers: str, unanswered: tuple[tuple[str, str], ...] = ()) -> DhcpOffer:
-    return DhcpOffer(DHCP, method="discover", server_id="x", dns_servers=dns_servers, unanswered=unanswered)
+    return DhcpOffer(
+        DHCP, method="discover", server_id="x", dns_servers=dns_servers, routers=("192.0.2.1",), unanswered=unanswered
+    )
 
 
 async def test_a_handed_out_resolver_that_hijacks_fails_and_the_device_itself_passes(resolver) -> None:  # type: ignore[no-untyped-def]
@@ -123,6 +125,7 @@ async def test_a_handed_out_resolver_that_hijacks_fails_and_the_device_itself_pa
     assert (found.status, found.service) == (Status.FAIL, "udp/67")
     assert found.evidence["hijacked"] == [f"{rogue} www.bank.example"]
     assert found.evidence["dns_servers_handed_out"] == [router, rogue, honest]
+    assert found.evidence["gateways_handed_out"] == ["192.0.2.1"]
 
     honest_only = [a for a in answers if a.resolver == honest]
     [found] = dns_hijack(_view(router, own, _offer(router, honest), *honest_only))[1:]

@@ -105,14 +105,19 @@ def test_lab_sweep_matches_golden_files(lab_run: Path, tmp_path: Path) -> None:
     assert "configuration (hash of the read-only config output)" in changes
     # --dhcp against real dnsmasq: router-weak hands out the intruder's resolver, router-hardened itself
     handed = {
-        d["address"]: (f["status"], f["evidence"]["dns_servers_handed_out"], f["evidence"].get("hijacked"))
+        d["address"]: (
+            f["status"],
+            f["evidence"]["dns_servers_handed_out"],
+            f["evidence"]["gateways_handed_out"],
+            f["evidence"].get("hijacked"),
+        )
         for d in report["devices"]  # type: ignore[union-attr]
         for f in d["findings"]
         if f["id"] == "CIAJ-3.4-DNS-HIJACK" and f["service"] == "udp/67"
     }
     assert handed == {
-        "198.18.0.1": ("fail", ["198.18.0.53"], ["198.18.0.53 www.bank.example"]),
-        "198.18.0.2": ("pass", ["198.18.0.2"], None),
+        "198.18.0.1": ("fail", ["198.18.0.53"], ["198.18.0.1"], ["198.18.0.53 www.bank.example"]),
+        "198.18.0.2": ("pass", ["198.18.0.2"], ["198.18.0.2"], None),
     }
     for router in ("router-weak", "router-hardened"):  # DISCOVER and INFORM only: no lease was ever taken
         leases = lab_run / router / "dnsmasq.leases"

@@ -84,7 +84,13 @@ def dns_hijack(view: HostView) -> list[Finding]:
             out.append(_finding(view, service, mine, {}))
     for service, offers in view.by_service(DhcpOffer).items():
         offer = offers[0]
-        evidence: dict[str, JSON] = {"dhcp": offer.method, "dns_servers_handed_out": list(offer.dns_servers)}
+        evidence: dict[str, JSON] = {
+            "dhcp": offer.method,
+            "dns_servers_handed_out": list(offer.dns_servers),
+            "gateways_handed_out": list(offer.routers),  # what else a changed DHCP setting redirects
+            "domain": offer.domain,
+            "lease_s": offer.lease_s,
+        }
         if not offer.dns_servers:
             evidence["reason"] = "the DHCP server hands out no DNS server"
             out.append(view.finding(HIJACK, Status.PASS, service=service, evidence=evidence))
