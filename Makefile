@@ -73,7 +73,7 @@ WAN_LEGS := 198.19.0.1 198.19.0.2 198.19.0.10 198.19.0.11
 demo: setup ## set up, bring up the lab, sweep it from the LAN and the WAN, write out/demo/report.html, bring the lab down (root)
 	@$(MAKE) --no-print-directory lab-up
 	@mkdir -p $(OUT); rc=0; \
-	  rm -f $(OUT)/login-attempts.json; \
+	  rm -f $(OUT)/login-attempts.json $(OUT)/login-attempts.sqlite3; \
 	  chmod 600 lab/auth.toml; \
 	  rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm; \
 	  $(BIN)/edgeaudit feeds import lab/feeds/kev-edgelab.json lab/feeds/nvd-edgelab.json --db $(DEMO_DB) >/dev/null; \

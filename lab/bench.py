@@ -67,17 +67,24 @@ LOOPBACK_PORTS = ProbeConfig(
 
 
 async def _sweep(addresses: list[str], concurrency: int, ports: ProbeConfig) -> tuple[float, str]:
+    import dataclasses
+    import tempfile
+
     probes.load_all()
-    config = SweepConfig(
-        timeouts=Timeouts(connect=1.0, read=1.0, probe=4.0, host=30.0),
-        probe_config=ports,
-        max_hosts=concurrency,
-    )
     sink = _Sink()
-    started = time.monotonic()
-    await Engine(config, profiles.load_all()).sweep(addresses, sink, asyncio.Event())
+    with tempfile.TemporaryDirectory(prefix="edgeaudit-bench-") as tmp:
+        # the attempt ledger on disk, as every CLI sweep has it (a write per failed login)
+        ledger = dataclasses.replace(ports, attempt_ledger=f"{tmp}/login-attempts.sqlite3")
+        config = SweepConfig(
+            timeouts=Timeouts(connect=1.0, read=1.0, probe=4.0, host=30.0),
+            probe_config=ledger,
+            max_hosts=concurrency,
+        )
+        started = time.monotonic()
+        await Engine(config, profiles.load_all()).sweep(addresses, sink, asyncio.Event())
+        elapsed = time.monotonic() - started
     states = Counter(r.state for r in sink.results)  # up; budget: answered, but its host budget ran out; down
-    return time.monotonic() - started, ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+    return elapsed, ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
 
 
 def main() -> None:

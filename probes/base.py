@@ -82,9 +82,10 @@ class ProbeConfig:
     ntp_port: int = 123
     credentials_file: str | None = None  # user-supplied USER:PASSWORD lines (--credentials)
     max_attempts: int = 3  # login attempts per account per window
-    attempt_window_s: float = 900.0
+    attempt_window_s: float = 900.0  # --attempt-window: failures count toward the cap this long
+    extended_credentials: bool = False  # --extended-credentials: walk the NOTICE-sized list across sweeps
     login_pace_s: float = 0.5  # pause between two login attempts on one host
-    attempt_ledger: str | None = None  # file shared by sweeps: failed logins per account (None: per process)
+    attempt_ledger: str | None = None  # SQLite file shared by sweeps: failures, refused pairs (None: per process)
     auth_file: str | None = None  # authenticated mode: read-only logins per host/range/profile (TOML, --auth-file)
 
     def service_name(self, port: int) -> str:

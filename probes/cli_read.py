@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from probes import wifi_config
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, map_errors, register
-from probes.login import account_cap, assess_password, capped_attempt, generic_list
+from probes.login import account_cap, assess_password, capped_attempt, extended_list, generic_list
 from probes.login_ssh import ssh_login
 from scanner import auth
 from scanner.errors import AuthRejected, ProbeError, Unreachable
@@ -130,6 +130,7 @@ class CliRead(Probe):
         strength: tuple[int | None, tuple[str, ...], float | None, str | None] = (None, (), None, None)
         if entry.password is not None:
             known = {p for _u, p, _ in generic_list()} | {c.password for c in ctx.profile.default_credentials}
+            known |= {p for _u, p in extended_list()[1]}  # every password the extended list would guess
             strength = assess_password(entry.password, entry.username, known)
         config_text = "\n".join(text for c, text in outputs if c.purpose == "config" and c.command in answered)
         wifi = [

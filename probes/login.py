@@ -22,7 +22,7 @@ devices reset their lockout counters.
 from __future__ import annotations
 
 import asyncio
-import os
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -30,10 +30,12 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from probes.base import ProbeContext, ProbeTarget
+from probes.ledger import LEDGER, pair_digest
 from scanner.errors import AuthRejected, LockedOut, ProbeError, UsageError
 from scanner.model import LoginResult
 
@@ -86,11 +88,48 @@ def assess_password(password: str, username: str, known: set[str]) -> tuple[int,
 
 
 @cache
+def _credential_file(name: str) -> dict[str, Any]:
+    """A list under profiles/credentials/, checked against its schema (a bad file is a usage error)."""
+    import json
+
+    import jsonschema
+
+    base = resources.files("profiles").joinpath("credentials")
+    data = yaml.safe_load(base.joinpath(name).read_text(encoding="utf-8"))
+    schema = json.loads(base.joinpath("schema.json").read_text(encoding="utf-8"))
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(data), key=str)
+    if errors:
+        raise UsageError(f"profiles/credentials/{name}: {errors[0].message}")
+    return dict(data)
+
+
+@cache
 def generic_list() -> tuple[tuple[str, str, tuple[str, ...]], ...]:
     """(username, password, protocols) from profiles/credentials/generic.yaml: short, guessable, widely tried."""
-    text = resources.files("profiles").joinpath("credentials/generic.yaml").read_text(encoding="utf-8")
-    raw = yaml.safe_load(text)
+    raw = _credential_file("generic.yaml")
     return tuple((str(c["username"]), str(c["password"]), tuple(c["protocols"])) for c in raw["generic"])
+
+
+@cache
+def extended_list() -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """(protocols, pairs) of profiles/credentials/extended.yaml, expanded by its rules (see that file).
+
+    The documented defaults come from the built-in profiles.
+    """
+    from scanner.profiles import load_all
+
+    raw = _credential_file("extended.yaml")
+    defaults = [(c.username, c.password) for p in load_all() for c in p.default_credentials if c.protocol != "snmp"]
+    default_passwords = list(dict.fromkeys(password for _user, password in defaults))
+    words = [str(w) for group in raw["passwords"].values() for w in group]
+    pairs: dict[tuple[str, str], None] = {}
+    for user in raw["users"]:
+        patterns = [str(t).replace("{user}", user) for t in raw["per_user"]]
+        for password in (*patterns, *words, *default_passwords):
+            pairs.setdefault((user, password), None)
+    for pair in defaults:
+        pairs.setdefault(pair, None)
+    return tuple(str(p) for p in raw["protocols"]), tuple(pairs)
 
 
 @cache
@@ -115,7 +154,13 @@ def user_list(path: str) -> tuple[tuple[str, str, str | None], ...]:
 
 
 def candidates(protocol: str, ctx: ProbeContext) -> list[Candidate]:
-    """Profile defaults first, then the generic list, then the user's list; duplicates dropped."""
+    """Profile defaults first, then the generic list, the user's list, and (when asked) the extended list.
+
+    Duplicates keep their first place and source. The extended list comes after the
+    user's list, not before it as a longer generic list would: it is walked a few
+    pairs per account per window, over many sweeps, and would hold the user's
+    entries back for hours.
+    """
     out: list[Candidate] = []
     seen: set[tuple[str, str]] = set()
 
@@ -139,100 +184,25 @@ def candidates(protocol: str, ctx: ProbeContext) -> list[Candidate]:
         for user, password, only in user_list(ctx.config.credentials_file):
             if only is None or only in (proto, protocol):
                 add(user, password, "user")
+    if ctx.config.extended_credentials:
+        protocols, pairs = extended_list()
+        if proto in protocols:
+            for user, password in pairs:
+                add(user, password, "extended")
     return out
 
 
-class Ledger:
-    """Failed attempts per (address, account) in a sliding window; shared by every probe in the process.
+def account_window(ctx: ProbeContext) -> float:
+    """Seconds over which an account's failures count toward its cap.
 
-    The count is per account across all of a host's services: devices usually keep one
-    account database (and one lockout counter) behind SSH, Telnet and the web UI alike.
-    Attempts on one account are serialised (a lock per account), so the count a probe
-    checks is never stale: parallel probes cannot overshoot the cap between them.
+    A lockout window the matched profile declares wins (0 there: the family never
+    forgets failures, only a successful login resets its count, so neither does the
+    ledger: inf); else ``--attempt-window`` (default 15 minutes, pam_faillock's
+    default fail_interval).
     """
-
-    def __init__(self) -> None:
-        self._failures: dict[tuple[str, str], list[float]] = {}  # wall-clock times (shared with other sweeps)
-        self._path: Path | None = None
-        self._next: dict[str, float] = {}  # address -> earliest time of its next attempt (pacing)
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._refused: dict[str, dict[tuple[str, str], str]] = {}  # address -> (user, password) -> service
-
-    def refused_on(self, address: str, pair: tuple[str, str]) -> str | None:
-        """The service of this host that already refused this pair, if any."""
-        return self._refused.get(address, {}).get(pair)
-
-    def lock(self, key: tuple[str, str]) -> asyncio.Lock:
-        """The account's lock (locks are per event loop: a new loop starts a new set)."""
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            self._loop, self._locks = loop, {}
-        return self._locks.setdefault(key, asyncio.Lock())
-
-    def attach(self, path: str | None) -> None:
-        """Share failures with other sweeps through a file (ProbeConfig.attempt_ledger); None: this process only."""
-        self._path = Path(path) if path else None
-
-    def _sync(self, key: tuple[str, str], change: Callable[[list[float]], list[float]] | None = None) -> list[float]:
-        """The account's failures, merged with the shared file (and changed there, under a file lock)."""
-        mine = self._failures.get(key, [])
-        if self._path is None:
-            if change is not None:
-                mine = change(mine)
-                self._failures[key] = mine
-            return mine
-        import fcntl
-        import json
-
-        name = f"{key[0]} {key[1]}"
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-        with os.fdopen(fd, "r+", encoding="utf-8") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                shared: dict[str, list[float]] = json.loads(fh.read() or "{}")
-            except ValueError:
-                shared = {}  # a damaged ledger only loses history; it never blocks a sweep
-            times = sorted(set(shared.get(name, [])) | set(mine))
-            if change is not None:
-                times = change(times)
-                horizon = time.time() - 86_400
-                shared = {k: [t for t in v if t > horizon] for k, v in shared.items()}
-                shared[name] = times
-                shared = {k: v for k, v in shared.items() if v}
-                fh.seek(0)
-                fh.truncate()
-                fh.write(json.dumps(shared))
-        self._failures[key] = times
-        return times
-
-    def used(self, key: tuple[str, str], window: float) -> int:
-        """Failed attempts on this account within the window (this sweep's and, when attached, others')."""
-        now = time.time()
-        return sum(1 for t in self._sync(key) if now - t < window)
-
-    def failed(self, key: tuple[str, str], password: str | None = None, service: str = "") -> None:
-        """Count one failed attempt (and remember a refused pair for the host's other services)."""
-        now = time.time()
-        self._sync(key, lambda times: [*times, now])
-        if password is not None:
-            self._refused.setdefault(key[0], {})[(key[1], password)] = service
-
-    def succeeded(self, key: tuple[str, str]) -> None:
-        """A login worked: devices reset an account's failure count then, and so does the ledger."""
-        self._sync(key, lambda times: [])
-
-    async def pace(self, address: str, gap: float, ctx: ProbeContext) -> None:
-        """Take the host's next attempt slot (``gap`` seconds after the previous one) and wait for it."""
-        now = time.monotonic()
-        slot = max(now, self._next.get(address, now))
-        self._next[address] = slot + gap  # reserved before waiting: concurrent probes queue up
-        if slot > now:
-            await asyncio.sleep(ctx.budget(slot - now))
-
-
-LEDGER = Ledger()
+    if ctx.profile is not None and ctx.profile.lockout_window_s is not None:
+        return ctx.profile.lockout_window_s or math.inf
+    return ctx.config.attempt_window_s
 
 
 def account_cap(ctx: ProbeContext) -> int:
@@ -271,7 +241,8 @@ async def capped_attempt(
     async with asyncio.timeout(ctx.remaining()), LEDGER.lock(key):
         if skip is not None and skip():
             return False
-        if LEDGER.used(key, ctx.config.attempt_window_s) >= limit:
+        window = account_window(ctx)
+        if LEDGER.used(key, window) >= limit:
             return None
         await LEDGER.pace(address, ctx.config.login_pace_s, ctx)
         if on_try is not None:
@@ -281,17 +252,28 @@ async def capped_attempt(
         except AuthRejected:
             ok = False
         except ProbeError:
-            LEDGER.failed(key)  # it may have reached the device: count it
+            LEDGER.failed(key, keep=math.isinf(window))  # it may have reached the device: count it
             raise
         if ok:
             LEDGER.succeeded(key)
         else:
-            LEDGER.failed(key, password, svc)
+            LEDGER.failed(key, password, svc, keep=math.isinf(window))
         return ok
 
 
+RECHECK_S = 86_400.0  # --extended-credentials: a non-extended pair refused in an earlier sweep is asked again after
+
+
 async def run_series(protocol: str, target: ProbeTarget, ctx: ProbeContext, attempt: Attempt) -> LoginResult:
-    """Baseline, then candidates under the caps; stops at the first success or a lockout signal."""
+    """Baseline, then candidates under the caps; stops at the first success or a lockout signal.
+
+    With ``--extended-credentials`` the series is a walk that goes on across sweeps:
+    pairs the account refused in an earlier sweep are not asked again (extended
+    pairs while the ledger remembers them, the others for ``RECHECK_S``), so the cap
+    is spent on pairs not yet asked. Extended pairs are listed in the result only
+    when tried (the rest are counted), and a walk the probe's deadline cuts short
+    leaves the judged lists complete.
+    """
     service = target.service
     cap = account_cap(ctx)
     svc = service.key if service else protocol
@@ -299,10 +281,33 @@ async def run_series(protocol: str, target: ProbeTarget, ctx: ProbeContext, atte
     tried_elsewhere: list[tuple[str, str]] = []
     skipped: list[tuple[str, str]] = []
     rest: list[tuple[str, str]] = []
+    before: list[tuple[str, str]] = []
+    walk = ctx.config.extended_credentials
+    LEDGER.attach(ctx.config.attempt_ledger)
+    queue = candidates(protocol, ctx) if walk else []
+    earlier = LEDGER.refusals(target.address) if walk else {}
+    walk_note: list[str] = []
+
+    def asked_earlier(cand: Candidate) -> bool:
+        when = earlier.get(pair_digest(target.address, cand.username, cand.password))
+        if when is None or when >= LEDGER.started:
+            return False  # never refused, or refused in this process (the service check below says where)
+        return cand.source == "extended" or time.time() - when < RECHECK_S
+
+    def progress() -> tuple[int, int, bool] | None:
+        """(extended pairs refused so far, extended pairs for this service, whether later sweeps go on)."""
+        extended = [pair_digest(target.address, c.username, c.password) for c in queue if c.source == "extended"]
+        if not extended:
+            return None
+        done = LEDGER.refusals(target.address)
+        count = sum(1 for d in extended if d in done)
+        return count, len(extended), count < len(extended) and not math.isinf(account_window(ctx))
 
     def result(
         found: Candidate | None = None, stopped: str | None = None, *, anything: bool = False, complete: bool = True
     ) -> LoginResult:
+        if walk_note and stopped is None:
+            stopped = walk_note[0]
         return LoginResult(
             service,
             protocol=protocol,
@@ -311,11 +316,13 @@ async def run_series(protocol: str, target: ProbeTarget, ctx: ProbeContext, atte
             source=found.source if found else None,
             tried=tuple(tried),
             refused_elsewhere=tuple(tried_elsewhere),
+            refused_before=tuple(before),
             skipped=tuple(skipped),
             not_reached=tuple(rest),
             stopped=stopped,
             accepts_anything=anything,
             complete=complete,
+            extended_progress=progress(),
         )
 
     async def one(cand: Candidate, limit: int) -> bool | None:
@@ -341,16 +348,26 @@ async def run_series(protocol: str, target: ProbeTarget, ctx: ProbeContext, atte
         )
 
     baseline = Candidate("ea-" + secrets.token_hex(4), secrets.token_urlsafe(12), "baseline")
+    reserve = ctx.config.login_pace_s + ctx.timeouts.connect + 2 * ctx.timeouts.read
     try:
         if await one(baseline, 1):
             return result(stopped="a random user and password were accepted", anything=True)
-        queue = candidates(protocol, ctx)
+        queue = queue or candidates(protocol, ctx)
         for i, cand in enumerate(queue):
+            extended = cand.source == "extended"
+            if walk and asked_earlier(cand):
+                if not extended:
+                    before.append(cand.entry)
+                continue
+            if extended and ctx.remaining() < reserve:
+                walk_note.append("the probe's deadline came first: the extended walk goes on in the next sweep")
+                break
             ok = await one(cand, cap)
             if ok is None:
-                skipped.append(cand.entry)
+                if not extended:
+                    skipped.append(cand.entry)
             elif ok:
-                rest.extend(c.entry for c in queue[i + 1 :])
+                rest.extend(c.entry for c in queue[i + 1 :] if c.source != "extended")
                 return result(cand, "success")
     except LockedOut as exc:
         return result(stopped=f"lockout/ban signal: {exc}", complete=False)

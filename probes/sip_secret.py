@@ -25,7 +25,8 @@ from typing import ClassVar
 
 from probes import sipmsg, sipnet
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
-from probes.login import LEDGER, account_cap, capped_attempt
+from probes.ledger import LEDGER
+from probes.login import account_cap, capped_attempt
 from probes.sipcall import ask, register_once
 from scanner.errors import LockedOut, ProbeError, UsageError
 from scanner.model import Observation, Risk, Service, SipSecretTest

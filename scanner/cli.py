@@ -116,6 +116,22 @@ def _add_scan_options(p: argparse.ArgumentParser) -> None:
         "at most N-1 of them may fail, and never as many as a lockout threshold the profile declares",
     )
     p.add_argument(
+        "--attempt-window",
+        type=float,
+        default=900.0,
+        metavar="SECONDS",
+        help="how long a failed login counts toward --max-attempts (default 900, pam_faillock's default "
+        "fail_interval); a lockout window the matched profile declares wins",
+    )
+    p.add_argument(
+        "--extended-credentials",
+        action="store_true",
+        help="also walk the extended list (about 600 ID/password pairs, the size of Japan's NOTICE survey, built "
+        "by the rules in profiles/credentials/extended.yaml) after the others; under the same per-account cap, "
+        "so it goes on across sweeps: pairs refused in an earlier sweep are not asked again (extended ones for "
+        "30 days, the others for a day)",
+    )
+    p.add_argument(
         "--login-pace", type=float, default=0.5, help="seconds between two login attempts on one host (default 0.5)"
     )
     p.add_argument(

@@ -455,12 +455,16 @@ class LoginResult(Observation):
     # Candidates as (username, source), in order; passwords are never listed.
     tried: tuple[tuple[str, str], ...] = ()  # attempted on this service, the random baseline first
     refused_elsewhere: tuple[tuple[str, str], ...] = ()  # another service of the host already refused them
+    refused_before: tuple[tuple[str, str], ...] = ()  # refused in an earlier sweep (--extended-credentials)
     skipped: tuple[tuple[str, str], ...] = ()  # not tried: their account had reached its cap
     not_reached: tuple[tuple[str, str], ...] = ()  # after the first success
     access: str | None = None  # SNMP: read-only / read-write / read-write possible / unknown: ...
     stopped: str | None = None  # why the series ended early: success, lockout/ban signal, cap
     accepts_anything: bool = False
     complete: bool = True  # False when a lockout/ban signal, a network error or the deadline cut it short
+    # --extended-credentials: (extended pairs this host has refused so far, in any sweep; those for this
+    # service; whether later sweeps go on: not when the family never forgets failures, so caps stay spent)
+    extended_progress: tuple[int, int, bool] | None = None
 
     @property
     def attempts(self) -> int:

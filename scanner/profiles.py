@@ -162,6 +162,7 @@ class Profile:
     read_only_commands: tuple[ReadOnlyCommand, ...] = ()
     http_login: dict[str, Any] = field(default_factory=dict)  # the web UI's login form (schema: http_login)
     lockout_attempts: int | None = None  # failed logins that lock an account on this family
+    lockout_window_s: int | None = None  # seconds it counts them over (0: never forgets; None: not declared)
     lockout_texts: tuple[str, ...] = ()  # what the device says when it locks (lower case)
     cpes: tuple[tuple[str, str, str], ...] = ()  # (part, vendor, product); product may hold {model}
     sip_dial_prefixes: tuple[str, ...] = ()  # international prefixes the family's dial plans use
@@ -303,6 +304,7 @@ def parse_profile(data: Any, file: str) -> Profile:
         read_only_commands=_commands(data.get("read_only_commands", []), file),
         http_login=http_login,
         lockout_attempts=lockout.get("attempts"),
+        lockout_window_s=lockout.get("window_s"),
         lockout_texts=tuple(str(t).lower() for t in lockout.get("texts", [])),
         cpes=tuple((c["part"], c["vendor"], c["product"]) for c in data.get("cpe", [])),
         sip_dial_prefixes=tuple(str(p) for p in data.get("sip_dial_prefixes", [])),

@@ -89,6 +89,8 @@ def _dns_expect(items: list[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
 def _config(args: argparse.Namespace, mode: Mode, command: str) -> SweepConfig:
     if args.max_attempts < 0 or args.login_pace < 0:
         raise UsageError("--max-attempts and --login-pace cannot be negative")
+    if args.attempt_window < 1:
+        raise UsageError("--attempt-window must be at least 1 second")
     if args.credentials and not args.credentials.is_file():
         raise UsageError(f"--credentials {args.credentials}: no such file")
     for name in ("concurrency", "max_probes", "per_host"):
@@ -121,7 +123,9 @@ def _config(args: argparse.Namespace, mode: Mode, command: str) -> SweepConfig:
             credentials_file=str(args.credentials.resolve()) if args.credentials else None,
             max_attempts=args.max_attempts,
             login_pace_s=args.login_pace,
-            attempt_ledger=str((args.db or default_path()).with_name("login-attempts.json")),
+            attempt_window_s=args.attempt_window,
+            extended_credentials=args.extended_credentials,
+            attempt_ledger=str((args.db or default_path()).with_name("login-attempts.sqlite3")),
             auth_file=str(args.auth_file.resolve()) if args.auth_file else None,
         ),
         max_hosts=args.concurrency,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from probes import login
+from probes import ledger, login
 from scanner import profiles
 from scanner.model import Mode, Status
 from scanner.orchestrator import Engine
@@ -221,10 +221,10 @@ async def test_a_second_sweep_process_sees_the_first_ones_failures(
     """Scheduled sweeps back to back: the shared attempt ledger keeps the per-account budget across processes."""
     dev = await emulated(services=["http"], http_mode="basic", persona="other", model="X", lockout_after=3)
     cfg = config_for(dev)
-    ledger_file = tmp_path / "login-attempts.json"
+    ledger_file = tmp_path / "login-attempts.sqlite3"
     cfg = dataclasses.replace(cfg, probe_config=dataclasses.replace(cfg.probe_config, attempt_ledger=str(ledger_file)))
     for _ in range(2):
-        monkeypatch.setattr(login, "LEDGER", login.Ledger())  # a new process: nothing in memory
+        monkeypatch.setattr(login, "LEDGER", ledger.Ledger())  # a new process: nothing in memory
         await Engine(cfg, profiles.load_all()).scan_host(dev.spec.address)
     assert dev.locked == set() and dev.failures.get("admin", 0) <= 2
     assert oct(ledger_file.stat().st_mode & 0o777) == "0o600"
@@ -262,6 +262,8 @@ def test_password_strength_measure_follows_the_nisc_example() -> None:
     assert (length, classes, weak) == (8, ("digits", "lower", "upper"), None) and bits == 47.6  # 62^8
     assert assess_password("12345678", "admin", set())[2] < 47.6  # digits only: 26.6 bits
     assert assess_password("password", "admin", {"password"})[3] == "a published default or generic password"
+    extended = {p for _u, p in login.extended_list()[1]}
+    assert assess_password("P@ssw0rd", "admin", extended)[3] == "a published default or generic password"
     assert assess_password("zzzzzzzzzzzzzzzz", "admin", set())[3] == "one character repeated"
     assert assess_password("Admin2026", "admin", set())[3] == "the user name plus 4 character(s)"
     assert assess_password("Lab-Admin-Strong-42ab", "admin", set())[3] is None  # long beyond the name

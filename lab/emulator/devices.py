@@ -48,6 +48,7 @@ class DeviceSpec:
     garbage: list[str] = field(default_factory=list)  # services that answer junk
     users: dict[str, str] = field(default_factory=dict)  # admin accounts (SSH, Telnet, HTTP, FTP)
     lockout_after: int | None = None  # lock an account after this many failed logins
+    lockout_window_s: float | None = None  # ... within this many seconds (None: it never forgets a failure)
     cli: str | None = None  # SSH CLI persona: yamaha | cisco (default cisco-like)
     logging: dict[str, Any] = field(default_factory=lambda: {"enabled": True, "remote": []})
     ntp_servers: list[str] = field(default_factory=list)
@@ -102,6 +103,7 @@ class DeviceSpec:
             garbage=list(data.get("garbage", [])),
             users={str(k): str(v) for k, v in (data.get("users") or {}).items()},
             lockout_after=data.get("lockout_after"),
+            lockout_window_s=data.get("lockout_window_s"),
             cli=data.get("cli"),
             logging=dict(data.get("logging") or {"enabled": True, "remote": []}),
             ntp_servers=[str(s) for s in data.get("ntp_servers", [])],
@@ -137,7 +139,9 @@ class Device:
         self._conns: set[asyncio.Task[Any]] = set()
         self.login_attempts: list[tuple[str, str]] = []  # (service, username)
         self.auth_users: list[str] = []  # SSH user names announced (even with no password)
-        self.failures: dict[str, int] = {}  # failed logins per account
+        self.failures: dict[str, int] = {}  # failed logins per account that still count toward the lockout
+        self._failure_times: dict[str, list[float]] = {}
+        self.most_failures = 0  # the highest count any account ever reached
         self.locked: set[str] = set()  # accounts locked by lockout_after
         self.config_attempts: list[str] = []  # configuration-changing commands received (must stay empty)
         self.snmp_sets: list[str] = []  # SNMP SET requests received (must stay empty)
@@ -155,9 +159,14 @@ class Device:
             return False
         if username in self.spec.users and self.spec.users[username] == password:
             self.failures.pop(username, None)
+            self._failure_times.pop(username, None)
             self.log_event(f"login succeeded for {username}")
             return True
-        self.failures[username] = self.failures.get(username, 0) + 1
+        now, window = time.monotonic(), self.spec.lockout_window_s
+        times = [t for t in self._failure_times.get(username, []) if window is None or now - t < window]
+        self._failure_times[username] = [*times, now]
+        self.failures[username] = len(times) + 1
+        self.most_failures = max(self.most_failures, self.failures[username])
         self.log_event(f"login failed for {username}")
         limit = self.spec.lockout_after
         if limit is not None and self.failures[username] >= limit:

@@ -29,7 +29,7 @@ def _labels(entries: Iterable[tuple[str, str]]) -> list[str]:
 
 
 def _is_generic(source: str | None) -> bool:
-    return source == "generic"
+    return source in ("generic", "extended")
 
 
 def _judge(
@@ -51,9 +51,20 @@ def _judge(
             "refused_on_another_service": list[JSON](_labels(res.refused_elsewhere)),
             "skipped_by_cap": list[JSON](_labels(res.skipped)),
         }
+        if res.refused_before:
+            evidence["refused_in_an_earlier_sweep"] = list[JSON](_labels(res.refused_before))
+        if res.extended_progress is not None:
+            done, total, goes_on = res.extended_progress
+            if goes_on:
+                more = "; the walk goes on in later sweeps"
+            elif done < total:
+                more = "; no more: this family never forgets a failed login (its profile), so spent caps stay spent"
+            else:
+                more = ""
+            evidence["extended_list"] = f"{done} of {total} pairs refused on this host so far{more}"
         untried = [c for c in res.skipped if matches(c[1])]
         unreached = [c for c in res.not_reached if matches(c[1])]
-        involved = [c for c in (*res.tried, *res.refused_elsewhere) if matches(c[1])]
+        involved = [c for c in (*res.tried, *res.refused_elsewhere, *res.refused_before) if matches(c[1])]
         if not (involved or untried or unreached or res.accepts_anything or matches(res.source)):
             if none_known is not None:  # no candidate of this kind exists for this device and protocol
                 evidence["reason"] = none_known
@@ -110,7 +121,13 @@ def default_credential(view: HostView) -> list[Finding]:
 
 @check(WEAK)
 def weak_credential(view: HostView) -> list[Finding]:
-    """A pair from the generic guessable list logged in."""
+    """A pair from the generic guessable list, or the extended list's walk, logged in.
+
+    The judgement rests on the generic list, asked to its end in every sweep; the
+    extended list (``--extended-credentials``) is walked a few pairs per account per
+    window, so its pairs not yet asked are counted in the evidence, never a reason
+    for inconclusive.
+    """
     return _judge(view, WEAK, _is_generic, None)
 
 
