@@ -351,3 +351,38 @@ async def test_digest_register_is_right_against_real_kamailio(lab_run: Path) -> 
         auth = digest_authorization(header, "REGISTER", "sip:198.18.0.13:5060", "100", password)
         results.append((await _register(target, ctx, "100", authorization=auth)).status)
     assert results == [200, 401]  # the right secret registers (no Contact: nothing is bound), a wrong one does not
+
+
+@pytest.mark.lab
+@needs_root
+def test_extended_walk_against_real_openssh_and_lighttpd(lab_run: Path, tmp_path: Path) -> None:
+    """--extended-credentials on router-hardened (real OpenSSH, and lighttpd over HTTPS), two sweeps sharing one ledger.
+
+    Its profile says the family never forgets a failure (lockout window_s: 0), so the
+    first sweep spends each account's 2 failures and the second sends no password at all.
+    """
+    if control.status(lab_run)["state"] != "up":  # an earlier test in the module takes the lab down
+        control.up(lab_run)
+    db = tmp_path / "h.sqlite3"
+    opts = ("--extended-credentials", "--ports", "22,443", "--login-pace", "0.05", "--probe-timeout", "60")
+
+    def weak(report: dict[str, object]) -> dict[str, dict[str, object]]:
+        [device] = report["devices"]  # type: ignore[misc]
+        return {f["service"]: f for f in device["findings"] if f["id"] == "CIAJ-1.2-WEAK-CREDENTIAL"}
+
+    _, first = _sweep(tmp_path / "one", "198.18.0.2", *opts, db=db)
+    _, second = _sweep(tmp_path / "two", "198.18.0.2", *opts, db=db)
+    one, two = weak(first), weak(second)
+    assert set(one) == set(two) == {"tcp/22", "tcp/443"}
+    assert {f["status"] for f in (*one.values(), *two.values())} == {"pass"}
+    asked = {s: int(str(f["evidence"]["extended_list"]).split(" of ")[0]) for s, f in one.items()}  # type: ignore[index]
+    assert min(asked.values()) >= 12  # the 12 user names, each asked up to its cap on SSH or HTTP
+    for service, finding in two.items():
+        evidence = finding["evidence"]
+        assert len(evidence["tried"]) == 1, evidence  # type: ignore[index,arg-type]  # the random baseline only
+        assert str(evidence["extended_list"]).startswith(f"{asked[service]} of "), evidence  # type: ignore[index]
+        assert "never forgets" in str(evidence["extended_list"])  # type: ignore[index]
+    ssh_before = two["tcp/22"]["evidence"]["refused_in_an_earlier_sweep"]  # type: ignore[index]
+    assert "admin (profile:edgelab-router)" in ssh_before  # type: ignore[operator]
+    ledger_bytes = b"".join(p.read_bytes() for p in tmp_path.glob("login-attempts.sqlite3*"))
+    assert ledger_bytes and b"password" not in ledger_bytes.lower()  # digests only, never a password
