@@ -7,7 +7,9 @@ Field-safety rules, enforced here for every protocol:
   services together, of which at most ``max_attempts - 1`` may fail (a device may
   lock at the Nth failure; a profile's declared threshold lowers it further),
   the count kept for the whole process, across probes, and with other sweeps
-  through the attempt ledger file next to the history database;
+  through the attempt ledger (``probes/ledger.py``); the window is the profile's
+  declared lockout window, else ``--attempt-window``, and a family that never
+  forgets failures has them counted until a success;
 - a pause of ``login_pace_s`` between two attempts on one host;
 - the first success stops the series;
 - a pair one service of the host refused is not tried on its other services
@@ -16,7 +18,8 @@ Field-safety rules, enforced here for every protocol:
   stops the series at once and is recorded.
 
 What the cap counts is failures: a success resets the account's count, as
-devices reset their lockout counters.
+devices reset their lockout counters. With ``--extended-credentials`` a series is a
+walk across sweeps (see ``run_series``).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from typing import Any
 import yaml
 
 from probes.base import ProbeContext, ProbeTarget
-from probes.ledger import LEDGER, pair_digest
+from probes.ledger import DAY_S, LEDGER, pair_digest
 from scanner.errors import AuthRejected, LockedOut, ProbeError, UsageError
 from scanner.model import LoginResult
 
@@ -261,7 +264,7 @@ async def capped_attempt(
         return ok
 
 
-RECHECK_S = 86_400.0  # --extended-credentials: a non-extended pair refused in an earlier sweep is asked again after
+RECHECK_S = DAY_S  # --extended-credentials: a non-extended pair refused in an earlier sweep is asked again after
 
 
 async def run_series(protocol: str, target: ProbeTarget, ctx: ProbeContext, attempt: Attempt) -> LoginResult:
