@@ -125,6 +125,9 @@ class Ledger:
         db.executescript(SCHEMA)
         if path is not None:
             _import_json(db, Path(path).with_name("login-attempts.json"))
+        now = time.time()  # pruned once per process: old rows only cost space, queries bound them by time
+        db.execute("DELETE FROM failure WHERE keep = 0 AND at < ?", (now - DAY_S,))
+        db.execute("DELETE FROM refused WHERE at < ?", (now - REFUSED_MEMORY_S,))
         return db
 
     def _conn(self) -> sqlite3.Connection:
@@ -160,15 +163,13 @@ class Ledger:
         """
         now = time.time()
         writes: list[tuple[str, tuple[object, ...]]] = [
-            ("DELETE FROM failure WHERE keep = 0 AND at < ?", (now - DAY_S,)),
             ("INSERT INTO failure VALUES (?, ?, ?, ?)", (*key, now, int(keep))),
         ]
         if password is not None:
             self._refused.setdefault(key[0], {})[(key[1], password)] = service
-            writes += [
-                ("DELETE FROM refused WHERE at < ?", (now - REFUSED_MEMORY_S,)),
-                ("INSERT OR REPLACE INTO refused VALUES (?, ?, ?)", (key[0], pair_digest(*key, password), now)),
-            ]
+            writes.append(
+                ("INSERT OR REPLACE INTO refused VALUES (?, ?, ?)", (key[0], pair_digest(*key, password), now))
+            )
         self._write(*writes)
 
     def succeeded(self, key: tuple[str, str]) -> None:

@@ -289,7 +289,6 @@ async def run_series(protocol: str, target: ProbeTarget, ctx: ProbeContext, atte
     LEDGER.attach(ctx.config.attempt_ledger)
     queue = candidates(protocol, ctx) if walk else []
     earlier = LEDGER.refusals(target.address) if walk else {}
-    walk_note: list[str] = []
 
     def asked_earlier(cand: Candidate) -> bool:
         when = earlier.get(pair_digest(target.address, cand.username, cand.password))
@@ -309,8 +308,6 @@ async def run_series(protocol: str, target: ProbeTarget, ctx: ProbeContext, atte
     def result(
         found: Candidate | None = None, stopped: str | None = None, *, anything: bool = False, complete: bool = True
     ) -> LoginResult:
-        if walk_note and stopped is None:
-            stopped = walk_note[0]
         return LoginResult(
             service,
             protocol=protocol,
@@ -363,8 +360,7 @@ async def run_series(protocol: str, target: ProbeTarget, ctx: ProbeContext, atte
                     before.append(cand.entry)
                 continue
             if extended and ctx.remaining() < reserve:
-                walk_note.append("the probe's deadline came first: the extended walk goes on in the next sweep")
-                break
+                break  # the deadline ends the walk only: its progress (in the result) says how far it got
             ok = await one(cand, cap)
             if ok is None:
                 if not extended:
