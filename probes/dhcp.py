@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
+from probes import route
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
 from probes.dns_query import ask_canary, canaries
 from scanner.errors import MalformedResponse, ProbeError, Refused, Timeout, Unreachable
@@ -171,24 +172,19 @@ def _exchange(iface: str, payload: bytes, ip_src: str, server: str, listen_s: fl
 def on_link(address: str) -> tuple[str, str, str]:
     """(interface, our address on it, its MAC) for a target on a directly attached IPv4 segment; else Unreachable."""
     from scapy.arch import get_if_hwaddr
-    from scapy.config import conf
+    from scapy.error import Scapy_Exception
 
     if ipaddress.ip_address(address).version != 4:
         raise Unreachable("DHCP (v4) is asked of IPv4 targets only")
-    from scapy.error import Scapy_Exception
-    from scapy.route import Route
-
+    found = route.lookup(address)
+    if not found.on_link or not found.interface:
+        why = found.reason or "no interface"
+        raise Unreachable(f"{address} is not on a directly attached segment ({why}): DHCP broadcasts do not reach it")
     try:
-        conf.route = conf.route or Route()
-        conf.route.resync()
-        iface, src, gateway = conf.route.route(address)
-        on_segment = gateway in ("0.0.0.0", None) and str(iface) != "lo"
-        mac = str(get_if_hwaddr(str(iface))) if on_segment else ""
+        mac = str(get_if_hwaddr(found.interface))
     except (OSError, Scapy_Exception) as exc:
         raise Unreachable(f"no interface towards {address}: {exc}") from exc
-    if not on_segment:
-        raise Unreachable(f"{address} is not on a directly attached segment: DHCP broadcasts do not reach it")
-    return str(iface), str(src), mac
+    return found.interface, found.source or "0.0.0.0", mac
 
 
 async def ask_server(address: str, ctx: ProbeContext) -> tuple[Reply, str] | None:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from probes import route
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
 from scanner.errors import Timeout, Unreachable
 from scanner.model import HostAlive, Observation, Service
@@ -63,15 +64,14 @@ def _icmp_batch(addresses: list[str], timeout: float) -> dict[str, str]:
 
 def _arp_batch(addresses: list[str], timeout: float) -> dict[str, str]:
     """ARP who-has for every on-link address at once; address -> MAC for those that answered."""
-    from scapy.config import conf
     from scapy.layers.l2 import ARP, Ether
     from scapy.sendrecv import srp
 
     by_iface: dict[str, list[str]] = {}
     for address in addresses:
-        iface, _src, gateway = conf.route.route(address)
-        if gateway in ("0.0.0.0", None):
-            by_iface.setdefault(str(iface), []).append(address)
+        found = route.lookup(address)
+        if found.on_link and found.interface:
+            by_iface.setdefault(found.interface, []).append(address)
     out: dict[str, str] = {}
     for iface, targets in by_iface.items():
         pkts = [Ether(dst="ff:ff:ff:ff:ff:ff") / ARP(pdst=a) for a in targets]
@@ -153,8 +153,8 @@ _ARP = _Batcher("arp", _arp_batch, max_wait=1.0)
 
 
 def _on_link_v4(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    return ip.version == 4 and not ip.is_loopback
+    """ARP decides only where the kernel would reach the address without a gateway."""
+    return ipaddress.ip_address(address).version == 4 and route.on_link(address)
 
 
 @register
@@ -177,14 +177,18 @@ class IcmpEcho(Probe):
 
 @register
 class ArpPing(Probe):
-    """ARP who-has on the local segment (root only, IPv4, on-link targets)."""
+    """ARP who-has on the local segment (root only, IPv4, on-link targets).
+
+    An address behind a router is not asked at all, so its presence is left to ICMP/TCP/UDP
+    discovery; an on-link address that does not answer ARP is down (as nmap -PR).
+    """
 
     name = "arp"
     phase = Phase.PRESENCE
     description = "ARP request on the local segment (root only)"
 
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
-        """Host-level, only when privileged and the address is IPv4 and not loopback."""
+        """Host-level, only when privileged and the address is an IPv4 neighbour (no gateway between)."""
         return [None] if config.privileged and _on_link_v4(host.address) else []
 
     async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:

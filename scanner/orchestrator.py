@@ -101,6 +101,7 @@ class _HostState:
         self.address = address
         self.observations: list[Observation] = []
         self.pending: dict[tuple[str, str], Service | None] = {}
+        self.down_reason = "no TCP port, UDP service, ARP or ICMP answer"
 
     def add(self, items: Iterable[Observation]) -> None:
         self.observations.extend(items)
@@ -195,6 +196,8 @@ class Engine:
                     if phase == Phase.PRESENCE and ran and not state.alive and not state.failed(ran):
                         # An on-link address that does not answer ARP cannot talk IP at all: it is
                         # down, and every other probe would only wait for its timeout (as nmap -PR).
+                        # (ARP runs only for on-link addresses: one behind a router goes on to discovery.)
+                        state.down_reason = "no ARP answer (an on-link address: ARP decides presence)"
                         break
                     if phase == Phase.DISCOVERY and not state.alive:
                         break
@@ -321,7 +324,7 @@ class Engine:
                         "EA-HOST-UNREACHABLE",
                         Status.INCONCLUSIVE,
                         evidence={
-                            "reason": "no TCP port, UDP service, ARP or ICMP answer",
+                            "reason": state.down_reason,
                             "failures": [f.reason for f in view.failures()][:10],
                         },
                     )
