@@ -1,16 +1,21 @@
 """802.11 beacons and probe responses: what each network's security really is (MIC Wi-Fi guidance, CIAJ 3.4 case 3).
 
-Frames come from a pcap/pcapng file or a monitor-mode interface (received
-only: nothing is transmitted). scapy finds the management frames; the
-information elements are then decoded here from the raw bytes with bounded
-reads, so a truncated or malformed element is recorded as such, never
-guessed around:
+Frames come from a pcap/pcapng file (probes.wifi_capture reads it, with the
+link type each record was captured on) or a monitor-mode interface (received
+only: nothing is transmitted). probes.wifi_radio removes the radio header
+(radiotap, Prism, AVS) and the FCS; the management header and the information
+elements are then decoded here from the raw bytes with bounded reads, so a
+truncated or malformed element is recorded as such, never guessed around:
 
 - the capability Privacy bit (WEP when no RSN or WPA element is present);
 - RSN (element 48): group and pairwise ciphers, AKM suites (PSK, SAE, 802.1X,
   OWE, ...), management frame protection (MFPC/MFPR);
 - WPA (vendor 00:50:F2 type 1): WPA1, TKIP in practice;
 - WPS (vendor 00:50:F2 type 4): Wi-Fi Protected Setup state and AP setup lock.
+
+An SSID is shown as text when it is printable UTF-8, else escaped byte by
+byte (``\\xNN``), so no byte is lost; a backslash is always shown doubled so
+the two forms cannot be confused.
 """
 
 from __future__ import annotations
@@ -22,11 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from probes import wifi_radio
+from probes.wifi_capture import CaptureFile, Record
+from probes.wifi_radio import Fcs
 from scanner.errors import MalformedResponse, UsageError
 
 MAX_FRAMES = 2_000_000
 MAX_NETWORKS = 4096
 MGMT_HEADER = 24  # 802.11 management header, no HT Control
+BEACON, PROBE_RESPONSE = 8, 5  # management subtypes
 FIXED = 12  # timestamp, beacon interval, capability
 PRIVACY = 0x0010
 
@@ -175,24 +184,37 @@ def elements(data: bytes) -> Iterator[tuple[int, bytes]]:
         pos += 2 + length
 
 
-def parse_frame(bssid: str, frame: bytes) -> Network:
+def parse_frame(bssid: str, frame: bytes, header: int = MGMT_HEADER) -> Network:
     """One beacon or probe response (the 802.11 frame from its header on, no FCS)."""
-    if len(frame) < MGMT_HEADER + FIXED:
+    if len(frame) < header + FIXED:
         raise MalformedResponse("management frame shorter than its fixed fields")
-    (cap,) = struct.unpack("<H", frame[MGMT_HEADER + 10 : MGMT_HEADER + 12])
+    (cap,) = struct.unpack("<H", frame[header + 10 : header + 12])
     net = Network(bssid=bssid, privacy=bool(cap & PRIVACY), frames=1)
     try:
-        for eid, body in elements(frame[MGMT_HEADER + FIXED :]):
+        for eid, body in elements(frame[header + FIXED :]):
             _element(net, eid, body)
     except MalformedResponse as exc:
         net.malformed.append(f"frame: {exc}")  # the elements after this one were never seen
     return net
 
 
+def ssid_text(raw: bytes) -> str:
+    """The SSID as text: printable UTF-8 as it is, anything else escaped byte by byte; "" when hidden."""
+    if not raw.strip(b"\x00"):
+        return ""  # hidden: empty, or as many NULs as the real name is long
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = ""
+    if text and text.isprintable():
+        return text.replace("\\", "\\\\")
+    return "".join("\\\\" if b == 0x5C else chr(b) if 0x20 <= b < 0x7F else f"\\x{b:02x}" for b in raw)
+
+
 def _element(net: Network, eid: int, body: bytes) -> None:
     try:
         if eid == 0:
-            net.ssid = body[:32].decode("utf-8", errors="replace")
+            net.ssid = ssid_text(body)
         elif eid == 3 and len(body) == 1:
             net.channel = body[0]
         elif eid == 48:
@@ -208,7 +230,7 @@ def _element(net: Network, eid: int, body: bytes) -> None:
 
 
 def merge(networks: dict[tuple[str, str], Network], net: Network) -> None:
-    """Fold one frame's view into the networks seen so far (by BSSID and SSID)."""
+    """Fold one frame's (or one group of frames') view into the networks seen so far (by BSSID and SSID)."""
     key = (net.bssid, net.ssid)
     old = networks.get(key)
     if old is None:
@@ -216,7 +238,7 @@ def merge(networks: dict[tuple[str, str], Network], net: Network) -> None:
             return
         networks[key] = net
         return
-    old.frames += 1
+    old.frames += net.frames
     for name in ("rsn", "wpa", "channel", "wps_configured", "wps_locked"):
         if getattr(old, name) is None and getattr(net, name) is not None:
             setattr(old, name, getattr(net, name))
@@ -225,47 +247,153 @@ def merge(networks: dict[tuple[str, str], Network], net: Network) -> None:
     old.malformed += [m for m in net.malformed if m not in old.malformed][:8]
 
 
-def _frames(packets: Iterable[Any]) -> Iterator[tuple[str, bytes]]:
-    from scapy.layers.dot11 import Dot11, Dot11Beacon, Dot11FCS, Dot11ProbeResp
+def management(data: bytes) -> tuple[str, int] | None:
+    """(BSSID, header length) of a beacon or probe response; None for any other frame."""
+    if len(data) < MGMT_HEADER:
+        return None
+    fc0, fc1 = data[0], data[1]
+    if fc0 & 0x03 or (fc0 >> 2) & 0x03 != 0 or fc0 >> 4 not in (BEACON, PROBE_RESPONSE):
+        return None  # protocol version is 0 in every 802.11 frame; type 0 is management
+    if fc1 & 0x40:
+        return None  # Protected Frame: a body we cannot read (beacons are never protected)
+    # Order set in a management frame means a 4-byte HT Control field after Sequence Control (+HTC)
+    header = MGMT_HEADER + (4 if fc1 & 0x80 else 0)
+    return data[16:22].hex(":"), header
 
-    for count, pkt in enumerate(packets):
-        if count >= MAX_FRAMES:
+
+@dataclass
+class Capture:
+    """What one capture held, and what of it was read."""
+
+    format: str = ""  # "pcap", "pcapng" or "monitor"
+    records: int = 0
+    linktypes: dict[int, int] = field(default_factory=dict)  # records per link type
+    dot11: int = 0  # records on an 802.11 link type
+    management: int = 0  # beacons and probe responses decoded
+    damaged: int = 0  # frames dropped: their FCS did not match (or radiotap flagged it)
+    broken: list[str] = field(default_factory=list)  # radio headers that could not be decoded (first few)
+    truncated: str | None = None  # the file ended inside a record; or a framing error that stopped reading
+    networks: list[Network] = field(default_factory=list)
+
+    def linktype_names(self) -> str:
+        """'raw 802.11 (105)', or several, comma-separated."""
+        return ", ".join(wifi_radio.linktype_name(lt) for lt in sorted(self.linktypes)) or "no link type"
+
+
+class _Decoder:
+    """Frames in, networks out; frames whose FCS is unsure wait until their interface is known."""
+
+    def __init__(self, capture: Capture) -> None:
+        self.capture = capture
+        self.found: dict[tuple[str, str], Network] = {}
+        self.cut: dict[tuple[str, str], Network] = {}  # seen only in frames the snap length cut
+        self.unsure: dict[int, tuple[dict[tuple[str, str], Network], list[int]]] = {}
+        self.carries_fcs: set[int] = set()  # interfaces where the CRC alone found an FCS
+
+    def add(self, record: Record) -> None:
+        cap = self.capture
+        cap.records += 1
+        cap.linktypes[record.linktype] = cap.linktypes.get(record.linktype, 0) + 1
+        if record.linktype not in wifi_radio.DOT11_LINKTYPES:
             return
-        if not (pkt.haslayer(Dot11Beacon) or pkt.haslayer(Dot11ProbeResp)):
-            continue
-        dot11 = pkt[Dot11FCS] if pkt.haslayer(Dot11FCS) else pkt[Dot11]
-        raw = bytes(dot11)
-        if pkt.haslayer(Dot11FCS):
-            raw = raw[:-4]
-        bssid = str(dot11.addr3 or "").lower()
-        if bssid:
-            yield bssid, raw
+        cap.dot11 += 1
+        try:
+            frame = wifi_radio.frame(record)
+        except MalformedResponse as exc:
+            if len(cap.broken) < 8:
+                cap.broken.append(f"record {cap.records}: {exc}")
+            return
+        if frame.detected:
+            self.carries_fcs.add(record.interface)
+        mgmt = management(frame.data)
+        if mgmt is None:
+            return
+        if frame.fcs is Fcs.DAMAGED:
+            cap.damaged += 1
+            return
+        cap.management += 1
+        net = _network(mgmt[0], mgmt[1], frame.data)
+        if frame.cut:
+            if any(m.startswith("frame:") for m in net.malformed):
+                net.malformed = [f"frame: cut by the capture's snap length ({len(record.data)} of "
+                                 f"{record.orig_len} bytes)"]  # fmt: skip
+            merge(self.cut, net)
+        elif frame.fcs is Fcs.UNSURE:
+            nets, count = self.unsure.setdefault(record.interface, ({}, [0]))
+            count[0] += 1
+            merge(nets, net)
+        else:
+            merge(self.found, net)
+
+    def finish(self) -> list[Network]:
+        for iface, (nets, count) in self.unsure.items():
+            if iface in self.carries_fcs:
+                # other frames of this interface end in a valid CRC: these, whose tail is no CRC, are damaged
+                self.capture.damaged += count[0]
+                self.capture.management -= count[0]
+                continue
+            for net in nets.values():
+                merge(self.found, net)
+        for key, net in self.cut.items():
+            if key not in self.found:  # a cut frame only speaks for a network no whole frame described
+                merge(self.found, net)
+        return [self.found[k] for k in sorted(self.found)]
+
+
+def _network(bssid: str, header: int, data: bytes) -> Network:
+    try:
+        return parse_frame(bssid, data, header)
+    except MalformedResponse as exc:
+        return Network(bssid=bssid, frames=1, malformed=[f"frame: {exc}"])
+
+
+def read_capture(path: Path) -> Capture:
+    """Networks from a pcap or pcapng file (streamed, at most MAX_FRAMES records)."""
+    try:
+        stream = path.open("rb")
+    except FileNotFoundError as exc:
+        raise UsageError(f"--pcap {path}: no such file") from exc
+    except OSError as exc:
+        raise UsageError(f"--pcap {path}: {exc.strerror or exc}") from exc
+    with stream:
+        try:
+            reader = CaptureFile(stream)
+        except MalformedResponse as exc:
+            raise UsageError(f"--pcap {path}: not a readable pcap/pcapng capture ({exc})") from exc
+        capture = Capture(format=reader.format)
+        decoder = _Decoder(capture)
+        for lt in reader.interfaces:  # a capture with no record still names its link type
+            capture.linktypes.setdefault(lt, 0)
+        try:
+            for record in reader.records():
+                if capture.records >= MAX_FRAMES:
+                    capture.truncated = f"stopped after {MAX_FRAMES} records"
+                    break
+                decoder.add(record)
+        except MalformedResponse as exc:
+            capture.truncated = f"stopped at a broken {reader.format} structure: {exc}"
+        for lt in reader.interfaces:
+            capture.linktypes.setdefault(lt, 0)
+        capture.truncated = capture.truncated or reader.truncated
+    capture.networks = decoder.finish()
+    return capture
+
+
+SCAPY_LINKTYPES = {"RadioTap": wifi_radio.RADIOTAP, "Dot11": wifi_radio.DOT11, "Dot11FCS": wifi_radio.DOT11,
+                   "PrismHeader": wifi_radio.PRISM, "AVSWLANHeader": wifi_radio.AVS}  # fmt: skip
 
 
 def networks_from(packets: Iterable[Any]) -> list[Network]:
-    """Every network the beacons and probe responses describe, sorted by BSSID and SSID."""
-    found: dict[tuple[str, str], Network] = {}
-    for bssid, raw in _frames(packets):
-        try:
-            net = parse_frame(bssid, raw)
-        except MalformedResponse as exc:
-            net = Network(bssid=bssid, frames=1, malformed=[f"frame: {exc}"])
-        merge(found, net)
-    return [found[k] for k in sorted(found)]
-
-
-def read_capture(path: Path) -> list[Network]:
-    """Networks from a pcap or pcapng file (streamed, at most MAX_FRAMES frames)."""
-    from scapy.error import Scapy_Exception
-    from scapy.utils import PcapReader
-
-    try:
-        with PcapReader(str(path)) as reader:
-            return networks_from(reader)
-    except FileNotFoundError as exc:
-        raise UsageError(f"--pcap {path}: no such file") from exc
-    except (Scapy_Exception, EOFError, struct.error) as exc:
-        raise UsageError(f"--pcap {path}: not a readable pcap/pcapng capture ({exc})") from exc
+    """Networks from live scapy packets: their bytes go through the same decoder as a file's records."""
+    decoder = _Decoder(Capture(format="monitor"))
+    for count, pkt in enumerate(packets):
+        if count >= MAX_FRAMES:
+            break
+        linktype = SCAPY_LINKTYPES.get(type(pkt).__name__)
+        if linktype is not None:
+            raw = bytes(pkt)
+            decoder.add(Record(linktype, raw, len(raw), 0, None))
+    return decoder.finish()
 
 
 async def listen(iface: str, seconds: float) -> list[Network]:

@@ -106,7 +106,10 @@ def run_wifi(args: argparse.Namespace) -> int:
         raise UsageError("give one of --pcap FILE or --iface MONITOR-INTERFACE")
     if args.pcap:
         source = f"capture {args.pcap}"
-        networks = wifi.read_capture(args.pcap)
+        capture = wifi.read_capture(args.pcap)
+        judgeable(args.pcap, capture)
+        networks = capture.networks
+        print(f"edgeaudit: {describe(capture)}", flush=True)
     else:
         if not cli.is_root():
             raise UsageError("--iface needs root (a monitor-mode capture)")
@@ -138,6 +141,35 @@ def run_wifi(args: argparse.Namespace) -> int:
     print(f"edgeaudit: {len(networks)} wireless network(s) in {source}", flush=True)
     write_reports(record, args)
     return cli.worst_exit(record.findings, args.fail_on)
+
+
+def judgeable(path: object, capture: wifi.Capture) -> None:
+    """Refuse (exit 2) a capture that yields no network: never a silent "0 networks" and exit 0."""
+    if capture.networks:
+        return
+    where = f"--pcap {path}: {capture.format}, {capture.linktype_names()}"
+    if not capture.dot11:
+        raise UsageError(
+            f"{where}: {capture.records} record(s), none on an 802.11 link type "
+            "(read: 105 raw 802.11, 127 radiotap, 119 Prism, 163 AVS); nothing to judge"
+        )
+    raise UsageError(f"{where}: {capture.dot11} 802.11 frame(s) but no network decoded ({describe(capture)})")
+
+
+def describe(capture: wifi.Capture) -> str:
+    """One line on what the capture held and what of it was dropped."""
+    parts = [
+        f"{capture.records} record(s) on {capture.linktype_names()}",
+        f"{capture.management} beacon/probe response(s)",
+        f"{len(capture.networks)} network(s)",
+    ]
+    if capture.damaged:
+        parts.append(f"{capture.damaged} beacon/probe response(s) dropped for a bad FCS")
+    if capture.broken:
+        parts.append(f"radio header not decoded: {capture.broken[0]}")
+    if capture.truncated:
+        parts.append(f"incomplete: {capture.truncated}")
+    return "; ".join(parts)
 
 
 def _summary(obs: WifiNetwork) -> dict[str, Any]:

@@ -82,7 +82,7 @@ def capture(path: Path, ng: bool = False) -> Path:
 
 @pytest.mark.parametrize("ng", [False, True])
 def test_each_security_mode_is_decoded(tmp_path: Path, ng: bool) -> None:
-    nets = {n.ssid: n for n in wifi.read_capture(capture(tmp_path / "c.pcap", ng))}
+    nets = {n.ssid: n for n in wifi.read_capture(capture(tmp_path / "c.pcap", ng)).networks}
     assert {s: n.security for s, n in nets.items()} == {
         "lab-wep": "wep", "lab-wpa-tkip": "wpa", "lab-wpa2": "wpa2", "lab-wpa3": "wpa3", "lab-mixed": "wpa/wpa2",
         "lab-open": "open", "lab-wps": "wpa2", "lab-transition": "wpa2/wpa3",
@@ -106,7 +106,7 @@ def test_each_security_mode_is_decoded(tmp_path: Path, ng: bool) -> None:
 def test_broken_elements_are_recorded_never_guessed(tmp_path: Path, elements: tuple[bytes, ...], fragment: str) -> None:
     path = tmp_path / "bad.pcap"
     wrpcap(str(path), [frame("02:00:00:00:02:01", "broken", PRIVACY, *elements)])
-    (net,) = wifi.read_capture(path)
+    (net,) = wifi.read_capture(path).networks
     assert any(fragment in m for m in net.malformed), net.malformed
     assert net.security == ("wep" if "WPS" in fragment else "unknown")  # a broken WPS element says nothing of ciphers
 
@@ -154,7 +154,12 @@ def test_networks_join_the_swept_device_whose_mac_they_derive_from(tmp_path: Pat
     db = tmp_path / "h.sqlite3"
     store = Store(db)
     lan = store.begin("scan", "default", {"targets": ["192.0.2.0/24"]}, {}, "lan")
-    device = {"profile": "edgelab-router", "class": "router", "mac": "02:00:00:00:01:00", "services": []}
+    device: dict[str, object] = {
+        "profile": "edgelab-router",
+        "class": "router",
+        "mac": "02:00:00:00:01:00",
+        "services": [],
+    }
     store.host_done(lan, HostResult("192.0.2.1", "up", 0.0, 1.0, [], device))
     store.finish(lan, "complete")
     out = tmp_path / "out"
