@@ -14,11 +14,11 @@ import contextlib
 import dataclasses
 import secrets
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
 from probes.clock import now
-from probes.udp import exchange
+from probes.udp import Collected, exchange, exchange_all
 from scanner.errors import MalformedResponse, Refused, Timeout
 from scanner.model import ClockReading, NtpControl, NtpInfo, Observation, Service
 
@@ -51,9 +51,17 @@ def parse_reply(data: bytes, origin: int, received_at: float) -> NtpInfo:
     leap, version, mode = b0 >> 6, (b0 >> 3) & 7, b0 & 7
     if mode != 4:
         raise MalformedResponse(f"NTP mode {mode}, expected 4 (server)")
+    if not 1 <= version <= 4:
+        raise MalformedResponse(f"NTP version {version}: not a version this protocol has (RFC 5905: 1-4)")
     if orig_ts != origin:
         raise MalformedResponse("NTP origin timestamp does not match our request")
-    if stratum in (0, 1) or stratum > 15:
+    if stratum == 0:
+        # RFC 5905 7.4: a Kiss-o'-Death packet (RATE, DENY, RSTR, ...): a control message, not a time
+        # reading; its timestamps must not be read as the device's clock.
+        code = refid.rstrip(b"\0")
+        kiss = code.decode("ascii") if code and code.isascii() and code.decode("ascii").isprintable() else code.hex()
+        return NtpInfo(None, stratum=0, leap=leap, version=version, ref_id=kiss, kiss=kiss)
+    if stratum == 1 or stratum > 15:
         ref_text = refid.rstrip(b"\0").decode("ascii", errors="replace")
     else:
         ref_text = ".".join(str(b) for b in refid)
@@ -114,6 +122,7 @@ class NtpQuery(Probe):
                 version=info.version,
                 ref_id=info.ref_id,
                 offset_s=info.offset_s,
+                kiss=info.kiss,
             )
         ]
         if info.offset_s is not None:
@@ -165,6 +174,19 @@ def parse_readvar(data: bytes, sequence: int) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(found.items()))
 
 
+def is_control_response(data: bytes, sequence: int) -> bool:
+    """A mode 6 response (error or not) to our sequence number: the control interface answered."""
+    if len(data) < CONTROL_HEADER.size:
+        return False
+    b0, b1, seq = data[0], data[1], int.from_bytes(data[2:4], "big")
+    return b0 & 7 == 6 and bool(b1 & 0x80) and seq == sequence and 1 <= (b0 >> 3) & 7 <= 4
+
+
+def is_private_response(data: bytes) -> bool:
+    """A mode 7 response (error or not): ntpd's private interface answered (it has no transaction id)."""
+    return len(data) >= 8 and data[0] & 7 == 7 and bool(data[0] & 0x80)
+
+
 def build_monlist() -> bytes:
     """A mode 7 MON_GETLIST_1 request (implementation XNTPD), padded as ntpdc pads it."""
     return bytes([(2 << 3) | 7, 0, IMPL_XNTPD, MON_GETLIST_1]).ljust(MONLIST_REQUEST_SIZE, b"\0")
@@ -196,52 +218,43 @@ class NtpControlQuery(Probe):
     description = "NTP mode 6 READVAR and mode 7 monlist (one request each, read-only)"
 
     async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
-        """Silence to both is the hardened answer; a network error is not (raised)."""
+        """Silence to both is the hardened answer; any mode 6/7 response is exposure, garbage is neither."""
         assert target.service is not None
-        sequence = secrets.randbits(16)
-        variables: list[tuple[tuple[str, str], ...]] = []
-        sizes: list[int] = []
-
-        def accept6(data: bytes) -> bool:
-            try:
-                variables.append(parse_readvar(data, sequence))
-            except MalformedResponse:
-                return False
-            return True
-
-        def accept7(data: bytes) -> bool:
-            try:
-                parse_monlist(data)
-            except MalformedResponse:
-                return False
-            sizes.append(len(data))
-            return True
-
         service = target.service
+        sequence = secrets.randbits(16)
+        readvar, monlist = build_readvar(sequence), build_monlist()
         # The service answered mode 3 moments ago, in milliseconds: a short wait after two sends is a
         # fair "no answer" here, and keeps a hardened daemon's silence from costing the full read timeout.
         quick = dataclasses.replace(ctx, timeouts=dataclasses.replace(ctx.timeouts, read=min(ctx.timeouts.read, 1.0)))
 
-        async def ask(build: Callable[[tuple[str, int]], bytes], accept: Callable[[bytes], bool], what: str) -> None:
-            # Silence is the hardened answer; Refused (the port closed since) propagates: inconclusive, not a pass.
-            with contextlib.suppress(Timeout):
-                await exchange(target.address, service.port, build, accept, quick, schedule=(0.0, 0.5), what=what)
+        def ask(payload: bytes, accept: Callable[[bytes], bool], what: str) -> Awaitable[Collected]:
+            # Refused (the port closed since) propagates: inconclusive, not a pass.
+            return exchange_all(target.address, service.port, payload, accept, quick, schedule=(0.0, 0.5), what=what)
 
         # Both at once: a hardened daemon's silence costs one wait, not two.
-        results = await asyncio.gather(
-            ask(lambda _: build_readvar(sequence), accept6, "ntp mode 6"),
-            ask(lambda _: build_monlist(), accept7, "ntp mode 7"),
-            return_exceptions=True,
+        got6, got7 = await asyncio.gather(
+            ask(readvar, lambda d: is_control_response(d, sequence), "ntp mode 6"),
+            ask(monlist, is_private_response, "ntp mode 7"),
         )
-        for outcome in results:
-            if isinstance(outcome, BaseException):
-                raise outcome
+        variables: tuple[tuple[str, str], ...] = ()
+        for datagram in got6.kept:
+            with contextlib.suppress(MalformedResponse):
+                variables = parse_readvar(datagram, sequence)
+                break
+        records = 0
+        for datagram in got7.kept:
+            with contextlib.suppress(MalformedResponse):
+                records += parse_monlist(datagram)
+        # Bytes answered per request sent: a retransmit doubles what was asked, not the answer's size.
         return [
             NtpControl(
-                target.service,
-                mode6=bool(variables),
-                mode7=bool(sizes),
-                variables=variables[0] if variables else (),
-                amplification=round(sizes[0] / MONLIST_REQUEST_SIZE, 1) if sizes else None,
+                service,
+                mode6=bool(got6.received_bytes),
+                mode7=bool(got7.received_bytes),
+                variables=variables,
+                mode6_bytes=(len(readvar) * max(got6.sends, 1), got6.received_bytes),
+                mode7_bytes=(len(monlist) * max(got7.sends, 1), got7.received_bytes),
+                unreadable=got6.rejected + got7.rejected,
+                monlist_records=records,
             )
         ]

@@ -189,6 +189,7 @@ class NtpInfo(Observation):
     version: int = 0
     ref_id: str = ""
     offset_s: float | None = None
+    kiss: str | None = None  # a Kiss-o'-Death code (stratum 0, RFC 5905 7.4): no clock reading at all
 
     @property
     def synchronized(self) -> bool:
@@ -223,6 +224,11 @@ class SipRegisterTest(Observation):
     status: int = 0
     reason: str = ""
 
+    @property
+    def registrar(self) -> bool:
+        """Whether it was answered as a registrar answers (a challenge, 2xx, 403 or 404), not as a phone (405/501)."""
+        return 200 <= self.status < 300 or self.status in (401, 403, 404, 407)
+
 
 @dataclass(frozen=True)
 class SipSecretTest(Observation):
@@ -233,11 +239,14 @@ class SipSecretTest(Observation):
     candidates: int = 0  # extensions to enumerate (default list or --sip-extensions)
     probed: tuple[tuple[str, int], ...] = ()  # (extension, status) of the unauthenticated REGISTERs
     options_baseline_status: int | None = None  # a random user's OPTIONS, when REGISTER told nothing apart
+    options_baselines: tuple[tuple[str, int], ...] = ()  # (random user, status), one per candidate shape
     options_probed: tuple[tuple[str, int], ...] = ()  # (extension, status) of those OPTIONS
+    enumeration_note: str | None = None  # why the answers could not tell extensions apart, when they could not
     found: tuple[str, ...] = ()  # extensions whose answer differed from the baseline
     weak: tuple[tuple[str, str, str], ...] = ()  # (extension, secret, source) that registered (secret: masked)
     tried: tuple[str, ...] = ()  # "extension (source)" guesses, in order
     skipped: tuple[str, ...] = ()  # guesses the per-extension cap kept back
+    not_checked: tuple[str, ...] = ()  # guesses the device did not check (a fresh challenge, 404): not failures
     no_auth: bool = False  # the registrar accepted the REGISTER without asking for credentials
     stopped: str | None = None
     complete: bool = True
@@ -338,11 +347,12 @@ class IppInfo(Observation):
     uri_security: tuple[str, ...] = ()  # per printer URI: none, tls, ...
     uri_authentication: tuple[str, ...] = ()  # per printer URI: none, requesting-user-name, basic, digest, ...
     accepting_jobs: bool = False
+    asked: tuple[str, ...] = ()  # every request the probe sent on this service: "OPERATION PATH: status"
 
     @property
     def asks_for_password(self) -> bool:
         """Whether a job needs more than a claimed name: HTTP auth on the request, or per-URI authentication."""
-        if self.http_status in (401, 403):
+        if self.http_status in (401, 403) or self.ipp_status == "client-error-not-authenticated":
             return True
         weak = {"none", "requesting-user-name"}
         return bool(self.uri_authentication) and not any(a in weak for a in self.uri_authentication)
@@ -374,10 +384,19 @@ class NtpControl(Observation):
 
     kind: ClassVar[str] = "ntp-control"
     proves_open: ClassVar[bool] = True
-    mode6: bool = False  # READVAR answered: the daemon's variables are readable by anyone
-    mode7: bool = False  # monlist answered: usable for traffic amplification (CVE-2013-5211)
+    mode6: bool = False  # a mode 6 response to our READVAR: the control interface answers anyone
+    mode7: bool = False  # a mode 7 response to our monlist: the private interface answers (CVE-2013-5211)
     variables: tuple[tuple[str, str], ...] = ()  # a few READVAR values (version, system, stratum)
-    amplification: float | None = None  # bytes answered / bytes asked, for monlist
+    mode6_bytes: tuple[int, int] = (0, 0)  # (bytes asked, bytes answered in every datagram of the answer)
+    mode7_bytes: tuple[int, int] = (0, 0)
+    unreadable: int = 0  # datagrams from the service that were no response to either request
+    monlist_records: int = 0  # client records in the monlist datagrams that parse
+
+    @staticmethod
+    def amplification(asked_answered: tuple[int, int]) -> float | None:
+        """Bytes answered per byte asked (None: nothing answered)."""
+        asked, answered = asked_answered
+        return round(answered / asked, 1) if asked and answered else None
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from scanner.model import JSON, ClockReading, ConfigFacts, Finding, NtpControl, 
 NOT_SYNCED = "CIAJ-1.4-NTP-NOT-SYNCED"
 CLOCK_SKEW = "CIAJ-1.4-CLOCK-SKEW"
 CONTROL = "CIAJ-1.4-NTP-CONTROL-EXPOSED"
+AMPLIFIER = 10.0  # bytes answered per byte asked from which a reflector is a high-severity finding
 
 
 def config_facts(view: HostView) -> ConfigFacts | None:
@@ -25,8 +26,12 @@ def config_facts(view: HostView) -> ConfigFacts | None:
 def ntp_not_synced(view: HostView) -> list[Finding]:
     """Fail: NTP answers unsynchronised, or the config shows no time source / an unsynced clock."""
     answers = view.of(NtpInfo)
-    if answers:
-        info = answers[0]
+    readings = [a for a in answers if a.kiss is None]
+    if answers and not readings:
+        reason = f"the NTP service answered only a Kiss-o'-Death ({answers[0].kiss}): no clock state (RFC 5905 7.4)"
+        return [view.finding(NOT_SYNCED, Status.INCONCLUSIVE, service=answers[0].service, evidence={"reason": reason})]
+    if readings:
+        info = readings[0]
         evidence: dict[str, JSON] = {
             "source": "NTP mode 3 answer",
             "stratum": info.stratum,
@@ -105,19 +110,31 @@ def clock_skew(view: HostView) -> list[Finding]:
 
 @check(CONTROL)
 def ntp_control(view: HostView) -> list[Finding]:
-    """Per NTP service: mode 7 monlist answered -> high; mode 6 READVAR answered -> medium; silent -> pass."""
+    """Per NTP service: a mode 7 answer or a large amplification -> high; a mode 6 answer -> medium;
+    silence to both -> pass; anything else from the service (garbage) -> inconclusive."""
     out: list[Finding] = []
     probed = {c.service for c in view.of(NtpControl)}
     for c in view.of(NtpControl):
         evidence: dict[str, JSON] = {"mode6_readvar": c.mode6, "mode7_monlist": c.mode7}
         if c.variables:
             evidence["variables"] = dict(c.variables)
-        if c.amplification is not None:
-            evidence["amplification_at_least"] = c.amplification
-        if c.mode7:
+        for name, (asked, answered), ratio in (
+            ("mode6", c.mode6_bytes, NtpControl.amplification(c.mode6_bytes)),
+            ("mode7", c.mode7_bytes, NtpControl.amplification(c.mode7_bytes)),
+        ):
+            if answered:
+                evidence[f"{name}_bytes_asked"], evidence[f"{name}_bytes_answered"] = asked, answered
+                evidence[f"{name}_amplification"] = ratio
+        if c.monlist_records:
+            evidence["monlist_records"] = c.monlist_records
+        ratios = [r for r in (NtpControl.amplification(c.mode6_bytes), NtpControl.amplification(c.mode7_bytes)) if r]
+        if c.mode7 or (ratios and max(ratios) >= AMPLIFIER):
             out.append(view.finding(CONTROL, Status.FAIL, service=c.service, severity=Severity.HIGH, evidence=evidence))
         elif c.mode6:
             out.append(view.finding(CONTROL, Status.FAIL, service=c.service, evidence=evidence))
+        elif c.unreadable:
+            evidence["reason"] = f"{c.unreadable} datagram(s) from the service were no NTP control response"
+            out.append(view.finding(CONTROL, Status.INCONCLUSIVE, service=c.service, evidence=evidence))
         else:
             out.append(view.finding(CONTROL, Status.PASS, service=c.service, evidence=evidence))
     for info in view.of(NtpInfo):
