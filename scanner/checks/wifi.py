@@ -45,7 +45,11 @@ CIPHER_ELEMENTS = ("RSN element", "WPA element")
 
 
 def _judge(
-    view: HostView, check_id: str, verdict: Callable[[WifiNetwork], Status | None], about: tuple[str, ...]
+    view: HostView,
+    check_id: str,
+    verdict: Callable[[WifiNetwork], Status | None],
+    about: tuple[str, ...],
+    detail: Callable[[WifiNetwork], dict[str, JSON]] | None = None,
 ) -> list[Finding]:
     """One finding per network; a broken frame, or a broken element the check reads, makes it inconclusive."""
     out: list[Finding] = []
@@ -60,6 +64,8 @@ def _judge(
             status = Status.INCONCLUSIVE
         else:
             status = verdict(net)
+            if status is Status.FAIL and detail is not None:
+                evidence.update(detail(net))
         if status is not None:
             out.append(make_finding(check_id, view.address, status, view.mode, _key(net, ssids), evidence))
     return out
@@ -80,16 +86,26 @@ def wifi_wep(view: HostView) -> list[Finding]:
     return _judge(view, WEP, lambda n: Status.FAIL if n.security == "wep" else Status.PASS, CIPHER_ELEMENTS)
 
 
+def weak(net: WifiNetwork) -> list[str]:
+    """What of WPA (v1) and TKIP a network offers: WPA (v1) fails even with CCMP (the MIC guidance: WPA2 or WPA3)."""
+    out = ["WPA (v1)"] if net.security == "wpa" or net.security.startswith("wpa/") else []
+    if "TKIP" in net.pairwise or net.group_cipher == "TKIP":
+        out.append("TKIP")
+    return out
+
+
 @check(TKIP)
 def wifi_tkip(view: HostView) -> list[Finding]:
-    """WPA1, or TKIP as a pairwise or group cipher (WPA/WPA2 mixed mode): judged on protected networks only."""
+    """WPA1 (whatever its cipher, also beside WPA2: mixed mode), or TKIP as a pairwise or group cipher.
+
+    Judged on protected networks only; a failure names what is offered (``offers``)."""
 
     def verdict(n: WifiNetwork) -> Status | None:
         if n.security in ("open", "wep", "owe"):
             return None
-        return Status.FAIL if n.tkip else Status.PASS
+        return Status.FAIL if n.tkip or weak(n) else Status.PASS
 
-    return _judge(view, TKIP, verdict, CIPHER_ELEMENTS)
+    return _judge(view, TKIP, verdict, CIPHER_ELEMENTS, lambda n: {"offers": weak(n) or ["TKIP"]})
 
 
 @check(OPEN)
