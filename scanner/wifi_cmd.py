@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from probes import wifi
+from probes import wifi, wifi_radio
 from scanner import checks as checks_mod
 from scanner import cli
 from scanner.checks.wifi import WIFI_CHECKS
@@ -148,11 +148,13 @@ def judgeable(path: object, capture: wifi.Capture) -> None:
     if capture.networks:
         return
     where = f"--pcap {path}: {capture.format}, {capture.linktype_names()}"
-    if not capture.dot11:
+    if not set(capture.linktypes) & set(wifi_radio.DOT11_LINKTYPES):
         raise UsageError(
             f"{where}: {capture.records} record(s), none on an 802.11 link type "
             "(read: 105 raw 802.11, 127 radiotap, 119 Prism, 163 AVS); nothing to judge"
         )
+    if not capture.dot11:
+        raise UsageError(f"{where}: no 802.11 frame in the capture; nothing to judge")
     raise UsageError(f"{where}: {capture.dot11} 802.11 frame(s) but no network decoded ({describe(capture)})")
 
 

@@ -270,6 +270,22 @@ def test_an_80211_capture_without_beacons_exits_2(tmp_path: Path) -> None:
     assert "raw 802.11 (105)" in output and "12 802.11 frame(s) but no network decoded" in output
     rc, _, output = run_cli(tmp_path, write_pcap(tmp_path / "prism.pcap", 119, [b"\x00" * 200]))
     assert rc == 2 and "Prism header (119)" in output and "Prism msgcode" in output, output
+    rc, _, output = run_cli(tmp_path, write_pcapng(tmp_path / "empty.pcapng", 127, []))
+    assert rc == 2 and "802.11 with radiotap (127): no 802.11 frame in the capture" in output, output
+
+
+def test_radio_headers_that_run_past_their_record_are_counted_not_read(tmp_path: Path) -> None:
+    beacon = bytes(36)
+    records = [
+        struct.pack("<BBHI", 0, 0, 400, 0) + beacon,  # it_len past the record
+        struct.pack("<BBHI", 0, 0, 8, 0x8000_0003) + beacon,  # a second presence word past it_len
+        struct.pack("<BBHI", 1, 0, 8, 0) + beacon,  # radiotap version 1
+    ]
+    capture = wifi.read_capture(write_pcap(tmp_path / "rt.pcap", 127, records))
+    assert capture.networks == [] and len(capture.broken) == 3, capture.broken
+    assert "radiotap length 400" in capture.broken[0] and "presence words" in capture.broken[1]
+    capture = wifi.read_capture(write_pcap(tmp_path / "avs.pcap", 163, [avs()[:4] + struct.pack(">I", 900) + beacon]))
+    assert capture.networks == [] and "AVS header length 900" in capture.broken[0]
 
 
 def test_a_file_that_is_no_capture_exits_2(tmp_path: Path) -> None:
