@@ -271,7 +271,8 @@ class Capture:
     dot11: int = 0  # records on an 802.11 link type
     management: int = 0  # beacons and probe responses decoded
     damaged: int = 0  # frames dropped: their FCS did not match (or radiotap flagged it)
-    broken: list[str] = field(default_factory=list)  # radio headers that could not be decoded (first few)
+    undecoded: int = 0  # records whose radio header could not be decoded
+    broken: list[str] = field(default_factory=list)  # why, for the first few
     truncated: str | None = None  # the file ended inside a record; or a framing error that stopped reading
     networks: list[Network] = field(default_factory=list)
 
@@ -287,7 +288,8 @@ class _Decoder:
         self.capture = capture
         self.found: dict[tuple[str, str], Network] = {}
         self.cut: dict[tuple[str, str], Network] = {}  # seen only in frames the snap length cut
-        self.unsure: dict[int, tuple[dict[tuple[str, str], Network], list[int]]] = {}
+        self.unsure: dict[int, dict[tuple[str, str], Network]] = {}  # per interface
+        self.unsure_frames: dict[int, int] = {}
         self.carries_fcs: set[int] = set()  # interfaces where the CRC alone found an FCS
 
     def add(self, record: Record) -> None:
@@ -300,6 +302,7 @@ class _Decoder:
         try:
             frame = wifi_radio.frame(record)
         except MalformedResponse as exc:
+            cap.undecoded += 1
             if len(cap.broken) < 8:
                 cap.broken.append(f"record {cap.records}: {exc}")
             return
@@ -319,18 +322,17 @@ class _Decoder:
                                  f"{record.orig_len} bytes)"]  # fmt: skip
             merge(self.cut, net)
         elif frame.fcs is Fcs.UNSURE:
-            nets, count = self.unsure.setdefault(record.interface, ({}, [0]))
-            count[0] += 1
-            merge(nets, net)
+            self.unsure_frames[record.interface] = self.unsure_frames.get(record.interface, 0) + 1
+            merge(self.unsure.setdefault(record.interface, {}), net)
         else:
             merge(self.found, net)
 
     def finish(self) -> list[Network]:
-        for iface, (nets, count) in self.unsure.items():
+        for iface, nets in self.unsure.items():
             if iface in self.carries_fcs:
                 # other frames of this interface end in a valid CRC: these, whose tail is no CRC, are damaged
-                self.capture.damaged += count[0]
-                self.capture.management -= count[0]
+                self.capture.damaged += self.unsure_frames[iface]
+                self.capture.management -= self.unsure_frames[iface]
                 continue
             for net in nets.values():
                 merge(self.found, net)

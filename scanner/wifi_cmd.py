@@ -168,7 +168,7 @@ def describe(capture: wifi.Capture) -> str:
     if capture.damaged:
         parts.append(f"{capture.damaged} beacon/probe response(s) dropped for a bad FCS")
     if capture.broken:
-        parts.append(f"radio header not decoded: {capture.broken[0]}")
+        parts.append(f"{capture.undecoded} radio header(s) not decoded (first: {capture.broken[0]})")
     if capture.truncated:
         parts.append(f"incomplete: {capture.truncated}")
     return "; ".join(parts)

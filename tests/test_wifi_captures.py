@@ -156,9 +156,11 @@ def avs(version: int = 0x80211001) -> bytes:
     return fields + b"\x00" * (length - len(fields))
 
 
-def write_pcap(path: Path, linktype: int, frames: list[bytes]) -> Path:
+def write_pcap(path: Path, linktype: int, frames: list[bytes], cut: int = 0) -> Path:
+    """A pcap file; ``cut`` bytes of each frame's end missing, as a short snap length leaves them."""
     head = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, linktype)
-    path.write_bytes(head + b"".join(struct.pack("<IIII", i, 0, len(f), len(f)) + f for i, f in enumerate(frames)))
+    records = [struct.pack("<IIII", i, 0, len(f) - cut, len(f)) + f[: len(f) - cut] for i, f in enumerate(frames)]
+    path.write_bytes(head + b"".join(records))
     return path
 
 
@@ -308,3 +310,19 @@ def test_a_capture_cut_short_keeps_what_came_before(tmp_path: Path) -> None:
     capture = wifi.read_capture(path)
     assert [n.frames for n in capture.networks] == [1]
     assert capture.truncated is not None and "claims 1073741824 captured bytes" in capture.truncated
+
+
+@needs_real
+def test_frames_cut_by_the_snap_length_only_speak_when_nothing_whole_does(tmp_path: Path) -> None:
+    beacons = real_beacons("wpa-psk-linksys.cap")
+    capture = wifi.read_capture(write_pcap(tmp_path / "cut.pcap", 105, beacons, cut=30))
+    ((net),) = capture.networks
+    assert net.security == "unknown" and net.malformed[0].startswith("frame: cut by the capture's snap length")
+    rc, report, output = run_cli(tmp_path, tmp_path / "cut.pcap")
+    assert report is not None and set(verdicts(report)[(LINKSYS, "linksys")].values()) == {"inconclusive"}, output
+    assert rc == 0
+    whole = write_pcap(tmp_path / "whole.pcap", 105, beacons[:1]).read_bytes()
+    cut = write_pcap(tmp_path / "c1.pcap", 105, beacons[1:], cut=30).read_bytes()[24:]
+    (tmp_path / "mixed.pcap").write_bytes(whole + cut)
+    (net,) = wifi.read_capture(tmp_path / "mixed.pcap").networks
+    assert (net.security, net.frames, net.malformed) == ("wpa", 1, [])
