@@ -149,15 +149,26 @@ CSV_FIELDS = [
 ]
 
 
+# OWASP "CSV Injection": a spreadsheet runs a cell that starts with one of these as a formula, and a
+# device's banner or firmware string is hostile input. A leading apostrophe makes it text.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: str) -> str:
+    """A cell a spreadsheet shows as text, never evaluates."""
+    return "'" + value if value.startswith(FORMULA_START) else value
+
+
 def to_csv(report: dict[str, Any], lang: str) -> str:
-    """One row per finding."""
+    """One row per finding; every cell neutralised against formula injection."""
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    writer = csv.writer(buf, lineterminator="\r\n")  # RFC 4180; a CR inside a cell is then quoted too
     writer.writerow(CSV_FIELDS)
     for dev in report["devices"]:
         for f in dev["findings"]:
             writer.writerow(
-                [
+                csv_cell(str(cell))
+                for cell in [
                     report["sweep"]["id"],
                     dev["address"],
                     dev["device"].get("class") or "",

@@ -421,7 +421,9 @@ def _report(args: argparse.Namespace) -> int:
         render.build(sweep, show_secrets=args.show_secrets), args.format, args.lang or render.default_lang()
     )
     if args.output:
-        args.output.write_text(text, encoding="utf-8")
+        from scanner import outfiles
+
+        outfiles.write_text(args.output, text, secret=bool(args.show_secrets))
     else:
         sys.stdout.write(text)
     return EXIT_OK

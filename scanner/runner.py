@@ -15,7 +15,7 @@ from probes.base import TCP_PORTS, ProbeConfig, Timeouts
 from probes.sip_secret import parse_extensions
 from probes.syslog_listen import SyslogListener, parse_listen
 from reports import render
-from scanner import auth, cli, feeds, profiles
+from scanner import auth, cli, feeds, outfiles, profiles
 from scanner.checks import SweepHost, judge_sweep
 from scanner.errors import ScopeError, UsageError
 from scanner.model import Mode
@@ -264,9 +264,10 @@ def write_reports(record: SweepRecord, args: argparse.Namespace, interrupted: bo
     lang = args.lang or render.default_lang()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(render.to_json(report), encoding="utf-8")
-    (out / "findings.csv").write_text(render.to_csv(report, lang), encoding="utf-8")
-    (out / "report.html").write_text(render.to_html(report, lang), encoding="utf-8")
+    secret = bool(args.show_secrets)  # working passwords and communities in clear: owner-only files
+    outfiles.write_text(out / "report.json", render.to_json(report), secret)
+    outfiles.write_text(out / "findings.csv", render.to_csv(report, lang), secret)
+    outfiles.write_text(out / "report.html", render.to_html(report, lang), secret)
     summary = report["summary"]
     fails = ", ".join(f"{n} {s}" for s, n in summary["failures_by_severity"].items() if n) or "none"
     print(
