@@ -41,6 +41,7 @@ from scanner.model import (
     HostAlive,
     HostKey,
     HttpInfo,
+    IppInfo,
     LoginResult,
     Mode,
     NtpInfo,
@@ -392,6 +393,11 @@ def describe_device(state: _HostState, match: profiles_mod.Match | None) -> dict
                 fingerprints[f"{svc.key} certificate"] = obs.cert_sha256
         elif isinstance(obs, SipInfo):
             fingerprints[f"{svc.key} sip"] = obs.server or obs.user_agent or ""
+        elif isinstance(obs, IppInfo):  # what the printer (or each print-server queue) says it is
+            if obs.make_and_model:
+                fingerprints[f"{svc.key} ipp {obs.path} make-and-model"] = obs.make_and_model
+            if obs.firmware:
+                fingerprints[f"{svc.key} ipp {obs.path} firmware"] = ", ".join(obs.firmware)
         elif isinstance(obs, SnmpInfo):
             if obs.engine_id:
                 fingerprints[f"{svc.key} engine-id"] = obs.engine_id
