@@ -17,7 +17,7 @@ from probes import ipp
 from scanner.checks import HostView
 from scanner.checks.mfp import EWS_HTTP, FILE_SHARE, IPP_NO_AUTH, RAW_PRINT, file_share
 from scanner.errors import MalformedResponse
-from scanner.model import Mode, PortState, Service, Severity, Status
+from scanner.model import LoginResult, Mode, PortState, Service, Severity, Status
 from scanner.orchestrator import Engine, HostResult
 from scanner.profiles import Match, load_all
 from tests.conftest import StartDevice, by_id, config_for
@@ -54,7 +54,9 @@ async def test_the_weak_mfp_fails_every_exposure_and_the_hardened_one_passes(emu
     assert _statuses(result) == {RAW_PRINT: ["fail"], IPP_NO_AUTH: ["fail"], FILE_SHARE: ["fail"], EWS_HTTP: ["fail"]}
     assert by_id(result, RAW_PRINT)[0].service == f"tcp/{weak.bound['pjl']}"
     assert by_id(result, FILE_SHARE)[0].evidence["login"].startswith("anonymous")
-    assert by_id(result, IPP_NO_AUTH)[0].evidence["uri_authentication"] == ["none"]
+    [queue] = by_id(result, IPP_NO_AUTH)[0].evidence["queues"]
+    assert queue["uri_authentication"] == ["none"] and queue["path"] == "/ipp/print"
+    assert by_id(result, IPP_NO_AUTH)[0].evidence["asked"] == ["Get-Printer-Attributes /ipp/print: successful-ok"]
     identified = by_id(result, "EA-DEVICE-IDENTIFIED")[0].evidence
     assert (identified["profile"], identified["model"], identified["firmware"]) == ("edgelab-mfp", "EL-M300", "5.10")
     assert weak.ipp_operations == [ipp.GET_PRINTER_ATTRIBUTES]  # nothing but the one read-only operation
@@ -71,7 +73,7 @@ async def test_the_weak_mfp_fails_every_exposure_and_the_hardened_one_passes(emu
     )
     result = await _scan(hardened)
     assert _statuses(result) == {RAW_PRINT: ["pass"], IPP_NO_AUTH: ["pass"], FILE_SHARE: ["pass"], EWS_HTTP: ["pass"]}
-    assert by_id(result, IPP_NO_AUTH)[0].evidence["uri_authentication"] == ["basic"]
+    assert by_id(result, IPP_NO_AUTH)[0].evidence["queues"][0]["uri_authentication"] == ["basic"]
     assert hardened.ipp_operations == [ipp.GET_PRINTER_ATTRIBUTES]
 
 
@@ -79,6 +81,20 @@ async def test_safe_mode_leaves_anonymous_ftp_unjudged(emulated: StartDevice) ->
     weak = await emulated(persona="mfp", services=["http", "ftp"], ftp_anonymous=True, http_mode="form")
     [found] = by_id(await _scan(weak, Mode.SAFE), FILE_SHARE)
     assert found.status is Status.INCONCLUSIVE and "outside --safe" in found.evidence["reason"]
+
+
+def test_anonymous_ftp_refused_is_judged_on_that_answer_even_when_the_series_was_cut_short() -> None:
+    ftp, smb = Service(21, "tcp", "ftp"), Service(445, "tcp", "smb")
+    refused = LoginResult(
+        ftp, protocol="ftp", tried=(("x9rq", "baseline"), ("anonymous", "anonymous")), complete=False, stopped="cap"
+    )
+    view = _mfp_view(refused, PortState(smb, state="closed"), open_services=frozenset({ftp}))
+    [found] = file_share(view)
+    assert found.status is Status.PASS and found.evidence["ftp_refuses_anonymous"] == ["tcp/21"]
+    untried = LoginResult(ftp, protocol="ftp", tried=(("x9rq", "baseline"),), skipped=(("anonymous", "anonymous"),))
+    [found] = file_share(_mfp_view(untried, PortState(smb, state="closed"), open_services=frozenset({ftp})))
+    assert found.status is Status.INCONCLUSIVE and "attempt cap" in found.evidence["reason"]
+    assert "--safe" not in found.evidence["reason"]  # a default sweep: the reason says what happened
 
 
 def _mfp_view(*observations: object, open_services: frozenset[Service] = frozenset()) -> HostView:
@@ -115,11 +131,18 @@ async def test_ipp_or_web_ports_that_never_answer_are_inconclusive(emulated: Sta
     assert found.status is Status.INCONCLUSIVE and "unanswered" in found.evidence["reason"]
 
 
-def test_only_get_printer_attributes_is_ever_built() -> None:
+def test_only_read_only_operations_are_ever_built() -> None:
     req = ipp.request("ipp://192.0.2.20:631/ipp/print", 9)
     assert struct.unpack(">BBHI", req[:8]) == (2, 0, ipp.GET_PRINTER_ATTRIBUTES, 9)
     for name in ipp.REQUESTED:
         assert name.encode() in req
+    listing = ipp.request(None, 10, ipp.CUPS_GET_PRINTERS)
+    assert struct.unpack(">BBHI", listing[:8]) == (2, 0, 0x4002, 10)
+    assert b"\x45\x00\x0bprinter-uri" not in listing  # no printer-uri: it asks the server, not a printer
+    assert set(ipp.OPERATIONS) == {0x000B, 0x4002}  # Get-Printer-Attributes, CUPS-Get-Printers: both only read
+    for job_op in (0x0002, 0x0004, 0x0005, 0x0008):  # Print-Job, Validate-Job, Create-Job, Cancel-Job
+        with pytest.raises(ValueError):
+            ipp.request("ipp://192.0.2.20/ipp/print", 1, job_op)
 
 
 def test_ipp_answers_are_parsed_strictly() -> None:

@@ -20,7 +20,7 @@ IPP findings for any device that answers IPP, as every one is a printer.
 from __future__ import annotations
 
 from scanner.checks import HostView, check
-from scanner.model import JSON, Finding, HttpInfo, IppInfo, LoginResult, Service, Severity, Status
+from scanner.model import JSON, Finding, HttpInfo, IppInfo, LoginResult, Mode, Service, Severity, Status
 
 RAW_PRINT = "CIAJ-4.1-RAW-PRINT-EXPOSED"
 IPP_NO_AUTH = "CIAJ-4.1-IPP-NO-AUTH"
@@ -52,29 +52,50 @@ def raw_print(view: HostView) -> list[Finding]:
     return [view.finding(RAW_PRINT, Status.PASS, evidence={"ports": _states(states)})]
 
 
+def _queue(info: IppInfo) -> tuple[Status, dict[str, JSON]]:
+    """One printer or print-server queue: fail when a job needs no password, pass when it does."""
+    evidence: dict[str, JSON] = {
+        "path": info.path,
+        "http_status": info.http_status,
+        "ipp_status": info.ipp_status,
+        "printer_uris": list(info.printer_uris),
+        "uri_security": list(info.uri_security),
+        "uri_authentication": list(info.uri_authentication),
+    }
+    if info.asks_for_password:
+        return Status.PASS, evidence
+    if info.uri_authentication:
+        evidence["accepting_jobs"] = info.accepting_jobs
+        return Status.FAIL, evidence
+    if info.ipp_status and not info.ipp_status.startswith("successful"):
+        evidence["reason"] = f"no printer at {info.path}: {info.ipp_status}"
+    else:
+        evidence["reason"] = "the printer did not say what it asks of a client (uri-authentication-supported)"
+    return Status.INCONCLUSIVE, evidence
+
+
 @check(IPP_NO_AUTH)
 def ipp_no_auth(view: HostView) -> list[Finding]:
-    """Per IPP service that answered: fail when a job needs no password, pass when it does."""
+    """Per IPP service that answered, every printer or queue on it judged: fail when any takes a job without a
+    password, pass when all ask for one; the evidence lists each queue and every URI asked with its IPP status."""
     out: list[Finding] = []
+    by_service: dict[Service, list[IppInfo]] = {}
     for info in view.of(IppInfo):
+        if info.service is not None:
+            by_service.setdefault(info.service, []).append(info)
+    for service, infos in sorted(by_service.items()):
+        judged = [(info, *_queue(info)) for info in infos]
+        statuses = {status for _, status, _ in judged}
+        status = next(s for s in (Status.FAIL, Status.INCONCLUSIVE, Status.PASS) if s in statuses)
         evidence: dict[str, JSON] = {
-            "path": info.path,
-            "http_status": info.http_status,
-            "printer_uris": list(info.printer_uris),
-            "uri_security": list(info.uri_security),
-            "uri_authentication": list(info.uri_authentication),
+            "asked": list(infos[0].asked),
+            "queues": [{"verdict": str(s), **ev} for _, s, ev in judged],
         }
-        if info.asks_for_password:
-            status = Status.PASS
-        elif info.uri_authentication:
-            status = Status.FAIL
-            evidence["accepting_jobs"] = info.accepting_jobs
-        else:
-            status = Status.INCONCLUSIVE
-            evidence["reason"] = "the printer did not say what it asks of a client (uri-authentication-supported)"
-        out.append(view.finding(IPP_NO_AUTH, status, service=info.service, evidence=evidence))
-    answered = {i.service for i in view.of(IppInfo)}
-    for service in sorted(s for s in view.open_services if s.name == "ipp" and s not in answered):
+        if status is Status.INCONCLUSIVE:
+            reasons = [str(ev["reason"]) for _, s, ev in judged if s is Status.INCONCLUSIVE]
+            evidence["reason"] = "; ".join(dict.fromkeys(reasons))
+        out.append(view.finding(IPP_NO_AUTH, status, service=service, evidence=evidence))
+    for service in sorted(s for s in view.open_services if s.name == "ipp" and s not in by_service):
         failures = view.failures(service=service, probe="ipp")
         reason = failures[0].reason if failures else "the IPP port is open but Get-Printer-Attributes got no answer"
         out.append(view.finding(IPP_NO_AUTH, Status.INCONCLUSIVE, service=service, evidence={"reason": reason}))
@@ -83,6 +104,37 @@ def ipp_no_auth(view: HostView) -> list[Finding]:
         if states and "open" not in states.values():  # nothing to submit a job to
             out.append(view.finding(IPP_NO_AUTH, Status.PASS, evidence={"ports": _states(states)}))
     return out
+
+
+ANONYMOUS = frozenset({"anonymous", "ftp"})  # the user names anonymous FTP is tried with (probes.login)
+
+
+def _anonymous_unknown(view: HostView, service: Service, logins: list[LoginResult]) -> str | None:
+    """Why anonymous FTP on a service is not known to be refused (None: it was tried, and refused)."""
+    if any(r.accepts_anything for r in logins):
+        return (
+            f"{service.key}: the FTP server accepted a random user and password: its answer to anonymous says nothing"
+        )
+    tried = [(u, s) for r in logins for u, s in r.tried if s == "anonymous" and u in ANONYMOUS]
+    if tried:
+        return None  # tried and no anonymous success recorded: refused, whatever cut the rest of the series short
+    if view.mode is Mode.SAFE:
+        return f"{service.key}: anonymous login not tried (it runs outside --safe)"
+    for r in logins:
+        for attr, why in (
+            ("not_reached", "a default account logged in before it"),
+            ("skipped", "its account had reached its attempt cap"),
+            ("refused_elsewhere", "it was refused on another service of this host, not tried here"),
+            ("refused_before", "it was refused in an earlier sweep, not tried in this one"),
+        ):
+            if any(s == "anonymous" for _, s in getattr(r, attr)):
+                return f"{service.key}: anonymous login not tried: {why}"
+    failures = view.failures(service=service, probe="ftp-login")
+    if failures:
+        return f"{service.key}: anonymous login not tried: {failures[0].reason}"
+    if not logins:
+        return f"{service.key}: no FTP login was attempted on this service"
+    return f"{service.key}: the FTP login series did not try anonymous"
 
 
 @check(FILE_SHARE)
@@ -99,8 +151,8 @@ def file_share(view: HostView) -> list[Finding]:
         if anonymous:
             evidence: dict[str, JSON] = {"login": f"{anonymous[0].username} (anonymous FTP)"}
             out.append(view.finding(FILE_SHARE, Status.FAIL, service=service, evidence=evidence))
-        elif not logins or not all(r.complete for r in logins) or any(r.accepts_anything for r in logins):
-            unknown.append(f"{service.key}: anonymous login not tried (it runs outside --safe)")
+        elif (why := _anonymous_unknown(view, service, logins)) is not None:
+            unknown.append(why)
     smb = view.port_states(frozenset({"smb"}))
     note = "whether a share opens without a password is not tested (nothing is read)"
     for service in sorted(s for s, state in smb.items() if state == "open"):
@@ -109,9 +161,9 @@ def file_share(view: HostView) -> list[Finding]:
     if out:
         return out
     if unknown or not smb:
-        reason = unknown[0] if unknown else "SMB was not probed: add 445 to --ports"
+        reason = "; ".join(unknown) if unknown else "SMB was not probed: add 445 to --ports"
         return [view.finding(FILE_SHARE, Status.INCONCLUSIVE, evidence={"reason": reason})]
-    evidence = {"ftp_refuses_anonymous": [s.key for s in ftp_open], "ports": _states(smb)}
+    evidence = {"ftp_refuses_anonymous": [s.key for s in sorted(ftp_open)], "ports": _states(smb)}
     return [view.finding(FILE_SHARE, Status.PASS, evidence=evidence)]
 
 
