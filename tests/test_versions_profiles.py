@@ -133,3 +133,31 @@ def test_japanese_pbx_web_uis_are_pbxes_with_their_documented_defaults(
     creds = m.profile.default_credentials
     assert {c.username for c in creds} == users and all(c.protocol == "http" for c in creds)
     assert all(c.source in m.profile.sources for c in creds)
+
+
+# Each shipped MFP family recognised from printer-make-and-model alone, as real devices announce it
+# (the strings and where they were seen are in each profile's ipp-* source).
+@pytest.mark.parametrize(
+    ("announced", "family", "model"),
+    [
+        ("HP LaserJet Pro MFP M428fdw", "hp", "LaserJet Pro MFP M428fdw"),
+        ("HP PageWide MFP P57750", "hp", "PageWide MFP P57750"),
+        ("Brother MFC-J5320DW", "brother", "MFC-J5320DW"),
+        ("CNiR-ADV C3325/3330", "canon", "iR-ADV C3325/3330"),
+        ("Canon MX490 series", "canon", "MX490 series"),
+        ("RICOH IM C4510", "ricoh", "IM C4510"),
+        ("ECOSYS M2540dn", "kyocera", "ECOSYS M2540dn"),
+        ("SHARP MX-3071", "sharp", "MX-3071"),
+        ("KONICA MINOLTA bizhub C253", "konica-minolta", "bizhub C253"),
+        ("FUJIFILM ApeosPrint C325/328 dw", "fujifilm-bi", "ApeosPrint C325/328 dw"),
+        ("FUJI XEROX DocuPrint CM305 df", "fujifilm-bi", "DocuPrint CM305 df"),
+        ("Xerox B210 Printer", "xerox", "B210"),
+        ("EPSON XP-6000 Series", "epson", "XP-6000"),
+        ("EPSON L6460 Series", "epson", "L6460"),
+    ],
+)
+def test_mfp_families_are_recognised_from_ipp_make_and_model(announced: str, family: str, model: str) -> None:
+    from scanner.model import IppInfo, Service
+
+    found = profiles.match(profiles.load_all(), [IppInfo(Service(631, "tcp", "ipp"), make_and_model=announced)])
+    assert found is not None and (found.profile.id, found.profile.device_class, found.model) == (family, "mfp", model)
