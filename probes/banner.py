@@ -133,11 +133,15 @@ class BannerProbe(Probe):
 
 
 async def read_telnet(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ctx: ProbeContext, *until: re.Pattern[bytes]
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    ctx: ProbeContext,
+    *until: re.Pattern[bytes],
+    wait: float | None = None,
 ) -> bytes:
-    """Telnet text (options refused as they come) until a pattern matches its end, or the read timeout."""
+    """Telnet text (options refused as they come) until a pattern matches its end, or ``wait`` (the read timeout)."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + ctx.budget(ctx.timeouts.read)
+    deadline = loop.time() + ctx.budget(ctx.timeouts.read if wait is None else wait)
     raw = b""
     text = b""
     while len(raw) < MAX_BANNER:

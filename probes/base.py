@@ -61,6 +61,7 @@ class Timeouts:
 
     connect: float = 1.5
     read: float = 3.0
+    login: float = 8.0  # a login's verdict: real PAM stacks refuse after 2-4.3 s (pam_faildelay, vsftpd's delay)
     probe: float = 10.0  # absolute deadline for one probe run, retries included
     host: float = 120.0  # budget for one host, all phases
 
@@ -147,6 +148,10 @@ class Probe(abc.ABC):
     services: ClassVar[frozenset[str]] = frozenset()
     description: ClassVar[str] = ""
     deadline_s: ClassVar[float | None] = None  # a longer deadline than --probe-timeout (paced logins)
+
+    def deadline(self, timeouts: Timeouts, config: ProbeConfig, profile: Profile | None) -> float:
+        """Seconds this probe may run on one target: --probe-timeout, or its own longer ``deadline_s``."""
+        return max(timeouts.probe, self.deadline_s or 0.0)
 
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
         """Where to run on this host: by default, each open service this probe needs."""

@@ -28,19 +28,23 @@ import asyncio
 import math
 import secrets
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from probes.base import ProbeContext, ProbeTarget
+from probes.base import ProbeConfig, ProbeContext, ProbeTarget, Timeouts
 from probes.ledger import DAY_S, LEDGER, pair_digest
 from scanner.errors import AuthRejected, LockedOut, ProbeError, UsageError
 from scanner.model import LoginResult
+
+if TYPE_CHECKING:
+    from scanner.profiles import Profile
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,14 @@ class Candidate:
 
 
 Attempt = Callable[[Candidate], Awaitable[bool]]  # True: logged in; False: rejected; LockedOut: stop
+
+
+class NotChecked(Exception):
+    """The device answered without checking the secret (SIP: a fresh challenge to a digest answer).
+
+    Neither a failure toward the cap nor a refused pair: ``capped_attempt`` records
+    nothing and lets it through, so the caller can say the guess is still open.
+    """
 
 
 CLASSES = (("digits", 10, str.isdigit), ("lower", 26, str.islower), ("upper", 26, str.isupper))
@@ -164,6 +176,10 @@ def candidates(protocol: str, ctx: ProbeContext) -> list[Candidate]:
     pairs per account per window, over many sweeps, and would hold the user's
     entries back for hours.
     """
+    return _candidates(protocol, ctx.profile, ctx.config)
+
+
+def _candidates(protocol: str, profile: Profile | None, config: ProbeConfig) -> list[Candidate]:
     out: list[Candidate] = []
     seen: set[tuple[str, str]] = set()
 
@@ -173,21 +189,21 @@ def candidates(protocol: str, ctx: ProbeContext) -> list[Candidate]:
             out.append(Candidate(user, password, source))
 
     proto = "http" if protocol == "https" else protocol
-    if ctx.profile is not None:
-        for cred in ctx.profile.default_credentials:
+    if profile is not None:
+        for cred in profile.default_credentials:
             if cred.protocol in (proto, protocol):
-                add(cred.username, cred.password, f"profile:{ctx.profile.id}")
+                add(cred.username, cred.password, f"profile:{profile.id}")
     generic = [(u, p) for u, p, protocols in generic_list() if proto in protocols]
     for user, password in generic:  # anonymous FTP is a factory default: before the guessing
         if proto == "ftp" and user in ("anonymous", "ftp"):
             add(user, password, "anonymous")
     for user, password in generic:  # public/private are every SNMP agent's factory defaults
         add(user, password, "snmp-default" if proto == "snmp" else "generic")
-    if ctx.config.credentials_file:
-        for user, password, only in user_list(ctx.config.credentials_file):
+    if config.credentials_file:
+        for user, password, only in user_list(config.credentials_file):
             if only is None or only in (proto, protocol):
                 add(user, password, "user")
-    if ctx.config.extended_credentials:
+    if config.extended_credentials:
         protocols, pairs = extended_list()
         if proto in protocols:
             for user, password in pairs:
@@ -215,10 +231,30 @@ def account_cap(ctx: ProbeContext) -> int:
     at exactly that many failures, so at most ``max_attempts - 1`` may fail; a lockout
     threshold the profile declares lowers it to one short of that threshold too.
     """
-    limit = ctx.config.max_attempts
-    if ctx.profile is not None and ctx.profile.lockout_attempts:
-        limit = min(limit, ctx.profile.lockout_attempts)
+    return _cap(ctx.profile, ctx.config)
+
+
+def _cap(profile: Profile | None, config: ProbeConfig) -> int:
+    limit = config.max_attempts
+    if profile is not None and profile.lockout_attempts:
+        limit = min(limit, profile.lockout_attempts)
     return max(limit - 1, 0)
+
+
+def series_deadline(protocol: str, timeouts: Timeouts, config: ProbeConfig, profile: Profile | None) -> float:
+    """Seconds a login series needs when every refusal takes the whole login timeout.
+
+    Its attempts: the baseline, then each account's candidates up to the account's
+    cap (extended pairs are not counted: the deadline ends only their walk). Each
+    costs a connect, one read (greeting, prompt or key exchange), the wait for the
+    verdict (``timeouts.login``) and the pace. Real PAM stacks refuse after 2-4.3 s
+    (pam_faildelay, vsftpd's delay_failed_login), so a deadline made for 3 s reads
+    cut a hardened server's series short and it never passed.
+    """
+    cap = _cap(profile, config)
+    per_user = Counter(c.username for c in _candidates(protocol, profile, config) if c.source != "extended")
+    attempts = 1 + sum(min(cap, n) for n in per_user.values())
+    return attempts * (timeouts.connect + timeouts.read + timeouts.login + config.login_pace_s)
 
 
 async def capped_attempt(
@@ -254,6 +290,8 @@ async def capped_attempt(
             ok = await attempt()
         except AuthRejected:
             ok = False
+        except NotChecked:
+            raise  # the device counted nothing and refused nothing: neither does the ledger
         except ProbeError:
             LEDGER.failed(key, keep=math.isinf(window))  # it may have reached the device: count it
             raise
@@ -348,7 +386,7 @@ async def run_series(protocol: str, target: ProbeTarget, ctx: ProbeContext, atte
         )
 
     baseline = Candidate("ea-" + secrets.token_hex(4), secrets.token_urlsafe(12), "baseline")
-    reserve = ctx.config.login_pace_s + ctx.timeouts.connect + 2 * ctx.timeouts.read
+    reserve = ctx.config.login_pace_s + ctx.timeouts.connect + ctx.timeouts.read + ctx.timeouts.login
     try:
         if await one(baseline, 1):
             return result(stopped="a random user and password were accepted", anything=True)

@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from probes.base import Phase, Probe, ProbeContext, ProbeTarget, register
-from probes.login import Candidate, run_series
+from probes.base import Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, Timeouts, register
+from probes.login import Candidate, run_series, series_deadline
 from probes.tcp import close_stream, open_stream
 from scanner.errors import LockedOut, MalformedResponse, Timeout
 from scanner.model import Observation, Risk
 
+if TYPE_CHECKING:
+    from scanner.profiles import Profile
+
 MAX_REPLY = 2048
 
 
-async def _reply(reader: asyncio.StreamReader, ctx: ProbeContext) -> tuple[int, str]:
-    """One FTP reply (multi-line aware, bounded): (code, text)."""
+async def _reply(reader: asyncio.StreamReader, ctx: ProbeContext, verdict: bool = False) -> tuple[int, str]:
+    """One FTP reply (multi-line aware, bounded): (code, text). ``verdict``: PASS's, within the login timeout."""
     lines: list[str] = []
+    wait, what = (ctx.timeouts.login, "login") if verdict else (ctx.timeouts.read, "read")
     while len(lines) < 20:
         try:
-            async with asyncio.timeout(ctx.budget(ctx.timeouts.read)):
+            async with asyncio.timeout(ctx.budget(wait)):
                 line = (await reader.readline())[:MAX_REPLY].decode("latin-1")
         except TimeoutError as exc:
-            raise Timeout("ftp: no reply before the read timeout") from exc
+            raise Timeout(f"ftp: no reply before the {what} timeout ({wait:g}s)") from exc
         if not line:
             raise MalformedResponse("ftp: connection closed mid-reply")
         lines.append(line.rstrip())
@@ -45,6 +49,10 @@ class FtpLogin(Probe):
     description = "Capped FTP logins, anonymous included"
     deadline_s: ClassVar[float | None] = 40.0
 
+    def deadline(self, timeouts: Timeouts, config: ProbeConfig, profile: Profile | None) -> float:
+        """Long enough for the whole series when every refusal comes at the login timeout."""
+        return max(super().deadline(timeouts, config, profile), series_deadline("ftp", timeouts, config, profile))
+
     async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
         """One connection per attempt: greeting, USER, PASS, QUIT."""
 
@@ -60,7 +68,7 @@ class FtpLogin(Probe):
                     return True
                 if code == 331:
                     writer.write(f"PASS {cand.password}\r\n".encode())
-                    code, text = await _reply(reader, ctx)
+                    code, text = await _reply(reader, ctx, verdict=True)  # vsftpd refuses after 2.6-3.1 s
                 if code == 421:
                     raise LockedOut(f"ftp: {text[:120]}")
                 writer.write(b"QUIT\r\n")

@@ -6,12 +6,15 @@ Disconnects before authentication on two attempts in a row are read as a ban
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from probes.base import Phase, Probe, ProbeContext, ProbeTarget, map_errors, register
-from probes.login import Candidate, run_series
+from probes.base import Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, Timeouts, map_errors, register
+from probes.login import Candidate, run_series, series_deadline
 from scanner.errors import LockedOut, Unreachable
 from scanner.model import Observation, Risk
+
+if TYPE_CHECKING:
+    from scanner.profiles import Profile
 
 
 async def ssh_login(
@@ -35,7 +38,7 @@ async def ssh_login(
             agent_path=None,
             preferred_auth="publickey" if key_file else "password,keyboard-interactive",
             connect_timeout=ctx.budget(ctx.timeouts.connect + ctx.timeouts.read),
-            login_timeout=ctx.budget(ctx.timeouts.read * 2),
+            login_timeout=ctx.budget(ctx.timeouts.read + ctx.timeouts.login),  # a PAM refusal takes 2-4 s
         )
 
 
@@ -49,6 +52,10 @@ class SshLogin(Probe):
     services = frozenset({"ssh"})
     description = "Capped SSH password logins: profile defaults, generic list, user list"
     deadline_s: ClassVar[float | None] = 60.0
+
+    def deadline(self, timeouts: Timeouts, config: ProbeConfig, profile: Profile | None) -> float:
+        """Long enough for the whole series when every refusal comes at the login timeout."""
+        return max(super().deadline(timeouts, config, profile), series_deadline("ssh", timeouts, config, profile))
 
     async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
         """Run the capped series; one connection per attempt."""

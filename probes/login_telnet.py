@@ -8,14 +8,17 @@ text is a rejection; a profile's lockout text stops the series.
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from probes.banner import PROMPT_RE, clean, read_telnet
-from probes.base import Phase, Probe, ProbeContext, ProbeTarget, register
-from probes.login import Candidate, run_series
+from probes.base import Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, Timeouts, register
+from probes.login import Candidate, run_series, series_deadline
 from probes.tcp import close_stream, open_stream
 from scanner.errors import LockedOut, MalformedResponse, Timeout
 from scanner.model import Observation, Risk
+
+if TYPE_CHECKING:
+    from scanner.profiles import Profile
 
 PASSWORD_RE = re.compile(rb"password\s*:\s*$", re.IGNORECASE)
 SHELL_RE = re.compile(rb"[>#$%]\s*$")
@@ -33,6 +36,10 @@ class TelnetLogin(Probe):
     services = frozenset({"telnet"})
     description = "Capped Telnet logins at the login prompt"
     deadline_s: ClassVar[float | None] = 60.0
+
+    def deadline(self, timeouts: Timeouts, config: ProbeConfig, profile: Profile | None) -> float:
+        """Long enough for the whole series when every refusal comes at the login timeout."""
+        return max(super().deadline(timeouts, config, profile), series_deadline("telnet", timeouts, config, profile))
 
     async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
         """Run the capped series."""
@@ -56,7 +63,8 @@ class TelnetLogin(Probe):
                     if not PASSWORD_RE.search(text.rstrip()):
                         raise MalformedResponse("telnet: no password prompt after the username")
                 writer.write(cand.password.encode() + b"\r\n")
-                text = await read_telnet(reader, writer, ctx, SHELL_RE, PROMPT_RE)
+                # /bin/login refuses after 2.2-4.3 s (pam_faildelay): wait the login timeout, not one read's
+                text = await read_telnet(reader, writer, ctx, SHELL_RE, PROMPT_RE, wait=ctx.timeouts.login)
                 tail = text.rstrip()
                 if locked(text):
                     raise LockedOut(f"telnet: {clean(text)[-120:]}")
@@ -64,7 +72,9 @@ class TelnetLogin(Probe):
                     return False
                 if SHELL_RE.search(tail):
                     return True
-                raise Timeout("telnet: neither a prompt nor a failure after the password")
+                raise Timeout(
+                    f"telnet: neither a prompt nor a failure within the login timeout ({ctx.timeouts.login:g}s)"
+                )
             finally:
                 await close_stream(writer)
 

@@ -95,6 +95,14 @@ def _add_scan_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--ntp-port", type=int, default=123, help="UDP port for the NTP query (default 123)")
     p.add_argument("--timeout", type=float, default=3.0, help="per-read timeout, seconds (default 3)")
+    p.add_argument(
+        "--login-timeout",
+        type=float,
+        default=8.0,
+        metavar="SECONDS",
+        help="how long an FTP, Telnet or SSH login waits for its verdict (default 8): real PAM stacks refuse "
+        "a wrong password after 2-4.3 s; the login probes' deadlines and the host budget grow to fit",
+    )
     p.add_argument("--connect-timeout", type=float, default=1.5, help="TCP connect timeout (default 1.5)")
     p.add_argument("--probe-timeout", type=float, default=10.0, help="deadline for one probe run (default 10)")
     p.add_argument("--host-budget", type=float, default=120.0, help="time budget per host, seconds (default 120)")

@@ -102,6 +102,7 @@ class _HostState:
         self.address = address
         self.observations: list[Observation] = []
         self.pending: dict[tuple[str, str], Service | None] = {}
+        self.budget_s = 0.0  # the host's time budget: --host-budget, grown to fit its later phases
         self.down_reason = "no TCP port, UDP service, ARP or ICMP answer"
 
     def add(self, items: Iterable[Observation]) -> None:
@@ -187,11 +188,12 @@ class Engine:
         """All phases on one host within its budget; always returns a result."""
         started = time.time()
         state = _HostState(address)
+        state.budget_s = self.config.timeouts.host
         host_limit = asyncio.Semaphore(self.config.per_host)
         match: profiles_mod.Match | None = None
         budget_hit = False
         try:
-            async with asyncio.timeout(self.config.timeouts.host):
+            async with asyncio.timeout(self.config.timeouts.host) as budget:
                 for phase in PHASE_ORDER:
                     ran = await self._phase(phase, state, host_limit, match)
                     if phase == Phase.PRESENCE and ran and not state.alive and not state.failed(ran):
@@ -204,6 +206,7 @@ class Engine:
                         break
                     if phase == Phase.FINGERPRINT:
                         match = profiles_mod.match(self.profiles, state.observations)
+                        self._fit_budget(budget, state, match)
                     if phase == Phase.READ and match is not None:
                         match = profiles_mod.refine(match, state.observations)
         except TimeoutError:
@@ -215,7 +218,7 @@ class Engine:
                             service,
                             probe=probe_name,
                             error="Timeout",
-                            reason=f"host time budget ({self.config.timeouts.host:g}s) ran out",
+                            reason=f"host time budget ({state.budget_s:g}s) ran out",
                         )
                     ]
                 )
@@ -230,6 +233,27 @@ class Engine:
         findings = self._judge(state, match, budget_hit)
         status = "budget" if budget_hit else ("up" if state.alive else "down")
         return HostResult(address, status, started, time.time(), findings, describe_device(state, match))
+
+    def _fit_budget(self, budget: asyncio.Timeout, state: _HostState, match: profiles_mod.Match | None) -> None:
+        """Grow the host's budget so its READ and ASSESS phases fit, each its longest probe deadline.
+
+        Paced logins waiting up to the login timeout for each refusal take longer than
+        --host-budget allows at its default: a budget cut would leave them unjudged.
+        """
+        snapshot = state.snapshot(match.profile if match else None)
+        need = 0.0
+        for phase in (Phase.READ, Phase.ASSESS):
+            deadlines = [
+                probe.deadline(self.config.timeouts, self.config.probe_config, snapshot.profile)
+                for probe in (cls() for cls in self.registry.in_phase(phase) if self.config.mode.allows(cls.risk))
+                if probe.targets(snapshot, self.config.probe_config)
+            ]
+            need += max(deadlines, default=0.0) + 1.0  # + the backstop's half second, twice
+        loop = asyncio.get_running_loop()
+        when = budget.when()
+        if when is not None and loop.time() + need > when:
+            state.budget_s = round(state.budget_s + loop.time() + need - when, 1)
+            budget.reschedule(loop.time() + need)
 
     async def _phase(
         self, phase: Phase, state: _HostState, host_limit: asyncio.Semaphore, match: profiles_mod.Match | None
@@ -262,7 +286,9 @@ class Engine:
         try:
             async with self._global, host_limit:
                 loop = asyncio.get_running_loop()
-                allowed = max(self.config.timeouts.probe, probe.deadline_s or 0.0)
+                allowed = probe.deadline(
+                    self.config.timeouts, self.config.probe_config, match.profile if match else None
+                )
                 deadline = loop.time() + allowed
                 ctx = ProbeContext(
                     timeouts=self.config.timeouts,
@@ -336,9 +362,7 @@ class Engine:
                 view.finding(
                     "EA-HOST-BUDGET",
                     Status.INCONCLUSIVE,
-                    evidence={
-                        "reason": f"host budget of {self.config.timeouts.host:g}s ran out before every probe finished"
-                    },
+                    evidence={"reason": f"host budget of {state.budget_s:g}s ran out before every probe finished"},
                 )
             )
         by_service: dict[str | None, list[ProbeFailure]] = {}

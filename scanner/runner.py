@@ -89,6 +89,8 @@ def _dns_expect(items: list[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
 def _config(args: argparse.Namespace, mode: Mode, command: str) -> SweepConfig:
     if args.max_attempts < 0 or args.login_pace < 0:
         raise UsageError("--max-attempts and --login-pace cannot be negative")
+    if args.login_timeout <= 0:
+        raise UsageError("--login-timeout must be positive")
     if args.attempt_window < 1:
         raise UsageError("--attempt-window must be at least 1 second")
     if args.credentials and not args.credentials.is_file():
@@ -106,7 +108,11 @@ def _config(args: argparse.Namespace, mode: Mode, command: str) -> SweepConfig:
     return SweepConfig(
         mode=mode,
         timeouts=Timeouts(
-            connect=args.connect_timeout, read=args.timeout, probe=args.probe_timeout, host=args.host_budget
+            connect=args.connect_timeout,
+            read=args.timeout,
+            login=args.login_timeout,
+            probe=args.probe_timeout,
+            host=args.host_budget,
         ),
         probe_config=ProbeConfig(
             tcp_ports=ports,

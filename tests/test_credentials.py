@@ -293,3 +293,53 @@ async def test_auth_file_password_strength_fails_weak_and_passes_strong(emulated
     assert await scan("Lab-Own-Strong-Pass-9x") == [("pass", None)]
     [(status, problems)] = await scan("admin1")
     assert status == "fail" and "shorter than 8 characters" in problems  # type: ignore[operator]
+
+
+SLOW = {"refusal_delay_s": 1.4}  # longer than the sweep's 1 s reads (config_for), as PAM's 3 s are than the default 3 s
+
+
+@pytest.mark.parametrize("weak", [False, True])
+async def test_logins_wait_for_a_slow_refusal_and_the_host_budget_grows_to_fit(
+    emulated: StartDevice, weak: bool
+) -> None:
+    """Servers that refuse after a PAM-like delay: the hardened one passes, the weak one fails, on every service.
+
+    The host budget given (3 s) is shorter than the series: it grows to fit, so nothing is cut.
+    """
+    users = {"admin": "password"} if weak else {"admin": "Str0ng-and-long-9f"}
+    dev = await emulated(services=["ssh", "telnet", "ftp"], users=users, ftp_anonymous=weak, **SLOW)
+    result = await scan_device(dev, host=3.0)
+    assert by_id(result, "EA-HOST-BUDGET") == [] and result.state == "up"
+    want = Status.FAIL if weak else Status.PASS
+    assert statuses(result, DEFAULT)[f"tcp/{dev.bound['ftp']}"] == want  # anonymous FTP
+    assert statuses(result, WEAK)[f"tcp/{dev.bound['ssh']}"] == want
+    assert statuses(result, WEAK)[f"tcp/{dev.bound['telnet']}"] == want
+    refused = [f for f in by_id(result, WEAK) if f.status == Status.PASS]
+    assert all(f.evidence["tried"] for f in refused)  # a pass rests on refusals that were waited for
+    assert max(dev.failures.values()) <= 2
+
+
+async def test_a_login_timeout_shorter_than_the_refusal_is_inconclusive_never_a_pass(emulated: StartDevice) -> None:
+    dev = await emulated(services=["telnet", "ftp"], persona="other", model="X", users={"admin": "Str0ng-9f"}, **SLOW)
+    result = await scan_device(dev, login=0.5)
+    for check_id in (DEFAULT, WEAK):
+        assert Status.PASS not in statuses(result, check_id).values(), check_id
+    reasons = " ".join(str(f.evidence) for f in by_id(result, "EA-PROBE-INCONCLUSIVE"))
+    assert "login timeout (0.5s)" in reasons
+
+
+def test_login_deadlines_fit_the_series_at_the_login_timeout() -> None:
+    """The probe deadline grows with --login-timeout (and the caps), never below --probe-timeout or its own."""
+    from probes.base import REGISTRY, ProbeConfig, Timeouts
+
+    config = ProbeConfig()
+    for name, own in (("ftp-login", 40.0), ("telnet-login", 60.0), ("ssh-login", 60.0)):
+        probe = REGISTRY.get(name)()
+        short = probe.deadline(Timeouts(login=1.0), config, None)
+        default = probe.deadline(Timeouts(), config, None)
+        assert short == own  # the series fits in the probe's own deadline
+        protocol = name.split("-")[0]
+        assert default == login.series_deadline(protocol, Timeouts(), config, None) > own
+        assert probe.deadline(Timeouts(login=20.0), config, None) > default
+        one = dataclasses.replace(config, max_attempts=1)  # no failure allowed: the baseline only
+        assert login.series_deadline(protocol, Timeouts(), one, None) == 1.5 + 3.0 + 8.0 + 0.5

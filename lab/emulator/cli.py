@@ -160,10 +160,13 @@ class _Server(asyncssh.SSHServer):
     def password_auth_supported(self) -> bool:
         return True
 
-    def validate_password(self, username: str, password: str) -> bool:
+    async def validate_password(self, username: str, password: str) -> bool:
         device = self.device
         device.login_attempts.append(("ssh", username))
-        return device.check_login(username, password)
+        ok = device.check_login(username, password)
+        if not ok:
+            await device.refusal_pause()
+        return ok
 
 
 def host_key(seed: str) -> asyncssh.SSHKey:

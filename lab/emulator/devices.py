@@ -49,17 +49,20 @@ class DeviceSpec:
     users: dict[str, str] = field(default_factory=dict)  # admin accounts (SSH, Telnet, HTTP, FTP)
     lockout_after: int | None = None  # lock an account after this many failed logins
     lockout_window_s: float | None = None  # ... within this many seconds (None: it never forgets a failure)
+    refusal_delay_s: float = 0.0  # a refused FTP, Telnet or SSH login is answered this late (pam_faildelay: 3 s)
     cli: str | None = None  # SSH CLI persona: yamaha | cisco (default cisco-like)
     logging: dict[str, Any] = field(default_factory=lambda: {"enabled": True, "remote": []})
     ntp_servers: list[str] = field(default_factory=list)
     sip_user_agent: str | None = None
     extensions: dict[str, str] = field(default_factory=dict)  # SIP user -> password
     guest_calls: bool = False  # unauthenticated INVITEs reach the dialplan
-    answer_after_s: float = 1.5  # a routed call is answered (200) this long after 183; 0: at once, no provisional
+    answer_after_s: float | None = None  # a routed call is answered (200) this long after 183; 0: at once, no
+    # provisional; None: the trunk never answers (503 when the dial plan's Dial times out, as recorded)
     guest_routes: list[str] = field(default_factory=list)  # dial prefixes the guest context routes out
     auth_reject_uniform: bool = True  # same answer for unknown users and wrong passwords
     refer_allowed: bool = False  # out-of-dialog REFER (transfer) accepted from anyone
     options_reveal_users: bool = False  # OPTIONS to an unknown user gets 404, to a known one 200
+    sip_dialplan: list[str] | None = None  # guest context patterns OPTIONS answers from (None: extensions, routes)
     ftp_anonymous: bool = False
     host_key_seed: str | None = None  # devices with the same seed share one SSH host key (a cloned image)
     wan_address: str | None = None  # the node's WAN address, where ``wan_services`` also listen
@@ -104,17 +107,19 @@ class DeviceSpec:
             users={str(k): str(v) for k, v in (data.get("users") or {}).items()},
             lockout_after=data.get("lockout_after"),
             lockout_window_s=data.get("lockout_window_s"),
+            refusal_delay_s=float(data.get("refusal_delay_s", 0.0)),
             cli=data.get("cli"),
             logging=dict(data.get("logging") or {"enabled": True, "remote": []}),
             ntp_servers=[str(s) for s in data.get("ntp_servers", [])],
             sip_user_agent=data.get("sip_user_agent"),
             extensions={str(k): str(v) for k, v in (data.get("extensions") or {}).items()},
             guest_calls=bool(data.get("guest_calls", False)),
-            answer_after_s=float(data.get("answer_after_s", 1.5)),
+            answer_after_s=None if data.get("answer_after_s") is None else float(data["answer_after_s"]),
             guest_routes=[str(r) for r in data.get("guest_routes", [])],
             auth_reject_uniform=bool(data.get("auth_reject_uniform", True)),
             refer_allowed=bool(data.get("refer_allowed", False)),
             options_reveal_users=bool(data.get("options_reveal_users", False)),
+            sip_dialplan=None if data.get("sip_dialplan") is None else [str(p) for p in data["sip_dialplan"]],
             ftp_anonymous=bool(data.get("ftp_anonymous", False)),
             host_key_seed=data.get("host_key_seed"),
             wan_address=data.get("wan_address"),
@@ -172,6 +177,11 @@ class Device:
         if limit is not None and self.failures[username] >= limit:
             self.locked.add(username)
         return False
+
+    async def refusal_pause(self) -> None:
+        """Wait before answering a refused login, as PAM's fail delay makes real servers do."""
+        if self.spec.refusal_delay_s > 0:
+            await asyncio.sleep(self.spec.refusal_delay_s)
 
     def log_event(self, text: str) -> None:
         """Log one security event: sent as RFC 3164 syslog (facility auth) to each remote host, if logging is on."""
@@ -286,6 +296,7 @@ class Device:
                 await writer.drain()
                 await reader.readline()
                 return
+            await self.refusal_pause()
             writer.write(b"\r\nLogin incorrect\r\n\r\nLogin: ")
             await writer.drain()
 
@@ -306,6 +317,8 @@ class Device:
                 self.login_attempts.append(("ftp", user))
                 anonymous = user.lower() in ("anonymous", "ftp") and self.spec.ftp_anonymous
                 ok = anonymous or self.check_login(user, arg)
+                if not ok:
+                    await self.refusal_pause()
                 reply = "230 Login successful" if ok else "530 Login incorrect"
             elif verb == "QUIT":
                 writer.write(b"221 Goodbye\r\n")
