@@ -441,7 +441,8 @@ class SyslogSeen(Observation):
 
     kind: ClassVar[str] = "syslog"
     listener: str = ""  # "udp 198.18.1.254:5514"
-    messages: int = 0
+    messages: int = 0  # datagrams/frames that are syslog messages (RFC 5424 or RFC 3164)
+    unreadable: int = 0  # what else arrived from the address: credits nothing
     sample: str = ""  # the first message, bounded
 
 

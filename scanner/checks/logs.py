@@ -22,7 +22,17 @@ def _seen(view: HostView) -> SyslogSeen | None:
 
 
 def _seen_evidence(seen: SyslogSeen) -> dict[str, JSON]:
-    return {"listener": seen.listener, "messages_received": seen.messages, "sample": seen.sample}
+    out: dict[str, JSON] = {"listener": seen.listener, "messages_received": seen.messages, "sample": seen.sample}
+    if seen.unreadable:
+        out["unreadable_received"] = seen.unreadable
+    return out
+
+
+def _not_seen(view: HostView) -> str:
+    """Why nothing could be judged: no message, or only what was no syslog message (credited nothing)."""
+    junk = sum(s.unreadable for s in view.of(SyslogSeen))
+    arrived = f" ({junk} datagram(s)/frame(s) arrived that were no RFC 5424/3164 syslog message)" if junk else ""
+    return f"no log message seen{arrived} and {UNREAD}"
 
 
 @check(DISABLED)
@@ -38,7 +48,7 @@ def logging_disabled(view: HostView) -> list[Finding]:
         return [view.finding(DISABLED, status, service=facts.service, evidence=evidence)]
     if seen:
         return [view.finding(DISABLED, Status.PASS, evidence={"source": "syslog listener", **_seen_evidence(seen)})]
-    return [view.finding(DISABLED, Status.INCONCLUSIVE, evidence={"reason": f"no log message seen and {UNREAD}"})]
+    return [view.finding(DISABLED, Status.INCONCLUSIVE, evidence={"reason": _not_seen(view)})]
 
 
 @check(NO_REMOTE)
@@ -62,4 +72,4 @@ def no_remote_log(view: HostView) -> list[Finding]:
             evidence["reason"] = "no remote syslog server configured"
             return [view.finding(NO_REMOTE, Status.FAIL, service=facts.service, evidence=evidence)]
         return [view.finding(NO_REMOTE, Status.PASS, service=facts.service, evidence=evidence)]
-    return [view.finding(NO_REMOTE, Status.INCONCLUSIVE, evidence={"reason": f"no log message seen and {UNREAD}"})]
+    return [view.finding(NO_REMOTE, Status.INCONCLUSIVE, evidence={"reason": _not_seen(view)})]
