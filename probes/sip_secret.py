@@ -4,29 +4,44 @@ Enumeration: an unauthenticated REGISTER (no Contact: a binding query) for a
 random user, then for each candidate extension; a different answer (404 for
 the random one, 401 for a real one: Asterisk's alwaysauthreject=no) tells
 which exist. When REGISTER answers everyone alike, OPTIONS to each candidate's
-URI is compared the same way (res_pjsip answers 404 for no such endpoint).
+URI is compared with random users of the candidates' own shape (digits, same
+length): chan_sip answers OPTIONS from the dial plan, where a pattern such as
+``_X.`` answers every number alike and letters 404, so a letters-only baseline
+would make every number look like an extension. When two random users of one
+shape answer differently, the answers tell nothing about that shape.
 INVITE is never used to enumerate: it would ring the phones that exist.
 Candidates: a short default list, or ``--sip-extensions`` (ranges, lists,
 @wordlist files; at most ``MAX_EXTENSIONS``). Every request is paced like a
 login attempt, and a run cut short by its deadline says how far it got.
-Guessing: digest REGISTERs with the extension as its own secret,
+
+Guessing, on extensions that were challenged: the extension as its own secret,
 the profile's SIP defaults and one short guess, each under the per-account cap
-and the host's pacing. A 403 to a guess, a 429 or a 503 stops everything
-(lockout or ban signals); a success stops that extension.
+and the host's pacing. Each guess is one dialog, as a phone registers: REGISTER,
+the 401 challenge, and the answer in the same Call-ID and From tag with CSeq + 1
+(chan_sip binds its nonce to the dialog and takes it once; an answer in a new
+Call-ID only draws a fresh 401). The answer's reply decides:
+- 2xx: the secret is right; that extension stops;
+- 403: the pair is refused (chan_sip's answer to a wrong secret, and with
+  alwaysauthreject=yes to an unknown user);
+- another 401/407 or anything else: the secret was not checked (``NotChecked``),
+  neither a failure nor a refused pair; guessing stops, the verdict stays open.
+Ban signals stop everything: a 429 or 503, a Retry-After on any reply, a 403
+(or no answer at all) to an unauthenticated REGISTER that was challenged before.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 from probes import sipmsg, sipnet
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
 from probes.ledger import LEDGER
-from probes.login import account_cap, capped_attempt
+from probes.login import NotChecked, account_cap, capped_attempt
 from probes.sipcall import ask, register_once
 from scanner.errors import LockedOut, ProbeError, UsageError
 from scanner.model import Observation, Risk, Service, SipSecretTest
@@ -67,7 +82,96 @@ def parse_extensions(spec: str) -> tuple[str, ...]:
 GUESS_WHEN_UNIFORM = 4  # a PBX that answers everyone alike hides which exist: guess on this many candidates
 SHORT_LIST = ("1234",)
 BAN = (429, 503)
+CHALLENGES = (401, 407)
 ENUMERATION_RESERVE_S = 15.0  # probe time kept back from enumeration for the guesses and their replies
+
+
+def ban_signal(msg: sipmsg.SipMessage) -> str | None:
+    """A rate-limit or ban signal in a reply: 429, 503, or a Retry-After on any status."""
+    code = msg.status or 0
+    if code in BAN or msg.get("retry-after") is not None:
+        after = msg.get("retry-after")
+        return f"{code} {msg.reason[:60]}" + (f" (Retry-After: {after[:20]})" if after is not None else "")
+    return None
+
+
+class Unchecked(NotChecked):
+    """A guess the device did not check; ``stop``: no later guess would be checked either."""
+
+    def __init__(self, reason: str, *, stop: bool) -> None:
+        super().__init__(reason)
+        self.stop = stop
+
+
+async def guess(target: ProbeTarget, ctx: ProbeContext, ext: str, secret: str) -> bool:
+    """One digest REGISTER dialog for ``ext``; True: registered, False: the secret was refused (403).
+
+    Raises LockedOut on a ban signal and Unchecked when the secret was not checked.
+    """
+    assert target.service is not None
+    host = sipmsg.host_port(target.address, target.service.port)
+    aor, uri = f"sip:{ext}@{host}", f"sip:{host}"
+    channel = await sipnet.open_channel(target, ctx)
+    try:
+
+        def build(header: str | None) -> Callable[[sipmsg.Transaction], bytes]:
+            extra = (header,) if header else ()
+            return lambda tx: sipmsg.build_request(
+                "REGISTER", uri, tx, channel.local, channel.transport, to=aor, from_uri=aor, extra=extra
+            )
+
+        first = sipmsg.Transaction.new("REGISTER", channel.local[0])
+        challenge = await sipnet.request(channel, build(None), "REGISTER", ctx, tx=first)
+        status = challenge.status or 0
+        signal = ban_signal(challenge) or (f"403 {challenge.reason[:60]}" if status == 403 else None)
+        if signal:
+            raise LockedOut(f"{signal} to an unauthenticated REGISTER for {ext}, which was challenged before: a ban")
+        if 200 <= status < 300:
+            return True  # it asks no secret of this extension now
+        name = "Proxy-Authorization" if status == 407 else "Authorization"
+        header = challenge.get("proxy-authenticate" if status == 407 else "www-authenticate")
+        if status not in CHALLENGES or header is None:
+            raise Unchecked(f"{status} {challenge.reason[:60]} to the REGISTER: no challenge to answer", stop=False)
+        answer = f"{name}: {sipmsg.digest_authorization(header, 'REGISTER', uri, ext, secret)}"
+        reply = await sipnet.request(channel, build(answer), "REGISTER", ctx, tx=first.follow_up())
+    finally:
+        await channel.aclose()
+    code = reply.status or 0
+    if signal := ban_signal(reply):
+        raise LockedOut(f"{signal} to a digest answer: guessing stops")
+    if 200 <= code < 300:
+        return True
+    if code == 403:
+        return False
+    raise Unchecked(f"{code} {reply.reason[:60]} to an answer in the challenge's own dialog", stop=True)
+
+
+def shape(ext: str) -> str:
+    """What a dial plan pattern sees of a user part: N digits, or anything else."""
+    return f"{len(ext)} digits" if ext.isdigit() else "other"
+
+
+def random_like(ext: str, avoid: set[str]) -> str:
+    """A random user of ``ext``'s shape that is none of ``avoid`` (letters-only for non-numeric shapes)."""
+    import secrets
+
+    if not ext.isdigit():
+        return "ea" + secrets.token_hex(4)
+    user = ext
+    for _ in range(50):
+        user = "".join(secrets.choice("0123456789") for _ in ext)
+        if user not in avoid:
+            break
+    return user
+
+
+@dataclass
+class _Guesses:
+    weak: list[tuple[str, str, str]] = field(default_factory=list)
+    tried: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    not_checked: list[str] = field(default_factory=list)
+    stopped: str | None = None
 
 
 @register
@@ -82,7 +186,7 @@ class SipSecrets(Probe):
     deadline_s: ClassVar[float | None] = 90.0
 
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
-        """The one SIP service that answered OPTIONS first (UDP before TCP before TLS), on a PBX or gateway."""
+        """The one SIP service that answered OPTIONS first (UDP before TCP before TLS), on a SIP server."""
         return sipnet.access_targets(host, servers_only=True)
 
     async def _enumerate(
@@ -96,36 +200,42 @@ class SipSecrets(Probe):
             await LEDGER.pace(target.address, ctx.config.login_pace_s, ctx)
             reply = await ask(target, ctx, method, ext)
             probed.append((ext, reply.status or 0))
-            if (reply.status or 0) in BAN:
-                return probed, f"{reply.status} {reply.reason}: rate limit or ban signal"
+            if signal := ban_signal(reply):
+                return probed, f"{signal}: rate limit or ban signal"
         return probed, None
 
-    async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
-        """Enumerate, then guess; every request paced like a login attempt."""
-        import secrets
+    async def _options(
+        self, target: ProbeTarget, ctx: ProbeContext, candidates: Sequence[str]
+    ) -> tuple[list[tuple[str, int]], list[tuple[str, int]], list[str], str | None, str | None]:
+        """OPTIONS: (baselines, probed, found, note, stopped); two random users per numeric shape, one otherwise."""
+        baselines: list[tuple[str, int]] = []
+        by_shape: dict[str, set[int]] = {}
+        avoid = set(candidates)
+        for first in {shape(ext): ext for ext in reversed(candidates)}.values():
+            for _ in range(2 if first.isdigit() else 1):
+                user = random_like(first, avoid)
+                avoid.add(user)
+                await LEDGER.pace(target.address, ctx.config.login_pace_s, ctx)
+                reply = await ask(target, ctx, "OPTIONS", user)
+                baselines.append((user, reply.status or 0))
+                by_shape.setdefault(shape(first), set()).add(reply.status or 0)
+                if signal := ban_signal(reply):
+                    return baselines, [], [], None, f"{signal}: rate limit or ban signal"
+        probed, stopped = await self._enumerate(target, ctx, "OPTIONS", candidates)
+        unclear = {k: v for k, v in by_shape.items() if len(v) > 1}
+        note = None
+        if unclear:
+            note = "; ".join(
+                f"random users of {k} answered OPTIONS differently ({', '.join(map(str, sorted(v)))})"
+                for k, v in unclear.items()
+            )
+            note += ": a dial plan pattern answers some of them, so OPTIONS tells nothing about those extensions"
+        found = [ext for ext, status in probed if shape(ext) not in unclear and status not in by_shape[shape(ext)]]
+        return baselines, probed, found, note, stopped
 
+    async def _guess(self, target: ProbeTarget, ctx: ProbeContext, guess_on: Sequence[str], out: _Guesses) -> None:
+        """Capped guesses per extension, in order; fills ``out`` (a ban or an unchecked answer stops all)."""
         assert target.service is not None
-        svc = target.service.key
-        gap = ctx.config.login_pace_s
-        baseline = await register_once(target, ctx, "ea" + secrets.token_hex(4))
-        base = baseline.status or 0
-        if 200 <= base < 300:
-            return [SipSecretTest(target.service, baseline_status=base, no_auth=True, stopped="no credentials asked")]
-        candidates = ctx.config.sip_extensions or CANDIDATES
-        probed, stopped = await self._enumerate(target, ctx, "REGISTER", candidates)
-        found = [ext for ext, status in probed if status != base]
-        options_base: int | None = None
-        options_probed: list[tuple[str, int]] = []
-        if not found and not stopped:
-            await LEDGER.pace(target.address, gap, ctx)
-            options_base = (await ask(target, ctx, "OPTIONS", "ea" + secrets.token_hex(4))).status or 0
-            options_probed, stopped = await self._enumerate(target, ctx, "OPTIONS", candidates)
-            found = [ext for ext, status in options_probed if status != options_base]
-        guess_on = found or ([] if stopped else list(candidates[:GUESS_WHEN_UNIFORM]))
-        weak: list[tuple[str, str, str]] = []
-        tried: list[str] = []
-        skipped: list[str] = []
-        complete = stopped is None
         cap = account_cap(ctx)
         profile = ctx.profile
         profile_secrets = (
@@ -133,71 +243,89 @@ class SipSecrets(Probe):
             if profile is not None
             else []
         )
-        host = sipmsg.host_port(target.address, target.service.port)
-        try:
-            for ext in guess_on:
-                if stopped:
-                    break
-                guesses = [(ext, "extension"), *profile_secrets, *((s, "generic") for s in SHORT_LIST)]
-                seen: set[str] = set()
-                for secret, source in guesses:
-                    if secret in seen:
-                        continue
-                    seen.add(secret)
-
-                    async def attempt(ext: str = ext, secret: str = secret) -> bool:
-                        challenge = await register_once(target, ctx, ext)
-                        status = challenge.status or 0
-                        if status in BAN or status == 403:
-                            raise LockedOut(f"{status} {challenge.reason} before any secret was sent")
-                        if 200 <= status < 300:
-                            return True  # no credentials asked for this one
-                        header = challenge.get("www-authenticate") or challenge.get("proxy-authenticate")
-                        if status not in (401, 407) or header is None:
-                            return False  # 404: no such extension after all
-                        auth = sipmsg.digest_authorization(header, "REGISTER", f"sip:{host}", ext, secret)
-                        reply = await register_once(target, ctx, ext, authorization=auth)
-                        code = reply.status or 0
-                        if code == 403 or code in BAN:
-                            raise LockedOut(f"{code} {reply.reason} to a wrong secret: guessing stops")
-                        return 200 <= code < 300
-
-                    label = f"{ext} ({source})"
+        for ext in guess_on:
+            guesses = [(ext, "extension"), *profile_secrets, *((s, "generic") for s in SHORT_LIST)]
+            seen: set[str] = set()
+            for secret, source in guesses:
+                if secret in seen:
+                    continue  # the same secret from two sources: asked once
+                seen.add(secret)
+                label = f"{ext} ({source})"
+                try:
                     ok = await capped_attempt(
                         target.address,
                         ext,
                         secret,
-                        svc,
+                        target.service.key,
                         cap,
                         ctx,
-                        attempt,
-                        on_try=functools.partial(tried.append, label),
+                        functools.partial(guess, target, ctx, ext, secret),
+                        on_try=functools.partial(out.tried.append, label),
                     )
-                    if ok is None:
-                        skipped.append(label)
-                        continue
-                    if ok:
-                        weak.append((ext, secret, source))
-                        break
-        except LockedOut as exc:
-            stopped, complete = str(exc), False
-        except ProbeError:
-            if not tried:
-                raise
-            stopped, complete = "a later request failed on the network", False
+                except Unchecked as exc:
+                    out.tried.remove(label)
+                    out.not_checked.append(f"{label}: {exc}")
+                    if exc.stop:
+                        out.stopped = f"not checked: {exc} (a fresh challenge is no refusal); guessing stops"
+                        return
+                    break  # this extension has nothing to answer
+                if ok is None:
+                    out.skipped.append(label)
+                elif ok:
+                    out.weak.append((ext, secret, source))
+                    break
+
+    async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
+        """Enumerate, then guess; every request paced like a login attempt."""
+        import secrets
+
+        assert target.service is not None
+        baseline = await register_once(target, ctx, "ea" + secrets.token_hex(4))
+        base = baseline.status or 0
+        if 200 <= base < 300:
+            return [SipSecretTest(target.service, baseline_status=base, no_auth=True, stopped="no credentials asked")]
+        candidates = ctx.config.sip_extensions or CANDIDATES
+        probed, stopped = await self._enumerate(target, ctx, "REGISTER", candidates)
+        found = [ext for ext, status in probed if status != base]
+        options_baselines: list[tuple[str, int]] = []
+        options_probed: list[tuple[str, int]] = []
+        note: str | None = None
+        if not found and not stopped:
+            options_baselines, options_probed, found, note, stopped = await self._options(target, ctx, candidates)
+        challenged = {ext for ext, status in probed if status in CHALLENGES}
+        if found:
+            guess_on = [ext for ext in found if ext in challenged]
+        elif base in CHALLENGES and not stopped:
+            guess_on = list(candidates[:GUESS_WHEN_UNIFORM])  # everyone is challenged: which exist is hidden
+        else:
+            guess_on = []
+        out = _Guesses(stopped=stopped)
+        out.weak += [(ext, "", "none asked") for ext, status in probed if 200 <= status < 300]
+        if not stopped:
+            try:
+                await self._guess(target, ctx, guess_on, out)
+            except LockedOut as exc:
+                out.stopped = str(exc)
+            except ProbeError:
+                if not out.tried:
+                    raise
+                out.stopped = "a later REGISTER got no answer or failed (silence after answers: a ban, or the network)"
         return [
             SipSecretTest(
                 target.service,
                 baseline_status=base,
                 candidates=len(candidates),
-                options_baseline_status=options_base,
+                options_baseline_status=options_baselines[0][1] if options_baselines else None,
+                options_baselines=tuple(options_baselines),
                 options_probed=tuple(options_probed),
+                enumeration_note=note,
                 probed=tuple(probed),
                 found=tuple(found),
-                weak=tuple(weak),
-                tried=tuple(tried),
-                skipped=tuple(skipped),
-                stopped=stopped,
-                complete=complete,
+                weak=tuple(out.weak),
+                tried=tuple(out.tried),
+                skipped=tuple(out.skipped),
+                not_checked=tuple(out.not_checked),
+                stopped=out.stopped,
+                complete=out.stopped is None,
             )
         ]

@@ -63,6 +63,13 @@ def _is(msg: sipmsg.SipMessage, tx: sipmsg.Transaction, method: str, cseq: int) 
     )
 
 
+# Finals that refuse the request itself: the caller (403), the number (404, 484, 485, 604) or the method.
+# Anything else after the authentication step means the dial plan took the call: a real Asterisk
+# with allowguest=yes answers a guest's call abroad 100/180/183 at once and 503 when its Dial
+# times out (4 s), so a trunk's or a later stage's refusal is still a relayed call.
+REFUSALS = frozenset({400, 403, 404, 405, 416, 420, 484, 485, 501, 604})
+
+
 def classify(statuses: Sequence[int]) -> str:
     """The outcome of an INVITE from the statuses it drew (in order)."""
     finals = [s for s in statuses if s >= 200]
@@ -75,11 +82,11 @@ def classify(statuses: Sequence[int]) -> str:
         return "no-final"
     if first in (401, 407):
         return "challenged"
-    if 500 <= first < 600 and 100 in statuses:
-        return "routed"  # Trying, then a trunk or the PSTN refused it: the PBX tried to place the call
     if first == 487:
         return "no-final"  # our own CANCEL ended it before the PBX decided
-    return "rejected"
+    if first in REFUSALS:
+        return "rejected"
+    return "routed"
 
 
 async def invite(target: ProbeTarget, number: str, ctx: ProbeContext) -> tuple[str, _Dialog]:
@@ -297,7 +304,9 @@ class SipRegisterNoAuth(Probe):
 
     name = "sip-register"
     risk = Risk.ACCESS
-    phase = Phase.ASSESS
+    # READ, before ASSESS: it asks nothing of any account, and the INVITE and secret tests
+    # need its answer to tell a registrar (a PBX whose Server header names nothing) from a phone.
+    phase = Phase.READ
     services = frozenset({"sip", "sips"})
     description = "REGISTER without credentials or Contact (a binding query) for a random user"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from scanner.errors import MalformedResponse
 
@@ -199,6 +199,14 @@ class Transaction:
             cseq=1,
             method=method,
         )
+
+    def follow_up(self) -> Transaction:
+        """The next request of the same dialog: same Call-ID and From tag, CSeq + 1, a new branch.
+
+        How a challenge is answered (RFC 3261 22.2): a registrar such as chan_sip binds
+        its nonce to the Call-ID that got it, so an answer in a new Call-ID is never checked.
+        """
+        return replace(self, branch="z9hG4bK" + secrets.token_hex(10), cseq=self.cseq + 1)
 
     def matches(self, msg: SipMessage) -> bool:
         """Whether a response belongs to this transaction (top Via branch, Call-ID, CSeq)."""

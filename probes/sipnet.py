@@ -23,7 +23,7 @@ from probes.base import HostSnapshot, ProbeContext, ProbeTarget, map_errors
 from probes.tcp import close_stream, open_stream
 from probes.udp import norm_address
 from scanner.errors import MalformedResponse, Timeout, Unreachable
-from scanner.model import Service, SipInfo
+from scanner.model import Service, SipInfo, SipRegisterTest
 from scanner.profiles import SIP_SERVER_CLASSES
 
 T1 = 0.5  # RFC 3261 timer T1 (seconds)
@@ -50,9 +50,20 @@ def access_service(host: HostSnapshot) -> Service | None:
     return min(answered, key=lambda s: (rank[transport_of(s)], s.port), default=None)
 
 
+def is_sip_server(host: HostSnapshot) -> bool:
+    """A PBX or gateway by its profile, or a host that answered REGISTER as a registrar does.
+
+    A hardened Asterisk says only ``Server: PBX``, which no profile can name; it still
+    challenges a REGISTER (or answers 200/403/404), while a phone answers 405 or 501.
+    """
+    if host.profile is not None and host.profile.device_class in SIP_SERVER_CLASSES:
+        return True
+    return any(isinstance(o, SipRegisterTest) and o.registrar for o in host.observations)
+
+
 def access_targets(host: HostSnapshot, *, servers_only: bool) -> list[Service]:
-    """``access_service`` as a probe's targets; ``servers_only``: only on a PBX or gateway (an INVITE rings a phone)."""
-    if servers_only and (host.profile is None or host.profile.device_class not in SIP_SERVER_CLASSES):
+    """``access_service`` as a probe's targets; ``servers_only``: only on a SIP server (an INVITE rings a phone)."""
+    if servers_only and not is_sip_server(host):
         return []
     service = access_service(host)
     return [service] if service else []
@@ -222,10 +233,14 @@ async def request(
     build: Callable[[sipmsg.Transaction], bytes],
     method: str,
     ctx: ProbeContext,
+    tx: sipmsg.Transaction | None = None,
 ) -> sipmsg.SipMessage:
-    """One non-INVITE transaction: the final response that matches it (branch, Call-ID, CSeq)."""
+    """One non-INVITE transaction: the final response that matches it (branch, Call-ID, CSeq).
+
+    ``tx``: the transaction's identifiers (an answer to a challenge continues its dialog); default fresh ones.
+    """
     loop = asyncio.get_running_loop()
-    tx = sipmsg.Transaction.new(method, channel.local[0])
+    tx = tx or sipmsg.Transaction.new(method, channel.local[0])
     data = build(tx)
     start = loop.time()
     deadline = min(ctx.deadline, start + ctx.timeouts.read + (0.0 if channel.reliable else 3 * T1))

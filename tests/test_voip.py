@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from lab.emulator.devices import Device
+from probes.ledger import LEDGER, pair_digest
 from probes.sip_secret import parse_extensions
 from probes.sipcall import classify
 from scanner import profiles
@@ -30,6 +32,21 @@ HARD = {
     "services": ["sip"],
     "sip_user_agent": "Asterisk PBX 22.6.0",
     "extensions": {"100": "Strong-Ext-1"},
+    "sip_dialplan": ["_X."],  # the recorded hardened guest context: every number answers OPTIONS alike
+}
+# The recorded real Asterisk 20.20.1 (chan_sip) instances, with two weak secrets each (issue 17).
+REAL_WEAK = {
+    **WEAK,
+    "sip_user_agent": "Asterisk PBX 20.20.1",
+    "extensions": {"100": "100", "101": "1234", "102": "Strong-Ext-102"},
+    "guest_routes": ["011", "00", "+"],
+}
+REAL_HARD = {
+    "persona": "pbx",
+    "services": ["sip"],
+    "sip_user_agent": "PBX",  # hardened Asterisk names nothing: no profile matches it
+    "extensions": {"100": "Strong-Ext-100", "101": "1234", "102": "102"},
+    "sip_dialplan": ["_X."],
 }
 
 
@@ -55,7 +72,7 @@ async def test_weak_pbx_relays_abroad_and_every_dialog_is_cancelled(emulated: St
     for c in calls[1:]:
         assert c["number"][c["number"].index("999") - 1 :].startswith(("+999", "0999"))  # unassigned code 999
         assert c["outcome"] == "routed" and c["ended_by"] == "CANCEL"
-        assert c["dialog"][:4] == ["> INVITE", "< 100 Trying (INVITE)", "< 183 Session Progress (INVITE)", "> CANCEL"]
+        assert c["dialog"][:4] == ["> INVITE", "< 100 Trying (INVITE)", "< 180 Ringing (INVITE)", "> CANCEL"]
         assert c["dialog"][-1] == "> ACK"  # the 487 was acknowledged
     _no_call_left_up(dev)
     assert all(call.cancelled for call in dev.sip.calls.values() if call.number != calls[0]["number"])
@@ -102,7 +119,10 @@ async def test_no_invite_to_a_phone_and_none_in_safe_mode(emulated: StartDevice)
         ((100, 183, 487), "routed"),
         ((180,), "routed"),
         ((100, 503), "routed"),  # a trunk refused it: the PBX tried
-        ((503,), "rejected"),  # no Trying: the PBX itself refused
+        ((503,), "routed"),  # past authentication and the dial plan: anything but a refusal is a relayed call
+        ((100, 180, 183, 503), "routed"),  # the recorded weak Asterisk: Dial timed out on a dead trunk
+        ((100, 180, 183, 487), "routed"),  # the same, CANCELled after the 180
+        ((484,), "rejected"),
         ((200,), "answered"),
         ((100, 404), "rejected"),
         ((403,), "rejected"),
@@ -131,13 +151,25 @@ async def test_weak_pbx_leaks_extensions_and_one_registers_with_its_own_number(e
     assert weak[0].evidence["weak"] == [{"extension": "100", "secret": "100", "source": "extension"}]
 
 
-async def test_a_403_stops_the_guessing(emulated: StartDevice) -> None:
+async def test_a_403_to_an_answer_refuses_that_pair_only(emulated: StartDevice) -> None:
     dev = await emulated(**{**WEAK, "extensions": {"100": "Strong-Ext-9", "101": "101"}})
     result = await scan_device(dev, Mode.DEFAULT, probe=90.0, host=120.0)
     weak = by_id(result, "CIAJ-2.3-WEAK-SIP-SECRET")
-    assert [f.status for f in weak] == [Status.INCONCLUSIVE]  # 101 is weak, but nobody may find out after a 403
-    assert "403" in weak[0].evidence["stopped"] and weak[0].evidence["tried"] == ["100 (extension)"]
-    assert not any(b"Authorization" in d and b"sip:101@" in d for n, d in dev.received if n == "sip")
+    assert [f.status for f in weak] == [Status.FAIL]  # chan_sip's 403 to a wrong secret is no ban
+    assert weak[0].evidence["weak"] == [{"extension": "101", "secret": "101", "source": "extension"}]
+    assert weak[0].evidence["tried"] == ["100 (extension)", "100 (generic)", "101 (extension)"]
+    assert dev.sip.invalid_passwords("100") == 2  # the cap: max_attempts - 1 failures, never the third
+
+
+async def test_a_ban_stops_every_guess(emulated: StartDevice) -> None:
+    dev = await emulated(**{**WEAK, "extensions": {"100": "Strong-Ext-9", "101": "101"}})
+    dev.sip.ban_after = 1  # fail2ban-like: after one InvalidPassword, 403 to every request
+    result = await scan_device(dev, Mode.DEFAULT, probe=90.0, host=120.0)
+    weak = by_id(result, "CIAJ-2.3-WEAK-SIP-SECRET")
+    assert [f.status for f in weak] == [Status.INCONCLUSIVE]
+    assert "a ban" in weak[0].evidence["stopped"]  # seen on the next guess's REGISTER, before its answer went out
+    assert weak[0].evidence["tried"] == ["100 (extension)", "100 (generic)"] and dev.sip.invalid_passwords("100") == 1
+    assert [e for e in dev.sip.events if e[1] == "101"] == [("ChallengeSent", "101")]  # enumeration only
 
 
 async def test_uniform_pbx_hides_extensions_and_its_strong_secrets_pass(emulated: StartDevice) -> None:
@@ -265,3 +297,81 @@ def test_dial_prefix_option_is_checked() -> None:
     for bad in (",", "1,2,3,4,5,6,7", "00a", "sip:+1"):
         with pytest.raises(UsageError):
             _prefixes(bad)
+
+
+async def test_real_weak_asterisk_gives_up_both_weak_secrets_in_the_challenges_dialog(emulated: StartDevice) -> None:
+    """Issue 17: each answer in a new Call-ID drew a fresh 401 and was counted wrong; the pairs were never checked."""
+    dev = await emulated(**REAL_WEAK)
+    result = await scan_device(dev, Mode.DEFAULT, probe=90.0, host=120.0)
+    weak = by_id(result, "CIAJ-2.3-WEAK-SIP-SECRET")
+    assert [f.status for f in weak] == [Status.FAIL], weak[0].evidence
+    assert weak[0].evidence["weak"] == [
+        {"extension": "100", "secret": "100", "source": "extension"},
+        {"extension": "101", "secret": "1234", "source": "generic"},
+    ]
+    assert [f.evidence["found"] for f in by_id(result, "CIAJ-2.3-EXTENSION-ENUMERATION")] == [["100", "101", "102"]]
+    assert ("SuccessfulAuth", "100") in dev.sip.events and ("SuccessfulAuth", "101") in dev.sip.events
+    assert max(dev.sip.invalid_passwords(u) for u in ("100", "101", "102")) <= 2  # never a third failure
+    refused = LEDGER.refusals(dev.spec.address)
+    assert pair_digest(dev.spec.address, "101", "101") in refused  # a 403: that pair is refused
+    assert pair_digest(dev.spec.address, "100", "100") not in refused  # the right answers are never skipped later
+    assert pair_digest(dev.spec.address, "101", "1234") not in refused
+    assert LEDGER.used((dev.spec.address, "101"), 3600) == 0  # the success reset the count
+
+
+async def test_real_hardened_asterisk_saying_only_pbx_gets_every_sip_test(emulated: StartDevice) -> None:
+    """Server: PBX matches no profile; its challenge to REGISTER shows a registrar, so it gets the PBX tests."""
+    dev = await emulated(**REAL_HARD)
+    result = await scan_device(dev, Mode.DEFAULT, probe=90.0, host=120.0)
+    relay = by_id(result, "CIAJ-2.3-OPEN-RELAY")
+    assert [f.status for f in relay] == [Status.PASS], relay[0].evidence
+    assert {c["outcome"] for c in relay[0].evidence["calls"]} == {"challenged"}
+    enum = by_id(result, "CIAJ-2.3-EXTENSION-ENUMERATION")
+    assert [f.status for f in enum] == [Status.PASS], enum[0].evidence  # _X.: numbers answer OPTIONS alike
+    assert {u["status"] for u in enum[0].evidence["options_random_users"]} == {200}
+    assert all(u["user"].isdigit() for u in enum[0].evidence["options_random_users"])
+    weak = by_id(result, "CIAJ-2.3-WEAK-SIP-SECRET")
+    assert [f.status for f in weak] == [Status.FAIL], weak[0].evidence
+    assert [w["extension"] for w in weak[0].evidence["weak"]] == ["101", "102"]
+    _no_call_left_up(dev)
+
+
+async def test_a_fresh_challenge_to_an_answer_is_not_checked_and_not_counted(emulated: StartDevice) -> None:
+    dev = await emulated(**REAL_WEAK)
+    answer = dev.sip.handle
+
+    def forgetful(data: bytes, send: Callable[[bytes], None]) -> None:
+        if b"\r\nAuthorization:" in data:
+            dev.sip._dialog_nonce.clear()  # as if the answer came in another dialog: re-challenged, never checked
+        answer(data, send)
+
+    dev.sip.handle = forgetful  # type: ignore[method-assign]
+    result = await scan_device(dev, Mode.DEFAULT, probe=90.0, host=120.0)
+    weak = by_id(result, "CIAJ-2.3-WEAK-SIP-SECRET")
+    assert [f.status for f in weak] == [Status.INCONCLUSIVE]
+    assert "not checked" in weak[0].evidence["stopped"] and weak[0].evidence["tried"] == []
+    assert weak[0].evidence["not_checked"][0].startswith("100 (extension): 401")
+    assert LEDGER.used((dev.spec.address, "100"), 3600) == 0  # no failure toward the cap
+    assert pair_digest(dev.spec.address, "100", "100") not in LEDGER.refusals(dev.spec.address)
+
+
+async def test_a_user_agent_refusing_register_gets_no_invite(emulated: StartDevice) -> None:
+    phone = await emulated(persona="phone", services=["sip"], sip_user_agent="Unknown-UA/1.0")
+    result = await scan_device(phone, Mode.DEFAULT)
+    assert phone.sip.calls == {}
+    relay = by_id(result, "CIAJ-2.3-OPEN-RELAY")
+    assert [f.status for f in relay] == [Status.INCONCLUSIVE]
+    assert "REGISTER answered 405" in relay[0].evidence["reason"]
+
+
+def test_shaped_baselines_and_dialplan_patterns() -> None:
+    from lab.emulator.sip_pbx import pattern_matches
+    from probes.sip_secret import random_like, shape
+
+    assert shape("100") == "3 digits" and shape("ops") == "other"
+    user = random_like("1001", {"1001"})
+    assert user.isdigit() and len(user) == 4 and user != "1001"
+    assert random_like("ops", set()).startswith("ea")
+    assert pattern_matches("_X.", "4827361") and not pattern_matches("_X.", "eaxyzq")
+    assert not pattern_matches("_X.", "1") and not pattern_matches("100", "1000")
+    assert pattern_matches("_+.", "+99987650") and pattern_matches("_1[0-2]X", "115")

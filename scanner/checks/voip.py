@@ -13,12 +13,17 @@ def _untested(view: HostView, check_id: str, probe: str, servers_only: bool, sen
     if not sip:
         return []  # no SIP service answered: nothing to judge
     failures = [f.reason for f in view.failures(probe=probe)]
+    registers = view.of(SipRegisterTest)
+    server = any(t.registrar for t in registers) or (
+        view.match is not None and view.match.profile.device_class in SIP_SERVER_CLASSES
+    )
     if failures:
         reason = failures[0]
-    elif servers_only and (view.match is None or view.match.profile.device_class not in SIP_SERVER_CLASSES):
-        reason = f"not identified as a PBX or gateway: no {sends} sent" + (
-            " (an INVITE could ring a phone)" if sends == "INVITE" else ""
-        )
+    elif servers_only and not server:
+        why = "not identified as a PBX or gateway"
+        if registers:
+            why = f"a user agent, not a registrar (REGISTER answered {registers[0].status})"
+        reason = f"{why}: no {sends} sent" + (" (an INVITE could ring a phone)" if sends == "INVITE" else "")
     else:
         reason = f"the test did not run (safe mode sends no {sends})"
     return [view.finding(check_id, Status.INCONCLUSIVE, service=sip[0].service, evidence={"reason": reason})]
@@ -94,6 +99,7 @@ def extension_enumeration(view: HostView) -> list[Finding]:
         }
         if t.options_baseline_status is not None:
             evidence["options_random_user_status"] = t.options_baseline_status
+            evidence["options_random_users"] = [{"user": u, "status": s} for u, s in t.options_baselines]
             evidence["options_probed"] = [{"extension": e, "status": s} for e, s in t.options_probed]
         last = t.options_probed if t.options_baseline_status is not None else t.probed
         if t.no_auth:
@@ -106,6 +112,9 @@ def extension_enumeration(view: HostView) -> list[Finding]:
         elif t.stopped and (len(last) < t.candidates or not t.probed):
             evidence["reason"] = t.stopped
             out.append(view.finding(ENUMERATION, Status.INCONCLUSIVE, service=t.service, evidence=evidence))
+        elif t.enumeration_note:
+            evidence["reason"] = t.enumeration_note
+            out.append(view.finding(ENUMERATION, Status.INCONCLUSIVE, service=t.service, evidence=evidence))
         else:
             out.append(view.finding(ENUMERATION, Status.PASS, service=t.service, evidence=evidence))
     return out or _untested(view, ENUMERATION, "sip-secrets", servers_only=True, sends="REGISTER")
@@ -117,15 +126,21 @@ def weak_sip_secret(view: HostView) -> list[Finding]:
     out: list[Finding] = []
     for t in view.of(SipSecretTest):
         evidence: dict[str, JSON] = {"tried": list(t.tried), "skipped": list(t.skipped), "stopped": t.stopped}
+        if t.not_checked:
+            evidence["not_checked"] = list(t.not_checked)  # the device did not check them: neither right nor wrong
         if t.weak:
             evidence["weak"] = [{"extension": e, "secret": s, "source": src} for e, s, src in t.weak]
             out.append(view.finding(WEAK_SECRET, Status.FAIL, service=t.service, evidence=evidence))
         elif t.no_auth:
             evidence["reason"] = "the registrar asks no secret at all (see CIAJ-2.3-REGISTER-NO-AUTH)"
             out.append(view.finding(WEAK_SECRET, Status.INCONCLUSIVE, service=t.service, evidence=evidence))
-        elif not t.complete or t.skipped or not t.tried:
+        elif not t.complete or t.skipped or t.not_checked or not t.tried:
             evidence["reason"] = t.stopped or (
-                "the per-extension cap kept guesses back" if t.skipped else "no guess made"
+                "the per-extension cap kept guesses back"
+                if t.skipped
+                else "the device did not check some guesses"
+                if t.not_checked
+                else "no guess made"
             )
             out.append(view.finding(WEAK_SECRET, Status.INCONCLUSIVE, service=t.service, evidence=evidence))
         else:
