@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import ssl
+import zlib
 from typing import Any
 
 import httpx
@@ -62,6 +63,34 @@ def client(tls: bool, timeout: httpx.Timeout) -> httpx.AsyncClient:
     )
 
 
+MAX_RAW = 8 * 1024 * 1024  # raw bytes read for one body at most, whatever it inflates to
+
+
+async def read_body(response: httpx.Response, limit: int = MAX_BODY) -> bytes:
+    """The body of a streamed response, decoded (gzip, deflate) up to ``limit`` bytes: never more is inflated
+    or kept, so a body that inflates a thousandfold costs ``limit`` (a 401 page as a gzip bomb)."""
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    inflate = zlib.decompressobj(zlib.MAX_WBITS | 32) if encoding in ("gzip", "x-gzip", "deflate") else None
+    out = bytearray()
+    raw = 0
+    async for chunk in response.aiter_raw():
+        raw += len(chunk)
+        if inflate is None:
+            out += chunk[: limit - len(out)]
+        else:
+            try:
+                out += inflate.decompress(chunk, limit - len(out))
+            except zlib.error as exc:
+                if encoding == "deflate" and raw == len(chunk):  # raw deflate without the zlib header, as some send
+                    inflate = zlib.decompressobj(-zlib.MAX_WBITS)
+                    out += inflate.decompress(chunk, limit - len(out))
+                else:
+                    raise MalformedResponse(f"{encoding} body does not inflate: {exc}") from exc
+        if len(out) >= limit or raw >= MAX_RAW:
+            break
+    return bytes(out)
+
+
 async def fetch(
     url: str,
     ctx: ProbeContext,
@@ -73,22 +102,18 @@ async def fetch(
 ) -> tuple[int, bytes]:
     """One bounded request (a GET unless told) to a URL (status, decoded body cut at ``limit``); no redirects."""
     timeout = httpx.Timeout(ctx.budget(ctx.timeouts.read), connect=ctx.budget(ctx.timeouts.connect))
-    body = b""
     tls = url.lower().startswith("https:")
     try:
         async with (
             client(tls, timeout) as http,
             http.stream(method, url, content=content, headers=headers) as response,
         ):
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) >= limit:
-                    break
+            body = await read_body(response, limit)
     except httpx.HTTPError as exc:
         raise map_httpx(exc, f"{method} {url}") from exc
     except ssl.SSLError as exc:
         raise MalformedResponse(f"{method} {url}: TLS error {exc.reason}") from exc
-    return response.status_code, body[:limit]
+    return response.status_code, body
 
 
 def _cert_sha256(response: httpx.Response) -> str | None:
@@ -140,11 +165,7 @@ class HttpProbe(Probe):
                 sent_at = clock.now()
                 async with http.stream("GET", url) as response:
                     received_at = clock.now()
-                    body = b""
-                    async for chunk in response.aiter_raw():
-                        body += chunk
-                        if len(body) >= MAX_BODY:
-                            break
+                    body = await read_body(response)
                     cert = _cert_sha256(response) if tls else None
         except httpx.HTTPError as exc:
             raise map_httpx(exc, what) from exc

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import httpx
 
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
-from probes.http import client, map_httpx
+from probes.http import client, map_httpx, read_body
 from probes.login import Candidate, run_series
 from scanner.errors import LockedOut, MalformedResponse
 from scanner.model import HttpInfo, Observation, Risk, Service
@@ -80,11 +80,12 @@ class HttpLogin(Probe):
 
             async def attempt(cand: Candidate) -> bool:
                 try:
+                    # Streamed, the body read with a cap on its decoded size: a refusal page may be a gzip bomb.
                     if form:
                         fields = {**form.get("extra_fields", {}), form["user_field"]: cand.username}
                         fields[form["pass_field"]] = cand.password
-                        response = await http.post(
-                            url.rstrip("/") + form["path"], data=fields, timeout=ctx.budget(ctx.timeouts.read)
+                        request = http.stream(
+                            "POST", url.rstrip("/") + form["path"], data=fields, timeout=ctx.budget(ctx.timeouts.read)
                         )
                     else:
                         auth: httpx.Auth = (
@@ -92,8 +93,9 @@ class HttpLogin(Probe):
                             if scheme == "digest"
                             else httpx.BasicAuth(cand.username, cand.password)
                         )
-                        response = await http.get(url, auth=auth, timeout=ctx.budget(ctx.timeouts.read))
-                    body = response.content[:MAX_BODY]
+                        request = http.stream("GET", url, auth=auth, timeout=ctx.budget(ctx.timeouts.read))
+                    async with request as response:
+                        body = await read_body(response, MAX_BODY)
                 except httpx.HTTPError as exc:
                     raise map_httpx(exc, f"GET {url}") from exc
                 except ssl.SSLError as exc:
