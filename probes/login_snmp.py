@@ -83,8 +83,17 @@ class SnmpCommunities(Probe):
         """Run the series; a community is the candidate's password."""
         assert target.service is not None
         port = target.service.port
+        # A community the agent answered earlier in this sweep is a found credential even when the agent is
+        # silent now (rate limited, a lost datagram): silence is no refusal of what already worked.
+        answered = {
+            o.community
+            for o in (ctx.host.observations if ctx.host else ())
+            if isinstance(o, SnmpInfo) and o.community and o.service == target.service
+        }
 
         async def attempt(cand: Candidate) -> bool:
+            if cand.password in answered:
+                return True
             try:
                 got = await snmp_get(
                     target.address, port, cand.password, self._version, (SYS_DESCR,), ctx.budget(ctx.timeouts.read)

@@ -1,0 +1,101 @@
+"""SNMP agents that answer a community once and then fall silent: what worked once is found, never a pass.
+
+A fake v1/v2c agent on loopback built on our BER codec answers GetRequests as told (RFC 3416 responses);
+the scanner's discovery and its community series run against it through the real engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from probes import ber
+from probes.base import ProbeConfig, Timeouts
+from probes.snmp import SYS_DESCR, SYS_NAME, SYS_OBJECT_ID
+from scanner import profiles
+from scanner.model import Mode, Status
+from scanner.orchestrator import Engine, HostResult, SweepConfig
+from tests.conftest import by_id, fresh_address
+
+VALUES = {SYS_DESCR: b"Linux gw 5.10 EdgeLab", SYS_NAME: b"gw"}
+
+
+class FakeAgent(asyncio.DatagramProtocol):
+    """Answers v1/v2c GETs for ``communities`` while ``budget`` lasts; silent to all else (as agents are)."""
+
+    def __init__(self, communities: set[bytes], budget: int) -> None:
+        self.communities, self.budget = communities, budget
+        self.asked: list[bytes] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.DatagramTransport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            msg = ber.Reader(data).sub(ber.SEQUENCE)
+            version, community = msg.int(), msg.expect(ber.OCTET_STRING)
+            pdu = msg.sub(ber.GET_REQUEST)
+            request_id, _, _ = pdu.int(), pdu.int(), pdu.int()
+            binds = pdu.sub(ber.SEQUENCE)
+            oids = []
+            while not binds.done():
+                vb = binds.sub(ber.SEQUENCE)
+                oids.append(ber.dec_oid(vb.expect(ber.OID)))
+        except Exception:
+            return  # v3 discovery and anything else: silence
+        self.asked.append(community)
+        if community not in self.communities or self.budget <= 0:
+            return
+        self.budget -= 1
+        out = []
+        for oid in oids:
+            if oid == SYS_OBJECT_ID:
+                value = ber.tlv(ber.OID, ber.enc_oid("1.3.6.1.4.1.8072.3.2.10")[2:])
+            elif oid in VALUES:
+                value = ber.enc_str(VALUES[oid])
+            else:
+                value = ber.enc_null(ber.NO_SUCH_OBJECT)
+            out.append(ber.enc_seq(ber.enc_oid(oid), value))
+        reply = ber.enc_seq(
+            ber.enc_int(version),
+            ber.enc_str(community),
+            ber.enc_seq(ber.enc_int(request_id), ber.enc_int(0), ber.enc_int(0), ber.enc_seq(*out), tag=ber.RESPONSE),
+        )
+        self.transport.sendto(reply, addr)
+
+
+@pytest.fixture
+async def agent() -> AsyncIterator[Callable[..., Any]]:
+    transports: list[asyncio.DatagramTransport] = []
+
+    async def sweep(communities: set[bytes], budget: int) -> tuple[HostResult, FakeAgent]:
+        address = fresh_address()
+        proto = FakeAgent(communities, budget)
+        transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(lambda: proto, local_addr=(address, 0))
+        transports.append(transport)
+        port = transport.get_extra_info("sockname")[1]
+        pc = ProbeConfig(tcp_ports=(1,), port_names=(), snmp_port=port, sip_port=9, ntp_port=9, login_pace_s=0.0)
+        timeouts = Timeouts(connect=0.5, read=0.5, probe=15.0, host=40.0)
+        engine = Engine(SweepConfig(mode=Mode.DEFAULT, timeouts=timeouts, probe_config=pc), profiles.load_all())
+        return await asyncio.wait_for(engine.scan_host(address), 60), proto
+
+    yield sweep
+    for t in transports:
+        t.close()
+
+
+async def test_a_community_that_answered_once_is_found(agent: Callable[..., Any]) -> None:
+    """'public' answered the discovery GET, then the agent went silent: the series must not call it refused."""
+    result, proto = await agent({b"public"}, budget=1)
+    assert proto.asked.count(b"public") >= 1
+    statuses = [f.status for f in by_id(result, "CIAJ-1.2-DEFAULT-CREDENTIAL") if f.service and "udp" in f.service]
+    assert statuses == [Status.FAIL], [(f.status, f.evidence) for f in by_id(result, "CIAJ-1.2-DEFAULT-CREDENTIAL")]
+
+
+async def test_an_agent_that_answers_public_every_time_fails_too(agent: Callable[..., Any]) -> None:
+    result, _ = await agent({b"public"}, budget=100)
+    statuses = [f.status for f in by_id(result, "CIAJ-1.2-DEFAULT-CREDENTIAL") if f.service and "udp" in f.service]
+    assert statuses == [Status.FAIL]
