@@ -12,7 +12,7 @@ import asyncio
 import re
 
 from probes.base import Probe, ProbeContext, ProbeTarget, register
-from probes.tcp import close_stream, open_stream
+from probes.tcp import close_stream, open_stream, read_line
 from scanner.errors import MalformedResponse, Timeout
 from scanner.model import Banner, Observation
 
@@ -91,18 +91,11 @@ class BannerProbe(Probe):
 
     async def _readline(self, reader: asyncio.StreamReader, ctx: ProbeContext) -> bytes:
         try:
-            async with asyncio.timeout(ctx.budget(ctx.timeouts.read)):
-                line = await reader.readuntil(b"\n")
-        except asyncio.LimitOverrunError as exc:
-            raise MalformedResponse("banner line too long") from exc
-        except asyncio.IncompleteReadError as exc:
-            if exc.partial:
-                return exc.partial
-            raise MalformedResponse("connection closed before a banner") from exc
-        except TimeoutError as exc:
+            line = await read_line(reader, ctx.budget(ctx.timeouts.read), "banner", MAX_BANNER)
+        except Timeout as exc:
             raise Timeout("no banner before the read timeout") from exc
-        if len(line) > MAX_BANNER:
-            raise MalformedResponse("banner line too long")
+        if not line:
+            raise MalformedResponse("connection closed before a banner")
         return line
 
     async def _ssh(self, reader: asyncio.StreamReader, ctx: ProbeContext) -> str:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from probes.base import Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, Timeouts, register
 from probes.login import Candidate, run_series, series_deadline
-from probes.tcp import close_stream, open_stream
+from probes.tcp import close_stream, open_stream, read_line
 from scanner.errors import LockedOut, MalformedResponse, Timeout
 from scanner.model import Observation, Risk
 
@@ -23,9 +23,8 @@ async def _reply(reader: asyncio.StreamReader, ctx: ProbeContext, verdict: bool 
     wait, what = (ctx.timeouts.login, "login") if verdict else (ctx.timeouts.read, "read")
     while len(lines) < 20:
         try:
-            async with asyncio.timeout(ctx.budget(wait)):
-                line = (await reader.readline())[:MAX_REPLY].decode("latin-1")
-        except TimeoutError as exc:
+            line = (await read_line(reader, ctx.budget(wait), "ftp", MAX_REPLY)).decode("latin-1")
+        except Timeout as exc:
             raise Timeout(f"ftp: no reply before the {what} timeout ({wait:g}s)") from exc
         if not line:
             raise MalformedResponse("ftp: connection closed mid-reply")

@@ -15,7 +15,7 @@ from probes.base import (
     map_errors,
     register,
 )
-from scanner.errors import Refused, Timeout
+from scanner.errors import MalformedResponse, Refused, Timeout
 from scanner.model import Observation, PortState, Service
 
 
@@ -37,6 +37,25 @@ async def open_stream(target: ProbeTarget, ctx: ProbeContext) -> tuple[asyncio.S
             if attempt == 2 or ctx.remaining() <= 0:
                 raise
     raise AssertionError("unreachable")
+
+
+async def read_line(reader: asyncio.StreamReader, wait: float, what: str, max_len: int) -> bytes:
+    """One LF-terminated line within ``wait`` seconds (b"" at end of stream; the last line may lack its LF).
+
+    Every line-based reader of a device goes through here: a line over ``max_len`` (or the stream's
+    64 KiB limit) is MalformedResponse, silence past ``wait`` is Timeout, never a crash."""
+    try:
+        async with asyncio.timeout(wait):
+            line = await reader.readuntil(b"\n")
+    except asyncio.LimitOverrunError as exc:
+        raise MalformedResponse(f"{what}: a line over {exc.consumed} bytes") from exc
+    except asyncio.IncompleteReadError as exc:
+        line = exc.partial
+    except TimeoutError as exc:
+        raise Timeout(f"{what}: no line within {wait:g}s") from exc
+    if len(line) > max_len:
+        raise MalformedResponse(f"{what}: a line of {len(line)} bytes (at most {max_len})")
+    return line
 
 
 async def close_stream(writer: asyncio.StreamWriter) -> None:
