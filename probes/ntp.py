@@ -55,10 +55,11 @@ def parse_reply(data: bytes, origin: int, received_at: float) -> NtpInfo:
         raise MalformedResponse(f"NTP version {version}: not a version this protocol has (RFC 5905: 1-4)")
     if orig_ts != origin:
         raise MalformedResponse("NTP origin timestamp does not match our request")
-    if stratum == 0:
+    code = refid.rstrip(b"\0")
+    if stratum == 0 and code:
         # RFC 5905 7.4: a Kiss-o'-Death packet (RATE, DENY, RSTR, ...): a control message, not a time
-        # reading; its timestamps must not be read as the device's clock.
-        code = refid.rstrip(b"\0")
+        # reading; its timestamps must not be read as the device's clock. Stratum 0 with no kiss code
+        # is an unsynchronised server's answer (real chrony with no source sends it, leap 3): a reading.
         kiss = code.decode("ascii") if code and code.isascii() and code.decode("ascii").isprintable() else code.hex()
         return NtpInfo(None, stratum=0, leap=leap, version=version, ref_id=kiss, kiss=kiss)
     if stratum == 1 or stratum > 15:

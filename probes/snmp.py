@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from probes import ber, clock
 from probes.base import (
@@ -222,6 +222,10 @@ class SnmpCommunity(Probe):
     phase = Phase.FINGERPRINT
     description = "SNMP v2c then v1 GET of sysDescr/sysObjectID/sysName with community 'public'"
     communities: tuple[str, ...] = ("public",)
+    # A silent agent costs two GETs' read timeouts (v2c, then v1), and pysnmp counts its timeouts in
+    # timer ticks of the event loop, which stretch while a sweep's fingerprint phase keeps the loop
+    # busy: a 24-host lab sweep took 10.2-10.6 s here, past --probe-timeout's 10 s.
+    deadline_s: ClassVar[float | None] = 20.0
 
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
         """The SNMP port, even when v3 discovery was silent (v1/v2c-only agents)."""

@@ -162,6 +162,13 @@ async def test_a_kiss_of_death_is_no_clock_reading(ntp_host: Callable[[Handler],
     assert statuses(result, "CIAJ-1.4-CLOCK-SKEW") == [Status.INCONCLUSIVE]  # no protocol showed the clock
 
 
+async def test_stratum_0_with_no_kiss_code_is_an_unsynchronised_server(ntp_host: Callable[[Handler], Any]) -> None:
+    """Real chrony with no time source answers stratum 0, leap 3 and a zero refid: unsynchronised, not a KoD."""
+    reply = {"stratum": 0, "refid": b"\0\0\0\0", "leap": 3}
+    result = await ntp_host(lambda data: [server_reply(data, **reply)] if mode(data) == 3 else [])  # type: ignore[arg-type]
+    assert statuses(result, "CIAJ-1.4-NTP-NOT-SYNCED") == [Status.FAIL]
+
+
 @pytest.mark.parametrize(
     "broken",
     [
