@@ -24,6 +24,11 @@ PASSWORD_RE = re.compile(rb"password\s*:\s*$", re.IGNORECASE)
 SHELL_RE = re.compile(rb"[>#$%]\s*$")
 FAILED_RE = re.compile(rb"incorrect|invalid|failed|denied|bad password|error", re.IGNORECASE)
 LOCK_RE = re.compile(rb"locked|too many", re.IGNORECASE)
+# What a successful login says about earlier failures (pam_lastlog showfailed, login's faillog):
+# "Last failed login: ...", "There were 2 failed login attempts since the last successful login."
+EARLIER_FAILURES_RE = re.compile(
+    rb"^.*(last failed login|failed login attempts? since|failures? since last login).*$", re.IGNORECASE | re.MULTILINE
+)
 
 
 @register
@@ -68,7 +73,7 @@ class TelnetLogin(Probe):
                 tail = text.rstrip()
                 if locked(text):
                     raise LockedOut(f"telnet: {clean(text)[-120:]}")
-                if FAILED_RE.search(text) or PROMPT_RE.search(tail):
+                if FAILED_RE.search(EARLIER_FAILURES_RE.sub(b"", text)) or PROMPT_RE.search(tail):
                     return False
                 if SHELL_RE.search(tail):
                     return True

@@ -343,3 +343,43 @@ def test_login_deadlines_fit_the_series_at_the_login_timeout() -> None:
         assert probe.deadline(Timeouts(login=20.0), config, None) > default
         one = dataclasses.replace(config, max_attempts=1)  # no failure allowed: the baseline only
         assert login.series_deadline(protocol, Timeouts(), one, None) == 1.5 + 3.0 + 8.0 + 0.5
+
+
+async def test_a_login_that_reports_earlier_failures_is_a_success() -> None:
+    """pam_lastlog's showfailed: a weak password that logs in after refusals says so before the shell prompt.
+
+    The words "failed login attempts" there must not read as a refusal (a weak password would pass).
+    """
+    import asyncio
+
+    from probes.base import ProbeConfig, Timeouts
+    from scanner.orchestrator import SweepConfig
+    from tests.conftest import fresh_address
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"Debian GNU/Linux 12\r\nlab login: ")
+        user = (await reader.readline()).strip()
+        writer.write(b"Password: ")
+        password = (await reader.readline()).strip()
+        if (user, password) == (b"admin", b"password"):
+            writer.write(
+                b"Last failed login: Tue Dec  1 21:25:40 UTC 2026 from 198.18.1.254 on pts/0\r\n"
+                b"There were 2 failed login attempts since the last successful login.\r\n$ "
+            )
+        else:
+            writer.write(b"\r\nLogin incorrect\r\nlab login: ")
+        await writer.drain()
+        await reader.read(100)
+        writer.close()
+
+    address = fresh_address()
+    server = await asyncio.start_server(handle, address, 0)
+    port = server.sockets[0].getsockname()[1]
+    pc = ProbeConfig(tcp_ports=(port, 1), port_names=((port, "telnet"),), snmp_port=9, sip_port=9, ntp_port=9)
+    config = SweepConfig(timeouts=Timeouts(connect=1.0, read=1.0, probe=4.0, host=20.0), probe_config=pc)
+    try:
+        result = await Engine(config, profiles.load_all()).scan_host(address)
+    finally:
+        server.close()
+    [weak] = by_id(result, WEAK)
+    assert weak.status == Status.FAIL and weak.evidence["password"] == "password", weak.evidence
