@@ -23,8 +23,12 @@ Call-ID only draws a fresh 401). The answer's reply decides:
 - 2xx: the secret is right; that extension stops;
 - 403: the pair is refused (chan_sip's answer to a wrong secret, and with
   alwaysauthreject=yes to an unknown user);
-- another 401/407 or anything else: the secret was not checked (``NotChecked``),
-  neither a failure nor a refused pair; guessing stops, the verdict stays open.
+- a fresh 401/407 (not stale): refused on a device that refuses a random user's
+  wrong answer that way (RFC 2617; Kamailio's auth module), seen first on a random
+  user (``calibrate``, no real account is touched); elsewhere (chan_sip re-challenges
+  an answer it did not check) not checked;
+- anything else: the secret was not checked (``NotChecked``), neither a failure
+  nor a refused pair; guessing stops, the verdict stays open.
 Ban signals stop everything: a 429 or 503, a Retry-After on any reply, a 403
 (or no answer at all) to an unauthenticated REGISTER that was challenged before.
 """
@@ -42,7 +46,7 @@ from probes import sipmsg, sipnet
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
 from probes.ledger import LEDGER
 from probes.login import NotChecked, account_cap, capped_attempt
-from probes.sipcall import ask, register_once
+from probes.sipcall import ask
 from scanner.errors import LockedOut, ProbeError, UsageError
 from scanner.model import Observation, Risk, Service, SipSecretTest
 
@@ -103,11 +107,11 @@ class Unchecked(NotChecked):
         self.stop = stop
 
 
-async def guess(target: ProbeTarget, ctx: ProbeContext, ext: str, secret: str) -> bool:
-    """One digest REGISTER dialog for ``ext``; True: registered, False: the secret was refused (403).
-
-    Raises LockedOut on a ban signal and Unchecked when the secret was not checked.
-    """
+async def answer_once(
+    target: ProbeTarget, ctx: ProbeContext, ext: str, secret: str
+) -> tuple[sipmsg.SipMessage, sipmsg.SipMessage | None]:
+    """REGISTER for ``ext``, then the digest answer with ``secret`` in the challenge's own dialog (Call-ID,
+    From tag, CSeq + 1): (the first reply, the answer's reply; None when there was no challenge to answer)."""
     assert target.service is not None
     host = sipmsg.host_port(target.address, target.service.port)
     aor, uri = f"sip:{ext}@{host}", f"sip:{host}"
@@ -123,27 +127,59 @@ async def guess(target: ProbeTarget, ctx: ProbeContext, ext: str, secret: str) -
         first = sipmsg.Transaction.new("REGISTER", channel.local[0])
         challenge = await sipnet.request(channel, build(None), "REGISTER", ctx, tx=first)
         status = challenge.status or 0
-        signal = ban_signal(challenge) or (f"403 {challenge.reason[:60]}" if status == 403 else None)
-        if signal:
-            raise LockedOut(f"{signal} to an unauthenticated REGISTER for {ext}, which was challenged before: a ban")
-        if 200 <= status < 300:
-            return True  # it asks no secret of this extension now
         name = "Proxy-Authorization" if status == 407 else "Authorization"
         header = challenge.get("proxy-authenticate" if status == 407 else "www-authenticate")
-        if status not in CHALLENGES or header is None:
-            raise Unchecked(f"{status} {challenge.reason[:60]} to the REGISTER: no challenge to answer", stop=False)
+        if status not in CHALLENGES or header is None or ban_signal(challenge):
+            return challenge, None
         answer = f"{name}: {sipmsg.digest_authorization(header, 'REGISTER', uri, ext, secret)}"
-        reply = await sipnet.request(channel, build(answer), "REGISTER", ctx, tx=first.follow_up())
+        return challenge, await sipnet.request(channel, build(answer), "REGISTER", ctx, tx=first.follow_up())
     finally:
         await channel.aclose()
+
+
+def stale(msg: sipmsg.SipMessage) -> bool:
+    """A challenge that says the nonce was stale (RFC 2617 3.2.1: the digest itself was valid)."""
+    header = msg.get("www-authenticate") or msg.get("proxy-authenticate") or ""
+    return re.search(r"\bstale\s*=\s*\"?true", header, re.IGNORECASE) is not None
+
+
+async def guess(target: ProbeTarget, ctx: ProbeContext, ext: str, secret: str, refusal: int | None = None) -> bool:
+    """One digest REGISTER dialog for ``ext``; True: registered, False: the secret was refused.
+
+    ``refusal`` is how this device refuses a wrong answer, seen on a random user (``calibrate``): 403
+    (chan_sip), or a fresh challenge (RFC 2617's way, as Kamailio's auth module does), which then counts
+    as a refusal too. Raises LockedOut on a ban signal and Unchecked when the secret was not checked.
+    """
+    challenge, reply = await answer_once(target, ctx, ext, secret)
+    status = challenge.status or 0
+    signal = ban_signal(challenge) or (f"403 {challenge.reason[:60]}" if status == 403 else None)
+    if signal:
+        raise LockedOut(f"{signal} to an unauthenticated REGISTER for {ext}, which was challenged before: a ban")
+    if 200 <= status < 300:
+        return True  # it asks no secret of this extension now
+    if reply is None:
+        raise Unchecked(f"{status} {challenge.reason[:60]} to the REGISTER: no challenge to answer", stop=False)
     code = reply.status or 0
     if signal := ban_signal(reply):
         raise LockedOut(f"{signal} to a digest answer: guessing stops")
     if 200 <= code < 300:
         return True
-    if code == 403:
+    if code == 403 or (code in CHALLENGES and refusal in CHALLENGES and not stale(reply)):
         return False
     raise Unchecked(f"{code} {reply.reason[:60]} to an answer in the challenge's own dialog", stop=True)
+
+
+async def calibrate(target: ProbeTarget, ctx: ProbeContext) -> tuple[int, int | None]:
+    """A random user's REGISTER, and when it is challenged, the answer with a random secret in that dialog:
+    (the REGISTER's status, the status a wrong answer gets on this device; None when there was none)."""
+    import secrets
+
+    challenge, reply = await answer_once(target, ctx, "ea" + secrets.token_hex(4), secrets.token_urlsafe(12))
+    if reply is None or (reply.status in CHALLENGES and stale(reply)):
+        return challenge.status or 0, None
+    if signal := ban_signal(reply):
+        raise LockedOut(f"{signal} to a digest answer for a random user: guessing stops")
+    return challenge.status or 0, reply.status
 
 
 def shape(ext: str) -> str:
@@ -172,6 +208,7 @@ class _Guesses:
     skipped: list[str] = field(default_factory=list)
     not_checked: list[str] = field(default_factory=list)
     stopped: str | None = None
+    refusal: int | None = None  # how this device refuses a wrong answer (``calibrate``)
 
 
 @register
@@ -259,7 +296,7 @@ class SipSecrets(Probe):
                         target.service.key,
                         cap,
                         ctx,
-                        functools.partial(guess, target, ctx, ext, secret),
+                        functools.partial(guess, target, ctx, ext, secret, out.refusal),
                         on_try=functools.partial(out.tried.append, label),
                     )
                 except Unchecked as exc:
@@ -277,11 +314,8 @@ class SipSecrets(Probe):
 
     async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
         """Enumerate, then guess; every request paced like a login attempt."""
-        import secrets
-
         assert target.service is not None
-        baseline = await register_once(target, ctx, "ea" + secrets.token_hex(4))
-        base = baseline.status or 0
+        base, refusal = await calibrate(target, ctx)
         if 200 <= base < 300:
             return [SipSecretTest(target.service, baseline_status=base, no_auth=True, stopped="no credentials asked")]
         candidates = ctx.config.sip_extensions or CANDIDATES
@@ -299,7 +333,7 @@ class SipSecrets(Probe):
             guess_on = list(candidates[:GUESS_WHEN_UNIFORM])  # everyone is challenged: which exist is hidden
         else:
             guess_on = []
-        out = _Guesses(stopped=stopped)
+        out = _Guesses(stopped=stopped, refusal=refusal)
         out.weak += [(ext, "", "none asked") for ext, status in probed if 200 <= status < 300]
         if not stopped:
             try:
@@ -314,6 +348,7 @@ class SipSecrets(Probe):
             SipSecretTest(
                 target.service,
                 baseline_status=base,
+                refusal_status=refusal,
                 candidates=len(candidates),
                 options_baseline_status=options_baselines[0][1] if options_baselines else None,
                 options_baselines=tuple(options_baselines),

@@ -238,6 +238,7 @@ class SipSecretTest(Observation):
     baseline_status: int = 0  # a random user's REGISTER (no credentials)
     candidates: int = 0  # extensions to enumerate (default list or --sip-extensions)
     probed: tuple[tuple[str, int], ...] = ()  # (extension, status) of the unauthenticated REGISTERs
+    refusal_status: int | None = None  # what a random user's wrong digest answer got (403, or a fresh 401)
     options_baseline_status: int | None = None  # a random user's OPTIONS, when REGISTER told nothing apart
     options_baselines: tuple[tuple[str, int], ...] = ()  # (random user, status), one per candidate shape
     options_probed: tuple[tuple[str, int], ...] = ()  # (extension, status) of those OPTIONS

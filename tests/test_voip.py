@@ -375,3 +375,21 @@ def test_shaped_baselines_and_dialplan_patterns() -> None:
     assert pattern_matches("_X.", "4827361") and not pattern_matches("_X.", "eaxyzq")
     assert not pattern_matches("_X.", "1") and not pattern_matches("100", "1000")
     assert pattern_matches("_+.", "+99987650") and pattern_matches("_1[0-2]X", "115")
+
+
+# A registrar that refuses a wrong answer with a fresh challenge (RFC 2617's way; Kamailio's auth module),
+# uniform for unknown users: seen on a random user first, so its 401s to answers are refusals, not "unchecked".
+RFC_STYLE = {**REAL_HARD, "sip_user_agent": "kamailio (5.6.3 (x86_64/linux))", "sip_wrong_secret": "challenge"}
+
+
+async def test_a_registrar_refusing_with_a_fresh_challenge_is_judged(emulated: StartDevice) -> None:
+    strong = await emulated(**{**RFC_STYLE, "extensions": {"100": "Strong-Ext-100", "101": "Strong-Ext-101"}})
+    result = await scan_device(strong, Mode.DEFAULT, probe=90.0, host=120.0)
+    [weak] = by_id(result, "CIAJ-2.3-WEAK-SIP-SECRET")
+    assert weak.status == Status.PASS, weak.evidence
+    assert weak.evidence["wrong_answer_status"] == 401 and weak.evidence["tried"]
+    assert LEDGER.used((strong.spec.address, "100"), 3600) >= 1  # each refusal counted toward the cap
+    leaky = await emulated(**RFC_STYLE)  # 101/1234 and 102/102 are weak
+    result = await scan_device(leaky, Mode.DEFAULT, probe=90.0, host=120.0)
+    [weak] = by_id(result, "CIAJ-2.3-WEAK-SIP-SECRET")
+    assert weak.status == Status.FAIL and [w["extension"] for w in weak.evidence["weak"]] == ["101", "102"]

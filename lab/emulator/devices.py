@@ -62,6 +62,7 @@ class DeviceSpec:
     auth_reject_uniform: bool = True  # same answer for unknown users and wrong passwords
     refer_allowed: bool = False  # out-of-dialog REFER (transfer) accepted from anyone
     options_reveal_users: bool = False  # OPTIONS to an unknown user gets 404, to a known one 200
+    sip_wrong_secret: str = "403"  # a checked wrong answer gets "403" (chan_sip) or "challenge" (a fresh 401)
     sip_dialplan: list[str] | None = None  # guest context patterns OPTIONS answers from (None: extensions, routes)
     ftp_anonymous: bool = False
     host_key_seed: str | None = None  # devices with the same seed share one SSH host key (a cloned image)
@@ -120,6 +121,7 @@ class DeviceSpec:
             refer_allowed=bool(data.get("refer_allowed", False)),
             options_reveal_users=bool(data.get("options_reveal_users", False)),
             sip_dialplan=None if data.get("sip_dialplan") is None else [str(p) for p in data["sip_dialplan"]],
+            sip_wrong_secret=str(data.get("sip_wrong_secret", "403")),
             ftp_anonymous=bool(data.get("ftp_anonymous", False)),
             host_key_seed=data.get("host_key_seed"),
             wan_address=data.get("wan_address"),

@@ -251,6 +251,8 @@ class SipPersona:
             self.events.append(("SuccessfulAuth", account))
             return True, None
         self.events.append(("InvalidPassword", account))  # also for an unknown user under alwaysauthreject
+        if self.spec.sip_wrong_secret == "challenge":
+            return False, self._challenge(msg, account)  # RFC 2617's way, as Kamailio's auth module refuses
         return False, self.reply(msg, 403, "Forbidden")
 
     def _register(self, msg: sipmsg.SipMessage) -> bytes:

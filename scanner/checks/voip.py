@@ -126,6 +126,8 @@ def weak_sip_secret(view: HostView) -> list[Finding]:
     out: list[Finding] = []
     for t in view.of(SipSecretTest):
         evidence: dict[str, JSON] = {"tried": list(t.tried), "skipped": list(t.skipped), "stopped": t.stopped}
+        if t.refusal_status is not None:
+            evidence["wrong_answer_status"] = t.refusal_status  # a random user's wrong secret: how refusal looks
         if t.not_checked:
             evidence["not_checked"] = list(t.not_checked)  # the device did not check them: neither right nor wrong
         if t.weak:
