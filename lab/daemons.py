@@ -34,6 +34,15 @@ PACKAGES = {
     "openssl": ("/usr/bin/openssl", "openssl"),
     "miniupnpd": ("/usr/sbin/miniupnpd", "miniupnpd-nftables"),
     "ssh-keygen": ("/usr/bin/ssh-keygen", "openssh-client"),
+    "vsftpd": ("/usr/sbin/vsftpd", "vsftpd"),
+    "inetd": ("/usr/sbin/inetd", "openbsd-inetd"),
+    "telnetd": ("/usr/sbin/telnetd", "inetutils-telnetd"),
+    "login": ("/bin/login", "login"),
+    "dropbear": ("/usr/sbin/dropbear", "dropbear-bin"),
+    "dropbearkey": ("/usr/bin/dropbearkey", "dropbear-bin"),
+    "ippeveprinter": ("/usr/sbin/ippeveprinter", "cups-ipp-utils"),
+    "cupsd": ("/usr/sbin/cupsd", "cups-daemon"),
+    "dbus": ("/usr/bin/dbus-daemon", "dbus-daemon"),
 }
 
 
@@ -103,6 +112,46 @@ def sha512_crypt(password: str) -> str:
     return _run(["openssl", "passwd", "-6", "-stdin"], stdin=password + "\n").strip()
 
 
+HOST_LOGS = ("/var/log/wtmp", "/var/log/btmp", "/var/log/lastlog")  # login records the host keeps
+
+
+def private_accounts(node: NodeContext, users: dict[str, Any], system: list[str], private_run: bool = False) -> str:
+    """Shell commands that bind this node's own passwd, shadow and group over /etc (and, for
+    daemons that log logins, empty wtmp/btmp/lastlog over the host's).
+
+    Run them under ``unshare --mount --propagation private``: the binds exist in that
+    mount namespace only, so the lab's weak accounts are never the host's and the
+    host's login records are untouched. ``system``: extra passwd lines (daemon users,
+    each with a locked shadow entry). ``private_run``: a tmpfs over /run too (inetd's
+    and dbus's files, utmp), so nothing is written to the host's.
+    """
+    passwd = ["root:x:0:0:root:/root:/bin/sh", *system, "nobody:x:65534:65534::/nonexistent:/usr/sbin/nologin"]
+    shadow = [f"{line.split(':')[0]}:*:19000:0:99999:7:::" for line in passwd]
+    group = ["root:x:0:", "nogroup:x:65534:"]
+    for line in system:  # a daemon user's own group, unless it uses one listed already
+        name, gid = line.split(":")[0], line.split(":")[3]
+        if all(g.split(":")[2] != gid for g in group):
+            group.append(f"{name}:x:{gid}:")
+    for uid, (user, password) in enumerate(sorted(users.items()), start=2000):
+        home = node.path(f"home-{user}")
+        home.mkdir(exist_ok=True)
+        passwd.append(f"{user}:x:{uid}:{uid}:lab user:{home}:/bin/sh")
+        shadow.append(f"{user}:{sha512_crypt(str(password))}:19000:0:99999:7:::")
+        group.append(f"{user}:x:{uid}:")
+    files = {
+        "/etc/passwd": _write(node.path("passwd"), "\n".join(passwd) + "\n"),
+        "/etc/shadow": _write(node.path("shadow"), "\n".join(shadow) + "\n", 0o600),
+        "/etc/group": _write(node.path("group"), "\n".join(group) + "\n"),
+    }
+    for log in HOST_LOGS:
+        if Path(log).exists():
+            files[log] = _write(node.path(Path(log).name), "", 0o600)
+    lines = [f"mount --bind {shlex.quote(str(src))} {dst}" for dst, src in files.items()]
+    if private_run:
+        lines.insert(0, "mount -t tmpfs -o mode=755 ealab-run /run")
+    return " && ".join(lines)
+
+
 def sshd(node: NodeContext, opts: dict[str, Any]) -> Launch:
     """OpenSSH with its own host keys and its own users.
 
@@ -116,20 +165,7 @@ def sshd(node: NodeContext, opts: dict[str, Any]) -> Launch:
         if not key.exists():
             _run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", node.name, "-f", str(key)])
         keys.append(key)
-    passwd = ["root:x:0:0:root:/root:/bin/sh", "sshd:x:100:65534::/run/sshd:/usr/sbin/nologin"]
-    shadow = ["root:*:19000:0:99999:7:::", "sshd:*:19000:0:99999:7:::"]
-    group = ["root:x:0:", "nogroup:x:65534:"]
-    for uid, (user, password) in enumerate(sorted(opts.get("users", {}).items()), start=2000):
-        home = node.path(f"home-{user}")
-        home.mkdir(exist_ok=True)
-        passwd.append(f"{user}:x:{uid}:{uid}:lab user:{home}:/bin/sh")
-        shadow.append(f"{user}:{sha512_crypt(str(password))}:19000:0:99999:7:::")
-        group.append(f"{user}:x:{uid}:")
-    files = {
-        "/etc/passwd": _write(node.path("passwd"), "\n".join(passwd) + "\n"),
-        "/etc/shadow": _write(node.path("shadow"), "\n".join(shadow) + "\n", 0o600),
-        "/etc/group": _write(node.path("group"), "\n".join(group) + "\n"),
-    }
+    binds = private_accounts(node, opts.get("users", {}), ["sshd:x:100:65534::/run/sshd:/usr/sbin/nologin"])
     cfg = _write(
         node.path("sshd_config"),
         "\n".join(
@@ -150,9 +186,173 @@ def sshd(node: NodeContext, opts: dict[str, Any]) -> Launch:
         ),
     )
     Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation directory
-    binds = " && ".join(f"mount --bind {shlex.quote(str(src))} {dst}" for dst, src in files.items())
     script = f"{binds} && exec /usr/sbin/sshd -D -e -f {shlex.quote(str(cfg))}"
     return Launch(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], {("tcp", 22)})
+
+
+def _in_own_mounts(script: str, *, uts: str | None = None) -> list[str]:
+    """argv running ``script`` in a private mount namespace (and, with ``uts``, its own host name)."""
+    if uts is not None:
+        script = f"hostname {shlex.quote(uts)} && {script}"
+    return ["unshare", "--mount", *(["--uts"] if uts else []), "--propagation", "private", "sh", "-c", script]
+
+
+def vsftpd(node: NodeContext, opts: dict[str, Any]) -> Launch:
+    """Stock vsftpd 3.0.3: anonymous login on or off, local users (``users``) through Debian's PAM stack.
+
+    A wrong password is answered 530 after PAM's delay and vsftpd's delay_failed_login
+    (2.6-3.6 s measured), as on any stock install. Nothing can be uploaded.
+    """
+    require("vsftpd")
+    anon, empty = node.path("ftp-anon"), node.path("ftp-empty")
+    for d in (anon, empty):
+        d.mkdir(exist_ok=True)
+        d.chmod(0o555)  # vsftpd refuses a writable anonymous root
+    cfg = _write(
+        node.path("vsftpd.conf"),
+        "\n".join(
+            [
+                "listen=YES",
+                "listen_ipv6=NO",
+                f"listen_address={node.address}",
+                "background=NO",
+                f"anonymous_enable={'YES' if opts.get('anonymous') else 'NO'}",
+                "local_enable=YES",
+                "write_enable=NO",
+                f"anon_root={anon}",
+                f"secure_chroot_dir={empty}",
+                "pam_service_name=vsftpd",
+                "xferlog_enable=NO",
+                f"vsftpd_log_file={node.path('vsftpd.log')}",
+                "seccomp_sandbox=NO",
+                "",
+            ]
+        ),
+    )
+    binds = private_accounts(node, opts.get("users", {}), [f"ftp:x:106:109:ftp daemon:{anon}:/usr/sbin/nologin"])
+    return Launch(_in_own_mounts(f"{binds} && exec /usr/sbin/vsftpd {shlex.quote(str(cfg))}"), {("tcp", 21)})
+
+
+def telnetd(node: NodeContext, opts: dict[str, Any]) -> Launch:
+    """inetutils-telnetd under openbsd-inetd, logging in through Debian's /bin/login and its PAM stack.
+
+    /bin/login refuses a wrong password after pam_faildelay's 3 s (2.2-4.3 s measured).
+    The node has its own host name (the login prompt shows it), and its own /run
+    (inetd's pid file, utmp).
+    """
+    require("inetd", "telnetd", "login")
+    cfg = _write(node.path("inetd.conf"), f"{node.address}:23 stream tcp nowait root /usr/sbin/telnetd telnetd\n")
+    binds = private_accounts(node, opts.get("users", {}), [], private_run=True)
+    script = f"{binds} && exec /usr/sbin/inetd -d {shlex.quote(str(cfg))}"
+    return Launch(_in_own_mounts(script, uts=node.name), {("tcp", 23)})
+
+
+def dropbear(node: NodeContext, opts: dict[str, Any]) -> Launch:
+    """Dropbear 2022.83, RSA, ECDSA and Ed25519 host keys (Ed25519 alone makes some clients abort), its own users."""
+    require("dropbear", "dropbearkey")
+    keys = []
+    for kind in ("rsa", "ecdsa", "ed25519"):
+        key = node.path(f"dropbear_{kind}_host_key")
+        if not key.exists():
+            _run(["dropbearkey", "-t", kind, "-f", str(key)])
+        keys.append(key)
+    binds = private_accounts(node, opts.get("users", {}), [])
+    argv = ["/usr/sbin/dropbear", "-F", "-E", "-p", f"{node.address}:22", "-P", str(node.path("dropbear.pid"))]
+    argv += [a for k in keys for a in ("-r", str(k))]
+    return Launch(_in_own_mounts(f"{binds} && exec {shlex.join(argv)}"), {("tcp", 22)})
+
+
+DBUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><type>system</type><listen>unix:path=/run/dbus/system_bus_socket</listen><auth>EXTERNAL</auth>
+<policy context="default"><allow user="*"/><allow own="*"/><allow send_type="method_call"/>
+<allow send_type="signal"/><allow send_type="method_return"/><allow send_type="error"/>
+<allow receive_type="method_call"/><allow receive_type="signal"/><allow receive_type="method_return"/>
+<allow receive_type="error"/></policy></busconfig>
+"""
+
+
+def ippeveprinter(node: NodeContext, opts: dict[str, Any]) -> Launch:
+    """cups-ipp-utils' ippeveprinter, an IPP Everywhere printer on /ipp/print: open, or with ``auth`` (-A, Basic).
+
+    It wants a system D-Bus for Avahi even with ``-r off``: a private dbus-daemon in
+    the node's own /run (no avahi-daemon: its client waits, IPP is served). It binds
+    the first IPv4 and IPv6 address its ``-n`` name resolves to, so a private
+    /etc/hosts names the node's address (and ::1), /etc/gai.conf puts the IPv4 first.
+    """
+    require("ippeveprinter", "dbus")
+    spool = node.path("ipp-spool")
+    spool.mkdir(exist_ok=True)
+    bus = _write(node.path("dbus.conf"), DBUS_CONF)
+    hosts = _write(node.path("hosts"), f"{node.address} {node.name}\n::1 {node.name}\n")
+    gai = _write(node.path("gai.conf"), f"precedence ::ffff:{node.address}/128 100\nprecedence ::1/128 50\n")
+    argv = ["ippeveprinter", "-r", "off", "-n", node.name, "-p", "631", "-d", str(spool)]
+    argv += ["-M", str(opts.get("make", "EdgeLab")), "-m", str(opts.get("model", node.name))]
+    argv += (["-A"] if opts.get("auth") else []) + [str(opts.get("queue", node.name))]
+    script = " && ".join(
+        [
+            "mount -t tmpfs -o mode=755 ealab-run /run",
+            "mkdir -p /run/dbus",
+            f"mount --bind {shlex.quote(str(hosts))} /etc/hosts",
+            f"mount --bind {shlex.quote(str(gai))} /etc/gai.conf",
+            f"dbus-daemon --fork --config-file={shlex.quote(str(bus))}",
+            f"exec {shlex.join(argv)}",
+        ]
+    )
+    return Launch(_in_own_mounts(script), {("tcp", 631)})
+
+
+def cupsd(node: NodeContext, opts: dict[str, Any]) -> Launch:
+    """A CUPS 2.4 print server with shared queues (``queues``: name -> open | authenticated) under /printers/NAME.
+
+    Debian's cupsd.conf with the LAN allowed in, no browsing and no web interface;
+    every file under the node's run directory, /run private (cupsd's socket and pid).
+    """
+    require("cupsd")
+    import shutil
+
+    etc = node.path("cups")
+    for sub in ("spool/tmp", "cache", "state", "log"):
+        (etc / sub).mkdir(parents=True, exist_ok=True)
+    for sub in ("spool", "spool/tmp"):
+        shutil.chown(etc / sub, "root", "lp")
+    (etc / "spool/tmp").chmod(0o1770)
+    etc.chmod(0o755)
+    node.directory.chmod(0o755)  # cupsd's lp children read their files here
+    conf: list[str] = []
+    for line in Path("/usr/share/cups/cupsd.conf.default").read_text(encoding="utf-8").splitlines():
+        if line.startswith(("Listen ", "Browsing ", "BrowseLocalProtocols ", "WebInterface ", "IdleExitTimeout")):
+            continue
+        conf.append(line)
+        if line == "<Location />":
+            conf.append("  Allow all")
+    # cupsd will not start without a loopback listener: the node's own, inside its namespace
+    conf += [f"Listen {node.address}:631", "Listen 127.0.0.1:631", "Browsing No", "BrowseLocalProtocols none"]
+    conf.append("WebInterface No")
+    _write(etc / "cupsd.conf", "\n".join(conf) + "\n")
+    files = [f"ServerRoot {etc}", f"RequestRoot {etc / 'spool'}", f"CacheDir {etc / 'cache'}"]
+    files += [f"StateDir {etc / 'state'}", f"TempDir {etc / 'spool/tmp'}", f"AccessLog {etc / 'log/access_log'}"]
+    files += [f"ErrorLog {etc / 'log/error_log'}", f"PageLog {etc / 'log/page_log'}", "FileDevice Yes"]
+    files += ["User lp", "Group lp", "SystemGroup root"]
+    _write(etc / "cups-files.conf", "\n".join(files) + "\n")
+    printers = []
+    for i, (queue, policy) in enumerate(sorted((opts.get("queues") or {"office": "open"}).items()), start=1):
+        printers += [
+            f"<Printer {queue}>",
+            f"UUID urn:uuid:6f1c4c62-7a2e-3b59-4f6e-{i:012x}",
+            f"Info {queue}",
+            "MakeModel Local Raw Printer",
+            "DeviceURI file:///dev/null",  # nothing is printed anywhere
+            "State Idle",
+            "Accepting Yes",
+            "Shared Yes",
+            *(["OpPolicy authenticated"] if policy == "authenticated" else []),
+            "</Printer>",
+        ]
+    _write(etc / "printers.conf", "\n".join(printers) + "\n", 0o600)
+    argv = ["cupsd", "-f", "-c", str(etc / "cupsd.conf"), "-s", str(etc / "cups-files.conf")]
+    script = f"mount -t tmpfs -o mode=755 ealab-run /run && exec {shlex.join(argv)}"
+    return Launch(_in_own_mounts(script), {("tcp", 631)})
 
 
 def snmpd(node: NodeContext, opts: dict[str, Any]) -> Launch:
@@ -412,4 +612,9 @@ BUILDERS: dict[str, Callable[[NodeContext, dict[str, Any]], Launch]] = {
     "rsyslog": rsyslog,
     "kamailio": kamailio,
     "miniupnpd": miniupnpd,
+    "vsftpd": vsftpd,
+    "telnetd": telnetd,
+    "dropbear": dropbear,
+    "ippeveprinter": ippeveprinter,
+    "cupsd": cupsd,
 }

@@ -174,6 +174,11 @@ def test_real_daemons_answer_in_their_namespaces(lab_run: Path) -> None:
         ("sip-registrar-open", "kamailio"): ("udp", 5060),
         ("syslog", "rsyslog"): ("udp", 514),
         ("ntp-upstream", "chrony"): ("udp", 123),
+        ("ftp-anonymous", "vsftpd"): ("tcp", 21),
+        ("telnet-weak", "telnetd"): ("tcp", 23),
+        ("dropbear-weak", "dropbear"): ("tcp", 22),
+        ("ipp-auth", "ippeveprinter"): ("tcp", 631),
+        ("cups-open", "cupsd"): ("tcp", 631),
     }
     for key, port in expected.items():
         proc = by_daemon[key]
@@ -181,6 +186,13 @@ def test_real_daemons_answer_in_their_namespaces(lab_run: Path) -> None:
         assert port in netns.listening(proc.pid), key
         ns_of = os.readlink(f"/proc/{proc.pid}/ns/net")
         assert ns_of != os.readlink("/proc/self/ns/net"), f"{key} runs in the host namespace"
+    # The lab's accounts exist only in the daemons' own mount namespaces: /etc/passwd as the daemon
+    # sees it names the lab user, the host's does not; the host's login records are not theirs.
+    host_passwd = Path("/etc/passwd").read_text(encoding="utf-8")
+    assert "lab user" not in host_passwd
+    for key in (("telnet-weak", "telnetd"), ("dropbear-weak", "dropbear"), ("ftp-hardened", "vsftpd")):
+        seen = Path(f"/proc/{by_daemon[key].pid}/root/etc/passwd").read_text(encoding="utf-8")
+        assert "admin:x:2000:2000:lab user:" in seen, key
 
 
 @pytest.mark.lab
@@ -267,6 +279,27 @@ def test_golden_files_cover_every_check_both_ways() -> None:
     for cid in judged:
         assert {"pass", "fail"} <= seen.get(cid, set()), f"{cid}: golden files show {seen.get(cid)}"
     assert "inconclusive" in seen["EA-PROBE-INCONCLUSIVE"]  # the unresponsive device is never a pass
+
+
+REAL_PAIRS = {  # (check, service): (weak node, hardened node), real Debian daemons both
+    ("CIAJ-1.2-DEFAULT-CREDENTIAL", "tcp/21"): ("ftp-anonymous", "ftp-hardened"),  # vsftpd, anonymous on / off
+    ("CIAJ-1.2-WEAK-CREDENTIAL", "tcp/23"): ("telnet-weak", "telnet-hardened"),  # inetutils-telnetd, /bin/login
+    ("CIAJ-1.2-WEAK-CREDENTIAL", "tcp/22"): ("dropbear-weak", "dropbear-hardened"),  # dropbear
+    ("CIAJ-4.1-IPP-NO-AUTH", "tcp/631"): ("ipp-open", "ipp-auth"),  # ippeveprinter, open / -A
+}
+
+
+def test_real_daemons_fail_weak_and_pass_hardened_in_the_golden_files() -> None:
+    """Each check tried against a real daemon fails on the weak one and passes on the hardened one."""
+    for (check_id, service), (weak, hardened) in REAL_PAIRS.items():
+        for node, want in ((weak, "fail"), (hardened, "pass")):
+            got = [s for cid, s, svc in golden.load(node)["findings"] if (cid, svc) == (check_id, service)]
+            assert got == [want], f"{node}: {check_id} on {service} is {got}, expected {want}"
+    cups = [s for cid, s, svc in golden.load("cups-open")["findings"] if cid == "CIAJ-4.1-IPP-NO-AUTH"]
+    assert cups == ["fail"]  # a real CUPS queue under /printers/NAME that takes jobs from anyone
+    topo = control.load_topology()["nodes"]
+    for weak, hardened in REAL_PAIRS.values():
+        assert "emulate" not in topo[weak] and "emulate" not in topo[hardened], (weak, hardened)
 
 
 def test_every_lan_node_has_a_golden_file() -> None:
