@@ -65,13 +65,21 @@ class FtpLogin(Probe):
                 code, text = await _reply(reader, ctx)
                 if code == 230:
                     return True
+                verb = "USER"
                 if code == 331:
+                    verb = "PASS"
                     writer.write(f"PASS {cand.password}\r\n".encode())
                     code, text = await _reply(reader, ctx, verdict=True)  # vsftpd refuses after 2.6-3.1 s
                 if code == 421:
                     raise LockedOut(f"ftp: {text[:120]}")
                 writer.write(b"QUIT\r\n")
-                return code == 230
+                if code in (230, 202):  # logged in (202: a password was superfluous)
+                    return True
+                if code == 530:  # RFC 959 "not logged in": the refusal
+                    return False
+                # vsftpd answers a right password "500 OOPS: cannot change directory" when the session
+                # cannot start: that is no refusal, and reading it as one would pass a weak password.
+                raise MalformedResponse(f"ftp: {verb} answered {text[:120]!r}: neither a login nor a refusal")
             finally:
                 await close_stream(writer)
 

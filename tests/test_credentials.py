@@ -383,3 +383,41 @@ async def test_a_login_that_reports_earlier_failures_is_a_success() -> None:
         server.close()
     [weak] = by_id(result, WEAK)
     assert weak.status == Status.FAIL and weak.evidence["password"] == "password", weak.evidence
+
+
+async def test_an_ftp_answer_that_is_neither_login_nor_refusal_is_never_a_pass() -> None:
+    """vsftpd says "500 OOPS: cannot change directory" to a right password when the session cannot start.
+
+    Only 530 is a refusal: read as one, that answer would pass a weak password.
+    """
+    import asyncio
+
+    from probes.base import ProbeConfig, Timeouts
+    from scanner.orchestrator import SweepConfig
+    from tests.conftest import fresh_address
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 (vsFTPd 3.0.3)\r\n")
+        user = (await reader.readline()).split()[-1]
+        writer.write(b"331 Please specify the password.\r\n")
+        password = (await reader.readline()).split()[-1]
+        if (user, password) == (b"admin", b"admin"):
+            writer.write(b"500 OOPS: cannot change directory:/home/admin\r\n")
+        else:
+            writer.write(b"530 Login incorrect.\r\n")
+        await writer.drain()
+        writer.close()
+
+    address = fresh_address()
+    server = await asyncio.start_server(handle, address, 0)
+    port = server.sockets[0].getsockname()[1]
+    pc = ProbeConfig(tcp_ports=(port, 1), port_names=((port, "ftp"),), snmp_port=9, sip_port=9, ntp_port=9)
+    pc = dataclasses.replace(pc, login_pace_s=0.05)
+    config = SweepConfig(timeouts=Timeouts(connect=1.0, read=1.0, probe=4.0, host=20.0), probe_config=pc)
+    try:
+        result = await Engine(config, profiles.load_all()).scan_host(address)
+    finally:
+        server.close()
+    [weak] = by_id(result, WEAK)
+    assert weak.status == Status.INCONCLUSIVE, weak.evidence
+    assert Status.PASS not in statuses(result, DEFAULT).values()

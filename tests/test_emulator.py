@@ -184,6 +184,55 @@ async def test_ftp_anonymous_only_when_configured(emulated: StartDevice) -> None
     assert await login(closed, "anonymous", "a@b") == b"530"
 
 
+async def test_refusals_wait_the_configured_delay_and_successes_do_not(emulated: StartDevice) -> None:
+    """refusal_delay_s, as pam_faildelay: FTP 530, Telnet 'Login incorrect' and an SSH failure come late."""
+    delay = 0.8
+    dev = await emulated(services=["ftp", "telnet", "ssh"], users={"admin": "admin"}, refusal_delay_s=delay)
+    loop = asyncio.get_running_loop()
+
+    async def ftp(password: str) -> tuple[bytes, float]:
+        reader, writer = await asyncio.open_connection(dev.spec.address, dev.bound["ftp"])
+        await reader.readline()
+        writer.write(b"USER admin\r\n")
+        await reader.readline()
+        started = loop.time()
+        writer.write(f"PASS {password}\r\n".encode())
+        line = await reader.readline()
+        writer.close()
+        return line[:3], loop.time() - started
+
+    async def telnet(password: str) -> tuple[bytes, float]:
+        reader, writer = await asyncio.open_connection(dev.spec.address, dev.bound["telnet"])
+        await reader.readuntil(b"Login: ")
+        writer.write(b"admin\r\n")
+        await reader.readuntil(b"Password: ")
+        started = loop.time()
+        writer.write(password.encode() + b"\r\n")
+        text = await reader.readuntil(b"Login: ") if password != "admin" else await reader.readuntil(b"> ")
+        writer.close()
+        return (b"incorrect" if b"incorrect" in text else b"shell"), loop.time() - started
+
+    async def ssh(password: str) -> tuple[bool, float]:
+        started = loop.time()
+        try:
+            conn = await asyncssh.connect(
+                dev.spec.address, dev.bound["ssh"], username="admin", password=password,
+                known_hosts=None, agent_path=None, client_keys=None, preferred_auth="password",
+            )  # fmt: skip
+        except asyncssh.PermissionDenied:
+            return False, loop.time() - started
+        conn.close()
+        return True, loop.time() - started
+
+    (code, late), (ok_code, soon) = await ftp("wrong"), await ftp("admin")
+    assert (code, ok_code) == (b"530", b"230") and late >= delay > soon
+    (said, late), (ok_said, soon) = await telnet("wrong"), await telnet("admin")
+    assert (said, ok_said) == (b"incorrect", b"shell") and late >= delay > soon
+    (ok, late), (good, soon) = await ssh("wrong"), await ssh("admin")
+    assert (ok, good) == (False, True) and late >= delay
+    assert late - soon >= delay * 0.8  # the key exchange costs both alike; the refusal adds the delay
+
+
 async def test_telnet_login_state_machine(emulated: StartDevice) -> None:
     dev = await emulated(services=["telnet"], users={"admin": "admin"})
     reader, writer = await asyncio.open_connection(dev.spec.address, dev.bound["telnet"])
