@@ -133,9 +133,9 @@ def private_accounts(node: NodeContext, users: dict[str, Any], system: list[str]
         if all(g.split(":")[2] != gid for g in group):
             group.append(f"{name}:x:{gid}:")
     for uid, (user, password) in enumerate(sorted(users.items()), start=2000):
-        home = node.path(f"home-{user}")
-        home.mkdir(exist_ok=True)
-        passwd.append(f"{user}:x:{uid}:{uid}:lab user:{home}:/bin/sh")
+        # Home is /: a run directory under a 0700 parent (pytest's tmp_path) cannot be entered by
+        # the user, and vsftpd then answers a right password "500 OOPS: cannot change directory".
+        passwd.append(f"{user}:x:{uid}:{uid}:lab user:/:/bin/sh")
         shadow.append(f"{user}:{sha512_crypt(str(password))}:19000:0:99999:7:::")
         group.append(f"{user}:x:{uid}:")
     files = {

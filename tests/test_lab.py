@@ -283,6 +283,7 @@ def test_golden_files_cover_every_check_both_ways() -> None:
 
 REAL_PAIRS = {  # (check, service): (weak node, hardened node), real Debian daemons both
     ("CIAJ-1.2-DEFAULT-CREDENTIAL", "tcp/21"): ("ftp-anonymous", "ftp-hardened"),  # vsftpd, anonymous on / off
+    ("CIAJ-1.2-WEAK-CREDENTIAL", "tcp/21"): ("ftp-weak", "ftp-hardened"),  # vsftpd local users, through PAM
     ("CIAJ-1.2-WEAK-CREDENTIAL", "tcp/23"): ("telnet-weak", "telnet-hardened"),  # inetutils-telnetd, /bin/login
     ("CIAJ-1.2-WEAK-CREDENTIAL", "tcp/22"): ("dropbear-weak", "dropbear-hardened"),  # dropbear
     ("CIAJ-4.1-IPP-NO-AUTH", "tcp/631"): ("ipp-open", "ipp-auth"),  # ippeveprinter, open / -A
@@ -388,6 +389,33 @@ async def test_digest_register_is_right_against_real_kamailio(lab_run: Path) -> 
         auth = digest_authorization(header, "REGISTER", "sip:198.18.0.13:5060", "100", password)
         results.append((await _register(target, ctx, "100", authorization=auth)).status)
     assert results == [200, 401]  # the right secret registers (no Contact: nothing is bound), a wrong one does not
+
+
+@pytest.mark.lab
+@needs_root
+def test_the_hardened_real_daemons_take_their_own_password(lab_run: Path, tmp_path: Path) -> None:
+    """A pass on a hardened vsftpd, /bin/login or Dropbear means something only if the right password logs in.
+
+    (A vsftpd whose users cannot enter their home refused every login, and passed.) The right
+    passwords go in a --credentials file, after the lists, under a cap raised to reach them.
+    """
+    if control.status(lab_run)["state"] != "up":  # an earlier test in the module takes the lab down
+        control.up(lab_run)
+    nodes = control.load_topology()["nodes"]
+    hardened = {"ftp-hardened": ("vsftpd", "ftp"), "telnet-hardened": ("telnetd", "telnet")}
+    hardened["dropbear-hardened"] = ("dropbear", "ssh")
+    lines = []
+    for node, (daemon, protocol) in hardened.items():
+        [(user, password)] = nodes[node]["daemons"][daemon]["users"].items()
+        lines.append(f"{protocol}:{user}:{password}")
+    creds = tmp_path / "right.txt"
+    creds.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    addresses = [nodes[n]["interfaces"]["lan"] for n in hardened]
+    opts = ("--ports", "21,22,23", "--credentials", str(creds), "--max-attempts", "5", "--login-pace", "0.1")
+    _, report = _sweep(tmp_path / "out", *addresses, *opts)
+    logins = {d["address"]: d["device"]["logins"] for d in report["devices"]}  # type: ignore[union-attr,index]
+    for node, address in zip(hardened, addresses, strict=True):
+        assert [(x["username"], x["source"]) for x in logins[address]] == [("admin", "user")], (node, logins[address])
 
 
 @pytest.mark.lab
