@@ -1,8 +1,10 @@
 """SNMP: v3 engine discovery (safe, no credential) and a v1/v2c system-group GET.
 
 The discovery message is hand-built BER (probes.ber) so that safe mode learns
-an agent exists without sending any community string. The community GET uses
-pysnmp and counts as a credential attempt (risk class ``credential``).
+an agent exists without sending any community string. The community GET is
+hand-built too (probes.snmp_wire: no pysnmp engine per request, garbage told
+from silence) and counts as a credential attempt (risk class ``credential``);
+the VACM walk of a found community still uses pysnmp.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import secrets
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from probes import ber, clock
+from probes import ber, clock, snmp_wire
 from probes.base import (
     HostSnapshot,
     Phase,
@@ -151,35 +153,12 @@ async def _transport(address: str, port: int, wait: float) -> Any:
 async def snmp_get(
     address: str, port: int, community: str, version: str, oids: Sequence[str], wait: float
 ) -> dict[str, str]:
-    """GET ``oids`` with a community via pysnmp; returns oid -> text. Raises ProbeError."""
-    h = _hlapi()
-    engine = h.SnmpEngine()
-    try:
-        transport = await _transport(address, port, wait)
-        err_ind, err_stat, _err_idx, var_binds = await h.get_cmd(
-            engine,
-            _community(community, version),
-            transport,
-            h.ContextData(),
-            *(h.ObjectType(h.ObjectIdentity(oid)) for oid in oids),
-            lookupMib=False,
-        )
-    finally:
-        engine.close_dispatcher()
-    if err_ind:
-        text = str(err_ind)
-        if "timed out" in text.lower() or "timeout" in text.lower():
-            raise Timeout(f"snmp {version} {address}:{port}: no answer")
-        raise MalformedResponse(f"snmp {version} {address}:{port}: {text}")
-    if int(err_stat):
-        raise MalformedResponse(f"snmp {version} {address}:{port}: error-status {int(err_stat)}")
-    out: dict[str, str] = {}
-    for name, value in var_binds:
-        cls_name = type(value).__name__
-        if cls_name in ("NoSuchObject", "NoSuchInstance", "EndOfMibView"):
-            continue
-        out[str(name)] = value.prettyPrint()
-    return out
+    """GET ``oids`` with a community (our BER codec, one datagram); oid -> text. Raises ProbeError:
+    Timeout on silence (an agent's refusal of a wrong community), MalformedResponse on garbage."""
+    got = await snmp_wire.request(address, port, community, version, oids, wait)
+    if got.error_status:
+        raise MalformedResponse(f"snmp {version} {address}:{port}: error-status {got.error_status}")
+    return {oid: snmp_wire.text(tag, value) for oid, tag, value in got.varbinds if tag not in snmp_wire.EXCEPTIONS}
 
 
 async def snmp_walk(

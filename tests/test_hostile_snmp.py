@@ -7,6 +7,7 @@ the scanner's discovery and its community series run against it through the real
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -99,3 +100,42 @@ async def test_an_agent_that_answers_public_every_time_fails_too(agent: Callable
     result, _ = await agent({b"public"}, budget=100)
     statuses = [f.status for f in by_id(result, "CIAJ-1.2-DEFAULT-CREDENTIAL") if f.service and "udp" in f.service]
     assert statuses == [Status.FAIL]
+
+
+class GarbageAgent(FakeAgent):
+    """Answers every community GET with a well-framed BER message that is no Response to it."""
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.asked.append(data)
+        reply = ber.enc_seq(ber.enc_int(1), ber.enc_str(b"public"), ber.enc_seq(ber.enc_int(7), tag=ber.RESPONSE))
+        self.transport.sendto(reply + b"\x00trailing", addr)
+
+
+async def test_garbage_replies_are_no_refusal(agent: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """pysnmp dropped a malformed reply silently and silence read as 'wrong community'; now it is named."""
+    monkeypatch.setattr(sys.modules[__name__], "FakeAgent", GarbageAgent)
+    result, proto = await agent({b"public"}, budget=100)
+    assert proto.asked
+    statuses = [f.status for f in by_id(result, "CIAJ-1.2-DEFAULT-CREDENTIAL") if f.service and "udp" in f.service]
+    assert Status.PASS not in statuses
+    failures = [f for f in result.findings if f.status == Status.INCONCLUSIVE and "none a response" in str(f.evidence)]
+    assert failures, [(f.check_id, f.status, f.evidence) for f in result.findings]
+
+
+async def test_no_pysnmp_engine_is_built_for_a_community_get(agent: Callable[..., Any]) -> None:
+    """The GETs run on our codec: building a pysnmp engine per request cost ~54 ms of loop time each."""
+    import pysnmp.hlapi.v3arch.asyncio as hlapi
+
+    built: list[object] = []
+    original = hlapi.SnmpEngine.__init__
+
+    def counting(self: object, *args: Any, **kwargs: Any) -> None:
+        built.append(self)
+        original(self, *args, **kwargs)
+
+    hlapi.SnmpEngine.__init__ = counting  # type: ignore[method-assign]
+    try:
+        _, proto = await agent({b"public"}, budget=0)  # never answers: the whole community series runs
+    finally:
+        hlapi.SnmpEngine.__init__ = original  # type: ignore[method-assign]
+    assert proto.asked.count(b"public") >= 1 and built == []
