@@ -146,7 +146,7 @@ def parse(data: bytes, *, stream: bool = False) -> SipMessage:
             raise MalformedResponse("Content-Length missing on a stream transport")
         msg.body = body
     else:
-        if not length_text.isdigit() or len(length_text) > 6:
+        if not (length_text.isascii() and length_text.isdigit()) or len(length_text) > 6:  # str.isdigit: '²' too
             raise MalformedResponse("bad Content-Length")
         length = int(length_text)
         if length > len(body):
@@ -283,6 +283,9 @@ def digest_authorization(challenge: str, method: str, uri: str, user: str, passw
     realm, nonce = params.get("realm"), params.get("nonce")
     if realm is None or not nonce:
         raise MalformedResponse("Digest challenge without realm or nonce")
+    if not all(v.isprintable() for v in (realm, nonce, params.get("opaque", ""))):
+        # they are echoed into our own request: a CR or a control character there is not ours to send
+        raise MalformedResponse("Digest challenge with a control character in realm, nonce or opaque")
     algorithm = params.get("algorithm", "MD5").upper()
     if algorithm not in ("MD5", "SHA-256"):
         raise MalformedResponse(f"unsupported Digest algorithm {algorithm[:20]}")
