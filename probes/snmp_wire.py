@@ -79,6 +79,9 @@ def text(tag: int, value: bytes) -> str:
         return decoded if all(c.isprintable() or c in "\r\n\t" for c in decoded) else "0x" + value.hex()
     if tag == ber.OID:
         return ber.dec_oid(value)
+    if tag in (ber.INTEGER, ber.COUNTER32, ber.GAUGE32, ber.TIMETICKS, ber.COUNTER64) and len(value) > 9:
+        # an INTEGER is at most 64 bits (and a sign octet); str() of a longer one raised ValueError past 4300 digits
+        raise MalformedResponse(f"SNMP integer value of {len(value)} octets")
     if tag == ber.INTEGER:
         return str(int.from_bytes(value, "big", signed=True)) if value else "0"
     if tag in (ber.COUNTER32, ber.GAUGE32, ber.TIMETICKS, ber.COUNTER64):
