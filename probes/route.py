@@ -74,6 +74,8 @@ def parse_reply(data: bytes, seq: int) -> Route:
         if len(body) < 4:
             raise ValueError("short netlink error")
         (errno,) = struct.unpack_from("=i", body)
+        if errno < -4095:  # the kernel's errnos are 1..4095; os.strerror(2**31) raised OverflowError
+            return Route(False, reason=f"netlink error {errno}")
         return Route(False, reason=os.strerror(-errno) if errno < 0 else "no route")
     if kind != _RTM_NEWROUTE or len(body) < _RTMSG.size:
         raise ValueError(f"unexpected netlink message type {kind}")
