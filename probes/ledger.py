@@ -156,21 +156,37 @@ class Ledger:
         )
         return int(row[0])
 
+    def begin(self, key: tuple[str, str], keep: bool = False) -> int:
+        """Count an attempt before it is sent (the device may count it whatever happens next); its row id.
+
+        ``settle`` says afterwards what it was; an attempt cut off (a deadline, a cancelled sweep, a
+        crash) stays counted as a failure, as the device may have counted it.
+        """
+        db = self._conn()
+        cursor = db.execute("INSERT INTO failure VALUES (?, ?, ?, ?)", (*key, time.time(), int(keep)))
+        return int(cursor.lastrowid or 0)
+
+    def settle(
+        self, key: tuple[str, str], row: int, outcome: str, password: str | None = None, service: str = ""
+    ) -> None:
+        """What a begun attempt was: "refused" (stays counted; the pair is remembered), "accepted" (the
+        account's count resets, as devices reset theirs), "unchecked" (the device counted nothing)."""
+        if outcome == "accepted":
+            self.succeeded(key)
+        elif outcome == "unchecked":
+            self._write(("DELETE FROM failure WHERE rowid = ?", (row,)))
+        elif outcome == "refused" and password is not None:
+            self._refused.setdefault(key[0], {})[(key[1], password)] = service
+            self._write(
+                ("INSERT OR REPLACE INTO refused VALUES (?, ?, ?)", (key[0], pair_digest(*key, password), time.time()))
+            )
+
     def failed(self, key: tuple[str, str], password: str | None = None, service: str = "", keep: bool = False) -> None:
         """Count one failed attempt (and remember a refused pair, for the host's other services and later sweeps).
 
         ``keep``: the device never forgets failures, so neither does the ledger (until a success).
         """
-        now = time.time()
-        writes: list[tuple[str, tuple[object, ...]]] = [
-            ("INSERT INTO failure VALUES (?, ?, ?, ?)", (*key, now, int(keep))),
-        ]
-        if password is not None:
-            self._refused.setdefault(key[0], {})[(key[1], password)] = service
-            writes.append(
-                ("INSERT OR REPLACE INTO refused VALUES (?, ?, ?)", (key[0], pair_digest(*key, password), now))
-            )
-        self._write(*writes)
+        self.settle(key, self.begin(key, keep), "refused", password, service)
 
     def succeeded(self, key: tuple[str, str]) -> None:
         """A login worked: devices reset an account's failure count then, and so does the ledger."""

@@ -272,8 +272,10 @@ async def capped_attempt(
 
     ``skip`` (checked under the lock) returns False without trying. ``password`` None (a key
     login) is never remembered as a refused pair. Every try is
-    counted in the ledger: a failure, or a network error that may have reached
-    the device; a success resets the account's count.
+    counted in the ledger before it is sent and settled after: a refusal stays
+    counted, a success resets the account's count, an unchecked guess is taken
+    back; a network error, a deadline or a cancellation leaves it counted (the
+    device may have counted it).
     """
     LEDGER.attach(ctx.config.attempt_ledger)
     key = (address, username)
@@ -286,19 +288,17 @@ async def capped_attempt(
         await LEDGER.pace(address, ctx.config.login_pace_s, ctx)
         if on_try is not None:
             on_try()
+        # Counted before it is sent: an attempt cut off by the probe deadline, the host budget or a
+        # cancelled sweep may have reached the device and been counted there, so it stays counted here.
+        row = LEDGER.begin(key, keep=math.isinf(window))
         try:
             ok = await attempt()
         except AuthRejected:
             ok = False
         except NotChecked:
-            raise  # the device counted nothing and refused nothing: neither does the ledger
-        except ProbeError:
-            LEDGER.failed(key, keep=math.isinf(window))  # it may have reached the device: count it
+            LEDGER.settle(key, row, "unchecked")  # the device counted nothing and refused nothing
             raise
-        if ok:
-            LEDGER.succeeded(key)
-        else:
-            LEDGER.failed(key, password, svc, keep=math.isinf(window))
+        LEDGER.settle(key, row, "accepted" if ok else "refused", password, svc)
         return ok
 
 
