@@ -302,6 +302,19 @@ def ippeveprinter(node: NodeContext, opts: dict[str, Any]) -> Launch:
     return Launch(_in_own_mounts(script), {("tcp", 631)})
 
 
+def cupsd_conf(listens: list[str]) -> str:
+    """Debian's default cupsd.conf, listening only on ``listens``, browsing and the web interface off, open to all."""
+    conf: list[str] = []
+    for line in Path("/usr/share/cups/cupsd.conf.default").read_text(encoding="utf-8").splitlines():
+        if line.startswith(("Listen ", "Browsing ", "BrowseLocalProtocols ", "WebInterface ", "IdleExitTimeout")):
+            continue
+        conf.append(line)
+        if line == "<Location />":
+            conf.append("  Allow all")
+    conf += [*(f"Listen {where}" for where in listens), "Browsing No", "BrowseLocalProtocols none", "WebInterface No"]
+    return "\n".join(conf) + "\n"
+
+
 def cupsd(node: NodeContext, opts: dict[str, Any]) -> Launch:
     """A CUPS 2.4 print server with shared queues (``queues``: name -> open | authenticated) under /printers/NAME.
 
@@ -319,17 +332,8 @@ def cupsd(node: NodeContext, opts: dict[str, Any]) -> Launch:
     (etc / "spool/tmp").chmod(0o1770)
     etc.chmod(0o755)
     node.directory.chmod(0o755)  # cupsd's lp children read their files here
-    conf: list[str] = []
-    for line in Path("/usr/share/cups/cupsd.conf.default").read_text(encoding="utf-8").splitlines():
-        if line.startswith(("Listen ", "Browsing ", "BrowseLocalProtocols ", "WebInterface ", "IdleExitTimeout")):
-            continue
-        conf.append(line)
-        if line == "<Location />":
-            conf.append("  Allow all")
     # cupsd will not start without a loopback listener: the node's own, inside its namespace
-    conf += [f"Listen {node.address}:631", "Listen 127.0.0.1:631", "Browsing No", "BrowseLocalProtocols none"]
-    conf.append("WebInterface No")
-    _write(etc / "cupsd.conf", "\n".join(conf) + "\n")
+    _write(etc / "cupsd.conf", cupsd_conf([f"{node.address}:631", "127.0.0.1:631"]))
     files = [f"ServerRoot {etc}", f"RequestRoot {etc / 'spool'}", f"CacheDir {etc / 'cache'}"]
     files += [f"StateDir {etc / 'state'}", f"TempDir {etc / 'spool/tmp'}", f"AccessLog {etc / 'log/access_log'}"]
     files += [f"ErrorLog {etc / 'log/error_log'}", f"PageLog {etc / 'log/page_log'}", "FileDevice Yes"]

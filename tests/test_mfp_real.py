@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 
 import probes
+from lab.daemons import cupsd_conf
 from probes.base import ProbeConfig, Timeouts
 from scanner import profiles
 from scanner.checks.mfp import IPP_NO_AUTH
@@ -208,16 +209,7 @@ def cups_server(daemons: Daemons) -> int:
     shutil.chown(etc / "spool/tmp", "root", "lp")
     os.chmod(etc / "spool/tmp", 0o1770)
     port = _free_port(CUPS_ADDRESS)
-    default = Path("/usr/share/cups/cupsd.conf.default").read_text().splitlines()
-    conf: list[str] = []
-    for line in default:
-        if line.startswith(("Listen ", "Browsing ", "BrowseLocalProtocols ", "WebInterface ", "IdleExitTimeout")):
-            continue
-        conf.append(line)
-        if line == "<Location />":
-            conf.append("  Allow all")
-    conf += [f"Listen {CUPS_ADDRESS}:{port}", "Browsing No", "BrowseLocalProtocols none", "WebInterface No"]
-    (etc / "cupsd.conf").write_text("\n".join(conf) + "\n")
+    (etc / "cupsd.conf").write_text(cupsd_conf([f"{CUPS_ADDRESS}:{port}"]))
     files = [f"ServerRoot {etc}", f"RequestRoot {etc / 'spool'}", f"CacheDir {etc / 'cache'}"]
     files += [f"StateDir {etc / 'state'}", f"TempDir {etc / 'spool/tmp'}", f"AccessLog {etc / 'log/access_log'}"]
     files += [f"ErrorLog {etc / 'log/error_log'}", f"PageLog {etc / 'log/page_log'}", "FileDevice Yes"]
