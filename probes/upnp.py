@@ -65,11 +65,13 @@ def _local(tag: str) -> str:
 
 def parse_description(body: bytes) -> dict[str, list[str]]:
     """deviceType, serviceType and the root device's names from a description, bounded and without DTDs."""
+    if b"\0" in body:  # UTF-16 or UTF-32 (UDA 2.0 2.1: UTF-8), where the byte check below would miss a DOCTYPE
+        raise MalformedResponse("UPnP description: a NUL byte (not UTF-8)")
     if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
         raise MalformedResponse("UPnP description: a DOCTYPE or ENTITY declaration is refused")
     try:
         root = ET.fromstring(body)
-    except ET.ParseError as exc:
+    except (ET.ParseError, ValueError) as exc:  # ValueError: encoding="UTF-32" declared ("multi-byte encodings")
         raise MalformedResponse(f"UPnP description: not XML ({exc})") from exc
     out: dict[str, list[str]] = {}
     for element in root.iter():
