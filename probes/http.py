@@ -21,7 +21,8 @@ from scanner.errors import MalformedResponse, ProbeError, Refused, Timeout, Unre
 from scanner.model import HttpInfo, Observation
 
 MAX_BODY = 65_536
-TITLE_RE = re.compile(rb"<title[^>]*>(.{0,512}?)</title>", re.IGNORECASE | re.DOTALL)
+# the attributes' match is bounded too: '[^>]*' made '<title' * 10,922 (64 KiB) cost 0.47 s of the event loop
+TITLE_RE = re.compile(rb"<title[^>]{0,512}>(.{0,512}?)</title>", re.IGNORECASE | re.DOTALL)
 PASSWORD_INPUT_RE = re.compile(rb"<input[^>]{0,400}type\s*=\s*[\"']?password", re.IGNORECASE)
 USER_AGENT = "edgeaudit/0.1 (+hardening scanner)"
 
