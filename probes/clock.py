@@ -19,7 +19,8 @@ _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _IMF_FIXDATE = re.compile(
     r"(?P<wkday>[A-Z][a-z]{2}), (?P<day>\d{2}) (?P<month>[A-Z][a-z]{2}) (?P<year>\d{4}) "
-    r"(?P<hour>\d{2}):(?P<minute>\d{2}):(?P<second>\d{2}) GMT"
+    r"(?P<hour>\d{2}):(?P<minute>\d{2}):(?P<second>\d{2}) GMT",
+    re.ASCII,  # RFC 5234 DIGIT: without it \d took any script's digits ('Sun, ٠٦ Nov 1994 ...' was a date)
 )
 MAX_DATE_TEXT = 64
 
