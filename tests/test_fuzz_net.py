@@ -82,7 +82,7 @@ def test_route_reply(data: bytes) -> None:
 SYSLOG_SEEDS = (
     b"<34>1 2003-10-11T22:14:15.003Z mymachine.example.com su - ID47 - BOM'su root' failed for lonvick",
     b"<13>Feb  5 17:32:18 10.0.0.99 Use the BFG!\n",
-    "<165>Aug 24 05:34:00 CST 1987 mymachine myproc[10]: \ufeff%% It's time to make the do-nuts.".encode(),
+    b"<165>Aug 24 05:34:00 CST 1987 mymachine myproc[10]: %% It's time to make the do-nuts.",
 )
 
 
