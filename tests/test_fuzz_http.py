@@ -26,7 +26,7 @@ PAGE = b'<html><head><TITLE lang="en">\n  Router  Login </title></head><body><in
 @budget(300)
 def test_parse_title(body: bytes) -> None:
     title = http.parse_title(body)
-    assert title is None or (0 < len(title) <= 200 and title == title.strip())
+    assert title is None or (0 < len(title) <= 200 and title == title.lstrip() and "  " not in title)
 
 
 def test_parse_title_is_linear() -> None:
@@ -154,7 +154,7 @@ def dates(draw: st.DrawFn) -> str:
             text[pos] = draw(chars)
         elif op == "insert":
             text.insert(pos, draw(chars))
-        elif text[pos].isdigit():  # the same digit in another script: the same number to int()
+        elif text[pos] in "0123456789":  # the same digit in another script: the same number to int()
             zero = draw(st.sampled_from("٠۰߀०০੦૦୦௦౦೦൦෦๐໐༠၀႐០᠐᥆０"))
             text[pos] = chr(ord(zero) + int(text[pos]))
     return "".join(text)
