@@ -148,6 +148,9 @@ class Probe(abc.ABC):
     services: ClassVar[frozenset[str]] = frozenset()
     description: ClassVar[str] = ""
     deadline_s: ClassVar[float | None] = None  # a longer deadline than --probe-timeout (paced logins)
+    # Slow libraries the probe imports lazily (asyncssh: half a second): a sweep imports them off the loop
+    # before its first host, so the first probe to need one does not stall every other.
+    imports: ClassVar[tuple[str, ...]] = ()
 
     def deadline(self, timeouts: Timeouts, config: ProbeConfig, profile: Profile | None) -> float:
         """Seconds this probe may run on one target: --probe-timeout, or its own longer ``deadline_s``."""

@@ -68,6 +68,7 @@ class CliRead(Probe):
     """Read-only CLI commands with the operator's own credentials."""
 
     name = "cli-read"
+    imports = ("asyncssh",)
     risk = Risk.CREDENTIAL
     phase = Phase.READ
     services = frozenset({"ssh"})

@@ -47,6 +47,7 @@ class SshLogin(Probe):
     """Password (and keyboard-interactive) logins over SSH."""
 
     name = "ssh-login"
+    imports = ("asyncssh",)
     risk = Risk.CREDENTIAL
     phase = Phase.ASSESS
     services = frozenset({"ssh"})

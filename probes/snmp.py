@@ -4,14 +4,14 @@ The discovery message is hand-built BER (probes.ber) so that safe mode learns
 an agent exists without sending any community string. The community GET is
 hand-built too (probes.snmp_wire: no pysnmp engine per request, garbage told
 from silence) and counts as a credential attempt (risk class ``credential``);
-the VACM walk of a found community still uses pysnmp.
+so does the VACM walk of a found community (GETNEXT).
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from probes import ber, clock, snmp_wire
 from probes.base import (
@@ -24,7 +24,7 @@ from probes.base import (
     register,
 )
 from probes.udp import exchange
-from scanner.errors import MalformedResponse, ProbeError, Refused, Timeout, Unreachable
+from scanner.errors import MalformedResponse, ProbeError, Refused, Timeout
 from scanner.model import Observation, Risk, Service, SnmpInfo
 
 SYS_DESCR = "1.3.6.1.2.1.1.1.0"
@@ -128,28 +128,6 @@ async def v3_engine_id(address: str, port: int, ctx: ProbeContext) -> bytes | No
     return found[0]
 
 
-def _hlapi() -> Any:
-    """pysnmp's asyncio high-level API, imported on first use (pysnmp is slow to load)."""
-    import pysnmp.hlapi.v3arch.asyncio as hlapi
-
-    return hlapi
-
-
-def _community(community: str, version: str) -> Any:
-    """v1 or v2c community authentication data."""
-    return _hlapi().CommunityData(community, mpModel=0 if version == "v1" else 1)
-
-
-async def _transport(address: str, port: int, wait: float) -> Any:
-    """A pysnmp UDP transport (v4 or v6) with no retries of its own."""
-    h = _hlapi()
-    transport_cls = h.Udp6TransportTarget if ":" in address else h.UdpTransportTarget
-    try:
-        return await transport_cls.create((address, port), timeout=wait, retries=0)
-    except Exception as exc:  # pysnmp raises its own PySnmpError for resolution/socket issues
-        raise Unreachable(f"snmp {address}:{port}: {exc}") from exc
-
-
 async def snmp_get(
     address: str, port: int, community: str, version: str, oids: Sequence[str], wait: float
 ) -> dict[str, str]:
@@ -164,32 +142,26 @@ async def snmp_get(
 async def snmp_walk(
     address: str, port: int, community: str, version: str, prefix: str, wait: float, max_rows: int = 200
 ) -> dict[str, str]:
-    """GETNEXT walk of one subtree (read-only, bounded rows); oid -> text. Raises ProbeError."""
-    h = _hlapi()
-    engine = h.SnmpEngine()
+    """GETNEXT walk of one subtree (read-only, bounded rows, our codec); oid -> text. Raises ProbeError."""
     out: dict[str, str] = {}
-    try:
-        transport = await _transport(address, port, wait)
-        async for err_ind, err_stat, _idx, var_binds in h.walk_cmd(
-            engine,
-            _community(community, version),
-            transport,
-            h.ContextData(),
-            h.ObjectType(h.ObjectIdentity(prefix)),
-            lexicographicMode=False,
-            lookupMib=False,
-        ):
-            if err_ind:
-                raise Timeout(f"snmp walk {address}:{port}: {err_ind}")
-            if int(err_stat):
-                break
-            for name, value in var_binds:
-                out[str(name)] = value.prettyPrint()
-            if len(out) >= max_rows:
-                break
-    finally:
-        engine.close_dispatcher()
+    current = prefix
+    while len(out) < max_rows:
+        got = await snmp_wire.request(address, port, community, version, (current,), wait, pdu=ber.GET_NEXT)
+        if got.error_status or len(got.varbinds) != 1:
+            break  # v1's noSuchName past the last object, or an agent that ends the walk its own way
+        oid, tag, value = got.varbinds[0]
+        if tag in snmp_wire.EXCEPTIONS or not oid.startswith(prefix + "."):
+            break
+        if not _after(oid, current):
+            raise MalformedResponse(f"snmp walk {address}:{port}: {oid} does not follow {current}")
+        out[oid] = snmp_wire.text(tag, value)
+        current = oid
     return out
+
+
+def _after(oid: str, previous: str) -> bool:
+    """Whether ``oid`` comes after ``previous`` in OID order (GETNEXT must advance, or a walk never ends)."""
+    return tuple(map(int, oid.split("."))) > tuple(map(int, previous.split(".")))
 
 
 @register

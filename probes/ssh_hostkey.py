@@ -23,6 +23,7 @@ class SshHostKey(Probe):
     """Key exchange up to the server's host key, then disconnect."""
 
     name = "ssh-hostkey"
+    imports = ("asyncssh",)
     services = frozenset({"ssh"})
     description = "SSH host key fingerprint (key exchange only)"
 

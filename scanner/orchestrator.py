@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import importlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -161,6 +162,7 @@ class Engine:
         """Scan every address; return True when stopped early (Ctrl-C) with work left."""
         slots = asyncio.Semaphore(self.config.max_hosts)
         interrupted = False
+        await self._import_libraries()
 
         async def one(address: str) -> None:
             try:
@@ -183,6 +185,14 @@ class Engine:
                     break
                 tg.create_task(one(address), name=f"host {address}")
         return interrupted
+
+    async def _import_libraries(self) -> None:
+        """Import the slow libraries this sweep's probes load lazily, in a thread, before any host starts."""
+        probes = self.registry.probes.values()
+        names = {name for cls in probes if self.config.mode.allows(cls.risk) for name in cls.imports}
+        loop = asyncio.get_running_loop()
+        for name in sorted(names):
+            await loop.run_in_executor(None, importlib.import_module, name)
 
     async def scan_host(self, address: str) -> HostResult:
         """All phases on one host within its budget; always returns a result."""
