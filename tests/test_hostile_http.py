@@ -1,6 +1,6 @@
 """HTTP bodies from hostile devices: a 401 page or a title page sent as a gzip bomb costs a bounded read.
 
-Measured in a fresh interpreter (peak RSS of that process), against a server on loopback that answers
+Measured in a fresh interpreter (its own peak RSS, VmHWM), against a server on loopback that answers
 every request with a body that inflates to 256 MiB (the issue saw 1 GiB take the scanner to 2.2 GB).
 """
 
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 INFLATED = 256 * 1024 * 1024
 
 SWEEP = r"""
-import asyncio, json, resource, sys, zlib
+import asyncio, json, sys, zlib
 from probes.base import ProbeConfig, Timeouts
 import probes
 from scanner import profiles
@@ -54,7 +54,9 @@ async def main():
                          probe_config=pc)
     result = await Engine(config, profiles.load_all()).scan_host(address)
     server.close()
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    # VmHWM: this process's own peak. ru_maxrss would carry the parent's (pytest's) RSS across fork and exec.
+    status = open("/proc/self/status").read()
+    rss = int(status.split("VmHWM:")[1].split()[0]) // 1024
     print(json.dumps({"rss_mib": rss, "bomb_bytes": len(bomb),
                       "findings": [[f.check_id, str(f.status), f.evidence] for f in result.findings]}))
 
