@@ -154,6 +154,8 @@ class HttpProbe(Probe):
     """GET / on each HTTP and HTTPS service."""
 
     name = "http"
+    # httpx imports its transport on the first request (about 70 ms): for every probe that talks HTTP.
+    imports = ("httpcore", "h11", "anyio._backends._asyncio", "certifi")
     services = frozenset({"http", "https"})
     description = "GET / : Server, title, auth challenge, redirect, login form, certificate"
 

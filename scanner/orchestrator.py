@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
 import importlib
 import logging
 import time
@@ -163,6 +164,9 @@ class Engine:
         slots = asyncio.Semaphore(self.config.max_hosts)
         interrupted = False
         await self._import_libraries()
+        # What is loaded by now (libraries, profiles, checks) lives as long as the process: out of the
+        # collector's sight, a full collection during the sweep no longer walks it (tens of ms on the loop).
+        gc.freeze()
 
         async def one(address: str) -> None:
             try:
