@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
+import json
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,27 +71,64 @@ async def emulated() -> AsyncIterator[StartDevice]:
         await d.stop()
 
 
+def scan_config(
+    tcp: Sequence[tuple[int, str]] = (),
+    *,
+    snmp: int = 9,
+    sip: int = 9,
+    ntp: int = 9,
+    mode: Mode = Mode.DEFAULT,
+    vantage: str = "lan",
+    pace: float | None = None,
+    **timeouts: float,
+) -> SweepConfig:
+    """A one-host sweep config: TCP services as (port, name), the UDP ports (9: nothing there), short timeouts."""
+    closed = 1  # tcp/1 is closed on loopback: proves the host is up even with no service
+    pc = ProbeConfig(
+        tcp_ports=(*[p for p, _ in tcp], closed), port_names=tuple(tcp), snmp_port=snmp, sip_port=sip, ntp_port=ntp
+    )
+    if pace is not None:
+        pc = dataclasses.replace(pc, login_pace_s=pace)
+    t = {"connect": 1.0, "read": 1.0, "probe": 4.0, "host": 20.0, **timeouts}
+    return SweepConfig(mode=mode, timeouts=Timeouts(**t), probe_config=pc, vantage=vantage)
+
+
 def config_for(device: Device, mode: Mode = Mode.DEFAULT, vantage: str = "lan", **timeouts: float) -> SweepConfig:
     """A sweep config whose ports point at the device's bound ports."""
     names = {"ssh": "ssh", "telnet": "telnet", "http": "http", "ftp": "ftp", "ipp": "ipp", "pjl": "jetdirect"}
     names["sip_tcp"] = "sip"
     tcp = [(port, names[name]) for name, port in device.bound.items() if name in names]
-    closed = 1  # tcp/1 is closed on loopback: proves the host is up even with no service
-    pc = ProbeConfig(
-        tcp_ports=(*[p for p, _ in tcp], closed),
-        port_names=tuple(tcp),
-        snmp_port=device.bound.get("snmp", 9),
-        sip_port=device.bound.get("sip", 9),
-        ntp_port=device.bound.get("ntp", 9),
+    bound = device.bound
+    return scan_config(
+        tcp,
+        snmp=bound.get("snmp", 9),
+        sip=bound.get("sip", 9),
+        ntp=bound.get("ntp", 9),
+        mode=mode,
+        vantage=vantage,
+        **timeouts,
     )
-    t = {"connect": 1.0, "read": 1.0, "probe": 4.0, "host": 20.0, **timeouts}
-    return SweepConfig(mode=mode, timeouts=Timeouts(**t), probe_config=pc, vantage=vantage)
 
 
 async def scan_device(device: Device, mode: Mode = Mode.DEFAULT, vantage: str = "lan", **timeouts: float) -> HostResult:
     """Sweep one emulated device with the real engine and probes."""
     engine = Engine(config_for(device, mode, vantage, **timeouts), profiles.load_all())
     return await asyncio.wait_for(engine.scan_host(device.spec.address), 60)
+
+
+async def scan_address(address: str, tcp: Sequence[tuple[int, str]] = (), **config: Any) -> HostResult:
+    """Sweep one hand-written fake peer (a test's own server, not an emulated Device) with the real engine."""
+    engine = Engine(scan_config(tcp, **config), profiles.load_all())
+    return await asyncio.wait_for(engine.scan_host(address), 60)
+
+
+def run_fresh(script: str, *args: str) -> dict[str, Any]:
+    """Run ``script`` in a fresh interpreter (python -c, from the checkout); the JSON object it printed last."""
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args], cwd=ROOT, capture_output=True, text=True, timeout=300, check=True
+    )
+    out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return out
 
 
 def by_id(result: HostResult, check_id: str) -> list[Any]:

@@ -352,9 +352,7 @@ async def test_a_login_that_reports_earlier_failures_is_a_success() -> None:
     """
     import asyncio
 
-    from probes.base import ProbeConfig, Timeouts
-    from scanner.orchestrator import SweepConfig
-    from tests.conftest import fresh_address
+    from tests.conftest import fresh_address, scan_address
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"Debian GNU/Linux 12\r\nlab login: ")
@@ -375,10 +373,8 @@ async def test_a_login_that_reports_earlier_failures_is_a_success() -> None:
     address = fresh_address()
     server = await asyncio.start_server(handle, address, 0)
     port = server.sockets[0].getsockname()[1]
-    pc = ProbeConfig(tcp_ports=(port, 1), port_names=((port, "telnet"),), snmp_port=9, sip_port=9, ntp_port=9)
-    config = SweepConfig(timeouts=Timeouts(connect=1.0, read=1.0, probe=4.0, host=20.0), probe_config=pc)
     try:
-        result = await Engine(config, profiles.load_all()).scan_host(address)
+        result = await scan_address(address, [(port, "telnet")])
     finally:
         server.close()
     [weak] = by_id(result, WEAK)
@@ -392,9 +388,7 @@ async def test_an_ftp_answer_that_is_neither_login_nor_refusal_is_never_a_pass()
     """
     import asyncio
 
-    from probes.base import ProbeConfig, Timeouts
-    from scanner.orchestrator import SweepConfig
-    from tests.conftest import fresh_address
+    from tests.conftest import fresh_address, scan_address
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"220 (vsFTPd 3.0.3)\r\n")
@@ -411,11 +405,8 @@ async def test_an_ftp_answer_that_is_neither_login_nor_refusal_is_never_a_pass()
     address = fresh_address()
     server = await asyncio.start_server(handle, address, 0)
     port = server.sockets[0].getsockname()[1]
-    pc = ProbeConfig(tcp_ports=(port, 1), port_names=((port, "ftp"),), snmp_port=9, sip_port=9, ntp_port=9)
-    pc = dataclasses.replace(pc, login_pace_s=0.05)
-    config = SweepConfig(timeouts=Timeouts(connect=1.0, read=1.0, probe=4.0, host=20.0), probe_config=pc)
     try:
-        result = await Engine(config, profiles.load_all()).scan_host(address)
+        result = await scan_address(address, [(port, "ftp")], pace=0.05)
     finally:
         server.close()
     [weak] = by_id(result, WEAK)

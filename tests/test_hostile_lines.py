@@ -9,13 +9,11 @@ from typing import Any
 
 import pytest
 
-from probes.base import ProbeConfig, Timeouts
 from probes.tcp import read_line
-from scanner import profiles
 from scanner.errors import MalformedResponse, Timeout
-from scanner.model import Mode, Status
-from scanner.orchestrator import Engine, HostResult, SweepConfig
-from tests.conftest import by_id, fresh_address
+from scanner.model import Status
+from scanner.orchestrator import HostResult
+from tests.conftest import by_id, fresh_address, scan_address
 
 
 @pytest.fixture
@@ -33,12 +31,7 @@ async def tcp_device() -> AsyncIterator[Callable[..., Any]]:
         server = await asyncio.start_server(handle, address, 0)
         servers.append(server)
         port = server.sockets[0].getsockname()[1]
-        pc = ProbeConfig(
-            tcp_ports=(port,), port_names=((port, service),), snmp_port=9, sip_port=9, ntp_port=9, login_pace_s=0.0
-        )
-        timeouts = Timeouts(connect=1.0, read=1.0, login=1.0, probe=8.0, host=30.0)
-        engine = Engine(SweepConfig(mode=Mode.DEFAULT, timeouts=timeouts, probe_config=pc), profiles.load_all())
-        return await asyncio.wait_for(engine.scan_host(address), 60)
+        return await scan_address(address, [(port, service)], pace=0.0, login=1.0, probe=8.0, host=30.0)
 
     yield sweep
     for s in servers:

@@ -14,12 +14,10 @@ from typing import Any
 
 import pytest
 
-from probes.base import ProbeConfig, Timeouts
 from probes.ntp import PACKET, to_ntp
-from scanner import profiles
 from scanner.model import Mode, Severity, Status
-from scanner.orchestrator import Engine, HostResult, SweepConfig
-from tests.conftest import by_id, fresh_address
+from scanner.orchestrator import HostResult
+from tests.conftest import by_id, fresh_address, scan_address
 
 Handler = Callable[[bytes], list[bytes]]
 
@@ -70,13 +68,7 @@ async def ntp_host() -> AsyncIterator[Callable[[Handler], Any]]:
         proto = FakeNtp(handle)
         transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(lambda: proto, local_addr=(address, 0))
         transports.append(transport)
-        port = transport.get_extra_info("sockname")[1]
-        pc = ProbeConfig(tcp_ports=(1,), port_names=(), snmp_port=9, sip_port=9, ntp_port=port)
-        config = SweepConfig(
-            mode=Mode.SAFE, timeouts=Timeouts(connect=1.0, read=1.0, probe=4.0, host=20.0), probe_config=pc
-        )
-        engine = Engine(config, profiles.load_all())
-        return await asyncio.wait_for(engine.scan_host(address), 60)
+        return await scan_address(address, ntp=transport.get_extra_info("sockname")[1], mode=Mode.SAFE)
 
     yield start
     for t in transports:

@@ -14,12 +14,10 @@ from typing import Any
 import pytest
 
 from probes import ber
-from probes.base import ProbeConfig, Timeouts
 from probes.snmp import SYS_DESCR, SYS_NAME, SYS_OBJECT_ID
-from scanner import profiles
-from scanner.model import Mode, Status
-from scanner.orchestrator import Engine, HostResult, SweepConfig
-from tests.conftest import by_id, fresh_address
+from scanner.model import Status
+from scanner.orchestrator import HostResult
+from tests.conftest import by_id, fresh_address, scan_address
 
 VALUES = {SYS_DESCR: b"Linux gw 5.10 EdgeLab", SYS_NAME: b"gw"}
 
@@ -78,10 +76,8 @@ async def agent() -> AsyncIterator[Callable[..., Any]]:
         transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(lambda: proto, local_addr=(address, 0))
         transports.append(transport)
         port = transport.get_extra_info("sockname")[1]
-        pc = ProbeConfig(tcp_ports=(1,), port_names=(), snmp_port=port, sip_port=9, ntp_port=9, login_pace_s=0.0)
-        timeouts = Timeouts(connect=0.5, read=0.5, probe=15.0, host=40.0)
-        engine = Engine(SweepConfig(mode=Mode.DEFAULT, timeouts=timeouts, probe_config=pc), profiles.load_all())
-        return await asyncio.wait_for(engine.scan_host(address), 60), proto
+        result = await scan_address(address, snmp=port, pace=0.0, connect=0.5, read=0.5, probe=15.0, host=40.0)
+        return result, proto
 
     yield sweep
     for t in transports:

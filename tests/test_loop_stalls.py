@@ -9,13 +9,11 @@ scanner's own work is measured.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from lab.bench import _fleet
+from tests.conftest import run_fresh
 
-ROOT = Path(__file__).resolve().parents[1]
 HOSTS = 60
 
 SWEEP = r"""
@@ -58,14 +56,6 @@ def test_a_default_sweep_never_holds_the_loop_100_ms(fleet, tmp_path: Path) -> N
         device["address"] = f"127.0.236.{1 + i}"
     fleet(devices)
     addresses = json.dumps([str(d["address"]) for d in devices])
-    done = subprocess.run(
-        [sys.executable, "-c", SWEEP, addresses, str(tmp_path / "login-attempts.sqlite3")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out = run_fresh(SWEEP, addresses, str(tmp_path / "login-attempts.sqlite3"))
     assert out["states"] == ["up"] * HOSTS, out["states"]
     assert out["slow"] == [], out["slow"][:5]

@@ -17,7 +17,6 @@ How they run here, bound to loopback only, each stopped by its own PID:
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import socket
@@ -30,12 +29,9 @@ import pytest
 
 import probes
 from lab.daemons import cupsd_conf
-from probes.base import ProbeConfig, Timeouts
-from scanner import profiles
 from scanner.checks.mfp import IPP_NO_AUTH
-from scanner.model import Mode
-from scanner.orchestrator import Engine, HostResult, SweepConfig
-from tests.conftest import by_id
+from scanner.orchestrator import HostResult
+from tests.conftest import by_id, scan_address
 
 probes.load_all()
 PRINTER_ADDRESS = "127.0.0.77"
@@ -225,12 +221,7 @@ def cups_server(daemons: Daemons) -> int:
 
 async def _scan(address: str, port: int) -> HostResult:
     """The real engine and probes, on one IPP port (tcp/1 closed: the host is up)."""
-    pc = ProbeConfig(tcp_ports=(port, 1), port_names=((port, "ipp"),), snmp_port=9, sip_port=9, ntp_port=9)
-    config = SweepConfig(
-        mode=Mode.DEFAULT, timeouts=Timeouts(connect=1.0, read=2.0, probe=8.0, host=30.0), probe_config=pc
-    )
-    engine = Engine(config, profiles.load_all())
-    return await asyncio.wait_for(engine.scan_host(address), 60)
+    return await scan_address(address, [(port, "ipp")], read=2.0, probe=8.0, host=30.0)
 
 
 def _fingerprints(result: HostResult) -> dict[str, str]:
