@@ -9,15 +9,12 @@ got only such replies is MalformedResponse, never Timeout (RFC 1157, RFC 3416).
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from probes import ber
-from probes.base import map_errors
-from probes.udp import MAX_DATAGRAM, norm_address
+from probes import ber, udp
 from scanner.errors import MalformedResponse, Timeout
 
 VERSIONS = {"v1": 0, "v2c": 1}
@@ -93,28 +90,6 @@ def text(tag: int, value: bytes) -> str:
     return "0x" + value.hex()
 
 
-class _Reply(asyncio.DatagramProtocol):
-    def __init__(self, peer: tuple[str, int], version: str, community: str, request_id: int) -> None:
-        self.peer, self.version, self.community, self.request_id = peer, version, community, request_id
-        self.answer: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
-        self.garbage: list[str] = []
-
-    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-        if self.answer.done() or (norm_address(str(addr[0])), addr[1]) != self.peer:
-            return  # another sender: not the agent's answer, and not its garbage either
-        if len(data) > MAX_DATAGRAM:
-            self.garbage.append("oversized datagram")
-            return
-        try:
-            self.answer.set_result(parse_response(data, self.version, self.community, self.request_id))
-        except MalformedResponse as exc:
-            self.garbage.append(str(exc))
-
-    def error_received(self, exc: Exception) -> None:
-        if not self.answer.done():
-            self.answer.set_exception(exc)
-
-
 async def request(
     address: str, port: int, community: str, version: str, oids: Sequence[str], wait: float, pdu: int = ber.GET_REQUEST
 ) -> Response:
@@ -123,21 +98,22 @@ async def request(
     MalformedResponse when only garbage came back, Refused/Unreachable on ICMP errors."""
     request_id = secrets.randbelow(2**31 - 1) + 1
     payload = build_get(version, community, request_id, oids, pdu)
-    loop = asyncio.get_running_loop()
-    what = f"snmp {version} {address}:{port}"
-    with map_errors(what):
-        transport, proto = await loop.create_datagram_endpoint(
-            lambda: _Reply((norm_address(address), port), version, community, request_id), remote_addr=(address, port)
-        )
+    answers: list[Response] = []
+    garbage: list[str] = []
+
+    def accept(data: bytes) -> bool:
         try:
-            transport.sendto(payload)
-            try:
-                async with asyncio.timeout(max(wait, 0.0)):
-                    return await proto.answer
-            except TimeoutError:
-                if proto.garbage:
-                    raise MalformedResponse(f"{what}: {len(proto.garbage)} reply(ies), none a response to us: "
-                                            f"{proto.garbage[0]}") from None
-                raise Timeout(f"{what}: no answer within {wait:g}s") from None
-        finally:
-            transport.close()
+            answers.append(parse_response(data, version, community, request_id))
+        except MalformedResponse as exc:
+            garbage.append(str(exc))
+            return False
+        return True
+
+    what = f"snmp {version} {address}:{port}"
+    got = await udp.collect(address, port, lambda _: payload, accept, read_s=max(wait, 0.0), schedule=(0.0,), what=what)
+    if answers:
+        return answers[0]
+    if got.rejected:
+        detail = garbage[0] if garbage else "oversized datagram"
+        raise MalformedResponse(f"{what}: {got.rejected} reply(ies), none a response to us: {detail}")
+    raise Timeout(f"{what}: no answer within {wait:g}s")
