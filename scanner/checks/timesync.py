@@ -118,16 +118,15 @@ def ntp_control(view: HostView) -> list[Finding]:
         evidence: dict[str, JSON] = {"mode6_readvar": c.mode6, "mode7_monlist": c.mode7}
         if c.variables:
             evidence["variables"] = dict(c.variables)
-        for name, (asked, answered), ratio in (
-            ("mode6", c.mode6_bytes, NtpControl.amplification(c.mode6_bytes)),
-            ("mode7", c.mode7_bytes, NtpControl.amplification(c.mode7_bytes)),
-        ):
-            if answered:
+        ratios: list[float] = []
+        for name, (asked, answered) in (("mode6", c.mode6_bytes), ("mode7", c.mode7_bytes)):
+            ratio = NtpControl.amplification((asked, answered))
+            if ratio is not None:
                 evidence[f"{name}_bytes_asked"], evidence[f"{name}_bytes_answered"] = asked, answered
                 evidence[f"{name}_amplification"] = ratio
+                ratios.append(ratio)
         if c.monlist_records:
             evidence["monlist_records"] = c.monlist_records
-        ratios = [r for r in (NtpControl.amplification(c.mode6_bytes), NtpControl.amplification(c.mode7_bytes)) if r]
         if c.mode7 or (ratios and max(ratios) >= AMPLIFIER):
             out.append(view.finding(CONTROL, Status.FAIL, service=c.service, severity=Severity.HIGH, evidence=evidence))
         elif c.mode6:
