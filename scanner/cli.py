@@ -1,17 +1,18 @@
-"""The edgeaudit command line. The only module that decides exit codes.
+"""The edgeaudit command line: its parser, and the commands that need no sweep.
 
-Exit codes: 0 nothing at or above --fail-on; 1 findings at or above it;
-2 usage or runtime error.
+Exit codes (scanner.command): 0 nothing at or above --fail-on; 1 findings at or above it;
+2 usage or runtime error; 3 an internal error (a bug).
+
+Commands other distributions add (the ``edgeaudit.commands`` entry-point group) join the
+parser: the development lab (``lab/``, installed from a checkout by ``make setup``, never part
+of the edgeaudit wheel) adds ``edgeaudit lab``.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
-import os
-import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -19,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from scanner import __version__
+from scanner.command import EXIT_ERROR, EXIT_FINDINGS, EXIT_INTERNAL, EXIT_OK, Command, plugins
 from scanner.errors import EdgeAuditError, UsageError
-from scanner.model import Mode, Severity, Status
+from scanner.model import Severity
 
-EXIT_OK, EXIT_FINDINGS, EXIT_ERROR, EXIT_INTERNAL = 0, 1, 2, 3
 log = logging.getLogger("edgeaudit")
 
 
@@ -290,9 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--db", type=Path)
     rep.add_argument("--show-secrets", action="store_true")
 
-    from lab import cli as lab_cli
-
-    lab_cli.add_parser(sub, common)
+    for plugin in plugins().values():
+        plugin.add_parser(sub, common)
 
     feeds = sub.add_parser(
         "feeds", parents=[common], help="import offline vulnerability feeds (CISA KEV, NVD CVE JSON 2.0)"
@@ -343,10 +343,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _profiles(args)
         if args.command == "feeds":
             return _feeds(args)
-        if args.command == "lab":
-            from lab import cli as lab_cli
-
-            return lab_cli.run(args)
+        plugin: Command | None = plugins().get(args.command)
+        if plugin is not None:
+            return plugin.run(args)
     except EdgeAuditError as exc:
         print(f"edgeaudit: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -474,41 +473,6 @@ def _profiles(args: argparse.Namespace) -> int:
             print(f"INVALID {exc}", file=sys.stderr)
     print(f"{len(files) - bad} valid, {bad} invalid")
     return EXIT_ERROR if bad else EXIT_OK
-
-
-def worst_exit(findings: Sequence[Any], fail_on: str) -> int:
-    """Exit code for a set of findings and a --fail-on threshold."""
-    threshold = Severity(fail_on).rank
-    return EXIT_FINDINGS if any(f.status == Status.FAIL and f.severity.rank >= threshold for f in findings) else EXIT_OK
-
-
-def install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, task: asyncio.Task[Any]) -> None:
-    """First Ctrl-C: stop starting hosts, let running ones finish. Second: cancel."""
-
-    def on_signal() -> None:
-        if stop.is_set():
-            print("\nedgeaudit: second interrupt, cancelling running probes", file=sys.stderr)
-            task.cancel()
-            return
-        stop.set()
-        print(
-            "\nedgeaudit: interrupt: no new hosts; running hosts finish within their budget "
-            "(Ctrl-C again to cancel). Resume later with --resume.",
-            file=sys.stderr,
-        )
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
-
-
-def mode_from(args: argparse.Namespace) -> Mode:
-    """The sweep mode chosen by --safe / --intrusive."""
-    return Mode.SAFE if args.safe else Mode.INTRUSIVE if args.intrusive else Mode.DEFAULT
-
-
-def is_root() -> bool:
-    """Whether raw sockets (ARP/ICMP) are available."""
-    return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
 if __name__ == "__main__":

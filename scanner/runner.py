@@ -7,21 +7,20 @@ import asyncio
 import dataclasses
 import logging
 import sys
-from pathlib import Path
 from typing import Any
 
 import probes
 from probes.base import TCP_PORTS, ProbeConfig, Timeouts
 from probes.sip_secret import parse_extensions
 from probes.syslog_listen import SyslogListener, parse_listen
-from reports import render
-from scanner import auth, cli, feeds, outfiles, profiles
+from scanner import auth, feeds, outfiles, profiles
 from scanner.checks import SweepHost, judge_sweep
+from scanner.command import install_signals, is_root, mode_from, worst_exit
 from scanner.errors import ScopeError, UsageError
 from scanner.model import Mode
 from scanner.orchestrator import Engine, HostResult, SweepConfig
 from scanner.progress import Progress
-from scanner.store import Store, SweepRecord, default_path
+from scanner.store import Store, default_path
 from scanner.targets import Scope, build_scope
 
 log = logging.getLogger("edgeaudit")
@@ -125,7 +124,7 @@ def _config(args: argparse.Namespace, mode: Mode, command: str) -> SweepConfig:
             trusted_resolver=_address(args.trusted_resolver, "--trusted-resolver") if args.trusted_resolver else None,
             dhcp=args.dhcp,
             ntp_port=args.ntp_port,
-            privileged=cli.is_root() and not args.unprivileged,
+            privileged=is_root() and not args.unprivileged,
             credentials_file=str(args.credentials.resolve()) if args.credentials else None,
             max_attempts=args.max_attempts,
             login_pace_s=args.login_pace,
@@ -209,7 +208,7 @@ def run_scan(args: argparse.Namespace) -> int:
         scope = build_scope(targets, getattr(args, "exclude", []), allow_large=getattr(args, "allow_large", False))
         if command == "check" and scope.count != 1:
             raise ScopeError(f"check takes one device; {args.target!r} is {scope.count} addresses")
-        config = _config(args, cli.mode_from(args), command)
+        config = _config(args, mode_from(args), command)
         done = set()
         sweep_id = store.begin(command, str(config.mode), scope.to_json(), _config_json(config), config.vantage)
     print(f"edgeaudit: sweep {sweep_id} ({command}, mode {config.mode}): scope {scope.describe()}", file=sys.stderr)
@@ -225,7 +224,7 @@ def run_scan(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         task = asyncio.current_task()
         assert task is not None
-        cli.install_signals(asyncio.get_running_loop(), stop, task)
+        install_signals(asyncio.get_running_loop(), stop, task)
         listener = SyslogListener(*parse_listen(config.syslog_listen)) if config.syslog_listen else None
         if listener is not None:
             await listener.start()
@@ -260,32 +259,8 @@ def run_scan(args: argparse.Namespace) -> int:
     store.replace_findings(sweep_id, check_ids, per_host)
     store.finish(sweep_id, "interrupted" if interrupted else "complete")
     record = store.load(sweep_id)
-    write_reports(record, args, interrupted)
-    return cli.worst_exit(record.findings, args.fail_on)
-
-
-def write_reports(record: SweepRecord, args: argparse.Namespace, interrupted: bool = False) -> None:
-    """report.html, report.json and findings.csv into --out, and the one-line summary on stderr."""
-    report = render.build(record, show_secrets=args.show_secrets)
-    lang = args.lang or render.default_lang()
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    secret = bool(args.show_secrets)  # working passwords and communities in clear: owner-only files
-    outfiles.write_text(out / "report.json", render.to_json(report), secret)
-    outfiles.write_text(out / "findings.csv", render.to_csv(report, lang), secret)
-    outfiles.write_text(out / "report.html", render.to_html(report, lang), secret)
-    summary = report["summary"]
-    fails = ", ".join(f"{n} {s}" for s, n in summary["failures_by_severity"].items() if n) or "none"
-    print(
-        f"edgeaudit: {summary['hosts_reported']} device(s) answered; failures: {fails}; "
-        f"inconclusive: {summary['by_status']['inconclusive']}",
-        file=sys.stderr,
-    )
-    print(
-        f"edgeaudit: wrote {out / 'report.html'}, report.json, findings.csv"
-        + (" (interrupted: resume with --resume)" if interrupted else ""),
-        file=sys.stderr,
-    )
+    outfiles.write_reports(record, args, interrupted)
+    return worst_exit(record.findings, args.fail_on)
 
 
 def run_merge(args: argparse.Namespace) -> int:
@@ -297,5 +272,5 @@ def run_merge(args: argparse.Namespace) -> int:
     sweep_id = merge.merge(store, lan_id, wan_id, merge.parse_pairs(args.same))
     print(f"edgeaudit: merged LAN sweep {lan_id} and WAN sweep {wan_id} into {sweep_id}", file=sys.stderr)
     record = store.load(sweep_id)
-    write_reports(record, args)
-    return cli.worst_exit(record.findings, args.fail_on)
+    outfiles.write_reports(record, args)
+    return worst_exit(record.findings, args.fail_on)

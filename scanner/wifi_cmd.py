@@ -19,7 +19,7 @@ from typing import Any
 
 from probes import wifi, wifi_radio
 from scanner import checks as checks_mod
-from scanner import cli
+from scanner import command, outfiles
 from scanner.checks.wifi import WIFI_CHECKS
 from scanner.errors import UsageError
 from scanner.model import Finding, Mode, WifiNetwork
@@ -100,8 +100,6 @@ def judge(address: str, observations: Sequence[WifiNetwork]) -> list[Finding]:
 
 def run_wifi(args: argparse.Namespace) -> int:
     """Read the capture or listen, judge, record, write reports; exit by --fail-on."""
-    from scanner.runner import write_reports
-
     if bool(args.pcap) == bool(args.iface):
         raise UsageError("give one of --pcap FILE or --iface MONITOR-INTERFACE")
     if args.pcap:
@@ -111,7 +109,7 @@ def run_wifi(args: argparse.Namespace) -> int:
         networks = capture.networks
         print(f"edgeaudit: {describe(capture)}", flush=True)
     else:
-        if not cli.is_root():
+        if not command.is_root():
             raise UsageError("--iface needs root (a monitor-mode capture)")
         if not 1 <= args.seconds <= 3600:
             raise UsageError("--seconds must be 1..3600")
@@ -139,8 +137,8 @@ def run_wifi(args: argparse.Namespace) -> int:
     store.finish(sweep_id, "complete")
     record = store.load(sweep_id)
     print(f"edgeaudit: {len(networks)} wireless network(s) in {source}", flush=True)
-    write_reports(record, args)
-    return cli.worst_exit(record.findings, args.fail_on)
+    outfiles.write_reports(record, args)
+    return command.worst_exit(record.findings, args.fail_on)
 
 
 def judgeable(path: object, capture: wifi.Capture) -> None:
