@@ -12,16 +12,16 @@ DEMO_DB ?= out/demo/history.sqlite3
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml lab/pyproject.toml
 	@if ! $(PY) -m venv --help >/dev/null 2>&1 || ! $(PY) -c 'import ensurepip' 2>/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends python3-venv python3-pip; \
 	  else echo "need python3-venv (apt-get install python3-venv)"; exit 2; fi; fi
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]' -e ./lab
 	touch $(STAMP)
 
-setup: $(STAMP) ## create .venv and install edgeaudit with its dev tools
+setup: $(STAMP) ## create .venv and install edgeaudit with its dev tools and the lab (from this checkout)
 
 # System packages: Chromium for the report test, the lab's daemons for the lab tests and the demo.
 # Installed only as root (CI is root); lab/apt-packages.txt is the one list. A temporary

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +116,10 @@ def _run(args: argparse.Namespace) -> int:
             mark = "ok  " if proc["alive"] else "DEAD"
             print(f"  {mark} {proc['node']:20} {proc['daemon']:9} pid {proc['pid']:<7} log {proc['log']}")
     return EXIT_OK if info["state"] == "up" else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`edgeaudit-lab ACTION`: the same as `edgeaudit lab ACTION`."""
+    from scanner.cli import main as edgeaudit
+
+    return edgeaudit(["lab", *(sys.argv[1:] if argv is None else argv)])
