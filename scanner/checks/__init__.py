@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -215,6 +216,12 @@ def judge_sweep(hosts: list[SweepHost], mode: Mode) -> tuple[set[str], dict[str,
     return set(SWEEP_CHECKS), out
 
 
+# Every check module; importing one registers its checks. Listed, not discovered, so that a
+# typo fails here; imported by name, so that this package (which its modules import) imports none of them.
+CHECK_MODULES = (
+    "cleartext", "credentials", "dns", "drift", "exposure", "fax", "firmware", "inventory",
+    "logs", "mfp", "reuse", "timesync", "upnp", "voip", "vulns", "wifi",
+)  # fmt: skip
 _loaded = False
 
 
@@ -222,25 +229,8 @@ def load_all() -> dict[str, CheckFn]:
     """Import every check module; verify the catalog and the registry agree."""
     global _loaded
     if not _loaded:
-        from scanner.checks import (  # noqa: F401  (registration)
-            cleartext,
-            credentials,
-            dns,
-            drift,
-            exposure,
-            fax,
-            firmware,
-            inventory,
-            logs,
-            mfp,
-            reuse,
-            timesync,
-            upnp,
-            voip,
-            vulns,
-            wifi,
-        )
-
+        for name in CHECK_MODULES:
+            importlib.import_module(f"scanner.checks.{name}")
         _loaded = True
         missing = [fid for fid, e in catalog().items() if not e.engine and fid not in CHECKS | SWEEP_CHECKS]
         if missing:
