@@ -1,14 +1,15 @@
 """A small, bounded BER codec for the SNMP messages edgeaudit hand-builds.
 
-Every read is bounds-checked and trailing bytes are rejected; any malformed
-input raises MalformedResponse (one error for all of it), as in dnspython's
-wire reader. Only definite lengths, at most 4 length octets.
+Reads go through probes.wire (bounds-checked, one MalformedResponse for all
+malformed input). Trailing bytes are an error: a constructed value's contents
+are exactly its TLVs and an SNMP datagram is exactly one message, so each
+parser calls ``end()`` on every reader it has fully read. Only definite
+lengths, at most 4 length octets.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from probes import wire
 from scanner.errors import MalformedResponse
 
 INTEGER, OCTET_STRING, NULL, OID, SEQUENCE = 0x02, 0x04, 0x05, 0x06, 0x30
@@ -68,42 +69,32 @@ def enc_seq(*items: bytes, tag: int = SEQUENCE) -> bytes:
     return tlv(tag, b"".join(items))
 
 
-@dataclass
-class Reader:
-    """Bounded reader over one BER buffer."""
+class Reader(wire.Reader):
+    """Bounded TLV reads over one BER buffer (at most MAX_MESSAGE bytes)."""
 
-    data: bytes
-    pos: int = 0
+    __slots__ = ()
 
-    def __post_init__(self) -> None:
-        if len(self.data) > MAX_MESSAGE:
-            raise MalformedResponse("BER message too large")
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data, "BER", max_size=MAX_MESSAGE)
 
     def done(self) -> bool:
         """True when every byte has been read."""
-        return self.pos == len(self.data)
-
-    def _take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > len(self.data):
-            raise MalformedResponse("BER value runs past the end")
-        out = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return out
+        return self.at_end
 
     def read(self) -> tuple[int, bytes]:
         """Read one TLV: (tag, value bytes)."""
-        tag = self._take(1)[0]
+        tag = self.u8("tag")
         if tag & 0x1F == 0x1F:
             raise MalformedResponse("multi-byte BER tags are not used by SNMP")
-        first = self._take(1)[0]
+        first = self.u8("length")
         if first < 0x80:
             length = first
         else:
             count = first & 0x7F
             if count == 0 or count > 4:
                 raise MalformedResponse("indefinite or oversized BER length")
-            length = int.from_bytes(self._take(count), "big")
-        return tag, self._take(length)
+            length = int.from_bytes(self.take(count, "long-form length"), "big")
+        return tag, self.take(length, f"value of tag 0x{tag:02x}")
 
     def expect(self, tag: int) -> bytes:
         """Read one TLV and insist on its tag."""
@@ -124,9 +115,8 @@ class Reader:
         return int.from_bytes(value, "big", signed=True)
 
     def end(self) -> None:
-        """Reject trailing bytes."""
-        if not self.done():
-            raise MalformedResponse("trailing bytes after BER value")
+        """Reject trailing bytes (a BER value is exactly its TLVs)."""
+        self.expect_end("BER value")
 
 
 def dec_oid(value: bytes) -> str:
@@ -135,12 +125,12 @@ def dec_oid(value: bytes) -> str:
         raise MalformedResponse("bad OID length")
     first = value[0]
     arcs = [min(first // 40, 2), first - 40 * min(first // 40, 2)]
+    if len(value) > 1 and value[-1] & 0x80:  # the last subidentifier octet has its "more" bit set
+        raise MalformedResponse("OID ends inside an arc")
     acc = 0
-    for i, b in enumerate(value[1:], 1):
+    for b in value[1:]:
         acc = (acc << 7) | (b & 0x7F)
         if not b & 0x80:
             arcs.append(acc)
             acc = 0
-        elif i == len(value) - 1:
-            raise MalformedResponse("OID ends inside an arc")
     return ".".join(str(a) for a in arcs)

@@ -19,8 +19,9 @@ answered (udp/53), the probe asks its DHCP server as a new client would:
 
 Each handed-out resolver other than the device itself is then asked the
 canary names (probes.dns_query); the device's own resolver is already asked
-by the dns probe. Replies are parsed here, bounded: a truncated option, an
-option past the packet's end or a reply over MAX_REPLY bytes is malformed.
+by the dns probe. Replies are parsed here with probes.wire: a truncated option,
+an option past the packet's end, anything but pad after the end option or a
+reply over MAX_REPLY bytes is malformed.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
-from probes import route
+from probes import route, wire
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
 from probes.dns_query import ask_canary, canaries
 from scanner.errors import MalformedResponse, ProbeError, Refused, Timeout, Unreachable
@@ -68,34 +69,39 @@ class Reply:
 def _addresses(value: bytes, what: str) -> tuple[str, ...]:
     if not value or len(value) % 4:
         raise MalformedResponse(f"DHCP option {what}: {len(value)} bytes is not a list of IPv4 addresses")
-    return tuple(str(ipaddress.IPv4Address(value[i : i + 4])) for i in range(0, len(value), 4))
+    r = wire.Reader(value, f"DHCP option {what}")
+    return tuple(str(ipaddress.IPv4Address(r.take(4, "address"))) for _ in range(len(value) // 4))
 
 
 def parse_reply(payload: bytes, source: str) -> Reply:
-    """A BOOTREPLY's DHCP options (RFC 2131/2132), strictly: anything truncated or out of bounds is malformed."""
-    if not MIN_REPLY <= len(payload) <= MAX_REPLY:
+    """A BOOTREPLY's DHCP options (RFC 2131/2132), strictly: anything truncated or out of bounds is malformed.
+
+    After the end option only pad octets may follow (RFC 2132 3.2: what follows End should be Pad;
+    BOOTP's 300-octet minimum, RFC 1542 2.1, is why servers send them); anything else is malformed.
+    """
+    r = wire.Reader(payload, "DHCP reply", max_size=MAX_REPLY)
+    if r.remaining < MIN_REPLY:
         raise MalformedResponse(f"DHCP reply of {len(payload)} bytes")
-    if payload[0] != 2:
+    if r.u8("op") != 2:
         raise MalformedResponse("not a BOOTREPLY")
-    if payload[236:240] != MAGIC:
+    r.skip(3, "htype, hlen, hops")
+    xid = r.u32("xid")
+    r.skip(MIN_REPLY - 12, "BOOTP fixed fields")  # secs .. file: what this probe reads comes from options
+    if r.take(4, "magic cookie") != MAGIC:
         raise MalformedResponse("DHCP reply without the magic cookie")
-    (xid,) = struct.unpack(">I", payload[4:8])
     options: dict[int, bytes] = {}
-    i = 240
-    while i < len(payload):
-        code = payload[i]
+    while True:
+        if r.at_end:
+            raise MalformedResponse("DHCP options without an end option")
+        code = r.u8("option code")
         if code == 255:
             break
         if code == 0:
-            i += 1
             continue
-        if i + 1 >= len(payload) or i + 2 + payload[i + 1] > len(payload):
-            raise MalformedResponse(f"DHCP option {code} runs past the end of the packet")
-        length = payload[i + 1]
-        options[code] = options.get(code, b"") + payload[i + 2 : i + 2 + length]  # RFC 3396: repeats concatenate
-        i += 2 + length
-    else:
-        raise MalformedResponse("DHCP options without an end option")
+        value = r.counted(1, f"option {code}", short=f"DHCP option {code} runs past the end of the packet")
+        options[code] = options.get(code, b"") + value  # RFC 3396: repeats concatenate
+    if r.rest().strip(b"\x00"):
+        raise MalformedResponse("DHCP reply with bytes other than pad after its end option")
     message = options.get(53, b"")
     if len(message) != 1:
         raise MalformedResponse("DHCP reply without a message type")
@@ -111,7 +117,7 @@ def parse_reply(payload: bytes, source: str) -> Reply:
         dns_servers=_addresses(options[6], "DNS servers") if 6 in options else (),
         routers=_addresses(options[3], "routers") if 3 in options else (),
         domain=options.get(15, b"").decode("ascii", "replace").rstrip("\x00")[:253],
-        lease_s=struct.unpack(">I", lease)[0] if lease is not None else None,
+        lease_s=int.from_bytes(lease, "big") if lease is not None else None,
     )
 
 
@@ -135,7 +141,7 @@ def _exchange(iface: str, payload: bytes, ip_src: str, server: str, listen_s: fl
     from scapy.layers.l2 import Ether
     from scapy.sendrecv import sniff
 
-    (xid,) = struct.unpack(">I", payload[4:8])
+    xid = wire.Reader(payload, "DHCP request").unpack(">4xI", "xid")[0]  # our own request's
     got: list[Reply] = []
 
     def keep(pkt: Any) -> bool:

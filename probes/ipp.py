@@ -29,7 +29,7 @@ import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from probes import http
+from probes import http, wire
 from probes.base import Phase, Probe, ProbeContext, ProbeTarget, register
 from scanner.errors import MalformedResponse, Timeout
 from scanner.model import IppInfo, Observation
@@ -100,21 +100,21 @@ class Response:
 
 
 def parse_response(data: bytes) -> Response:
-    """Decode an IPP response strictly; MalformedResponse on anything truncated, oversized or out of order."""
-    if len(data) > MAX_RESPONSE:
-        raise MalformedResponse(f"IPP response over {MAX_RESPONSE} bytes")
-    if len(data) < 9:
-        raise MalformedResponse("IPP response shorter than its header")
-    major, _minor, status, request_id = struct.unpack(">BBHI", data[:8])
+    """Decode an IPP response strictly; MalformedResponse on anything truncated, oversized or out of order.
+
+    Bytes after the end-of-attributes tag are allowed: RFC 8010 3.1.1 has a message's optional
+    ``data`` (document content) follow it, and no read-only answer's attributes are in it.
+    """
+    r = wire.Reader(data, "IPP response", max_size=MAX_RESPONSE)
+    major, _minor, status, request_id = r.unpack(">BBHI", "header")
     if major not in (1, 2):
         raise MalformedResponse(f"IPP version {major} is not one this probe reads")
     out = Response(status, request_id)
-    group, name, values, i = 0, "", 0, 8
+    group, name, values = 0, "", 0
     while True:
-        if i >= len(data):
+        if r.at_end:
             raise MalformedResponse("IPP response without an end-of-attributes tag")
-        tag = data[i]
-        i += 1
+        tag = r.u8("tag")
         if tag == TAG_END:
             return out
         if tag < 0x10:  # a delimiter: the next group begins (CUPS-Get-Printers sends one printer group per queue)
@@ -124,23 +124,12 @@ def parse_response(data: bytes) -> Response:
             continue
         if tag == 0x7F:
             raise MalformedResponse("IPP extended value tags are not read")
-        if i + 2 > len(data):
-            raise MalformedResponse("IPP attribute truncated in its name length")
-        (name_len,) = struct.unpack(">H", data[i : i + 2])
-        i += 2
-        if i + name_len + 2 > len(data):
-            raise MalformedResponse("IPP attribute name runs past the end")
-        if name_len:
-            name = data[i : i + name_len].decode("utf-8", "replace")[:MAX_TEXT]
+        raw_name = r.counted(2, "attribute name")
+        if raw_name:
+            name = raw_name.decode("utf-8", "replace")[:MAX_TEXT]
         elif not name:
             raise MalformedResponse("IPP additional value with no attribute before it")
-        i += name_len
-        (value_len,) = struct.unpack(">H", data[i : i + 2])
-        i += 2
-        if i + value_len > len(data):
-            raise MalformedResponse("IPP attribute value runs past the end")
-        value = data[i : i + value_len]
-        i += value_len
+        value = r.counted(2, f"value of {name}")
         values += 1
         if values > MAX_VALUES:
             raise MalformedResponse(f"IPP response with more than {MAX_VALUES} values")
@@ -153,8 +142,8 @@ def _text(tag: int, value: bytes) -> str:
         return value.decode("utf-8", "replace")[:MAX_TEXT]
     if tag == 0x22 and len(value) == 1:  # boolean
         return "true" if value[0] else "false"
-    if tag in (0x21, 0x23) and len(value) == 4:  # integer, enum
-        return str(struct.unpack(">i", value)[0])
+    if tag in (0x21, 0x23) and len(value) == 4:  # integer, enum: exactly a signed 32-bit value
+        return str(int.from_bytes(value, "big", signed=True))
     return value.hex()[:MAX_TEXT]
 
 

@@ -16,6 +16,7 @@ import secrets
 import struct
 from collections.abc import Awaitable, Callable, Sequence
 
+from probes import wire
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
 from probes.clock import now
 from probes.udp import Collected, exchange, exchange_all
@@ -24,6 +25,7 @@ from scanner.model import ClockReading, NtpControl, NtpInfo, Observation, Servic
 
 NTP_EPOCH_OFFSET = 2_208_988_800  # seconds from 1900-01-01 to 1970-01-01
 PACKET = struct.Struct("!BBbb4s4s4sQQQQ")
+MAX_REPLY = 1024
 
 
 def to_ntp(t: float) -> int:
@@ -42,12 +44,15 @@ def build_request(transmit: int) -> bytes:
 
 
 def parse_reply(data: bytes, origin: int, received_at: float) -> NtpInfo:
-    """Parse and validate a server reply to our request; strict about size and mode."""
-    if len(data) < PACKET.size:
-        raise MalformedResponse(f"NTP reply of {len(data)} bytes, need {PACKET.size}")
-    if len(data) > 1024:
-        raise MalformedResponse("NTP reply too large")
-    b0, stratum, _poll, _prec, _rd, _disp, refid, _ref_ts, orig_ts, recv_ts, xmit_ts = PACKET.unpack_from(data)
+    """Parse and validate a server reply to our request; strict about size and mode.
+
+    Bytes after the 48-byte header are allowed (up to MAX_REPLY): RFC 5905 7.3 and RFC 7822 put
+    extension fields and a MAC there, which this probe does not read.
+    """
+    r = wire.Reader(data, "NTP reply", max_size=MAX_REPLY)
+    b0, stratum, _poll, _prec, _rd, _disp, refid, _ref_ts, orig_ts, recv_ts, xmit_ts = r.unpack(
+        PACKET, "header", short=f"NTP reply of {len(data)} bytes, need {PACKET.size}"
+    )
     leap, version, mode = b0 >> 6, (b0 >> 3) & 7, b0 & 7
     if mode != 4:
         raise MalformedResponse(f"NTP mode {mode}, expected 4 (server)")
@@ -140,6 +145,7 @@ class NtpQuery(Probe):
 # Mode 6 (control) and mode 7 (private) ------------------------------------------
 
 CONTROL_HEADER = struct.Struct("!BBHHHHH")  # li/vn/mode, r/e/m/opcode, sequence, status, assoc, offset, count
+MODE7_HEADER = struct.Struct("!BBBBHH")  # r/m/vn/mode, a/sequence, implementation, request, err/items, mbz/size
 READVAR = 2
 MON_GETLIST_1 = 42
 IMPL_XNTPD = 3
@@ -154,17 +160,22 @@ def build_readvar(sequence: int) -> bytes:
 
 
 def parse_readvar(data: bytes, sequence: int) -> tuple[tuple[str, str], ...]:
-    """The kept variables of a mode 6 READVAR response to our sequence number."""
-    if len(data) < CONTROL_HEADER.size:
-        raise MalformedResponse(f"NTP control reply of {len(data)} bytes")
-    b0, b1, seq, _status, _assoc, offset, count = CONTROL_HEADER.unpack_from(data)
+    """The kept variables of a mode 6 READVAR response to our sequence number.
+
+    Bytes after the data are allowed: RFC 9327 2 pads it to a 4-octet boundary and may append an
+    authenticator. One response carries the whole answer here (offset 0); a fragment is refused.
+    """
+    r = wire.Reader(data, "NTP control reply")
+    b0, b1, seq, _status, _assoc, offset, count = r.unpack(
+        CONTROL_HEADER, "header", short=f"NTP control reply of {len(data)} bytes"
+    )
     if b0 & 7 != 6 or not b1 & 0x80 or b1 & 0x1F != READVAR or seq != sequence:
         raise MalformedResponse("not a mode 6 READVAR response to our request")
     if b1 & 0x40:
         raise MalformedResponse("NTP control error response")
-    body = data[CONTROL_HEADER.size : CONTROL_HEADER.size + count]
-    if offset != 0 or len(body) != count:
-        raise MalformedResponse("NTP control response truncated or out of order")
+    if offset != 0:
+        raise MalformedResponse(f"NTP control response out of order (offset {offset})")
+    body = r.take(count, "data", short="NTP control response truncated")
     text = body[:MAX_VARIABLE_TEXT].decode("ascii", errors="replace")
     found: dict[str, str] = {}
     for part in text.replace("\r\n", ",").split(","):
@@ -177,15 +188,20 @@ def parse_readvar(data: bytes, sequence: int) -> tuple[tuple[str, str], ...]:
 
 def is_control_response(data: bytes, sequence: int) -> bool:
     """A mode 6 response (error or not) to our sequence number: the control interface answered."""
-    if len(data) < CONTROL_HEADER.size:
+    try:
+        b0, b1, seq, *_rest = wire.Reader(data, "NTP control reply").unpack(CONTROL_HEADER, "header")
+    except MalformedResponse:
         return False
-    b0, b1, seq = data[0], data[1], int.from_bytes(data[2:4], "big")
     return b0 & 7 == 6 and bool(b1 & 0x80) and seq == sequence and 1 <= (b0 >> 3) & 7 <= 4
 
 
 def is_private_response(data: bytes) -> bool:
     """A mode 7 response (error or not): ntpd's private interface answered (it has no transaction id)."""
-    return len(data) >= 8 and data[0] & 7 == 7 and bool(data[0] & 0x80)
+    try:
+        b0, *_rest = wire.Reader(data, "NTP mode 7 reply").unpack(MODE7_HEADER, "header")
+    except MalformedResponse:
+        return False
+    return b0 & 7 == 7 and bool(b0 & 0x80)
 
 
 def build_monlist() -> bytes:
@@ -194,18 +210,21 @@ def build_monlist() -> bytes:
 
 
 def parse_monlist(data: bytes) -> int:
-    """Number of records in a mode 7 monlist response (a valid response, even with none, is exposure)."""
-    if len(data) < 8:
-        raise MalformedResponse(f"NTP mode 7 reply of {len(data)} bytes")
-    b0, _auth_seq, _impl, request = data[0], data[1], data[2], data[3]
+    """Number of records in a mode 7 monlist response (a valid response, even with none, is exposure).
+
+    ntpd's private protocol has no RFC; its header counts the records and gives their size, and
+    bytes after the records are allowed (what a record holds is not read, only that it is there).
+    """
+    r = wire.Reader(data, "NTP mode 7 reply")
+    b0, _auth_seq, _impl, request, err_items, size_word = r.unpack(
+        MODE7_HEADER, "header", short=f"NTP mode 7 reply of {len(data)} bytes"
+    )
     if b0 & 7 != 7 or not b0 & 0x80 or request != MON_GETLIST_1:
         raise MalformedResponse("not a mode 7 monlist response")
-    if data[4] >> 4:
-        raise MalformedResponse(f"NTP mode 7 error {data[4] >> 4}")
-    items = int.from_bytes(data[4:6], "big") & 0x0FFF
-    size = int.from_bytes(data[6:8], "big") & 0x0FFF
-    if 8 + items * size > len(data):
-        raise MalformedResponse("NTP mode 7 response shorter than its records")
+    if err_items >> 12:
+        raise MalformedResponse(f"NTP mode 7 error {err_items >> 12}")
+    items, size = int(err_items) & 0x0FFF, int(size_word) & 0x0FFF
+    r.skip(items * size, "records", short="NTP mode 7 response shorter than its records")
     return items
 
 
