@@ -18,7 +18,11 @@ import ipaddress
 import os
 import socket
 import struct
+import sys
 from dataclasses import dataclass
+
+from probes import wire
+from scanner.errors import MalformedResponse
 
 # linux/netlink.h, linux/rtnetlink.h
 _NLMSG_ERROR = 2
@@ -61,46 +65,53 @@ def _request(address: ipaddress.IPv4Address | ipaddress.IPv6Address, seq: int) -
 
 
 def parse_reply(data: bytes, seq: int) -> Route:
-    """Read one RTM_NEWROUTE reply (bounds-checked); raises ValueError on anything malformed."""
-    if len(data) < _NLMSG_HDR.size:
-        raise ValueError("short netlink header")
-    length, kind, _flags, got_seq, _pid = _NLMSG_HDR.unpack_from(data)
-    if length < _NLMSG_HDR.size or length > len(data):
-        raise ValueError("netlink length out of bounds")
+    """Read one RTM_NEWROUTE reply (bounds-checked); raises ValueError on anything malformed.
+
+    ValueError stays this function's one error (lookup turns it into "not on-link"): the kernel is
+    not a device answering a probe, so its reply is not a MalformedResponse of the sweep. Bytes after
+    the first message are allowed (a netlink datagram may carry several, netlink(7)); inside it, each
+    attribute is whole and padded to 4 bytes (RTA_ALIGN), and one that is not is malformed.
+    """
+    try:
+        return _parse(data, seq)
+    except MalformedResponse as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def _parse(data: bytes, seq: int) -> Route:
+    r = wire.Reader(data, "netlink reply")
+    length, kind, _flags, got_seq, _pid = r.unpack(_NLMSG_HDR, "header", short="short netlink header")
+    if length < _NLMSG_HDR.size:
+        raise MalformedResponse("netlink length out of bounds")
     if got_seq != seq:
-        raise ValueError("reply to another request")
-    body = data[_NLMSG_HDR.size : length]
-    if kind == _NLMSG_ERROR:
-        if len(body) < 4:
-            raise ValueError("short netlink error")
-        (errno,) = struct.unpack_from("=i", body)
-        if errno < -4095:  # the kernel's errnos are 1..4095; os.strerror(2**31) raised OverflowError
-            return Route(False, reason=f"netlink error {errno}")
-        return Route(False, reason=os.strerror(-errno) if errno < 0 else "no route")
-    if kind != _RTM_NEWROUTE or len(body) < _RTMSG.size:
-        raise ValueError(f"unexpected netlink message type {kind}")
-    *_head, route_type, _rflags = _RTMSG.unpack_from(body)
-    oif: int | None = None
-    gateway: str | None = None
-    source: str | None = None
-    via = False
-    offset = _RTMSG.size
-    while offset < len(body):
-        if offset + _RTATTR.size > len(body):
-            raise ValueError("truncated route attribute")
-        attr_len, attr_type = _RTATTR.unpack_from(body, offset)
-        if attr_len < _RTATTR.size or offset + attr_len > len(body):
-            raise ValueError("route attribute length out of bounds")
-        value = body[offset + _RTATTR.size : offset + attr_len]
-        if attr_type == _RTA_OIF and len(value) == 4:
-            (oif,) = struct.unpack("=I", value)
-        elif attr_type == _RTA_GATEWAY:
-            gateway = str(ipaddress.ip_address(value)) if len(value) in (4, 16) else "?"
-        elif attr_type == _RTA_PREFSRC and len(value) in (4, 16):
-            source = str(ipaddress.ip_address(value))
-        elif attr_type == _RTA_VIA:
-            via = True
-        offset += _align(attr_len)
+        raise MalformedResponse("reply to another request")
+    with r.restrict_to(length - _NLMSG_HDR.size, "message", short="netlink length out of bounds"):
+        if kind == _NLMSG_ERROR:
+            (errno,) = r.unpack("=i", "error", short="short netlink error")
+            if errno < -4095:  # the kernel's errnos are 1..4095; os.strerror(2**31) raised OverflowError
+                return Route(False, reason=f"netlink error {errno}")
+            return Route(False, reason=os.strerror(-errno) if errno < 0 else "no route")
+        if kind != _RTM_NEWROUTE:
+            raise MalformedResponse(f"unexpected netlink message type {kind}")
+        *_head, route_type, _rflags = r.unpack(_RTMSG, "route message", short="short route message")
+        oif: int | None = None
+        gateway: str | None = None
+        source: str | None = None
+        via = False
+        while not r.at_end:
+            attr_len, attr_type = r.unpack(_RTATTR, "attribute header", short="truncated route attribute")
+            if attr_len < _RTATTR.size:
+                raise MalformedResponse("route attribute length out of bounds")
+            value = r.take(attr_len - _RTATTR.size, "attribute", short="route attribute length out of bounds")
+            if attr_type == _RTA_OIF and len(value) == 4:
+                oif = int.from_bytes(value, sys.byteorder)  # rtnetlink is in host byte order
+            elif attr_type == _RTA_GATEWAY:
+                gateway = str(ipaddress.ip_address(value)) if len(value) in (4, 16) else "?"
+            elif attr_type == _RTA_PREFSRC and len(value) in (4, 16):
+                source = str(ipaddress.ip_address(value))
+            elif attr_type == _RTA_VIA:
+                via = True
+            r.align(4, "the next attribute")
     interface = None
     if oif is not None:
         with contextlib.suppress(OSError):

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from probes import wifi_radio
+from probes import wifi_radio, wire
 from probes.wifi_capture import CaptureFile, Record
 from probes.wifi_radio import Fcs
 from scanner.errors import MalformedResponse, UsageError
@@ -36,11 +36,13 @@ MAX_FRAMES = 2_000_000
 MAX_NETWORKS = 4096
 MGMT_HEADER = 24  # 802.11 management header, no HT Control
 BEACON, PROBE_RESPONSE = 8, 5  # management subtypes
-FIXED = 12  # timestamp, beacon interval, capability
+FIXED_FIELDS = struct.Struct("<QHH")  # timestamp, beacon interval, capability
+FIXED = FIXED_FIELDS.size
 PRIVACY = 0x0010
 
 RSN_OUI = b"\x00\x0f\xac"
 MS_OUI = b"\x00\x50\xf2"
+WPA_PREFIX, WPS_PREFIX = MS_OUI + b"\x01", MS_OUI + b"\x04"  # vendor element: OUI and vendor type
 CIPHERS = {1: "WEP-40", 2: "TKIP", 4: "CCMP", 5: "WEP-104", 8: "GCMP", 9: "GCMP-256", 10: "CCMP-256"}
 AKMS = {
     1: "802.1X", 2: "PSK", 3: "FT-802.1X", 4: "FT-PSK", 5: "802.1X-SHA256", 6: "PSK-SHA256", 8: "SAE",
@@ -102,96 +104,84 @@ class Network:
         return self.rsn is not None and ("TKIP" in self.rsn.pairwise or self.rsn.group == "TKIP")
 
 
-class _Reader:
-    """Bounded reads over one element body; running short raises MalformedResponse."""
-
-    def __init__(self, data: bytes, what: str) -> None:
-        self.data, self.pos, self.what = data, 0, what
-
-    def take(self, n: int) -> bytes:
-        if self.pos + n > len(self.data):
-            raise MalformedResponse(f"{self.what}: truncated at byte {self.pos}")
-        out = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return out
-
-    def u16le(self) -> int:
-        return int(struct.unpack("<H", self.take(2))[0])
-
-    def left(self) -> int:
-        return len(self.data) - self.pos
-
-
 def _suite(raw: bytes, oui: bytes, names: dict[int, str]) -> str:
     if raw[:3] != oui:
         return f"vendor {raw[:3].hex(':')}/{raw[3]}"
     return names.get(raw[3], f"reserved {raw[3]}")
 
 
-def _suites(r: _Reader, oui: bytes, ciphers: dict[int, str], akms: dict[int, str]) -> tuple[str, list[str], list[str]]:
-    group = _suite(r.take(4), oui, ciphers)
-    pairwise = [_suite(r.take(4), oui, ciphers) for _ in range(r.u16le())]
-    akm = [_suite(r.take(4), oui, akms) for _ in range(r.u16le())]
+def _suites(
+    r: wire.Reader, oui: bytes, ciphers: dict[int, str], akms: dict[int, str]
+) -> tuple[str, list[str], list[str]]:
+    group = _suite(r.take(4, "group cipher"), oui, ciphers)
+    pairwise = [_suite(r.take(4, "pairwise cipher"), oui, ciphers) for _ in range(r.u16le("pairwise count"))]
+    akm = [_suite(r.take(4, "AKM suite"), oui, akms) for _ in range(r.u16le("AKM count"))]
     return group, pairwise, akm
 
 
 def parse_rsn(body: bytes) -> Suites:
-    """Element 48. Group, pairwise and AKM lists are required here: an RSN element without them says nothing."""
-    r = _Reader(body, "RSN element")
-    if r.u16le() != 1:
+    """Element 48. Group, pairwise and AKM lists are required here: an RSN element without them says nothing.
+
+    What follows them (RSN capabilities, PMKID count and list, group management cipher) is optional
+    (IEEE 802.11-2016 Figure 9-255, the RSNE format) and only the capabilities are read, when whole:
+    bytes after what is read are allowed, as they are the optional fields this parser skips.
+    """
+    r = wire.Reader(body, "RSN element")
+    if r.u16le("version") != 1:
         raise MalformedResponse("RSN element: version is not 1")
     group, pairwise, akm = _suites(r, RSN_OUI, CIPHERS, AKMS)
-    caps = r.u16le() if r.left() >= 2 else 0
+    caps = r.u16le("RSN capabilities") if r.remaining >= 2 else 0
     return Suites(group, tuple(pairwise), tuple(akm), bool(caps & 0x80), bool(caps & 0x40))
 
 
 def parse_wpa(body: bytes) -> Suites:
-    """Vendor element 00:50:F2 type 1 (the OUI and type already removed)."""
-    r = _Reader(body, "WPA element")
-    if r.u16le() != 1:
+    """Vendor element 00:50:F2 type 1 (the OUI and type already removed); trailing bytes allowed, as in RSN."""
+    r = wire.Reader(body, "WPA element")
+    if r.u16le("version") != 1:
         raise MalformedResponse("WPA element: version is not 1")
     group, pairwise, akm = _suites(r, MS_OUI, WPA_CIPHERS, WPA_AKMS)
     return Suites(group, tuple(pairwise), tuple(akm))
 
 
 def parse_wps(body: bytes) -> tuple[bool | None, bool | None]:
-    """Vendor element 00:50:F2 type 4: (configured, AP setup locked), from its big-endian TLVs."""
+    """Vendor element 00:50:F2 type 4: (configured, AP setup locked), from its big-endian TLVs.
+
+    The element is TLVs and nothing else: a byte that is no whole TLV is malformed.
+    """
     configured: bool | None = None
     locked: bool | None = None
-    r = _Reader(body, "WPS element")
-    while r.left() >= 4:
-        kind, length = struct.unpack(">HH", r.take(4))
-        value = r.take(length)
-        if kind == 0x1044 and length == 1:
+    r = wire.Reader(body, "WPS element")
+    while not r.at_end:
+        kind = r.u16("attribute type")
+        value = r.counted(2, f"attribute 0x{kind:04x}")
+        if kind == 0x1044 and len(value) == 1:
             configured = value[0] == 2
-        elif kind == 0x1057 and length == 1:
+        elif kind == 0x1057 and len(value) == 1:
             locked = value[0] == 1
-    if r.left():
-        raise MalformedResponse("WPS element: trailing bytes")
     return configured, locked
 
 
 def elements(data: bytes) -> Iterator[tuple[int, bytes]]:
-    """(id, body) of each information element; a truncated last element raises MalformedResponse."""
-    pos = 0
-    while pos < len(data):
-        if pos + 2 > len(data):
-            raise MalformedResponse("information element header truncated")
-        eid, length = data[pos], data[pos + 1]
-        if pos + 2 + length > len(data):
-            raise MalformedResponse(f"element {eid} runs past the frame ({length} bytes)")
-        yield eid, data[pos + 2 : pos + 2 + length]
-        pos += 2 + length
+    """(id, body) of each information element; a truncated last element raises MalformedResponse.
+
+    The elements fill the frame body to its end (the FCS is already removed), so a byte that is no
+    whole element is malformed.
+    """
+    r = wire.Reader(data, "information elements")
+    while not r.at_end:
+        eid, length = r.take(2, "element header", short="information element header truncated")
+        yield eid, r.take(length, f"element {eid}", short=f"element {eid} runs past the frame ({length} bytes)")
 
 
 def parse_frame(bssid: str, frame: bytes, header: int = MGMT_HEADER) -> Network:
     """One beacon or probe response (the 802.11 frame from its header on, no FCS)."""
-    if len(frame) < header + FIXED:
-        raise MalformedResponse("management frame shorter than its fixed fields")
-    (cap,) = struct.unpack("<H", frame[header + 10 : header + 12])
+    r = wire.Reader(frame, "management frame")
+    short = "management frame shorter than its fixed fields"
+    r.skip(header, "management header", short=short)
+    _timestamp, _interval, cap = r.unpack(FIXED_FIELDS, "fixed fields", short=short)
     net = Network(bssid=bssid, privacy=bool(cap & PRIVACY), frames=1)
     try:
-        for eid, body in elements(frame[header + FIXED :]):
+        for eid, body in elements(r.rest()):
             _element(net, eid, body)
     except MalformedResponse as exc:
         net.malformed.append(f"frame: {exc}")  # the elements after this one were never seen
@@ -219,12 +209,11 @@ def _element(net: Network, eid: int, body: bytes) -> None:
             net.channel = body[0]
         elif eid == 48:
             net.rsn = parse_rsn(body)
-        elif eid == 221 and body[:3] == MS_OUI and len(body) >= 4:
-            if body[3] == 1:
-                net.wpa = parse_wpa(body[4:])
-            elif body[3] == 4:
-                net.wps = True
-                net.wps_configured, net.wps_locked = parse_wps(body[4:])
+        elif eid == 221 and body.startswith(WPA_PREFIX):
+            net.wpa = parse_wpa(body.removeprefix(WPA_PREFIX))
+        elif eid == 221 and body.startswith(WPS_PREFIX):
+            net.wps = True
+            net.wps_configured, net.wps_locked = parse_wps(body.removeprefix(WPS_PREFIX))
     except MalformedResponse as exc:
         net.malformed.append(str(exc))
 
@@ -249,16 +238,19 @@ def merge(networks: dict[tuple[str, str], Network], net: Network) -> None:
 
 def management(data: bytes) -> tuple[str, int] | None:
     """(BSSID, header length) of a beacon or probe response; None for any other frame."""
-    if len(data) < MGMT_HEADER:
+    r = wire.Reader(data, "802.11 header")
+    try:
+        # frame control, duration, address 1 (DA), address 2 (SA), address 3 (BSSID), sequence control
+        fc0, fc1, _duration, _da, _sa, bssid, _seq = r.unpack("<BBH6s6s6sH", "management header")
+    except MalformedResponse:
         return None
-    fc0, fc1 = data[0], data[1]
     if fc0 & 0x03 or (fc0 >> 2) & 0x03 != 0 or fc0 >> 4 not in (BEACON, PROBE_RESPONSE):
         return None  # protocol version is 0 in every 802.11 frame; type 0 is management
     if fc1 & 0x40:
         return None  # Protected Frame: a body we cannot read (beacons are never protected)
     # Order set in a management frame means a 4-byte HT Control field after Sequence Control (+HTC)
     header = MGMT_HEADER + (4 if fc1 & 0x80 else 0)
-    return data[16:22].hex(":"), header
+    return bytes(bssid).hex(":"), header
 
 
 @dataclass

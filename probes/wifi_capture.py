@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from probes import wire
 from scanner.errors import MalformedResponse
 
 MAX_RECORD = 262_144  # libpcap's largest snap length
@@ -141,7 +142,7 @@ class CaptureFile:
                 length = self._block_length(struct.unpack(self._order + "I", length_raw)[0], 28)
                 body = _take(self.stream, length - 16, "a section header")
                 self._trailer(length, "section header")
-                major = struct.unpack_from(self._order + "H", body)[0]
+                major = wire.Reader(body, "pcapng section header").unpack(self._order + "H", "major version")[0]
                 if major != 1:
                     raise MalformedResponse(f"pcapng major version {major} (1 expected)")
                 base += len(fcs)
@@ -173,50 +174,50 @@ class CaptureFile:
             raise MalformedResponse(f"pcapng {what}: its trailing length differs from its leading one")
 
     def _interface(self, body: bytes) -> tuple[int, int, int | None]:
-        """Interface Description Block: link type, snap length, FCS bytes (if_fcslen)."""
-        if len(body) < 8:
-            raise MalformedResponse("pcapng interface description block shorter than its fixed fields")
-        linktype, _reserved, snaplen = struct.unpack_from(self._order + "HHI", body)
+        """Interface Description Block: link type, snap length, FCS bytes (if_fcslen).
+
+        Options are optional, opt_endofopt may be left out at the end, and what follows it inside the
+        block is ignored (as libpcap reads it); an option that runs past its block is malformed.
+        """
+        r = wire.Reader(body, "pcapng interface description block")
+        short = "pcapng interface description block shorter than its fixed fields"
+        linktype, _reserved, snaplen = r.unpack(self._order + "HHI", "fixed fields", short=short)
         fcs: int | None = None
-        pos = 8
         for _ in range(MAX_OPTIONS):
-            if pos + 4 > len(body):
-                break  # options are optional, and opt_endofopt may be left out at the end
-            code, size = struct.unpack_from(self._order + "HH", body, pos)
-            pos += 4
+            if r.at_end:
+                break
+            code, size = r.unpack(self._order + "HH", "option header")
             if code == 0:
                 break
-            if pos + size > len(body):
-                raise MalformedResponse(f"pcapng interface option {code} runs past its block")
-            if code == IF_FCSLEN and size >= 1:
+            value = r.take(size, f"option {code}", short=f"pcapng interface option {code} runs past its block")
+            if code == IF_FCSLEN and value:
                 # The draft says bits, some writers wrote bytes (pcapng issue 60): 32 and 4 both
                 # mean 802.11's 4-byte FCS, 0 means none; anything else is left to the CRC check.
-                fcs = {0: 0, 4: 4, 32: 4}.get(body[pos])
-            pos += (size + 3) & ~3
+                fcs = {0: 0, 4: 4, 32: 4}.get(value[0])
+            r.align(4, f"the option after option {code}")  # options are padded to 32 bits
         return linktype, snaplen, fcs
 
     def _packet(self, kind: int, body: bytes, snaplens: list[int]) -> tuple[int, bytes, int]:
-        """(interface, captured bytes, original length) of an enhanced (6), simple (3) or obsolete (2) block."""
+        """(interface, captured bytes, original length) of an enhanced (6), simple (3) or obsolete (2) block.
+
+        The packet data is followed by its padding (and, but for a simple block, options): allowed.
+        """
         if kind == 3:
-            if len(body) < 4:
-                raise MalformedResponse("pcapng simple packet block shorter than its fixed fields")
-            (orig,) = struct.unpack_from(self._order + "I", body)
-            iface, start = 0, 4
+            r = wire.Reader(body, "pcapng simple packet block")
+            orig = r.unpack(self._order + "I", "original length", short=f"{r.what} shorter than its fixed fields")[0]
+            iface = 0
             # a simple packet block's captured length is implied: the original length cut by the snap length
             limit = snaplens[0] if snaplens and snaplens[0] else orig
-            incl = min(orig, limit)
-            if incl > len(body) - 4:
-                raise MalformedResponse("pcapng simple packet block shorter than its packet")
+            data = r.take(min(orig, limit), "packet data", short=f"{r.what} shorter than its packet")
         else:
-            if len(body) < 20:
-                raise MalformedResponse("pcapng packet block shorter than its fixed fields")
+            r = wire.Reader(body, "pcapng packet block")
+            short = "pcapng packet block shorter than its fixed fields"
             if kind == 6:
-                iface, _hi, _lo, incl, orig = struct.unpack_from(self._order + "IIIII", body)
+                iface, _hi, _lo, incl, orig = r.unpack(self._order + "IIIII", "fixed fields", short=short)
             else:
-                iface, _drops, _hi, _lo, incl, orig = struct.unpack_from(self._order + "HHIIII", body)
-            start = 20
-            if incl > len(body) - 20:
-                raise MalformedResponse(f"pcapng packet block: {incl} captured bytes in a {len(body) + 12}-byte block")
+                iface, _drops, _hi, _lo, incl, orig = r.unpack(self._order + "HHIIII", "fixed fields", short=short)
+            data = r.take(incl, "packet data", short=f"pcapng packet block: {incl} captured bytes in a "
+                          f"{len(body) + 12}-byte block")  # fmt: skip
         if iface >= len(snaplens):
             raise MalformedResponse(f"pcapng packet on interface {iface}, which no interface block described")
-        return iface, body[start : start + incl], max(orig, incl)
+        return iface, data, max(orig, len(data))

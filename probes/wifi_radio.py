@@ -29,6 +29,7 @@ import zlib
 from dataclasses import dataclass
 from enum import StrEnum
 
+from probes import wire
 from probes.wifi_capture import Record
 from scanner.errors import MalformedResponse
 
@@ -39,6 +40,7 @@ OTHER_LINKTYPES = {0: "BSD loopback", 1: "Ethernet", 101: "raw IP", 113: "Linux 
                    192: "802.11 with PPI (not read)", 228: "raw IPv4", 229: "raw IPv6",
                    276: "Linux cooked v2 (SLL2)"}  # fmt: skip
 AVS_VERSIONS = (0x80211001, 0x80211002)
+AVS_MAGIC = tuple(v.to_bytes(4, "big") for v in AVS_VERSIONS)
 PRISM_MSGCODES = (0x41, 0x44)
 RT_FCS, RT_BAD_FCS = 0x10, 0x40
 FCS_LEN = 4
@@ -71,55 +73,57 @@ class Frame:
 
 
 def radiotap(data: bytes) -> tuple[int, int | None]:
-    """(header length, Flags field or None) of a radiotap header."""
-    if len(data) < 8:
-        raise MalformedResponse("radiotap header shorter than 8 bytes")
-    version, _pad, length, present = struct.unpack_from("<BBHI", data)
+    """(header length, Flags field or None) of a radiotap header.
+
+    ``it_len`` covers the whole header; the fields after Flags are not read, and are allowed.
+    """
+    r = wire.Reader(data, "radiotap header")
+    version, _pad, length = r.unpack("<BBH", "version, pad and length", short="radiotap header shorter than 8 bytes")
     if version != 0:
         raise MalformedResponse(f"radiotap version {version} (0 expected)")
-    if not 8 <= length <= len(data):
+    if length < 8:
         raise MalformedResponse(f"radiotap length {length} in a {len(data)}-byte record")
-    pos, word = 8, present
-    while word & 0x8000_0000:  # another presence word follows; the fields start after the last one
-        if pos + 4 > length:
-            raise MalformedResponse("radiotap presence words run past its header")
-        (word,) = struct.unpack_from("<I", data, pos)
-        pos += 4
     flags: int | None = None
-    if present & 0x1:  # TSFT, u64, aligned to 8 from the start of the header
-        pos = ((pos + 7) & ~7) + 8
-    if present & 0x2:
-        if pos + 1 > length:
-            raise MalformedResponse("radiotap Flags field runs past its header")
-        flags = data[pos]
+    with r.restrict_to(length - 4, "fields", short=f"radiotap length {length} in a {len(data)}-byte record"):
+        present = word = r.u32le("presence word")
+        while word & 0x8000_0000:  # another presence word follows; the fields start after the last one
+            word = r.u32le("presence word", short="radiotap presence words run past its header")
+        if present & 0x2:
+            if present & 0x1:  # TSFT, u64, aligned to 8 from the start of the header
+                r.align(8, "TSFT")
+                r.skip(8, "TSFT")
+            flags = r.u8("Flags", short="radiotap Flags field runs past its header")
     return length, flags
 
 
 def avs(data: bytes) -> int:
-    """Header length of an AVS capture header."""
-    if len(data) < 8:
-        raise MalformedResponse("AVS header shorter than 8 bytes")
-    version, length = struct.unpack_from(">II", data)
+    """Header length of an AVS capture header (the fields inside it are not read)."""
+    r = wire.Reader(data, "AVS header")
+    version, length = r.unpack(">II", "version and length", short="AVS header shorter than 8 bytes")
     if version not in AVS_VERSIONS:
         raise MalformedResponse(f"AVS header version {version:#010x}")
-    if not 8 <= length <= len(data):
+    if length < 8:
         raise MalformedResponse(f"AVS header length {length} in a {len(data)}-byte record")
+    r.skip(length - 8, "AVS fields", short=f"AVS header length {length} in a {len(data)}-byte record")
     return int(length)
 
 
 def prism(data: bytes) -> tuple[int, bool]:
     """(header length, is AVS) of the header under link type 119: Prism, or AVS as some drivers write."""
-    if len(data) >= 4 and struct.unpack_from(">I", data)[0] in AVS_VERSIONS:
+    if data.startswith(AVS_MAGIC):
         return avs(data), True
-    if len(data) < 24:
-        raise MalformedResponse("Prism header shorter than its msgcode, msglen and device name")
+    r = wire.Reader(data, "Prism header")
+    short = "Prism header shorter than its msgcode, msglen and device name"
+    head = r.take(8, "msgcode and msglen", short=short)
+    r.skip(16, "device name", short=short)
     for order in "<>":  # the capturing host's byte order, whichever it was
-        msgcode, length = struct.unpack_from(order + "II", data)
+        msgcode, length = struct.unpack(order + "II", head)
         if msgcode in PRISM_MSGCODES:
-            if not 24 <= length <= len(data):
+            if length < 24:
                 raise MalformedResponse(f"Prism msglen {length} in a {len(data)}-byte record")
+            r.skip(length - 24, "DID items", short=f"Prism msglen {length} in a {len(data)}-byte record")
             return int(length), False
-    raise MalformedResponse(f"Prism msgcode {data[:4].hex()} (0x41 or 0x44 expected)")
+    raise MalformedResponse(f"Prism msgcode {head[:4].hex()} (0x41 or 0x44 expected)")
 
 
 def _crc_matches(frame: bytes) -> bool:
