@@ -3,6 +3,11 @@
 Rejects, with MalformedResponse: oversized messages, too many or too long
 header lines, a bad start line, a Content-Length that is not a number or that
 promises more body than arrived. Handles header folding and compact names.
+
+Bytes after the Content-Length body: over UDP they are discarded, as RFC 3261
+18.3 requires; on a stream the framing (probes.sipnet) hands over exactly one
+message, so extra bytes there are malformed, never silently dropped (they
+would be the next message). Text, so not read with probes.wire.
 """
 
 from __future__ import annotations
@@ -146,11 +151,11 @@ def parse(data: bytes, *, stream: bool = False) -> SipMessage:
             raise MalformedResponse("Content-Length missing on a stream transport")
         msg.body = body
     else:
-        if not (length_text.isascii() and length_text.isdigit()) or len(length_text) > 6:  # str.isdigit: '²' too
-            raise MalformedResponse("bad Content-Length")
-        length = int(length_text)
+        length = _length_value(length_text)
         if length > len(body):
             raise MalformedResponse("SIP body shorter than Content-Length")
+        if stream and length < len(body):
+            raise MalformedResponse("SIP message with bytes after its Content-Length body on a stream")
         msg.body = body[:length]  # RFC 3261 18.3: extra datagram bytes are discarded
     for required in ("via", "call-id", "cseq"):
         if msg.get(required) is None:
@@ -158,15 +163,19 @@ def parse(data: bytes, *, stream: bool = False) -> SipMessage:
     return msg
 
 
+def _length_value(text: str) -> int:
+    """A Content-Length value: 1*DIGIT (RFC 3261 20.14), ASCII only (str.isdigit takes '²'), at most 6 digits."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 6:
+        raise MalformedResponse("bad Content-Length")
+    return int(text)
+
+
 def content_length(head: bytes) -> int | None:
     """Content-Length (or compact ``l``) of a header block, for stream framing; None when absent."""
     for line in head.split(b"\n")[1 : MAX_HEADERS + 1]:
         name, colon, value = line.partition(b":")
         if colon and name.strip().lower() in (b"content-length", b"l"):
-            text = value.strip()
-            if not text.isdigit() or len(text) > 6:
-                raise MalformedResponse("bad Content-Length")
-            return int(text)
+            return _length_value(value.strip().decode("latin-1"))
     return None
 
 
