@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from lab.emulator import printer
+from lab.emulator.hostile import Hostile
 from lab.emulator.sip_pbx import SipPersona, device_date
 from probes import ber, sipmsg
 from scanner.errors import MalformedResponse, ProbeError
@@ -24,7 +25,7 @@ SYS_NAME = "1.3.6.1.2.1.1.5.0"
 NTP_EPOCH = 2_208_988_800
 DEFAULT_PORTS = {
     "ftp": 21, "ssh": 22, "telnet": 23, "http": 80, "snmp": 161, "ntp": 123, "sip": 5060, "sip_tcp": 5060,
-    "ipp": 631, "pjl": 9100,
+    "ipp": 631, "pjl": 9100, "dns": 53, "ssdp": 1900,
 }  # fmt: skip
 TCP_SERVICES = ("ftp", "ssh", "telnet", "http", "ipp", "pjl", "sip_tcp")
 
@@ -75,6 +76,11 @@ class DeviceSpec:
     http_title: str | None = None  # the web UI's page title, when not the persona's own
     fax: dict[str, bool] = field(default_factory=dict)  # MFP fax settings (printer.FAX_SETTINGS), read over SNMP
     ipp_auth: str = "none"  # IPP job submission: none (anyone) | basic (ipps URI, TLS and a password required)
+    # every service hostile (lab.emulator.hostile): garbage | valid-then-garbage | huge | drip; dns and ssdp
+    # are served only by a hostile device
+    hostile: str | None = None
+    hostile_seed: int = 0
+    drip_ms: float = 200.0  # drip: one byte this often
 
     def listen_on(self, service: str) -> list[str]:
         """The addresses one service listens on: the LAN address, and the WAN one when it is exposed there."""
@@ -131,6 +137,9 @@ class DeviceSpec:
             ipp_auth=str(data.get("ipp_auth", "none")),
             fax={str(k): bool(v) for k, v in (data.get("fax") or {}).items()},
             http_title=data.get("http_title"),
+            hostile=data.get("hostile"),
+            hostile_seed=int(data.get("hostile_seed", 0)),
+            drip_ms=float(data.get("drip_ms", 200.0)),
         )
 
 
@@ -158,6 +167,9 @@ class Device:
         self.sip = SipPersona(spec)
         self._log_socket: socket.socket | None = None
         self._cli: Any = None
+        self.hostile = None
+        if spec.hostile is not None:
+            self.hostile = Hostile(spec.hostile, spec.hostile_seed, spec.drip_ms, spec.address)
 
     def check_login(self, username: str, password: str) -> bool:
         """One login attempt against the spec's users, counting failures toward the lockout."""
@@ -204,7 +216,7 @@ class Device:
         """Bind every service (port 0 picks a free one; see ``bound``)."""
         loop = asyncio.get_running_loop()
         for name, port in self.spec.services.items():
-            if name == "ssh" and name not in self.spec.hang + self.spec.garbage:
+            if name == "ssh" and name not in self.spec.hang + self.spec.garbage and self.hostile is None:
                 from lab.emulator.cli import CliServer
 
                 self._cli = CliServer(self)
@@ -222,6 +234,8 @@ class Device:
                     )
                     self.transports.append(transport)
                     self.bound.setdefault(name, transport.get_extra_info("sockname")[1])
+        if self.hostile is not None:
+            self.hostile.http_port = self.bound.get("http", 80)  # where its SSDP answer points
 
     def _tcp_handler(
         self, name: str
@@ -264,6 +278,9 @@ class Device:
             if name in self.spec.garbage:
                 writer.write(b"\x00\xff garbage \xfe" * 8)
                 await writer.drain()
+                return
+            if self.hostile is not None:
+                await asyncio.wait_for(self.hostile.tcp(name, reader, writer), 30)
                 return
             handler = getattr(self, f"_{name}")
             await asyncio.wait_for(handler(reader, writer), 30)
@@ -627,6 +644,10 @@ class _Udp(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]  # a datagram endpoint's transport
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        if self.device.hostile is not None:
+            self.device.received.append((self.name, data[:64]))
+            self.device.hostile.udp(self.name, data, lambda out: self._send(out, addr))
+            return
         if self.name == "sip" and self.name not in self.device.spec.hang + self.device.spec.garbage:
             self.device.received.append(("sip", data[:64]))
             with contextlib.suppress(MalformedResponse):
