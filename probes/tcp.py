@@ -59,13 +59,27 @@ async def read_line(reader: asyncio.StreamReader, wait: float, what: str, max_le
 
 
 async def close_stream(writer: asyncio.StreamWriter) -> None:
-    """Close a stream without letting a slow peer hold us (shielded, bounded)."""
+    """Close a stream without letting a slow peer hold us (shielded, bounded, silent).
+
+    A TLS peer that never answers our close_notify would keep the connection for asyncio's 30 s
+    shutdown timeout and then fail ``wait_closed``, in a task nobody awaits any more ("Task exception
+    was never retrieved" on stderr): past our own second the transport is aborted instead, and the
+    task's outcome is always retrieved (also when we are cancelled while waiting)."""
     writer.close()
+    closed = asyncio.ensure_future(writer.wait_closed())
+    closed.add_done_callback(_retrieve)
     try:
         async with asyncio.timeout(1.0):
-            await asyncio.shield(writer.wait_closed())
-    except (TimeoutError, OSError):
+            await asyncio.shield(closed)
+    except TimeoutError:
+        writer.transport.abort()
+    except OSError:  # ssl.SSLError included: a broken shutdown is still a closed stream
         pass
+
+
+def _retrieve(done: asyncio.Future[None]) -> None:
+    if not done.cancelled():
+        done.exception()
 
 
 @register
