@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from probes.base import ProbeContext, map_errors
-from scanner.errors import Timeout
+from scanner.errors import MalformedResponse, Timeout
 
 MAX_DATAGRAM = 65_535
 
@@ -135,12 +135,17 @@ async def exchange(
     schedule: Sequence[float] = (0.0, 1.0),
     what: str = "udp",
 ) -> bytes:
-    """The first accepted reply within the probe's read timeout and deadline; Timeout on silence."""
+    """The first accepted reply within the probe's read timeout and deadline; Timeout on silence, and
+    MalformedResponse when the peer answered only with what ``accept`` refused (garbage is not silence)."""
     got = await collect(
         address, port, build, accept, read_s=ctx.timeouts.read, deadline=ctx.deadline, schedule=schedule, what=what
     )
     if got.kept:
         return got.kept[0]
+    if got.rejected:
+        raise MalformedResponse(
+            f"{what} {address}:{port}: {got.rejected} reply(ies) ({got.rejected_bytes} bytes), none an answer to us"
+        )
     dropped = got.dropped + got.rejected
     raise Timeout(f"{what} {address}:{port}: no matching answer ({len(schedule)} sends, {dropped} dropped)")
 

@@ -76,7 +76,8 @@ def cleartext_admin(view: HostView) -> list[Finding]:
     flagged = {f.service for f in out}
     for port in view.of(PortState):
         svc = port.service
-        if not port.is_open or svc is None or svc.name not in CLEARTEXT_TCP or svc.key in flagged:
+        # an SSH port is judged by its identification string: one that sent none may be anything
+        if not port.is_open or svc is None or svc.name not in (*CLEARTEXT_TCP, "ssh") or svc.key in flagged:
             continue
         if svc.key in judged:
             continue
