@@ -262,7 +262,7 @@ def tamper(run: Path, node: str, changes: dict[str, Any], wait_s: float = 5.0) -
     """
     import signal
 
-    from lab.emulator.devices import DeviceSpec
+    from lab.emulator.spec import DeviceSpec
 
     state = State.load(run)
     if state is None:

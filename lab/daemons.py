@@ -580,7 +580,7 @@ def kamailio(node: NodeContext, opts: dict[str, Any]) -> Launch:
 
 def emulator(node: NodeContext, persona: dict[str, Any]) -> Launch:
     """An emulated device (lab/emulator) bound to the node's address."""
-    from lab.emulator.devices import TCP_SERVICES, DeviceSpec
+    from lab.emulator.spec import TCP_SERVICES, DeviceSpec
 
     entry = {"name": node.name, "address": node.address, **persona}
     if persona.get("wan_services") and "wan" in node.addresses:

@@ -21,7 +21,8 @@ import pytest
 import yaml
 
 import probes
-from lab.emulator.devices import Device, DeviceSpec
+from lab.emulator.devices import Device
+from lab.emulator.spec import DeviceSpec
 from probes.base import ProbeConfig, Timeouts
 from scanner import profiles
 from scanner.model import Mode

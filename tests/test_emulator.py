@@ -292,7 +292,8 @@ def test_sighup_reload_changes_settings_but_never_listeners(tmp_path: Path) -> N
     import yaml
 
     from lab.emulator.__main__ import reload
-    from lab.emulator.devices import Device, DeviceSpec
+    from lab.emulator.devices import Device
+    from lab.emulator.spec import DeviceSpec
 
     entry = {"name": "r", "address": "127.0.0.1", "persona": "router", "model": "EL-Y10", "firmware": "2.7.5"}
     entry |= {"services": ["ssh"], "cli": "yamaha", "dns_servers": ["198.19.0.53"]}

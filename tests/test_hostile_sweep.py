@@ -22,8 +22,9 @@ from typing import Any
 
 import pytest
 
-from lab.emulator.devices import Device, DeviceSpec
+from lab.emulator.devices import Device
 from lab.emulator.hostile import MODES
+from lab.emulator.spec import DeviceSpec
 from tests.conftest import ROOT
 
 PORTS = {

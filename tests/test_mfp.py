@@ -172,7 +172,7 @@ def test_ipp_answers_are_parsed_strictly() -> None:
 
 
 def _spec() -> printer.DeviceSpec:
-    from lab.emulator.devices import DeviceSpec
+    from lab.emulator.spec import DeviceSpec
 
     return DeviceSpec.from_dict(
         {"name": "mfp", "address": "192.0.2.20", "persona": "mfp", "model": "EL-M300", "firmware": "5.40"}

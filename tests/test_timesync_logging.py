@@ -230,7 +230,7 @@ def extract_facts(outputs: list[tuple[object, str]]) -> dict[str, object]:
 
 
 def _router_outputs(cli: str, logging: dict[str, object], ntp: list[str], stratum: int) -> list[tuple[object, str]]:
-    from lab.emulator.devices import DeviceSpec
+    from lab.emulator.spec import DeviceSpec
 
     spec = DeviceSpec.from_dict(
         {

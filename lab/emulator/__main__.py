@@ -17,7 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from lab.emulator.devices import Device, DeviceSpec, run_devices
+from lab.emulator.devices import Device, run_devices
+from lab.emulator.spec import DeviceSpec
 
 
 def reload(config: Path, devices: list[Device]) -> list[str]:

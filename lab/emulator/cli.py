@@ -12,12 +12,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import asyncssh
 
-if TYPE_CHECKING:
-    from lab.emulator.devices import Device
+from lab.emulator.spec import DeviceSpec
+
+
+class Device(Protocol):
+    """What the CLI server needs of the emulated device (lab.emulator.devices.Device) that runs it."""
+
+    spec: DeviceSpec
+    received: list[tuple[str, bytes]]
+    login_attempts: list[tuple[str, str]]
+    auth_users: list[str]
+    config_attempts: list[str]
+
+    def check_login(self, username: str, password: str) -> bool:
+        """One login attempt, counted toward the device's lockout."""
+
+    async def refusal_pause(self) -> None:
+        """The device's delay before it refuses a login."""
 
 CHANGING = ("conf", "configure", "write", "copy", "erase", "reload", "delete", "no ", "administrator", "save")
 MAX_LINE = 512

@@ -13,10 +13,11 @@ import struct
 import time
 from typing import TYPE_CHECKING
 
+from lab.emulator.spec import FAX_SETTINGS
 from probes import ber
 
 if TYPE_CHECKING:
-    from lab.emulator.devices import DeviceSpec
+    from lab.emulator.spec import DeviceSpec
 
 UEL = b"\x1b%-12345X"
 MAX_PJL = 4096
@@ -31,7 +32,6 @@ PRT_INTERPRETER_DESCR = "1.3.6.1.2.1.43.15.1.1.3.1.1"
 # The EL-M family's fax settings (enterprise 99999, fictional), as the edgelab-mfp profile declares them:
 # INTEGER 1 = on/allowed, 2 = off/prohibited, for each raw setting.
 FAX_SETTINGS_OID = "1.3.6.1.4.1.99999.3.1"
-FAX_SETTINGS = ("double_entry", "memory_reception", "direct_dial", "pc_fax", "forwarding")
 
 
 def serial(spec: DeviceSpec) -> str:

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 from probes import sipmsg
 
 if TYPE_CHECKING:
-    from lab.emulator.devices import DeviceSpec
+    from lab.emulator.spec import DeviceSpec
 
 REALM = "asterisk"
 ALLOW = "INVITE, ACK, CANCEL, OPTIONS, BYE, REFER, SUBSCRIBE, NOTIFY, INFO, PUBLISH, MESSAGE"  # chan_sip's list
