@@ -20,7 +20,7 @@ from scanner.checks import catalog
 from scanner.model import Finding, Severity, Status, mask_evidence
 from scanner.store import SweepRecord
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "2.0"  # 2: the device record's fingerprints are typed entries (service, kind, value, path)
 LANGS = ("en", "ja")
 SEVERITIES = [s.value for s in sorted(Severity, key=lambda s: -s.rank)]
 STATUSES = [s.value for s in (Status.FAIL, Status.INCONCLUSIVE, Status.PASS, Status.INFO)]
@@ -79,19 +79,20 @@ def build(sweep: SweepRecord, *, show_secrets: bool = False) -> dict[str, Any]:
             by_status[f["status"]] += 1
             if f["status"] == "fail":
                 by_severity[f["severity"]] += 1
-        cls = host.device.get("class") or "unidentified"
+        cls = host.device.device_class or "unidentified"
         by_class[cls] = by_class.get(cls, 0) + 1
         row: dict[str, str] = {}
         for clause in clauses:
             statuses = {f["status"] for f in findings if f["clause"] == clause}
             row[clause] = next((s for s in ("fail", "inconclusive", "pass") if s in statuses), "na")
         matrix[host.address] = row
+        device = host.device.to_json()
         devices.append(
             {
                 "address": host.address,
                 "hostname": host.hostname,
                 "state": host.state,
-                "device": host.device if show_secrets else mask_evidence(host.device),
+                "device": device if show_secrets else mask_evidence(device),
                 "findings": findings,
             }
         )

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scanner.model import Finding, Severity, Status
-from scanner.store import SweepRecord
+from scanner.store import HostRecord, SweepRecord
 
 JUDGED = (Status.FAIL, Status.INCONCLUSIVE)
 
@@ -44,7 +44,7 @@ class Diff:
         }
 
 
-def _up(sweep: SweepRecord) -> dict[str, Any]:
+def _up(sweep: SweepRecord) -> dict[str, HostRecord]:
     return {h.address: h for h in sweep.hosts if h.state != "down"}
 
 
@@ -70,19 +70,23 @@ def diff(old: SweepRecord, new: SweepRecord) -> Diff:
             if key not in n_f and f.status in JUDGED:
                 out.resolved.append(f)
         o_dev, n_dev = o_host.device, n_host.device
-        for fld in ("profile", "firmware", "model"):
-            if o_dev.get(fld) != n_dev.get(fld):
-                out.fingerprint_changes.append(
-                    {"address": address, "field": fld, "old": o_dev.get(fld), "new": n_dev.get(fld)}
-                )
-        o_fp, n_fp = o_dev.get("fingerprints", {}), n_dev.get("fingerprints", {})
-        for name in sorted(set(o_fp) | set(n_fp)):
-            if o_fp.get(name) != n_fp.get(name):
-                out.fingerprint_changes.append(
-                    {"address": address, "field": name, "old": o_fp.get(name), "new": n_fp.get(name)}
-                )
-        o_svc = {f"{s['transport']}/{s['port']}" for s in o_dev.get("services", [])}
-        n_svc = {f"{s['transport']}/{s['port']}" for s in n_dev.get("services", [])}
+        for fld, before, after in (
+            ("profile", o_dev.profile, n_dev.profile),
+            ("firmware", o_dev.firmware, n_dev.firmware),
+            ("model", o_dev.model, n_dev.model),
+        ):
+            if before != after:
+                out.fingerprint_changes.append({"address": address, "field": fld, "old": before, "new": after})
+        o_fp = {f.slot: f for f in o_dev.fingerprints}
+        n_fp = {f.slot: f for f in n_dev.fingerprints}
+        for slot in sorted(set(o_fp) | set(n_fp)):
+            was = o_fp[slot].value if slot in o_fp else None
+            now = n_fp[slot].value if slot in n_fp else None
+            if was != now:
+                label = (o_fp.get(slot) or n_fp[slot]).label
+                out.fingerprint_changes.append({"address": address, "field": label, "old": was, "new": now})
+        o_svc = {s.key for s in o_dev.services}
+        n_svc = {s.key for s in n_dev.services}
         if o_svc != n_svc:
             out.fingerprint_changes.append(
                 {"address": address, "field": "services", "old": sorted(o_svc), "new": sorted(n_svc)}

@@ -29,18 +29,10 @@ from scanner.model import Finding, Status
 from scanner.orchestrator import HostResult
 from scanner.store import HostRecord, Store, SweepRecord
 
-IDENTITY_SUFFIXES = (" host key", " certificate", " engine-id")
-
 
 def identities(host: HostRecord) -> set[str]:
     """The long-lived keys a host showed: SSH host keys, TLS certificates, SNMP engine IDs (service-free)."""
-    prints = host.device.get("fingerprints") or {}
-    out: set[str] = set()
-    for name, value in prints.items():
-        for suffix in IDENTITY_SUFFIXES:
-            if str(name).endswith(suffix) and value:
-                out.add(f"{suffix.strip()}: {value}")
-    return out
+    return {f"{fp.kind}: {fp.value}" for fp in host.device.fingerprints if fp.kind.identity and fp.value}
 
 
 def parse_pairs(items: Sequence[str]) -> dict[str, str]:
@@ -132,7 +124,7 @@ def merge(store: Store, lan_id: str, wan_id: str, pairs: dict[str, str]) -> str:
                 for f in host.findings
                 if f.check_id in outside
             ]
-        device = {**host.device, "wan_address": by_lan.get(host.address, (None, ""))[0]}
+        device = dataclasses.replace(host.device, wan_address=by_lan.get(host.address, (None, ""))[0])
         store.host_done(
             sweep_id,
             HostResult(host.address, host.state, host.started_at, host.finished_at, findings, device),
@@ -141,7 +133,7 @@ def merge(store: Store, lan_id: str, wan_id: str, pairs: dict[str, str]) -> str:
     for host in wan.hosts:
         if host.address in joined:
             continue
-        device = {**host.device, "vantage": "wan"}
+        device = dataclasses.replace(host.device, vantage="wan")
         store.host_done(
             sweep_id,
             HostResult(host.address, host.state, host.started_at, host.finished_at, list(host.findings), device),

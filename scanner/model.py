@@ -549,15 +549,6 @@ class Finding:
         )
 
 
-@dataclass(frozen=True)
-class Baseline:
-    """A host as an earlier sweep recorded it: what configuration drift is measured against."""
-
-    sweep_id: str
-    started_at: float
-    device: dict[str, Any]
-
-
 SECRET_KEYS = frozenset({"password", "community", "secret", "passphrase"})
 
 

@@ -33,6 +33,7 @@ from probes.base import (
 from probes.base import Registry as ProbeRegistry
 from scanner import checks as checks_mod
 from scanner import profiles as profiles_mod
+from scanner.device import DeviceRecord, Fingerprint, Kind, Login, Settings, sort_fingerprints
 from scanner.errors import ProbeError
 from scanner.feeds import FeedDb
 from scanner.model import (
@@ -89,7 +90,7 @@ class HostResult:
     started_at: float
     finished_at: float
     findings: list[Finding]
-    device: dict[str, object]
+    device: DeviceRecord
 
 
 class ResultSink(Protocol):
@@ -409,13 +410,21 @@ class Engine:
         return findings
 
 
-def describe_device(state: _HostState, match: profiles_mod.Match | None) -> dict[str, object]:
+def describe_device(state: _HostState, match: profiles_mod.Match | None) -> DeviceRecord:
     """The device record kept in history: identity and fingerprints (for diffs)."""
-    services: list[dict[str, object]] = []
-    fingerprints: dict[str, str] = {}
-    logins: list[dict[str, object]] = []  # credentials that worked (secrets: masked in reports)
-    settings: dict[str, object] = {}  # what the device's own configuration says (drift between sweeps)
+    prints: dict[tuple[str, Kind, str], Fingerprint] = {}  # one per slot: the last observation wins
+    logins: list[Login] = []  # credentials that worked (secrets: masked in reports)
+    # what the device's own configuration says (drift between sweeps)
+    config_sha256: str | None = None
+    dns_servers: tuple[str, ...] | None = None
+    dhcp_dns: tuple[str, ...] | None = None
+    wifi: list[str] = []
     mac = None
+
+    def add(svc: Service, kind: Kind, value: str, path: str = "") -> None:
+        fp = Fingerprint(svc.key, kind, value, path)
+        prints[fp.slot] = fp
+
     for obs in state.observations:
         svc = obs.service
         if isinstance(obs, HostAlive) and obs.mac:
@@ -423,62 +432,55 @@ def describe_device(state: _HostState, match: profiles_mod.Match | None) -> dict
         if svc is None:
             continue
         if isinstance(obs, Banner):
-            fingerprints[f"{svc.key} banner"] = obs.text
+            add(svc, Kind.BANNER, obs.text)
         elif isinstance(obs, HttpInfo):
-            fingerprints[f"{svc.key} server"] = obs.server or ""
-            fingerprints[f"{svc.key} title"] = obs.title or ""
+            add(svc, Kind.SERVER, obs.server or "")
+            add(svc, Kind.TITLE, obs.title or "")
             if obs.cert_sha256:
-                fingerprints[f"{svc.key} certificate"] = obs.cert_sha256
+                add(svc, Kind.CERTIFICATE, obs.cert_sha256)
         elif isinstance(obs, SipInfo):
-            fingerprints[f"{svc.key} sip"] = obs.server or obs.user_agent or ""
+            add(svc, Kind.SIP, obs.server or obs.user_agent or "")
         elif isinstance(obs, IppInfo):  # what the printer (or each print-server queue) says it is
             if obs.make_and_model:
-                fingerprints[f"{svc.key} ipp {obs.path} make-and-model"] = obs.make_and_model
+                add(svc, Kind.IPP_MAKE_AND_MODEL, obs.make_and_model, obs.path)
             if obs.firmware:
-                fingerprints[f"{svc.key} ipp {obs.path} firmware"] = ", ".join(obs.firmware)
+                add(svc, Kind.IPP_FIRMWARE, ", ".join(obs.firmware), obs.path)
         elif isinstance(obs, SnmpInfo):
             if obs.engine_id:
-                fingerprints[f"{svc.key} engine-id"] = obs.engine_id
+                add(svc, Kind.ENGINE_ID, obs.engine_id)
             if obs.sys_descr:
-                fingerprints[f"{svc.key} sysDescr"] = obs.sys_descr
+                add(svc, Kind.SYS_DESCR, obs.sys_descr)
             if obs.printer_serial:  # a printer's own serial number: the same device across address changes
-                fingerprints[f"{svc.key} printer serial"] = obs.printer_serial
+                add(svc, Kind.PRINTER_SERIAL, obs.printer_serial)
         elif isinstance(obs, UpnpInfo):
-            fingerprints[f"{svc.key} upnp"] = " ".join(x for x in (obs.server, obs.usn) if x)
+            add(svc, Kind.UPNP, " ".join(x for x in (obs.server, obs.usn) if x))
         elif isinstance(obs, NtpInfo):
-            fingerprints[f"{svc.key} ntp"] = f"stratum {obs.stratum} leap {obs.leap} ref {obs.ref_id}"
+            add(svc, Kind.NTP, f"stratum {obs.stratum} leap {obs.leap} ref {obs.ref_id}")
         elif isinstance(obs, HostKey):
-            fingerprints[f"{svc.key} host key"] = f"{obs.algorithm} {obs.fingerprint}"
+            add(svc, Kind.HOST_KEY, f"{obs.algorithm} {obs.fingerprint}")
             if obs.auth_methods:
-                fingerprints[f"{svc.key} auth methods"] = ",".join(obs.auth_methods)
+                add(svc, Kind.AUTH_METHODS, ",".join(obs.auth_methods))
         elif isinstance(obs, ConfigFacts):
             if obs.config_sha256:
-                settings["config_sha256"] = obs.config_sha256
+                config_sha256 = obs.config_sha256
             if obs.dns_servers is not None:
-                settings["dns_servers"] = sorted(obs.dns_servers)
+                dns_servers = tuple(sorted(obs.dns_servers))
         elif isinstance(obs, DhcpOffer):
-            settings["dhcp_dns"] = list(obs.dns_servers)  # in the server's order: clients try the first one first
+            dhcp_dns = tuple(obs.dns_servers)  # in the server's order: clients try the first one first
         elif isinstance(obs, WifiNetwork) and obs.source.startswith("config"):
-            wifi = settings.setdefault("wifi", [])
-            assert isinstance(wifi, list)
             wifi.append(f"{obs.ssid}: {obs.security} {'+'.join(obs.pairwise) or '-'}{' WPS' if obs.wps else ''}")
-            wifi.sort()
         elif isinstance(obs, LoginResult) and obs.username is not None and not obs.accepts_anything:
-            logins.append(
-                {"service": svc.key, "username": obs.username, "password": obs.password or "", "source": obs.source}
-            )
-    for svc in sorted(state.services):
-        services.append(svc.to_json())
-    return {
-        "profile": match.profile.id if match else None,
-        "class": match.profile.device_class if match else None,
-        "vendor": match.profile.vendor if match else None,
-        "product": match.profile.product if match else None,
-        "model": match.model if match else None,
-        "firmware": match.version if match else None,
-        "mac": mac,
-        "services": services,
-        "fingerprints": dict(sorted(fingerprints.items())),
-        "logins": logins,
-        "settings": dict(sorted(settings.items())),
-    }
+            logins.append(Login(svc.key, obs.username, obs.password or "", obs.source))
+    return DeviceRecord(
+        profile=match.profile.id if match else None,
+        device_class=match.profile.device_class if match else None,
+        vendor=match.profile.vendor if match else None,
+        product=match.profile.product if match else None,
+        model=match.model if match else None,
+        firmware=match.version if match else None,
+        mac=mac,
+        services=tuple(sorted(state.services)),
+        fingerprints=tuple(sort_fingerprints(prints.values())),
+        logins=tuple(logins),
+        settings=Settings(config_sha256, dns_servers, dhcp_dns, tuple(sorted(wifi)) if wifi else None),
+    )

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scanner.device import Baseline, DeviceRecord
 from scanner.errors import StoreError
-from scanner.model import Baseline, Finding
+from scanner.model import Finding
 from scanner.orchestrator import HostResult
 
 SCHEMA = """
@@ -65,7 +66,7 @@ class HostRecord:
     hostname: str | None
     started_at: float
     finished_at: float
-    device: dict[str, Any]
+    device: DeviceRecord
     findings: list[Finding]
 
 
@@ -137,7 +138,7 @@ class Store:
                         hostname,
                         result.started_at,
                         result.finished_at,
-                        json.dumps(result.device),
+                        json.dumps(result.device.to_json()),
                     ),
                 )
                 self.db.executemany(
@@ -241,7 +242,7 @@ class Store:
             (row[0], row[1], sweep_id),
         ):
             if address not in out:
-                out[address] = Baseline(sid, started, json.loads(device))
+                out[address] = Baseline(sid, started, DeviceRecord.from_json(json.loads(device)))
         return out
 
     def load(self, sweep_id: str) -> SweepRecord:
@@ -259,7 +260,7 @@ class Store:
         ):
             findings.setdefault(address, []).append(Finding.from_json(json.loads(text)))
         hosts = [
-            HostRecord(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), findings.get(r[0], []))
+            HostRecord(r[0], r[1], r[2], r[3], r[4], DeviceRecord.from_json(json.loads(r[5])), findings.get(r[0], []))
             for r in self.db.execute(
                 "SELECT address, state, hostname, started_at, finished_at, device_json FROM hosts"
                 " WHERE sweep_id=? ORDER BY started_at",

@@ -12,25 +12,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from probes import wifi, wifi_radio
 from scanner import checks as checks_mod
 from scanner import command, outfiles
 from scanner.checks.wifi import WIFI_CHECKS
+from scanner.device import AirNetwork, DeviceRecord
 from scanner.errors import UsageError
 from scanner.model import Finding, Mode, WifiNetwork
 from scanner.orchestrator import HostResult
 from scanner.store import Store, SweepRecord, default_path
 
 NEAR = 8
-BLANK_DEVICE: dict[str, Any] = {
-    "profile": None, "class": None, "vendor": None, "product": None, "model": None, "firmware": None,
-    "mac": None, "services": [], "fingerprints": {}, "logins": [],
-}  # fmt: skip
+UNJOINED = DeviceRecord(device_class="wireless network")  # a BSSID no swept device's MAC explains
 
 
 def observation(net: wifi.Network, source: str) -> WifiNetwork:
@@ -70,14 +68,14 @@ def _octets(mac: str) -> list[int] | None:
     return out if len(out) == 6 and all(0 <= o < 256 for o in out) else None
 
 
-def owner(bssid: str, sweep: SweepRecord) -> tuple[str, str, dict[str, Any]] | None:
+def owner(bssid: str, sweep: SweepRecord) -> tuple[str, str, DeviceRecord] | None:
     """(address, how, device) of the swept device a BSSID belongs to, if exactly one fits."""
     b = _octets(bssid)
     if b is None:
         return None
     exact, near = [], []
     for host in sweep.hosts:
-        m = _octets(str(host.device.get("mac") or ""))
+        m = _octets(host.device.mac or "")
         if m is None:
             continue
         if m == b:
@@ -85,9 +83,9 @@ def owner(bssid: str, sweep: SweepRecord) -> tuple[str, str, dict[str, Any]] | N
         elif m[:5] == b[:5] and abs(m[5] - b[5]) <= NEAR:
             near.append(host)
     if len(exact) == 1:
-        return exact[0].address, f"BSSID is its MAC ({exact[0].device.get('mac')})", exact[0].device
+        return exact[0].address, f"BSSID is its MAC ({exact[0].device.mac})", exact[0].device
     if not exact and len(near) == 1:
-        return near[0].address, f"BSSID next to its MAC ({near[0].device.get('mac')})", near[0].device
+        return near[0].address, f"BSSID next to its MAC ({near[0].device.mac})", near[0].device
     return None
 
 
@@ -118,21 +116,19 @@ def run_wifi(args: argparse.Namespace) -> int:
     store = Store(args.db or default_path())
     sweep = store.load(store.resolve(args.join)) if args.join else None
     groups: dict[str, list[WifiNetwork]] = {}
-    devices: dict[str, dict[str, Any]] = {}
+    devices: dict[str, DeviceRecord] = {}
     for net in networks:
         obs = observation(net, source)
         found = owner(net.bssid, sweep) if sweep else None
         address = found[0] if found else net.bssid
         groups.setdefault(address, []).append(obs)
-        known: dict[str, Any] = {**BLANK_DEVICE, **(found[2] if found else {"class": "wireless network"})}
-        known["mac"] = known["mac"] or net.bssid
-        known["joined_by"] = found[1] if found else None
-        devices[address] = known
+        known = found[2] if found else UNJOINED
+        devices[address] = dataclasses.replace(known, mac=known.mac or net.bssid, joined_by=found[1] if found else None)
     targets: list[str] = [source] + ([f"join {sweep.id}"] if sweep else [])
     sweep_id = store.begin("wifi", str(Mode.SAFE), {"targets": targets}, {}, "air")
     now = time.time()
     for address, observations in sorted(groups.items()):
-        device: dict[str, object] = {**devices[address], "wifi": [_summary(o) for o in observations]}
+        device = dataclasses.replace(devices[address], wifi=tuple(_summary(o) for o in observations))
         store.host_done(sweep_id, HostResult(address, "up", now, now, judge(address, observations), device))
     store.finish(sweep_id, "complete")
     record = store.load(sweep_id)
@@ -172,5 +168,5 @@ def describe(capture: wifi.Capture) -> str:
     return "; ".join(parts)
 
 
-def _summary(obs: WifiNetwork) -> dict[str, Any]:
-    return {"bssid": obs.bssid, "ssid": obs.ssid, "channel": obs.channel, "security": obs.security}
+def _summary(obs: WifiNetwork) -> AirNetwork:
+    return AirNetwork(obs.bssid, obs.ssid, obs.channel, obs.security)

@@ -9,6 +9,7 @@ import pytest
 
 from probes import ledger, login
 from scanner import profiles
+from scanner.device import DeviceRecord, Fingerprint, Kind, Login
 from scanner.model import Mode, Status
 from scanner.orchestrator import Engine
 from tests.conftest import StartDevice, by_id, config_for, scan_device
@@ -32,7 +33,7 @@ async def test_profile_default_is_flagged_on_every_login_service(emulated: Start
 async def test_guessable_password_is_weak_not_default(emulated: StartDevice) -> None:
     dev = await emulated(services=["ssh"], cli="yamaha", users={"admin": "password"})
     result = await scan_device(dev)
-    assert "password" in result.device["fingerprints"][f"tcp/{dev.bound['ssh']} auth methods"].split(",")
+    assert "password" in (result.device.fingerprint(f"tcp/{dev.bound['ssh']}", Kind.AUTH_METHODS) or "").split(",")
     assert set(statuses(result, DEFAULT).values()) == {Status.PASS}
     assert set(statuses(result, WEAK).values()) == {Status.FAIL}
 
@@ -59,7 +60,7 @@ async def test_undeclared_lockout_at_max_attempts_is_not_reached(emulated: Start
     """An unidentified device that locks at 3 failures: the default cap (3 attempts, 2 failures) stays under it."""
     dev = await emulated(services=["http"], http_mode="basic", persona="other", model="X", lockout_after=3)
     result = await scan_device(dev)
-    assert result.device["profile"] is None
+    assert result.device.profile is None
     assert dev.locked == set() and max(dev.failures.values()) <= 2
 
 
@@ -104,7 +105,7 @@ async def test_safe_mode_sends_no_login(emulated: StartDevice) -> None:
     dev = await emulated(services=["ssh", "telnet"], cli="cisco", users={"admin": "admin"})
     result = await scan_device(dev, Mode.SAFE)
     assert dev.login_attempts == [] and dev.auth_users == []  # not even a user name
-    assert f"tcp/{dev.bound['ssh']} host key" in result.device["fingerprints"]  # the key needs none
+    assert result.device.fingerprint(f"tcp/{dev.bound['ssh']}", Kind.HOST_KEY) is not None  # the key needs none
     assert set(statuses(result, DEFAULT).values()) == {Status.INCONCLUSIVE}
 
 
@@ -125,19 +126,19 @@ async def test_user_list_is_tried_after_defaults(emulated: StartDevice, tmp_path
 def test_reuse_is_judged_across_hosts_both_ways() -> None:
     from scanner.checks import SweepHost, judge_sweep
 
-    def host(addr: str, key: str, logins: list[dict[str, object]]) -> SweepHost:
-        prints = {"tcp/22 host key": key, "tcp/22 banner": "SSH-2.0-x"}
-        return SweepHost(addr, {"fingerprints": prints, "logins": logins})
+    def host(addr: str, key: str, logins: list[Login]) -> SweepHost:
+        prints = (Fingerprint("tcp/22", Kind.BANNER, "SSH-2.0-x"), Fingerprint("tcp/22", Kind.HOST_KEY, key))
+        return SweepHost(addr, DeviceRecord(fingerprints=prints, logins=tuple(logins)))
 
-    shared = [{"service": "tcp/22", "username": "admin", "password": "Same-1", "source": "user"}]
-    anon = [{"service": "tcp/21", "username": "anonymous", "password": "x@y", "source": "anonymous"}]
+    shared = [Login("tcp/22", "admin", "Same-1", "user")]
+    anon = [Login("tcp/21", "anonymous", "x@y", "anonymous")]
     hosts = [
         host("192.0.2.1", "ssh-ed25519 SHA256:A", shared),
         host("192.0.2.2", "ssh-ed25519 SHA256:B", shared),  # same password as .1
         host("192.0.2.3", "ssh-ed25519 SHA256:C", anon),  # anonymous FTP is not a shared secret
         host("192.0.2.4", "ssh-ed25519 SHA256:C", []),  # same host key as .3
         host("192.0.2.5", "ssh-ed25519 SHA256:E", []),
-        SweepHost("192.0.2.6", {"fingerprints": {}, "logins": []}),
+        SweepHost("192.0.2.6", DeviceRecord()),
     ]
     ids, judged = judge_sweep(hosts, Mode.DEFAULT)
     assert "CIAJ-1.2-REUSED-CREDENTIAL" in ids
@@ -182,11 +183,7 @@ def test_reports_mask_the_credentials_a_device_record_holds() -> None:
     from reports import render
     from scanner.store import HostRecord, SweepRecord
 
-    device = {
-        "profile": None, "class": None, "vendor": None, "model": None, "firmware": None,
-        "services": [], "fingerprints": {},
-        "logins": [{"service": "tcp/22", "username": "admin", "password": "Sekret-42", "source": "user"}],
-    }  # fmt: skip
+    device = DeviceRecord(logins=(Login("tcp/22", "admin", "Sekret-42", "user"),))
     host = HostRecord("192.0.2.9", "up", None, 0.0, 1.0, device, [])
     record = SweepRecord("s", "scan", "default", "complete", 0.0, 1.0, {}, {}, "lan", [host])
     masked = render.to_json(render.build(record, show_secrets=False))

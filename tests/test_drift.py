@@ -9,7 +9,8 @@ from typing import Any
 from scanner.checks import SweepHost
 from scanner.checks.drift import DRIFT, judge
 from scanner.cli import main
-from scanner.model import Baseline, Mode, Severity, Status
+from scanner.device import Baseline, DeviceRecord, Fingerprint, Kind, Settings
+from scanner.model import Mode, Service, Severity, Status
 from tests.conftest import FAST, FLEET_PORTS
 
 PORTS = FLEET_PORTS
@@ -62,44 +63,45 @@ def test_a_second_sweep_flags_the_changed_device_and_passes_the_unchanged_one(fl
     assert good["evidence"]["previous_sweep"] == bad["evidence"]["previous_sweep"]
 
 
-def _host(device: dict[str, Any], previous: dict[str, Any] | None) -> SweepHost:
+def _host(device: DeviceRecord, previous: DeviceRecord | None) -> SweepHost:
     return SweepHost("192.0.2.1", device, Baseline("s1", 0.0, previous) if previous is not None else None)
 
 
-def _dev(**extra: Any) -> dict[str, Any]:
+def _dev(**extra: Any) -> DeviceRecord:
     base: dict[str, Any] = {
         "firmware": "1.0",
         "mac": "02:00:00:00:00:01",
-        "services": [{"transport": "tcp", "port": 22, "name": "ssh"}],
-        "fingerprints": {"tcp/22 ssh host key": "ssh-ed25519 SHA256:aaa"},
-        "settings": {},
+        "services": (Service(22, "tcp", "ssh"),),
+        "fingerprints": (Fingerprint("tcp/22", Kind.HOST_KEY, "ssh-ed25519 SHA256:aaa"),),
     }
-    return {**base, **extra}
+    return DeviceRecord(**{**base, **extra})
 
 
 def test_only_settings_known_in_both_sweeps_are_compared() -> None:
     """A config hash read in authenticated mode now but not then is not a change."""
-    now = _dev(settings={"config_sha256": "abc", "dns_servers": ["198.51.100.53"]})
+    now = _dev(settings=Settings(config_sha256="abc", dns_servers=("198.51.100.53",)))
     f = judge(_host(now, _dev()), Mode.DEFAULT)
     assert f.status == Status.PASS
     assert "configuration (hash of the read-only config output)" not in f.evidence["compared"]
 
 
 def test_dns_servers_and_config_changes_are_high_and_closing_a_service_is_low() -> None:
-    then = _dev(settings={"config_sha256": "abc", "dns_servers": ["198.51.100.53"]})
-    now = _dev(settings={"config_sha256": "abd", "dns_servers": ["203.0.113.66"]})
+    then = _dev(settings=Settings(config_sha256="abc", dns_servers=("198.51.100.53",)))
+    now = _dev(settings=Settings(config_sha256="abd", dns_servers=("203.0.113.66",)))
     f = judge(_host(now, then), Mode.DEFAULT)
     assert f.status == Status.FAIL and f.severity == Severity.HIGH
     assert {c["setting"] for c in f.evidence["changes"]} == {
         "configuration (hash of the read-only config output)",
         "DNS servers in the configuration",
     }
-    closed = judge(_host(_dev(services=[]), _dev()), Mode.DEFAULT)
+    closed = judge(_host(_dev(services=()), _dev()), Mode.DEFAULT)
     assert closed.status == Status.FAIL and closed.severity == Severity.LOW
-    rekeyed = judge(_host(_dev(fingerprints={"tcp/22 ssh host key": "ssh-ed25519 SHA256:bbb"}), _dev()), Mode.DEFAULT)
+    rekeyed_print = Fingerprint("tcp/22", Kind.HOST_KEY, "ssh-ed25519 SHA256:bbb")
+    rekeyed = judge(_host(_dev(fingerprints=(rekeyed_print,)), _dev()), Mode.DEFAULT)
     assert rekeyed.status == Status.FAIL and rekeyed.severity == Severity.HIGH
     # --dhcp: the resolvers handed out, in order (clients try the first first)
-    dhcp_then, dhcp_now = _dev(settings={"dhcp_dns": ["192.0.2.1"]}), _dev(settings={"dhcp_dns": ["203.0.113.66"]})
+    dhcp_then = _dev(settings=Settings(dhcp_dns=("192.0.2.1",)))
+    dhcp_now = _dev(settings=Settings(dhcp_dns=("203.0.113.66",)))
     handed = judge(_host(dhcp_now, dhcp_then), Mode.DEFAULT)
     assert handed.status == Status.FAIL and handed.severity == Severity.HIGH
     assert [c["setting"] for c in handed.evidence["changes"]] == ["DNS servers handed out by DHCP"]

@@ -13,6 +13,7 @@ import pytest
 import probes
 from probes.base import REGISTRY, Phase, Probe, ProbeContext, ProbeTarget, Registry, register
 from scanner import profiles
+from scanner.device import Kind
 from scanner.errors import RegistryError, Unreachable
 from scanner.model import Mode, Observation, Risk, Status
 from scanner.orchestrator import Engine
@@ -123,7 +124,7 @@ async def test_weak_device_flagged_and_hardened_passes(emulated: StartDevice) ->
     assert [f.status for f in by_id(h, "CIAJ-1.2-CLEARTEXT-ADMIN")] == [Status.PASS]
     assert [f.status for f in by_id(h, "CIAJ-1.3-FIRMWARE-EOL")] == [Status.PASS]
     assert [f.status for f in by_id(h, "CIAJ-1.3-FIRMWARE-OUTDATED")] == [Status.PASS]
-    assert h.device["profile"] == "edgelab-router" and h.device["firmware"] == "3.2.1"
+    assert h.device.profile == "edgelab-router" and h.device.firmware == "3.2.1"
 
 
 async def test_safe_mode_sends_no_community(emulated: StartDevice) -> None:
@@ -131,7 +132,7 @@ async def test_safe_mode_sends_no_community(emulated: StartDevice) -> None:
     result = await scan_device(dev, Mode.SAFE)
     sent = [data for name, data in dev.received if name == "snmp"]
     assert sent and all(b"public" not in d for d in sent)  # only the v3 discovery went out
-    assert f"udp/{dev.bound['snmp']} engine-id" in result.device["fingerprints"]
+    assert result.device.fingerprint(f"udp/{dev.bound['snmp']}", Kind.ENGINE_ID) is not None
     clear = by_id(result, "CIAJ-1.2-CLEARTEXT-ADMIN")
     # no community was tried, so SNMP is neither flagged nor passed: v1/v2c is untested
     assert [(f.service, f.status) for f in clear] == [(f"udp/{dev.bound['snmp']}", Status.INCONCLUSIVE)]
@@ -160,8 +161,8 @@ async def test_malformed_udp_replies_are_dropped_not_trusted(emulated: StartDevi
     dev = await emulated(services=["snmp", "sip", "ntp", "ssh"], garbage=["snmp", "sip", "ntp"])
     result = await scan_device(dev, read=0.5)
     assert {name for name, _ in dev.received} >= {"snmp", "sip", "ntp"}  # the probes ran and got junk back
-    kinds = set(result.device["fingerprints"])
-    assert not any("engine-id" in k or " sip" in k or " ntp" in k for k in kinds)
+    kinds = {fp.kind for fp in result.device.fingerprints}
+    assert not kinds & {Kind.ENGINE_ID, Kind.SIP, Kind.NTP}
 
 
 def test_duplicate_probe_name_fails_at_registration() -> None:

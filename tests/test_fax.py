@@ -11,6 +11,7 @@ import pytest
 from scanner import auth
 from scanner.checks import HostView
 from scanner.checks.fax import CHECK_IDS, _judge
+from scanner.device import DeviceRecord, Kind
 from scanner.errors import UsageError
 from scanner.model import FaxSetting, Finding, Mode, Service, Status
 from scanner.orchestrator import Engine, HostResult
@@ -57,10 +58,9 @@ async def test_weak_settings_fail_and_hardened_ones_pass(emulated: StartDevice, 
     assert COMMUNITY not in str(first.evidence) and "public" not in str(first.evidence)  # the community is not kept
     assert weak.snmp_sets == []
     # identification from the Printer-MIB (RFC 3805): the printer's name and serial number
-    fingerprints = result.device["fingerprints"]
-    assert isinstance(fingerprints, dict)
-    assert fingerprints[f"udp/{weak.bound['snmp']} printer serial"].startswith("EL")
-    assert (result.device["profile"], result.device["model"]) == ("edgelab-mfp", "EL-M300")
+    serial = result.device.fingerprint(f"udp/{weak.bound['snmp']}", Kind.PRINTER_SERIAL)
+    assert serial is not None and serial.startswith("EL")
+    assert (result.device.profile, result.device.model) == ("edgelab-mfp", "EL-M300")
 
     hardened = await emulated(
         persona="mfp", model="EL-M300", firmware="5.40", services=["http", "snmp"], communities=[COMMUNITY], fax=STRONG
@@ -140,7 +140,7 @@ def test_the_report_lists_checklist_items_for_the_installer_in_both_languages() 
     pointer = FaxSafeguard("memory-reception", source="x", checklist=where)
     item = _judge(_view("ricoh", fax_safeguards=(pointer,)), "memory-reception")
     judged = _judge(_view("edgelab-mfp", FaxSetting(None, safeguard="pc-fax", value="2")), "pc-fax")
-    device = {k: None for k in ("profile", "class", "vendor", "product", "model", "firmware")} | {"services": []}
+    device = DeviceRecord()
 
     def report(*findings: Finding) -> dict[str, object]:
         host = HostRecord("192.0.2.20", "up", None, 0, 0, device, list(findings))

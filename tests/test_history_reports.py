@@ -114,15 +114,15 @@ def test_diff_sees_changed_device(fleet, tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_diff_reports_finding_and_fingerprint_changes(tmp_path: Path) -> None:
+    from scanner.device import DeviceRecord, Fingerprint, Kind
     from scanner.diff import diff
     from scanner.model import Finding, Mode, Severity, Status
     from scanner.store import HostRecord, SweepRecord
 
     def rec(sid: str, status: Status, fw: str) -> SweepRecord:
         f = Finding("CIAJ-1.3-FIRMWARE-EOL", "10.0.0.1", status, Severity.HIGH, "1.3", Mode.DEFAULT)
-        host = HostRecord(
-            "10.0.0.1", "up", None, 0, 0, {"firmware": fw, "fingerprints": {"tcp/22 banner": fw}, "services": []}, [f]
-        )
+        device = DeviceRecord(firmware=fw, fingerprints=(Fingerprint("tcp/22", Kind.BANNER, fw),))
+        host = HostRecord("10.0.0.1", "up", None, 0, 0, device, [f])
         return SweepRecord(sid, "scan", "default", "complete", 0, 0, {}, {}, "lan", [host])
 
     d = diff(rec("a", Status.PASS, "3.0"), rec("b", Status.FAIL, "2.0"))
@@ -135,6 +135,7 @@ def test_diff_reports_finding_and_fingerprint_changes(tmp_path: Path) -> None:
 
 def test_sweep_level_findings_are_replaced_not_added_when_judged_again(tmp_path: Path) -> None:
     """A resumed sweep judges the cross-host checks again: the earlier verdicts must go, the rest stay."""
+    from scanner.device import DeviceRecord
     from scanner.model import Finding, Mode, Severity, Status
     from scanner.orchestrator import HostResult
     from scanner.store import Store
@@ -142,7 +143,7 @@ def test_sweep_level_findings_are_replaced_not_added_when_judged_again(tmp_path:
     store = Store(tmp_path / "h.db")
     sid = store.begin("scan", "default", {}, {}, "lan")
     eol = Finding("CIAJ-1.3-FIRMWARE-EOL", "192.0.2.1", Status.PASS, Severity.HIGH, "1.3", Mode.DEFAULT)
-    store.host_done(sid, HostResult("192.0.2.1", "up", 0.0, 1.0, [eol], {}))
+    store.host_done(sid, HostResult("192.0.2.1", "up", 0.0, 1.0, [eol], DeviceRecord()))
     reuse = "CIAJ-1.2-REUSED-CREDENTIAL"
     for status in (Status.FAIL, Status.PASS):
         verdict = Finding(reuse, "192.0.2.1", status, Severity.HIGH, "1.2", Mode.DEFAULT)

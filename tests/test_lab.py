@@ -20,6 +20,7 @@ import yaml
 
 from lab import control, golden, netns
 from scanner.checks import catalog
+from scanner.device import DeviceRecord, Kind
 from scanner.model import Severity
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,14 +139,16 @@ def test_lab_sweep_matches_golden_files(lab_run: Path, tmp_path: Path) -> None:
     assert all("host key" in how for *_, how in exposed["198.18.0.10"])
     # real Kamailio answers OPTIONS over TCP and TLS too (Content-Length framing, a TLS handshake)
     registrar = next(d for d in report["devices"] if d["address"] == "198.18.0.13")  # type: ignore[union-attr,index]
-    assert {"udp/5060 sip", "tcp/5060 sip", "tcp/5061 sip"} <= set(registrar["device"]["fingerprints"])
+    sip = DeviceRecord.from_json(registrar["device"])
+    assert all(sip.fingerprint(port, Kind.SIP) is not None for port in ("udp/5060", "tcp/5060", "tcp/5061"))
     answered = {d["address"] for d in report["devices"]}  # type: ignore[union-attr,index]
     assert answered == set(golden.lan_nodes().values())  # nothing else answers, the host leg is not swept
     # real net-snmp, `rwcommunity private` only: its own access tables say the community can write
     weak = next(d for d in report["devices"] if d["address"] == "198.18.0.1")  # type: ignore[union-attr,index]
     snmp = [f for f in weak["findings"] if f["id"] == "CIAJ-1.2-DEFAULT-CREDENTIAL" and f["service"] == "udp/161"]
     assert [(f["severity"], f["evidence"]["access"]) for f in snmp] == [("critical", "read-write")]
-    assert weak["device"]["fingerprints"]["tcp/22 auth methods"] == "password,publickey"  # real OpenSSH
+    methods = DeviceRecord.from_json(weak["device"]).fingerprint("tcp/22", Kind.AUTH_METHODS)
+    assert methods == "password,publickey"  # real OpenSSH
     # CIAJ 1.4 against real daemons: chrony with no source answers unsynchronised, the synced one passes
     # (golden files); the logs router-cisco-cli says it sends reach the lab's real rsyslog, and the
     # scanner's own listener; router-yamaha-cli, logging off, sends none.

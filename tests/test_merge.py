@@ -11,6 +11,7 @@ import pytest
 
 from scanner.checks import make_finding
 from scanner.cli import main
+from scanner.device import DeviceRecord, Fingerprint, Kind
 from scanner.errors import UsageError
 from scanner.merge import merge, parse_pairs
 from scanner.model import Finding, Mode, Status
@@ -21,8 +22,8 @@ EXPOSED = "CIAJ-2.3-VOIP-EXPOSED"
 
 
 def _host(address: str, key: str | None, findings: list[Finding]) -> HostResult:
-    prints = {"tcp/22 host key": f"ssh-ed25519 SHA256:{key}"} if key else {}
-    return HostResult(address, "up", 0.0, 1.0, findings, {"profile": None, "fingerprints": prints})
+    prints = (Fingerprint("tcp/22", Kind.HOST_KEY, f"ssh-ed25519 SHA256:{key}"),) if key else ()
+    return HostResult(address, "up", 0.0, 1.0, findings, DeviceRecord(fingerprints=prints))
 
 
 def _f(address: str, check_id: str, status: Status, **evidence: object) -> Finding:
@@ -79,7 +80,7 @@ def test_host_key_joins_and_exposure_moves_to_the_lan_device(store: Store) -> No
     lone = [f for f in hosts["10.0.0.11"].findings if f.check_id == EXPOSED]
     assert [f.status for f in lone] == [Status.INCONCLUSIVE] and "--same" in lone[0].evidence["reason"]
     # A host key two LAN devices share (a cloned image) joins nothing: the WAN host stays its own.
-    assert "203.0.113.3" in hosts and hosts["203.0.113.3"].device["vantage"] == "wan"
+    assert "203.0.113.3" in hosts and hosts["203.0.113.3"].device.vantage == "wan"
     assert [f.check_id for f in hosts["10.0.0.3"].findings] == ["CIAJ-1.2-DEFAULT-CREDENTIAL"]
     assert merged.vantage == "lan+wan" and merged.command == "merge"
 

@@ -30,6 +30,7 @@ import pytest
 import probes
 from lab.daemons import cupsd_conf
 from scanner.checks.mfp import IPP_NO_AUTH
+from scanner.device import Kind
 from scanner.orchestrator import HostResult
 from tests.conftest import by_id, scan_address
 
@@ -224,18 +225,16 @@ async def _scan(address: str, port: int) -> HostResult:
     return await scan_address(address, [(port, "ipp")], read=2.0, probe=8.0, host=30.0)
 
 
-def _fingerprints(result: HostResult) -> dict[str, str]:
-    found = result.device["fingerprints"]
-    assert isinstance(found, dict)
-    return found
+def _make_and_model(result: HostResult, port: int, path: str) -> str | None:
+    return result.device.fingerprint(f"tcp/{port}", Kind.IPP_MAKE_AND_MODEL, path)
 
 
 async def test_real_ippeveprinter_make_and_model_is_kept_and_matches_hp(open_printer: int) -> None:
     result = await _scan(PRINTER_ADDRESS, open_printer)
     announced = f"{MAKE} {MODEL}"
-    assert _fingerprints(result)[f"tcp/{open_printer} ipp /ipp/print make-and-model"] == announced
-    assert (result.device["profile"], result.device["class"]) == ("hp", "mfp")
-    assert result.device["model"] == MODEL
+    assert _make_and_model(result, open_printer, "/ipp/print") == announced
+    assert (result.device.profile, result.device.device_class) == ("hp", "mfp")
+    assert result.device.model == MODEL
 
 
 async def test_real_ippeveprinter_open_fails_ipp_no_auth_and_with_basic_auth_passes(
@@ -269,4 +268,4 @@ async def test_real_cupsd_queues_are_found_under_printers_and_classes_and_judged
         "/classes/floor": ("fail", ["requesting-user-name"]),
         "/printers/secure": ("pass", ["basic"]),
     }
-    assert _fingerprints(result)[f"tcp/{cups_server} ipp /printers/office make-and-model"] == ("Local Raw Printer")
+    assert _make_and_model(result, cups_server, "/printers/office") == "Local Raw Printer"

@@ -114,7 +114,7 @@ async def test_walk_finds_an_extended_password_sweep_by_sweep_without_locking(
     """support/support123 is the 5th pair of its account: 2 failures per window, so the 3rd sweep finds it."""
     dev = await unidentified(emulated, {"support": "support123"})
     results = await sweeps(dev, tmp_path, monkeypatch, 5, stop=WEAK)
-    assert results[0].device["profile"] is None  # no lockout window declared: --attempt-window rules
+    assert results[0].device.profile is None  # no lockout window declared: --attempt-window rules
     assert len(results) == 3
     fails = [f for f in by_id(results[-1], WEAK) if f.status == Status.FAIL]
     assert fails and all(f.evidence["username"] == "support" for f in fails)
@@ -136,7 +136,7 @@ async def test_walk_keeps_a_hardened_device_passing(
 ) -> None:
     dev = await unidentified(emulated, {"admin": "Str0ng-and-long-9f"})
     results = await sweeps(dev, tmp_path, monkeypatch, 3)
-    assert results[0].device["profile"] is None
+    assert results[0].device.profile is None
     for result in results:
         assert {f.status for f in by_id(result, WEAK)} == {Status.PASS}
     assert dev.locked == set() and dev.most_failures <= 2
@@ -155,7 +155,7 @@ async def test_walk_never_locks_a_device_that_never_forgets_failures(
     """
     dev = await emulated(services=["ssh"], cli="cisco", users={"admin": "Str0ng-and-long-9f"}, lockout_after=3)
     results = await sweeps(dev, tmp_path, monkeypatch, 3)
-    assert results[0].device.get("profile") == "edgelab-router"
+    assert results[0].device.profile == "edgelab-router"
     assert dev.locked == set() and dev.most_failures <= 2
     assert sum(1 for _svc, user in dev.login_attempts if user == "admin") == 2  # sweep 1's two, then none
     assert {f.status for f in by_id(results[-1], DEFAULT)} == {Status.PASS}  # admin/admin refused a sweep ago

@@ -14,6 +14,7 @@ from scapy.utils import wrpcap, wrpcapng
 from probes import wifi
 from scanner.checks import catalog
 from scanner.cli import main
+from scanner.device import DeviceRecord
 from scanner.model import Mode, Status
 from scanner.orchestrator import HostResult
 from scanner.store import Store
@@ -154,12 +155,7 @@ def test_networks_join_the_swept_device_whose_mac_they_derive_from(tmp_path: Pat
     db = tmp_path / "h.sqlite3"
     store = Store(db)
     lan = store.begin("scan", "default", {"targets": ["192.0.2.0/24"]}, {}, "lan")
-    device: dict[str, object] = {
-        "profile": "edgelab-router",
-        "class": "router",
-        "mac": "02:00:00:00:01:00",
-        "services": [],
-    }
+    device = DeviceRecord(profile="edgelab-router", device_class="router", mac="02:00:00:00:01:00")
     store.host_done(lan, HostResult("192.0.2.1", "up", 0.0, 1.0, [], device))
     store.finish(lan, "complete")
     out = tmp_path / "out"

@@ -173,9 +173,9 @@ async def test_vendor_cli_router_with_weak_wifi_fails_each_check_per_network(
     assert v[("CIAJ-3.4-WIFI-OPEN", "wifi FREE")] == "fail" and v[("CIAJ-3.4-WIFI-OPEN", "wifi OLD")] == "pass"
     assert v[("CIAJ-3.4-WIFI-WPS", "wifi HOME")] == "fail" and v[("CIAJ-3.4-WIFI-WPS", "wifi GUEST")] == "pass"
     assert ("CIAJ-3.4-WIFI-WPA-TKIP", "wifi FREE") not in v  # open and WEP networks are not judged on TKIP
-    settings = result.device["settings"]
-    assert isinstance(settings, dict) and settings["dns_servers"] == ["127.0.0.1"]
-    assert len(settings["wifi"]) == 4
+    settings = result.device.settings
+    assert settings.dns_servers == ("127.0.0.1",)
+    assert settings.wifi is not None and len(settings.wifi) == 4
     assert weak.config_attempts == []
 
 
@@ -210,11 +210,10 @@ async def test_openwrt_router_with_wpa3_passes_and_its_networks_come_from_uci(
         dns_servers=["127.0.0.53"],
     )
     result = await _scan(good.spec.address, good, _auth(tmp_path, good.spec.address, "root", "Lab-Own-4"))
-    assert result.device["profile"] == "openwrt"
+    assert result.device.profile == "openwrt"
     v = _verdicts(result)
     assert v and set(v.values()) == {"pass"}
     assert {s for _, s in v} == {"wifi Office", "wifi Office-legacy"}
     sources = {str(f.evidence["source"]) for f in result.findings if "WIFI" in f.check_id}
     assert sources == {"config: uci show wireless (wireless.wifinet0)", "config: uci show wireless (wireless.wifinet1)"}
-    settings = result.device["settings"]
-    assert isinstance(settings, dict) and settings["dns_servers"] == ["127.0.0.53"]
+    assert result.device.settings.dns_servers == ("127.0.0.53",)

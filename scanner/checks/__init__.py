@@ -13,9 +13,10 @@ from typing import Any, TypeVar
 
 import yaml
 
+from scanner.device import Baseline, DeviceRecord
 from scanner.errors import RegistryError
 from scanner.feeds import FeedDb
-from scanner.model import JSON, Baseline, Finding, Mode, Observation, PortState, ProbeFailure, Service, Severity, Status
+from scanner.model import JSON, Finding, Mode, Observation, PortState, ProbeFailure, Service, Severity, Status
 from scanner.profiles import Match
 
 ObsT = TypeVar("ObsT", bound=Observation)
@@ -147,7 +148,7 @@ class SweepHost:
     """
 
     address: str
-    device: dict[str, Any]
+    device: DeviceRecord
     previous: Baseline | None = None
     state: str = "up"  # "budget": its time budget ran out, so what it shows may be incomplete
 

@@ -16,36 +16,37 @@ inconclusive: there is nothing to compare with.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Callable
 
 from scanner.checks import SweepHost, make_finding, sweep_check
 from scanner.checks.exposure import ADMIN_SERVICES
+from scanner.device import DeviceRecord, Settings
 from scanner.model import JSON, Finding, Mode, Severity, Status
 
 DRIFT = "CIAJ-3.4-CONFIG-DRIFT"
-SETTINGS_KEYS = {  # device record "settings" key -> (setting name, severity of a change)
-    "config_sha256": ("configuration (hash of the read-only config output)", Severity.HIGH),
-    "dns_servers": ("DNS servers in the configuration", Severity.HIGH),
-    "dhcp_dns": ("DNS servers handed out by DHCP", Severity.HIGH),
-    "wifi": ("Wi-Fi networks and their security", Severity.HIGH),
-}
+SETTINGS: tuple[tuple[str, Severity, Callable[[Settings], str | tuple[str, ...] | None]], ...] = (
+    # (setting name, severity of a change, its value in a record's settings)
+    ("configuration (hash of the read-only config output)", Severity.HIGH, lambda s: s.config_sha256),
+    ("DNS servers in the configuration", Severity.HIGH, lambda s: s.dns_servers),
+    ("DNS servers handed out by DHCP", Severity.HIGH, lambda s: s.dhcp_dns),
+    ("Wi-Fi networks and their security", Severity.HIGH, lambda s: s.wifi),
+)
 
 
-def settings_of(device: dict[str, Any]) -> dict[str, tuple[JSON, Severity]]:
+def settings_of(device: DeviceRecord) -> dict[str, tuple[JSON, Severity]]:
     """What a device record says that drift compares: setting name -> (value, severity of a change)."""
     out: dict[str, tuple[JSON, Severity]] = {}
-    if device.get("firmware"):
-        out["firmware"] = (device["firmware"], Severity.MEDIUM)
-    admin = sorted(
-        f"{s['transport']}/{s['port']} {s['name']}" for s in device.get("services") or [] if s["name"] in ADMIN_SERVICES
-    )
+    if device.firmware:
+        out["firmware"] = (device.firmware, Severity.MEDIUM)
+    admin = sorted(f"{s.key} {s.name}" for s in device.services if s.name in ADMIN_SERVICES)
     out["administration services"] = (admin, Severity.HIGH)
-    for name, value in (device.get("fingerprints") or {}).items():
-        if name.endswith((" host key", " certificate")) and value:
-            out[name] = (value, Severity.HIGH)
-    for key, value in (device.get("settings") or {}).items():
-        if key in SETTINGS_KEYS and value is not None:
-            out[SETTINGS_KEYS[key][0]] = (value, SETTINGS_KEYS[key][1])
+    for fp in device.fingerprints:
+        if fp.kind.private_key and fp.value:  # a replaced key or certificate
+            out[fp.label] = (fp.value, Severity.HIGH)
+    for name, severity, read in SETTINGS:
+        value = read(device.settings)
+        if value is not None:
+            out[name] = (list(value) if isinstance(value, tuple) else value, severity)
     return out
 
 
@@ -66,8 +67,8 @@ def judge(host: SweepHost, mode: Mode) -> Finding:
         "previous_sweep": host.previous.sweep_id,
         "previous_at": dt.datetime.fromtimestamp(host.previous.started_at, dt.UTC).isoformat(timespec="seconds"),
     }
-    if before.get("mac") and now.get("mac") and before["mac"] != now["mac"]:
-        reason = f"another device answers at this address (MAC {before['mac']} then, {now['mac']} now)"
+    if before.mac and now.mac and before.mac != now.mac:
+        reason = f"another device answers at this address (MAC {before.mac} then, {now.mac} now)"
         return make_finding(DRIFT, host.address, Status.INCONCLUSIVE, mode, None, {**since, "reason": reason})
     old, new = settings_of(before), settings_of(now)
     compared = sorted(set(old) & set(new))

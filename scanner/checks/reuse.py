@@ -19,7 +19,7 @@ from scanner.checks import SweepHost, make_finding, sweep_check
 from scanner.model import JSON, Finding, Mode, Status
 
 REUSED = "CIAJ-1.2-REUSED-CREDENTIAL"
-KEY_KINDS = ("host key", "certificate")  # fingerprint names "<service> host key", "<service> certificate"
+NOT_SECRETS = ("anonymous", "snmp-default")  # login sources the default-credential check reports instead
 
 
 @sweep_check(REUSED)
@@ -28,14 +28,13 @@ def reused(hosts: list[SweepHost], mode: Mode) -> dict[str, list[Finding]]:
     # One index for every kind of secret: (kind, value) -> [(address, service)]
     seen: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
     for host in hosts:
-        for login in host.device.get("logins") or []:
-            if login.get("source") not in ("anonymous", "snmp-default"):  # not secrets: DEFAULT covers them
-                value = json.dumps([login["username"], login["password"]])
-                seen[("credential", value)].append((host.address, str(login["service"])))
-        for name, value in (host.device.get("fingerprints") or {}).items():
-            service, _, kind = name.partition(" ")
-            if kind in KEY_KINDS and value:
-                seen[(kind, str(value))].append((host.address, service))
+        for login in host.device.logins:
+            if login.source not in NOT_SECRETS:
+                value = json.dumps([login.username, login.password])
+                seen[("credential", value)].append((host.address, login.service))
+        for fp in host.device.fingerprints:
+            if fp.kind.private_key and fp.value:  # the same key on two devices: a shared private key
+                seen[(str(fp.kind), fp.value)].append((host.address, fp.service))
     out: dict[str, list[Finding]] = {h.address: [] for h in hosts}
     compared: dict[str, int] = defaultdict(int)
     for (kind, value), where in seen.items():
