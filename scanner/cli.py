@@ -421,11 +421,12 @@ def _diff(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from reports import render
+    from scanner import document
 
     store = _store(args.db)
     sweep = store.load(store.resolve(args.sweep))
     text = render.render(
-        render.build(sweep, show_secrets=args.show_secrets), args.format, args.lang or render.default_lang()
+        document.build(sweep, show_secrets=args.show_secrets), args.format, args.lang or render.default_lang()
     )
     if args.output:
         from scanner import outfiles

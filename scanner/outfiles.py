@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from reports import render
+from scanner import document
 from scanner.store import SweepRecord
 
 
@@ -28,7 +29,7 @@ def write_text(path: Path, text: str, secret: bool) -> None:
 
 def write_reports(record: SweepRecord, args: argparse.Namespace, interrupted: bool = False) -> None:
     """report.html, report.json and findings.csv into --out, and the one-line summary on stderr."""
-    report = render.build(record, show_secrets=args.show_secrets)
+    report = document.build(record, show_secrets=args.show_secrets)
     lang = args.lang or render.default_lang()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)

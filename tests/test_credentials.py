@@ -186,9 +186,9 @@ def test_reports_mask_the_credentials_a_device_record_holds() -> None:
     device = DeviceRecord(logins=(Login("tcp/22", "admin", "Sekret-42", "user"),))
     host = HostRecord("192.0.2.9", "up", None, 0.0, 1.0, device, [])
     record = SweepRecord("s", "scan", "default", "complete", 0.0, 1.0, {}, {}, "lan", [host])
-    masked = render.to_json(render.build(record, show_secrets=False))
+    masked = render.to_json(document.build(record, show_secrets=False))
     assert "Sekret-42" not in masked and "S*** (9)" in masked
-    assert "Sekret-42" in render.to_json(render.build(record, show_secrets=True))
+    assert "Sekret-42" in render.to_json(document.build(record, show_secrets=True))
 
 
 def test_snmp_write_access_is_judged_from_the_agents_access_tables() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from reports import render
+from scanner import document
 from scanner.checks import SweepHost
 from scanner.checks.drift import judge
 from scanner.device import AirNetwork, DeviceRecord, Fingerprint, Kind, Login, Settings
@@ -177,7 +177,7 @@ def _schema() -> dict[str, Any]:
 
 def _report(device: DeviceRecord, *, show_secrets: bool) -> dict[str, Any]:
     host = HostRecord("192.0.2.1", "up", None, 0.0, 1.0, device, [])
-    return render.build(
+    return document.build(
         SweepRecord("s", "wifi", "safe", "complete", 1.0, 2.0, {}, {}, "air", [host]), show_secrets=show_secrets
     )
 

@@ -133,7 +133,8 @@ def test_auth_file_snmp_entries_are_kept_apart_from_logins(tmp_path: Path) -> No
 
 
 def test_the_report_lists_checklist_items_for_the_installer_in_both_languages() -> None:
-    from reports.render import build, to_html
+    from reports.render import to_html
+    from scanner.document import build
     from scanner.store import HostRecord, SweepRecord
 
     where = {"en": "Fax Features: Reception: Memory Lock", "ja": "ファクス初期設定: 受信設定: メモリーロック"}
