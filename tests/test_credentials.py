@@ -181,6 +181,7 @@ async def test_form_login_follows_the_profile_description(emulated: StartDevice)
 
 def test_reports_mask_the_credentials_a_device_record_holds() -> None:
     from reports import render
+    from scanner import document
     from scanner.store import HostRecord, SweepRecord
 
     device = DeviceRecord(logins=(Login("tcp/22", "admin", "Sekret-42", "user"),))
