@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 import sqlite3
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,14 +93,20 @@ class SweepRecord:
 
 
 class Store:
-    """The history database."""
+    """The history database.
+
+    Synchronous. During a sweep its writes come from the engine's writer thread (the sink,
+    never the event loop), else from the thread that opened it: one connection, used by
+    one thread at a time (``_lock`` holds each write transaction together).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._lock = threading.Lock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fresh = not path.exists()
-            self.db = sqlite3.connect(path, timeout=10)
+            self.db = sqlite3.connect(path, timeout=10, check_same_thread=False)
             if fresh:
                 os.chmod(path, 0o600)  # evidence may hold secrets
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -116,7 +123,7 @@ class Store:
         """Record a new sweep as running; returns its id."""
         now = dt.datetime.now(dt.UTC)
         sweep_id = now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
-        with self.db:
+        with self._lock, self.db:
             self.db.execute(
                 "INSERT INTO sweeps (id, command, mode, state, started_at, scope_json, config_json, vantage)"
                 " VALUES (?, ?, ?, 'running', ?, ?, ?, ?)",
@@ -127,7 +134,7 @@ class Store:
     def host_done(self, sweep_id: str, result: HostResult, hostname: str | None = None) -> None:
         """Commit one host and its findings atomically."""
         try:
-            with self.db:
+            with self._lock, self.db:
                 self.db.execute("DELETE FROM findings WHERE sweep_id=? AND address=?", (sweep_id, result.address))
                 self.db.execute(
                     "INSERT OR REPLACE INTO hosts VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -151,7 +158,7 @@ class Store:
     def replace_findings(self, sweep_id: str, check_ids: set[str], per_host: dict[str, list[Finding]]) -> None:
         """Swap one sweep's findings of some checks for new ones (sweep-level checks, re-run on resume)."""
         try:
-            with self.db:
+            with self._lock, self.db:
                 for (address,) in list(self.db.execute("SELECT address FROM hosts WHERE sweep_id=?", (sweep_id,))):
                     rows = self.db.execute(
                         "SELECT json FROM findings WHERE sweep_id=? AND address=? ORDER BY seq", (sweep_id, address)
@@ -168,7 +175,7 @@ class Store:
 
     def finish(self, sweep_id: str, state: str) -> None:
         """Mark a sweep complete or interrupted."""
-        with self.db:
+        with self._lock, self.db:
             self.db.execute(
                 "UPDATE sweeps SET state=?, finished_at=? WHERE id=?",
                 (state, dt.datetime.now(dt.UTC).timestamp(), sweep_id),
