@@ -23,6 +23,7 @@ from scanner.errors import MalformedResponse, ProbeError, Refused, RegistryError
 from scanner.model import Mode, Observation, Risk, Service
 
 if TYPE_CHECKING:
+    from probes.ledger import Ledger
     from scanner.profiles import Profile
 
 
@@ -126,6 +127,7 @@ class ProbeContext:
     deadline: float  # absolute, event-loop time
     profile: Profile | None = None
     host: HostSnapshot | None = None  # what earlier phases found on the host (observations are read-only)
+    ledger: Ledger | None = None  # the sweep's attempt ledger (the engine's): login probes refuse to run without it
 
     def remaining(self) -> float:
         """Seconds left before this probe's deadline (never negative)."""

@@ -6,8 +6,8 @@ Field-safety rules, enforced here for every protocol:
 - at most ``max_attempts`` attempts per account per window on one host, all its
   services together, of which at most ``max_attempts - 1`` may fail (a device may
   lock at the Nth failure; a profile's declared threshold lowers it further),
-  the count kept for the whole process, across probes, and with other sweeps
-  through the attempt ledger (``probes/ledger.py``); the window is the profile's
+  the count kept for the whole sweep, across probes, and with other sweeps
+  through the attempt ledger's file (``probes/ledger.py``, the sweep's own: ``ctx.ledger``); the window is the profile's
   declared lockout window, else ``--attempt-window``, and a family that never
   forgets failures has them counted until a success;
 - a pause of ``login_pace_s`` between two attempts on one host;
@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from probes.base import ProbeConfig, ProbeContext, ProbeTarget, Timeouts
-from probes.ledger import DAY_S, LEDGER, pair_digest
+from probes.ledger import DAY_S, Ledger, pair_digest
 from scanner.errors import AuthRejected, LockedOut, ProbeError, UsageError
 from scanner.model import LoginResult
 
@@ -257,6 +257,13 @@ def series_deadline(protocol: str, timeouts: Timeouts, config: ProbeConfig, prof
     return attempts * (timeouts.connect + timeouts.read + timeouts.login + config.login_pace_s)
 
 
+def sweep_ledger(ctx: ProbeContext) -> Ledger:
+    """The sweep's attempt ledger from a probe's context; no login is ever tried uncounted."""
+    if ctx.ledger is None:
+        raise ProbeError("no attempt ledger in the probe context: no login is tried uncounted")
+    return ctx.ledger
+
+
 async def capped_attempt(
     address: str,
     username: str,
@@ -277,28 +284,31 @@ async def capped_attempt(
     back; a network error, a deadline or a cancellation leaves it counted (the
     device may have counted it).
     """
-    LEDGER.attach(ctx.config.attempt_ledger)
+    ledger = sweep_ledger(ctx)
     key = (address, username)
-    async with asyncio.timeout(ctx.remaining()), LEDGER.lock(key):
+    async with asyncio.timeout(ctx.remaining()), ledger.lock(key):
         if skip is not None and skip():
             return False
         window = account_window(ctx)
-        if LEDGER.used(key, window) >= limit:
+        if await ledger.used(key, window) >= limit:
             return None
-        await LEDGER.pace(address, ctx.config.login_pace_s, ctx)
-        if on_try is not None:
-            on_try()
+        await ledger.pace(address, ctx.config.login_pace_s, ctx.budget)
         # Counted before it is sent: an attempt cut off by the probe deadline, the host budget or a
         # cancelled sweep may have reached the device and been counted there, so it stays counted here.
-        row = LEDGER.begin(key, keep=math.isinf(window))
+        # The cap is checked again as it is counted: another sweep sharing the ledger file may have spent it.
+        row = await ledger.begin(key, keep=math.isinf(window), limit=limit, window=window)
+        if row is None:
+            return None
+        if on_try is not None:
+            on_try()
         try:
             ok = await attempt()
         except AuthRejected:
             ok = False
         except NotChecked:
-            LEDGER.settle(key, row, "unchecked")  # the device counted nothing and refused nothing
+            await ledger.settle(key, row, "unchecked")  # the device counted nothing and refused nothing
             raise
-        LEDGER.settle(key, row, "accepted" if ok else "refused", password, svc)
+        await ledger.settle(key, row, "accepted" if ok else "refused", password, svc)
         return ok
 
 
@@ -324,26 +334,26 @@ async def run_series(protocol: str, target: ProbeTarget, ctx: ProbeContext, atte
     rest: list[tuple[str, str]] = []
     before: list[tuple[str, str]] = []
     walk = ctx.config.extended_credentials
-    LEDGER.attach(ctx.config.attempt_ledger)
+    ledger = sweep_ledger(ctx)
     queue = candidates(protocol, ctx) if walk else []
-    earlier = LEDGER.refusals(target.address) if walk else {}
+    earlier = await ledger.refusals(target.address) if walk else {}
 
     def asked_earlier(cand: Candidate) -> bool:
         when = earlier.get(pair_digest(target.address, cand.username, cand.password))
-        if when is None or when >= LEDGER.started:
-            return False  # never refused, or refused in this process (the service check below says where)
+        if when is None or when >= ledger.started:
+            return False  # never refused, or refused in this sweep (the service check below says where)
         return cand.source == "extended" or time.time() - when < RECHECK_S
 
-    def progress() -> tuple[int, int, bool] | None:
+    async def progress() -> tuple[int, int, bool] | None:
         """(extended pairs refused so far, extended pairs for this service, whether later sweeps go on)."""
         extended = [pair_digest(target.address, c.username, c.password) for c in queue if c.source == "extended"]
         if not extended:
             return None
-        done = LEDGER.refusals(target.address)
+        done = await ledger.refusals(target.address)
         count = sum(1 for d in extended if d in done)
         return count, len(extended), count < len(extended) and not math.isinf(account_window(ctx))
 
-    def result(
+    async def result(
         found: Candidate | None = None, stopped: str | None = None, *, anything: bool = False, complete: bool = True
     ) -> LoginResult:
         return LoginResult(
@@ -360,14 +370,14 @@ async def run_series(protocol: str, target: ProbeTarget, ctx: ProbeContext, atte
             stopped=stopped,
             accepts_anything=anything,
             complete=complete,
-            extended_progress=progress(),
+            extended_progress=await progress(),
         )
 
     async def one(cand: Candidate, limit: int) -> bool | None:
         """One attempt under the account's lock; None when the account is at its cap."""
 
         def refused_elsewhere() -> bool:
-            elsewhere = LEDGER.refused_on(target.address, (cand.username, cand.password))
+            elsewhere = ledger.refused_on(target.address, (cand.username, cand.password))
             if elsewhere is not None and elsewhere != svc:
                 tried_elsewhere.append(cand.entry)
                 return True
@@ -389,7 +399,7 @@ async def run_series(protocol: str, target: ProbeTarget, ctx: ProbeContext, atte
     reserve = ctx.config.login_pace_s + ctx.timeouts.connect + ctx.timeouts.read + ctx.timeouts.login
     try:
         if await one(baseline, 1):
-            return result(stopped="a random user and password were accepted", anything=True)
+            return await result(stopped="a random user and password were accepted", anything=True)
         queue = queue or candidates(protocol, ctx)
         for i, cand in enumerate(queue):
             extended = cand.source == "extended"
@@ -405,13 +415,13 @@ async def run_series(protocol: str, target: ProbeTarget, ctx: ProbeContext, atte
                     skipped.append(cand.entry)
             elif ok:
                 rest.extend(c.entry for c in queue[i + 1 :] if c.source != "extended")
-                return result(cand, "success")
+                return await result(cand, "success")
     except LockedOut as exc:
-        return result(stopped=f"lockout/ban signal: {exc}", complete=False)
+        return await result(stopped=f"lockout/ban signal: {exc}", complete=False)
     except TimeoutError:
-        return result(stopped="the probe's deadline came first", complete=False)
+        return await result(stopped="the probe's deadline came first", complete=False)
     except ProbeError:
         if len(tried) <= 1:
             raise  # nothing judged: the probe failed
-        return result(stopped="a later attempt failed on the network", complete=False)
-    return result(stopped="per-account cap reached" if skipped else None)
+        return await result(stopped="a later attempt failed on the network", complete=False)
+    return await result(stopped="per-account cap reached" if skipped else None)

@@ -44,8 +44,7 @@ from typing import ClassVar
 
 from probes import sipmsg, sipnet
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
-from probes.ledger import LEDGER
-from probes.login import NotChecked, account_cap, capped_attempt
+from probes.login import NotChecked, account_cap, capped_attempt, sweep_ledger
 from probes.sipcall import ask
 from scanner.errors import LockedOut, ProbeError, UsageError
 from scanner.model import Observation, Risk, Service, SipSecretTest
@@ -234,7 +233,7 @@ class SipSecrets(Probe):
         for ext in candidates:
             if ctx.remaining() < ENUMERATION_RESERVE_S:
                 return probed, f"deadline: {method} probed {len(probed)} of {len(candidates)} extensions"
-            await LEDGER.pace(target.address, ctx.config.login_pace_s, ctx)
+            await sweep_ledger(ctx).pace(target.address, ctx.config.login_pace_s, ctx.budget)
             reply = await ask(target, ctx, method, ext)
             probed.append((ext, reply.status or 0))
             if signal := ban_signal(reply):
@@ -252,7 +251,7 @@ class SipSecrets(Probe):
             for _ in range(2 if first.isdigit() else 1):
                 user = random_like(first, avoid)
                 avoid.add(user)
-                await LEDGER.pace(target.address, ctx.config.login_pace_s, ctx)
+                await sweep_ledger(ctx).pace(target.address, ctx.config.login_pace_s, ctx.budget)
                 reply = await ask(target, ctx, "OPTIONS", user)
                 baselines.append((user, reply.status or 0))
                 by_shape.setdefault(shape(first), set()).add(reply.status or 0)

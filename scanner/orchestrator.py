@@ -16,6 +16,7 @@ import importlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -31,10 +32,11 @@ from probes.base import (
     Timeouts,
 )
 from probes.base import Registry as ProbeRegistry
+from probes.ledger import Ledger
 from scanner import checks as checks_mod
 from scanner import profiles as profiles_mod
 from scanner.device import DeviceRecord, Fingerprint, Kind, Login, Settings, sort_fingerprints
-from scanner.errors import ProbeError
+from scanner.errors import ProbeError, StoreError
 from scanner.feeds import FeedDb
 from scanner.model import (
     Banner,
@@ -60,6 +62,8 @@ from scanner.model import (
 )
 
 log = logging.getLogger("edgeaudit.engine")
+
+RECORD_TIMEOUT_S = 30.0  # one host's result written by the sink (the history's busy timeout is 10 s)
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,11 @@ class HostResult:
 
 
 class ResultSink(Protocol):
-    """Receives each host's result as soon as the host is done."""
+    """Receives each host's result as soon as the host is done.
+
+    Called on the sweep's writer thread (never on the event loop: a history write may
+    wait on the disk or on another process's lock), one result at a time.
+    """
 
     def host_done(self, result: HostResult) -> None:
         """Persist or display one host's result."""
@@ -140,7 +148,7 @@ class _HostState:
 
 
 class Engine:
-    """Runs sweeps. One instance per sweep; holds the limiters."""
+    """Runs sweeps. One instance per sweep; holds the limiters and the sweep's attempt ledger."""
 
     def __init__(
         self,
@@ -159,6 +167,10 @@ class Engine:
         self.on_progress = on_progress
         self._global = asyncio.Semaphore(config.max_probes)
         self.checks = checks_mod.load_all()
+        # The sweep's own ledger, handed to every probe: it shares counts with other sweeps only
+        # through the file it names (in memory when none), never through this process's memory.
+        self.ledger = Ledger(config.probe_config.attempt_ledger)
+        self._writer: ThreadPoolExecutor | None = None  # the sink's thread (history writes)
 
     async def sweep(self, addresses: Iterable[str], sink: ResultSink, stop: asyncio.Event) -> bool:
         """Scan every address; return True when stopped early (Ctrl-C) with work left."""
@@ -172,24 +184,47 @@ class Engine:
         async def one(address: str) -> None:
             try:
                 result = await self.scan_host(address)
-                sink.host_done(result)
+                await self._record(sink, result)
                 if self.on_progress:
                     self.on_progress(result)
             finally:
                 slots.release()
 
-        async with asyncio.TaskGroup() as tg:
-            for address in addresses:
-                if stop.is_set():
-                    interrupted = True
-                    break
-                await slots.acquire()
-                if stop.is_set():
-                    slots.release()
-                    interrupted = True
-                    break
-                tg.create_task(one(address), name=f"host {address}")
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for address in addresses:
+                    if stop.is_set():
+                        interrupted = True
+                        break
+                    await slots.acquire()
+                    if stop.is_set():
+                        slots.release()
+                        interrupted = True
+                        break
+                    tg.create_task(one(address), name=f"host {address}")
+        finally:
+            await asyncio.shield(self._close())
         return interrupted
+
+    async def _record(self, sink: ResultSink, result: HostResult) -> None:
+        """Hand a host's result to the sink on the writer thread (off the loop), within RECORD_TIMEOUT_S."""
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgeaudit-history")
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.wait_for(loop.run_in_executor(self._writer, sink.host_done, result), RECORD_TIMEOUT_S)
+        except TimeoutError as exc:
+            raise StoreError(f"recording host {result.address} took over {RECORD_TIMEOUT_S:g}s") from exc
+
+    async def _close(self) -> None:
+        """End of the sweep: the ledger's database and thread, and the writer thread (its work is awaited)."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.shutdown(wait=False)
+        try:
+            await self.ledger.close()
+        except StoreError as exc:  # its rows are committed already: only the closing failed
+            log.warning("%s", exc)
 
     async def _import_libraries(self) -> None:
         """Import the slow libraries this sweep's probes load lazily, in a thread, before any host starts."""
@@ -312,6 +347,7 @@ class Engine:
                     deadline=deadline,
                     profile=match.profile if match else None,
                     host=state.snapshot(match.profile if match else None),
+                    ledger=self.ledger,
                 )
                 target = ProbeTarget(state.address, service)
                 try:

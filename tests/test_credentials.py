@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from pathlib import Path
 
 import pytest
 
-from probes import ledger, login
+from probes import login
 from scanner import profiles
 from scanner.device import DeviceRecord, Fingerprint, Kind, Login
 from scanner.model import Mode, Status
@@ -46,12 +47,15 @@ async def test_strong_password_passes_both(emulated: StartDevice) -> None:
     assert set(statuses(result, WEAK).values()) == {Status.PASS}
 
 
-async def test_lockout_device_is_never_locked_even_by_repeated_sweeps(emulated: StartDevice) -> None:
+async def test_lockout_device_is_never_locked_even_by_repeated_sweeps(emulated: StartDevice, tmp_path: Path) -> None:
     services = ["ssh", "telnet", "http"]
     users = {"admin": "Str0ng-9f"}
     dev = await emulated(services=services, cli="cisco", users=users, lockout_after=3, http_mode="basic")
-    for _ in range(3):
-        await scan_device(dev)
+    cfg = config_for(dev)
+    shared = dataclasses.replace(cfg.probe_config, attempt_ledger=str(tmp_path / "login-attempts.sqlite3"))
+    for _ in range(3):  # each sweep its own engine and ledger; they share its file, as the CLI's sweeps do
+        engine = Engine(dataclasses.replace(cfg, probe_config=shared), profiles.load_all())
+        await asyncio.wait_for(engine.scan_host(dev.spec.address), 60)
     assert dev.locked == set()
     assert max(dev.failures.values()) <= 2
 
@@ -213,16 +217,13 @@ def test_snmp_write_access_is_judged_from_the_agents_access_tables() -> None:
     assert judge_access({}, {}).startswith("unknown")
 
 
-async def test_a_second_sweep_process_sees_the_first_ones_failures(
-    emulated: StartDevice, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_second_sweep_process_sees_the_first_ones_failures(emulated: StartDevice, tmp_path: Path) -> None:
     """Scheduled sweeps back to back: the shared attempt ledger keeps the per-account budget across processes."""
     dev = await emulated(services=["http"], http_mode="basic", persona="other", model="X", lockout_after=3)
     cfg = config_for(dev)
     ledger_file = tmp_path / "login-attempts.sqlite3"
     cfg = dataclasses.replace(cfg, probe_config=dataclasses.replace(cfg.probe_config, attempt_ledger=str(ledger_file)))
-    for _ in range(2):
-        monkeypatch.setattr(login, "LEDGER", ledger.Ledger())  # a new process: nothing in memory
+    for _ in range(2):  # each sweep its own engine, so its own ledger (as a new process has): only the file is shared
         await Engine(cfg, profiles.load_all()).scan_host(dev.spec.address)
     assert dev.locked == set() and dev.failures.get("admin", 0) <= 2
     assert oct(ledger_file.stat().st_mode & 0o777) == "0o600"
@@ -234,6 +235,7 @@ async def test_an_agent_that_goes_silent_is_not_read_as_refusing(emulated: Start
     import asyncio
 
     from probes.base import ProbeConfig, ProbeContext, ProbeTarget, Timeouts
+    from probes.ledger import Ledger
     from probes.login_snmp import SnmpCommunities
     from scanner.model import Service
 
@@ -243,6 +245,7 @@ async def test_an_agent_that_goes_silent_is_not_read_as_refusing(emulated: Start
         mode=Mode.DEFAULT,
         config=ProbeConfig(login_pace_s=0.0),
         deadline=asyncio.get_running_loop().time() + 20.0,
+        ledger=Ledger(),  # a sweep's own, as the engine hands it over
     )
     target = ProbeTarget(dev.spec.address, Service(dev.bound["snmp"], "udp", "snmp"))
     [res] = await SnmpCommunities().run(target, ctx)

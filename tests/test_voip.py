@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
@@ -9,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from lab.emulator.devices import Device
-from probes.ledger import LEDGER, pair_digest
+from probes.ledger import Ledger, pair_digest
 from probes.sip_secret import parse_extensions
 from probes.sipcall import classify
 from scanner import profiles
 from scanner.errors import UsageError
 from scanner.model import Mode, Status
-from scanner.orchestrator import Engine
+from scanner.orchestrator import Engine, HostResult
 from tests.conftest import StartDevice, by_id, config_for, scan_device
 
 WEAK = {
@@ -289,6 +290,12 @@ async def test_dial_prefixes_come_from_the_options_and_the_profile(emulated: Sta
     _no_call_left_up(dev)
 
 
+async def scan_with_ledger(device: Device, **timeouts: float) -> tuple[HostResult, Ledger]:
+    """scan_device, keeping the engine's own attempt ledger (one per sweep) to read afterwards."""
+    engine = Engine(config_for(device, Mode.DEFAULT, **timeouts), profiles.load_all())
+    return await asyncio.wait_for(engine.scan_host(device.spec.address), 60), engine.ledger
+
+
 def test_dial_prefix_option_is_checked() -> None:
     from scanner.runner import _prefixes
 
@@ -302,7 +309,7 @@ def test_dial_prefix_option_is_checked() -> None:
 async def test_real_weak_asterisk_gives_up_both_weak_secrets_in_the_challenges_dialog(emulated: StartDevice) -> None:
     """Issue 17: each answer in a new Call-ID drew a fresh 401 and was counted wrong; the pairs were never checked."""
     dev = await emulated(**REAL_WEAK)
-    result = await scan_device(dev, Mode.DEFAULT, probe=90.0, host=120.0)
+    result, ledger = await scan_with_ledger(dev, probe=90.0, host=120.0)
     weak = by_id(result, "CIAJ-2.3-WEAK-SIP-SECRET")
     assert [f.status for f in weak] == [Status.FAIL], weak[0].evidence
     assert weak[0].evidence["weak"] == [
@@ -312,11 +319,11 @@ async def test_real_weak_asterisk_gives_up_both_weak_secrets_in_the_challenges_d
     assert [f.evidence["found"] for f in by_id(result, "CIAJ-2.3-EXTENSION-ENUMERATION")] == [["100", "101", "102"]]
     assert ("SuccessfulAuth", "100") in dev.sip.events and ("SuccessfulAuth", "101") in dev.sip.events
     assert max(dev.sip.invalid_passwords(u) for u in ("100", "101", "102")) <= 2  # never a third failure
-    refused = LEDGER.refusals(dev.spec.address)
+    refused = await ledger.refusals(dev.spec.address)
     assert pair_digest(dev.spec.address, "101", "101") in refused  # a 403: that pair is refused
     assert pair_digest(dev.spec.address, "100", "100") not in refused  # the right answers are never skipped later
     assert pair_digest(dev.spec.address, "101", "1234") not in refused
-    assert LEDGER.used((dev.spec.address, "101"), 3600) == 0  # the success reset the count
+    assert await ledger.used((dev.spec.address, "101"), 3600) == 0  # the success reset the count
 
 
 async def test_real_hardened_asterisk_saying_only_pbx_gets_every_sip_test(emulated: StartDevice) -> None:
@@ -346,13 +353,13 @@ async def test_a_fresh_challenge_to_an_answer_is_not_checked_and_not_counted(emu
         answer(data, send)
 
     dev.sip.handle = forgetful  # type: ignore[method-assign]
-    result = await scan_device(dev, Mode.DEFAULT, probe=90.0, host=120.0)
+    result, ledger = await scan_with_ledger(dev, probe=90.0, host=120.0)
     weak = by_id(result, "CIAJ-2.3-WEAK-SIP-SECRET")
     assert [f.status for f in weak] == [Status.INCONCLUSIVE]
     assert "not checked" in weak[0].evidence["stopped"] and weak[0].evidence["tried"] == []
     assert weak[0].evidence["not_checked"][0].startswith("100 (extension): 401")
-    assert LEDGER.used((dev.spec.address, "100"), 3600) == 0  # no failure toward the cap
-    assert pair_digest(dev.spec.address, "100", "100") not in LEDGER.refusals(dev.spec.address)
+    assert await ledger.used((dev.spec.address, "100"), 3600) == 0  # no failure toward the cap
+    assert pair_digest(dev.spec.address, "100", "100") not in await ledger.refusals(dev.spec.address)
 
 
 async def test_a_user_agent_refusing_register_gets_no_invite(emulated: StartDevice) -> None:
@@ -384,11 +391,11 @@ RFC_STYLE = {**REAL_HARD, "sip_user_agent": "kamailio (5.6.3 (x86_64/linux))", "
 
 async def test_a_registrar_refusing_with_a_fresh_challenge_is_judged(emulated: StartDevice) -> None:
     strong = await emulated(**{**RFC_STYLE, "extensions": {"100": "Strong-Ext-100", "101": "Strong-Ext-101"}})
-    result = await scan_device(strong, Mode.DEFAULT, probe=90.0, host=120.0)
+    result, ledger = await scan_with_ledger(strong, probe=90.0, host=120.0)
     [weak] = by_id(result, "CIAJ-2.3-WEAK-SIP-SECRET")
     assert weak.status == Status.PASS, weak.evidence
     assert weak.evidence["wrong_answer_status"] == 401 and weak.evidence["tried"]
-    assert LEDGER.used((strong.spec.address, "100"), 3600) >= 1  # each refusal counted toward the cap
+    assert await ledger.used((strong.spec.address, "100"), 3600) >= 1  # each refusal counted toward the cap
     leaky = await emulated(**RFC_STYLE)  # 101/1234 and 102/102 are weak
     result = await scan_device(leaky, Mode.DEFAULT, probe=90.0, host=120.0)
     [weak] = by_id(result, "CIAJ-2.3-WEAK-SIP-SECRET")

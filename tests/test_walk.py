@@ -52,28 +52,34 @@ def test_credential_lists_are_schema_checked() -> None:
 def test_ledger_keeps_digests_not_passwords_and_imports_the_old_json(tmp_path: Path) -> None:
     old = tmp_path / "login-attempts.json"
     old.write_text(json.dumps({"198.18.0.9 admin": [9e12, 9e12 + 1], "junk": "x"}))
-    book = ledger.Ledger()
     path = tmp_path / "login-attempts.sqlite3"
-    book.attach(str(path))
-    assert book.used(("198.18.0.9", "admin"), float("inf")) == 2 and not old.exists()
-    book.failed(("198.18.0.9", "admin"), "Secret-Pass-77", "tcp/22")
-    raw = path.read_bytes() + b"".join(p.read_bytes() for p in tmp_path.glob("login-attempts.sqlite3-*"))
-    assert b"Secret-Pass-77" not in raw
-    assert ledger.pair_digest("198.18.0.9", "admin", "Secret-Pass-77") in book.refusals("198.18.0.9")
-    assert oct(path.stat().st_mode & 0o777) == "0o600"
     damaged = tmp_path / "damaged.sqlite3"
     damaged.write_bytes(b"not a database" * 100)
-    other = ledger.Ledger()
-    other.attach(str(damaged))  # loses history, never blocks a sweep
-    other.failed(("198.18.0.9", "root"))
-    assert other.used(("198.18.0.9", "root"), 60) == 1
+
+    async def use() -> tuple[int, dict[str, float], int]:
+        book = ledger.Ledger(str(path))
+        imported = await book.used(("198.18.0.9", "admin"), float("inf"))
+        await book.failed(("198.18.0.9", "admin"), "Secret-Pass-77", "tcp/22")
+        refused = await book.refusals("198.18.0.9")
+        other = ledger.Ledger(str(damaged))  # loses history, never blocks a sweep
+        await other.failed(("198.18.0.9", "root"))
+        counted = await other.used(("198.18.0.9", "root"), 60)
+        await book.close()
+        await other.close()
+        return imported, refused, counted
+
+    imported, refused, counted = asyncio.run(use())
+    assert imported == 2 and not old.exists()
+    raw = path.read_bytes() + b"".join(p.read_bytes() for p in tmp_path.glob("login-attempts.sqlite3-*"))
+    assert b"Secret-Pass-77" not in raw
+    assert ledger.pair_digest("198.18.0.9", "admin", "Secret-Pass-77") in refused
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert counted == 1
     with pytest.raises(sqlite3.DatabaseError):
         sqlite3.connect(damaged).execute("SELECT * FROM failure").fetchall()
 
 
-async def sweeps(
-    dev: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, times: int, stop: str | None = None
-) -> list[HostResult]:
+async def sweeps(dev: Any, tmp_path: Path, times: int, stop: str | None = None) -> list[HostResult]:
     """Sweeps of one device as separate processes would run them, WINDOW apart, sharing one ledger file."""
     cfg = config_for(dev, probe=30.0, host=60.0)
     pc = dataclasses.replace(
@@ -86,7 +92,7 @@ async def sweeps(
     cfg = dataclasses.replace(cfg, probe_config=pc)
     out: list[HostResult] = []
     for _ in range(times):
-        monkeypatch.setattr(login, "LEDGER", ledger.Ledger())  # a new process: nothing in memory
+        # each sweep its own engine, so its own ledger (as a new process has): only the file is shared
         result = await asyncio.wait_for(Engine(cfg, profiles.load_all()).scan_host(dev.spec.address), 90)
         out.append(result)
         if stop and any(f.status == Status.FAIL for f in by_id(result, stop)):
@@ -109,11 +115,11 @@ async def unidentified(emulated: StartDevice, users: dict[str, str]) -> Any:
 
 
 async def test_walk_finds_an_extended_password_sweep_by_sweep_without_locking(
-    emulated: StartDevice, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    emulated: StartDevice, tmp_path: Path
 ) -> None:
     """support/support123 is the 5th pair of its account: 2 failures per window, so the 3rd sweep finds it."""
     dev = await unidentified(emulated, {"support": "support123"})
-    results = await sweeps(dev, tmp_path, monkeypatch, 5, stop=WEAK)
+    results = await sweeps(dev, tmp_path, 5, stop=WEAK)
     assert results[0].device.profile is None  # no lockout window declared: --attempt-window rules
     assert len(results) == 3
     fails = [f for f in by_id(results[-1], WEAK) if f.status == Status.FAIL]
@@ -131,11 +137,9 @@ async def test_walk_finds_an_extended_password_sweep_by_sweep_without_locking(
     assert any("admin (generic)" in e.get("refused_in_an_earlier_sweep", []) for e in again.values())
 
 
-async def test_walk_keeps_a_hardened_device_passing(
-    emulated: StartDevice, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_walk_keeps_a_hardened_device_passing(emulated: StartDevice, tmp_path: Path) -> None:
     dev = await unidentified(emulated, {"admin": "Str0ng-and-long-9f"})
-    results = await sweeps(dev, tmp_path, monkeypatch, 3)
+    results = await sweeps(dev, tmp_path, 3)
     assert results[0].device.profile is None
     for result in results:
         assert {f.status for f in by_id(result, WEAK)} == {Status.PASS}
@@ -145,16 +149,14 @@ async def test_walk_keeps_a_hardened_device_passing(
     assert min(done) >= 2 * 12 * 3 - 12  # about 2 pairs per account per sweep, all sweeps together
 
 
-async def test_walk_never_locks_a_device_that_never_forgets_failures(
-    emulated: StartDevice, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_walk_never_locks_a_device_that_never_forgets_failures(emulated: StartDevice, tmp_path: Path) -> None:
     """The lab router persona counts failures until a success; its profile says so (lockout window_s: 0).
 
     A window-based cap alone would lock it in the second sweep; the ledger keeps those
     failures, so no later sweep adds any.
     """
     dev = await emulated(services=["ssh"], cli="cisco", users={"admin": "Str0ng-and-long-9f"}, lockout_after=3)
-    results = await sweeps(dev, tmp_path, monkeypatch, 3)
+    results = await sweeps(dev, tmp_path, 3)
     assert results[0].device.profile == "edgelab-router"
     assert dev.locked == set() and dev.most_failures <= 2
     assert sum(1 for _svc, user in dev.login_attempts if user == "admin") == 2  # sweep 1's two, then none
