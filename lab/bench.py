@@ -20,8 +20,8 @@ from pathlib import Path
 import yaml
 
 import probes
+import profiles
 from probes.base import ProbeConfig, Timeouts
-from scanner import profiles
 from scanner.orchestrator import Engine, HostResult, SweepConfig
 
 

@@ -7,9 +7,9 @@ import importlib
 # Every probe module; importing one registers its probes. Listed, not
 # discovered, so that a typo fails here and not silently at scan time.
 PROBE_MODULES = (
-    "tcp", "banner", "http", "snmp", "sip", "ntp", "l2", "ssh_hostkey",
-    "login_ssh", "login_telnet", "login_http", "login_ftp", "login_snmp", "cli_read", "pjl",
-    "sipcall", "sip_secret", "dns_query", "upnp", "dhcp", "ipp", "fax",
+    "tcp", "banner", "http", "snmp", "sip.options", "ntp", "l2", "ssh_hostkey",
+    "login.ssh", "login.telnet", "login.http", "login.ftp", "login.snmp", "login.cli_read", "pjl",
+    "sip.sipcall", "sip.sip_secret", "dns_query", "upnp", "dhcp", "ipp", "fax",
 )  # fmt: skip
 
 _loaded = False

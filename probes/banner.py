@@ -12,9 +12,9 @@ import asyncio
 import re
 
 from probes.base import Probe, ProbeContext, ProbeTarget, register
+from probes.observations import Banner, Observation
 from probes.tcp import close_stream, open_stream, read_line
-from scanner.errors import MalformedResponse, Timeout
-from scanner.model import Banner, Observation
+from profiles.errors import MalformedResponse, Timeout
 
 MAX_BANNER = 4096
 SSH_MAX_LINES = 10

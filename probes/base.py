@@ -2,8 +2,8 @@
 
 A probe is a class with a unique ``name``, a ``risk`` class, a ``phase`` and
 the service names it needs. ``run`` takes a target and a context and returns
-typed observations (scanner.model). Probes translate their library's
-exceptions into scanner.errors at the call site (``map_errors``); anything a
+typed observations (probes.observations). Probes translate their library's
+exceptions into profiles.errors at the call site (``map_errors``); anything a
 probe raises becomes a ProbeFailure observation, i.e. ``inconclusive``.
 """
 
@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
-from scanner.errors import MalformedResponse, ProbeError, Refused, RegistryError, Timeout, Unreachable
-from scanner.model import Mode, Observation, Risk, Service
+from probes.observations import Mode, Observation, Risk, Service
+from profiles.errors import MalformedResponse, ProbeError, Refused, RegistryError, Timeout, Unreachable
 
 if TYPE_CHECKING:
-    from probes.ledger import Ledger
-    from scanner.profiles import Profile
+    from probes.login.ledger import Ledger
+    from profiles import Profile
 
 
 class Phase(StrEnum):
@@ -207,7 +207,7 @@ def register(cls: P) -> P:
 
 @contextlib.contextmanager
 def map_errors(what: str) -> Iterator[None]:
-    """Translate stdlib network exceptions into scanner.errors, keeping the cause."""
+    """Translate stdlib network exceptions into profiles.errors, keeping the cause."""
     try:
         yield
     except ProbeError:

@@ -12,8 +12,8 @@ import calendar
 import re
 import time
 
-from scanner.errors import MalformedResponse
-from scanner.model import ClockReading, Service
+from probes.observations import ClockReading, Service
+from profiles.errors import MalformedResponse
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")

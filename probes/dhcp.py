@@ -35,11 +35,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
-from probes import route, wire
+from probes import wire
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
 from probes.dns_query import ask_canary, canaries
-from scanner.errors import MalformedResponse, ProbeError, Refused, Timeout, Unreachable
-from scanner.model import DhcpOffer, DnsAnswer, Observation, PortState, Service
+from probes.observations import DhcpOffer, DnsAnswer, Observation, PortState, Service
+from probes.wire import route
+from profiles.errors import MalformedResponse, ProbeError, Refused, Timeout, Unreachable
 
 SERVER_PORT, CLIENT_PORT = 67, 68
 MAGIC = b"\x63\x82\x53\x63"

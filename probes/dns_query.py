@@ -18,9 +18,9 @@ import dns.rcode
 import dns.rdatatype
 
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
-from probes.udp import exchange
-from scanner.errors import Refused, Timeout
-from scanner.model import DnsAnswer, Observation, PortState, Service
+from probes.observations import DnsAnswer, Observation, PortState, Service
+from probes.wire.udp import exchange
+from profiles.errors import Refused, Timeout
 
 DEFAULT_CANARY = "example.com"  # RFC 2606 reserved for documentation; any recursive resolver answers it
 MAX_CANARIES = 16

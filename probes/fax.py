@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
+from probes.login import auth
+from probes.observations import FaxSetting, LoginResult, Observation, Risk, Service, SnmpInfo
 from probes.snmp import snmp_get
-from scanner import auth
-from scanner.errors import MalformedResponse, ProbeError
-from scanner.model import FaxSetting, LoginResult, Observation, Risk, Service, SnmpInfo
+from profiles.errors import MalformedResponse, ProbeError
 
 
 def known_community(host: HostSnapshot, config: ProbeConfig) -> tuple[str, str, str] | None:

@@ -18,8 +18,8 @@ import httpx
 
 from probes import clock
 from probes.base import Probe, ProbeContext, ProbeTarget, register
-from scanner.errors import MalformedResponse, ProbeError, Refused, Timeout, Unreachable
-from scanner.model import HttpInfo, Observation
+from probes.observations import HttpInfo, Observation
+from profiles.errors import MalformedResponse, ProbeError, Refused, Timeout, Unreachable
 
 MAX_BODY = 65_536
 # the attributes' match is bounded too: '[^>]*' made '<title' * 10,922 (64 KiB) cost 0.47 s of the event loop

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 
 from probes import http, wire
 from probes.base import Phase, Probe, ProbeContext, ProbeTarget, register
-from scanner.errors import MalformedResponse, Timeout
-from scanner.model import IppInfo, Observation
+from probes.observations import IppInfo, Observation
+from profiles.errors import MalformedResponse, Timeout
 
 GET_PRINTER_ATTRIBUTES = 0x000B
 CUPS_GET_PRINTERS = 0x4002

@@ -20,10 +20,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from probes import route
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
-from scanner.errors import Timeout, Unreachable
-from scanner.model import HostAlive, Observation, Service
+from probes.observations import HostAlive, Observation, Service
+from probes.wire import route
+from profiles.errors import Timeout, Unreachable
 
 BATCH_WINDOW = 0.05  # seconds a request waits for company before its batch goes out
 MAX_BATCH = 256

@@ -19,9 +19,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from probes import wire
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
 from probes.clock import now
-from probes.udp import Collected, exchange, exchange_all
-from scanner.errors import MalformedResponse, Refused, Timeout
-from scanner.model import ClockReading, NtpControl, NtpInfo, Observation, Service
+from probes.observations import ClockReading, NtpControl, NtpInfo, Observation, Service
+from probes.wire.udp import Collected, exchange, exchange_all
+from profiles.errors import MalformedResponse, Refused, Timeout
 
 NTP_EPOCH_OFFSET = 2_208_988_800  # seconds from 1900-01-01 to 1970-01-01
 PACKET = struct.Struct("!BBbb4s4s4sQQQQ")

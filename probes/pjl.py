@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 
 from probes.base import Phase, Probe, ProbeContext, ProbeTarget, map_errors, register
-from scanner.errors import MalformedResponse
-from scanner.model import Observation, PjlId, Risk
+from probes.observations import Observation, PjlId, Risk
+from profiles.errors import MalformedResponse
 
 UEL = b"\x1b%-12345X"
 INQUIRY = UEL + b"@PJL\r\n@PJL INFO ID\r\n" + UEL

@@ -1,8 +1,8 @@
 """SNMP: v3 engine discovery (safe, no credential) and a v1/v2c system-group GET.
 
-The discovery message is hand-built BER (probes.ber) so that safe mode learns
+The discovery message is hand-built BER (probes.wire.ber) so that safe mode learns
 an agent exists without sending any community string. The community GET is
-hand-built too (probes.snmp_wire: no pysnmp engine per request, garbage told
+hand-built too (probes.wire.snmp_wire: no pysnmp engine per request, garbage told
 from silence) and counts as a credential attempt (risk class ``credential``);
 so does the VACM walk of a found community (GETNEXT).
 """
@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Sequence
 from typing import ClassVar
 
-from probes import ber, clock, snmp_wire
+from probes import clock
 from probes.base import (
     HostSnapshot,
     Phase,
@@ -23,9 +23,10 @@ from probes.base import (
     ProbeTarget,
     register,
 )
-from probes.udp import exchange
-from scanner.errors import MalformedResponse, ProbeError, Refused, Timeout
-from scanner.model import Observation, Risk, Service, SnmpInfo
+from probes.observations import Observation, Risk, Service, SnmpInfo
+from probes.wire import ber, snmp_wire
+from probes.wire.udp import exchange
+from profiles.errors import MalformedResponse, ProbeError, Refused, Timeout
 
 SYS_DESCR = "1.3.6.1.2.1.1.1.0"
 SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"

@@ -14,8 +14,8 @@ import asyncio
 import secrets
 
 from probes.base import Probe, ProbeContext, ProbeTarget, map_errors, register
-from scanner.errors import MalformedResponse, ProbeError
-from scanner.model import HostKey, Observation, Risk
+from probes.observations import HostKey, Observation, Risk
+from profiles.errors import MalformedResponse, ProbeError
 
 
 @register

@@ -15,8 +15,8 @@ from probes.base import (
     map_errors,
     register,
 )
-from scanner.errors import MalformedResponse, Refused, Timeout
-from scanner.model import Observation, PortState, Service
+from probes.observations import Observation, PortState, Service
+from profiles.errors import MalformedResponse, Refused, Timeout
 
 
 async def open_stream(target: ProbeTarget, ctx: ProbeContext) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

@@ -20,10 +20,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 from urllib.parse import urlsplit
 
-from probes import http, udp
+from probes import http
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
-from scanner.errors import MalformedResponse, ProbeError, Refused, Timeout
-from scanner.model import Observation, PortState, Service, UpnpInfo
+from probes.observations import Observation, PortState, Service, UpnpInfo
+from probes.wire import udp
+from profiles.errors import MalformedResponse, ProbeError, Refused, Timeout
 
 SSDP_PORT = 1900
 MAX_DESCRIPTION = 64 * 1024

@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from profiles.errors import EdgeAuditError, UsageError
 from scanner import __version__
 from scanner.command import EXIT_ERROR, EXIT_FINDINGS, EXIT_INTERNAL, EXIT_OK, Command, plugins
-from scanner.errors import EdgeAuditError, UsageError
-from scanner.model import Severity
+from scanner.findings import Severity
 
 log = logging.getLogger("edgeaudit")
 
@@ -454,7 +454,7 @@ def _feeds(args: argparse.Namespace) -> int:
 
 
 def _profiles(args: argparse.Namespace) -> int:
-    from scanner import profiles
+    import profiles
 
     if args.action == "list":
         for p in profiles.load_all(args.profiles):

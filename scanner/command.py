@@ -17,7 +17,8 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import Any, Protocol
 
-from scanner.model import Mode, Severity, Status
+from probes.observations import Mode
+from scanner.findings import Severity, Status
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR, EXIT_INTERNAL = 0, 1, 2, 3
 COMMAND_GROUP = "edgeaudit.commands"

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from scanner.errors import StoreError
-from scanner.model import JSON, Service
+from probes.observations import JSON, Service
+from profiles.errors import StoreError
 
 
 class Kind(StrEnum):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from scanner.model import Finding, Severity, Status
+from scanner.findings import Finding, Severity, Status
 from scanner.store import HostRecord, SweepRecord
 
 JUDGED = (Status.FAIL, Status.INCONCLUSIVE)

@@ -12,7 +12,7 @@ from typing import Any
 from reports.render import SCHEMA_VERSION
 from scanner import __version__
 from scanner.checks import catalog
-from scanner.model import Finding, Severity, Status, mask_evidence
+from scanner.findings import Finding, Severity, Status, mask_evidence
 from scanner.store import SweepRecord
 
 SEVERITIES = [s.value for s in sorted(Severity, key=lambda s: -s.rank)]  # worst first

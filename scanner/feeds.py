@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scanner import versions
-from scanner.errors import UsageError
+from profiles import versions
+from profiles.errors import UsageError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS feed (kind TEXT PRIMARY KEY, released TEXT, imported_at TEXT, files TEXT, entries INTEGER);

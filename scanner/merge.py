@@ -23,9 +23,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from profiles.errors import UsageError
 from scanner import checks as checks_mod
-from scanner.errors import UsageError
-from scanner.model import Finding, Status
+from scanner.findings import Finding, Status
 from scanner.orchestrator import HostResult
 from scanner.store import HostRecord, Store, SweepRecord
 

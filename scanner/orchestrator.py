@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import profiles as profiles_mod
 from probes.base import (
     PHASE_ORDER,
     REGISTRY,
@@ -32,17 +33,11 @@ from probes.base import (
     Timeouts,
 )
 from probes.base import Registry as ProbeRegistry
-from probes.ledger import Ledger
-from scanner import checks as checks_mod
-from scanner import profiles as profiles_mod
-from scanner.device import DeviceRecord, Fingerprint, Kind, Login, Settings, sort_fingerprints
-from scanner.errors import ProbeError, StoreError
-from scanner.feeds import FeedDb
-from scanner.model import (
+from probes.login.ledger import Ledger
+from probes.observations import (
     Banner,
     ConfigFacts,
     DhcpOffer,
-    Finding,
     HostAlive,
     HostKey,
     HttpInfo,
@@ -56,10 +51,15 @@ from scanner.model import (
     Service,
     SipInfo,
     SnmpInfo,
-    Status,
     UpnpInfo,
     WifiNetwork,
+    field_values,
 )
+from profiles.errors import ProbeError, StoreError
+from scanner import checks as checks_mod
+from scanner.device import DeviceRecord, Fingerprint, Kind, Login, Settings, sort_fingerprints
+from scanner.feeds import FeedDb
+from scanner.findings import Finding, Status
 
 log = logging.getLogger("edgeaudit.engine")
 
@@ -255,10 +255,10 @@ class Engine:
                     if phase == Phase.DISCOVERY and not state.alive:
                         break
                     if phase == Phase.FINGERPRINT:
-                        match = profiles_mod.match(self.profiles, state.observations)
+                        match = profiles_mod.match(self.profiles, field_values(state.observations))
                         self._fit_budget(budget, state, match)
                     if phase == Phase.READ and match is not None:
-                        match = profiles_mod.refine(match, state.observations)
+                        match = profiles_mod.refine(match, field_values(state.observations))
         except TimeoutError:
             budget_hit = True
             for (probe_name, _), service in list(state.pending.items()):
@@ -273,7 +273,7 @@ class Engine:
                     ]
                 )
             if match is None:
-                match = profiles_mod.match(self.profiles, state.observations)
+                match = profiles_mod.match(self.profiles, field_values(state.observations))
         if self.observe is not None and state.alive:
             try:
                 async with asyncio.timeout(5):

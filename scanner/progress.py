@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from scanner.model import Status
+from scanner.findings import Status
 from scanner.orchestrator import HostResult
 
 

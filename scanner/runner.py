@@ -10,17 +10,19 @@ import sys
 from typing import Any
 
 import probes
+import profiles
 from probes.base import TCP_PORTS, ProbeConfig, Timeouts
-from probes.sip_secret import parse_extensions
-from probes.syslog_listen import SyslogListener, parse_listen
-from scanner import auth, feeds, outfiles, profiles
+from probes.login import auth
+from probes.observations import Mode
+from probes.sip.sip_secret import parse_extensions
+from profiles.errors import ScopeError, UsageError
+from scanner import feeds, outfiles
 from scanner.checks import SweepHost, judge_sweep
 from scanner.command import install_signals, is_root, mode_from, worst_exit
-from scanner.errors import ScopeError, UsageError
-from scanner.model import Mode
 from scanner.orchestrator import Engine, HostResult, SweepConfig
 from scanner.progress import Progress
 from scanner.store import Store, default_path
+from scanner.syslog_listen import SyslogListener, parse_listen
 from scanner.targets import Scope, build_scope
 
 log = logging.getLogger("edgeaudit")

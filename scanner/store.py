@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from profiles.errors import StoreError
 from scanner.device import Baseline, DeviceRecord
-from scanner.errors import StoreError
-from scanner.model import Finding
+from scanner.findings import Finding
 from scanner.orchestrator import HostResult
 
 SCHEMA = """

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scanner.errors import ScopeError
+from profiles.errors import ScopeError
 
 LARGE_SCOPE = 65_536  # more than this needs --allow-large
 HARD_LIMIT = 1 << 24  # never, even with --allow-large

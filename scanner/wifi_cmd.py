@@ -17,13 +17,15 @@ import datetime as dt
 import time
 from collections.abc import Sequence
 
-from probes import wifi, wifi_radio
+from probes import wifi
+from probes.observations import Mode, WifiNetwork
+from probes.wifi import radio as wifi_radio
+from profiles.errors import UsageError
 from scanner import checks as checks_mod
 from scanner import command, outfiles
 from scanner.checks.wifi import WIFI_CHECKS
 from scanner.device import AirNetwork, DeviceRecord
-from scanner.errors import UsageError
-from scanner.model import Finding, Mode, WifiNetwork
+from scanner.findings import Finding
 from scanner.orchestrator import HostResult
 from scanner.store import Store, SweepRecord, default_path
 

@@ -21,11 +21,11 @@ import pytest
 import yaml
 
 import probes
+import profiles
 from lab.emulator.devices import Device
 from lab.emulator.spec import DeviceSpec
 from probes.base import ProbeConfig, Timeouts
-from scanner import profiles
-from scanner.model import Mode
+from probes.observations import Mode
 from scanner.orchestrator import Engine, HostResult, SweepConfig
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,7 +21,7 @@ from typing import TypeVar
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from scanner.errors import MalformedResponse
+from profiles.errors import MalformedResponse
 
 T = TypeVar("T")
 SCALE = float(os.environ.get("EDGEAUDIT_FUZZ_SCALE", "1"))

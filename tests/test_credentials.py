@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+import profiles
 from probes import login
-from scanner import profiles
+from probes.observations import Mode
 from scanner.device import DeviceRecord, Fingerprint, Kind, Login
-from scanner.model import Mode, Status
+from scanner.findings import Status
 from scanner.orchestrator import Engine
 from tests.conftest import StartDevice, by_id, config_for, scan_device
 
@@ -197,7 +198,7 @@ def test_reports_mask_the_credentials_a_device_record_holds() -> None:
 
 
 def test_snmp_write_access_is_judged_from_the_agents_access_tables() -> None:
-    from probes.login_snmp import VACM_GROUP, VACM_WRITE_VIEW, judge_access
+    from probes.login.snmp import VACM_GROUP, VACM_WRITE_VIEW, judge_access
 
     def name(text: str) -> str:
         return ".".join(str(b) for b in [len(text), *text.encode()])
@@ -235,9 +236,9 @@ async def test_an_agent_that_goes_silent_is_not_read_as_refusing(emulated: Start
     import asyncio
 
     from probes.base import ProbeConfig, ProbeContext, ProbeTarget, Timeouts
-    from probes.ledger import Ledger
-    from probes.login_snmp import SnmpCommunities
-    from scanner.model import Service
+    from probes.login.ledger import Ledger
+    from probes.login.snmp import SnmpCommunities
+    from probes.observations import Service
 
     dev = await emulated(services=["snmp"], communities=[], hang=["snmp"] if silent else [])
     ctx = ProbeContext(
@@ -274,7 +275,7 @@ def test_password_strength_measure_follows_the_nisc_example() -> None:
 async def test_auth_file_password_strength_fails_weak_and_passes_strong(emulated: StartDevice, tmp_path: Path) -> None:
     import dataclasses
 
-    from scanner import profiles
+    import profiles
     from scanner.orchestrator import Engine
     from tests.conftest import config_for
 

@@ -10,13 +10,14 @@ from typing import Any
 import jsonschema
 import pytest
 
+from probes.observations import Mode, Service
+from profiles.errors import StoreError
 from scanner import document
 from scanner.checks import SweepHost
 from scanner.checks.drift import judge
 from scanner.device import AirNetwork, DeviceRecord, Fingerprint, Kind, Login, Settings
-from scanner.errors import StoreError
+from scanner.findings import Status
 from scanner.merge import identities
-from scanner.model import Mode, Service, Status
 from scanner.orchestrator import HostResult
 from scanner.store import HostRecord, Store, SweepRecord
 

@@ -17,10 +17,11 @@ import pytest
 
 from probes import dhcp
 from probes.base import ProbeConfig, ProbeContext, Timeouts
+from probes.observations import DhcpOffer, DnsAnswer, Mode, Service
+from profiles.errors import MalformedResponse
 from scanner.checks import HostView
 from scanner.checks.dns import dns_hijack
-from scanner.errors import MalformedResponse
-from scanner.model import DhcpOffer, DnsAnswer, Finding, Mode, Service, Status
+from scanner.findings import Finding, Status
 from scanner.runner import _dns_expect
 from tests.conftest import by_id, fresh_address
 
@@ -153,7 +154,7 @@ def test_handing_out_itself_is_judged_by_its_own_answers() -> None:
 
 
 async def test_dhcp_is_asked_only_with_the_flag_and_never_on_loopback(resolver) -> None:  # type: ignore[no-untyped-def]
-    from scanner import profiles
+    import profiles
     from scanner.orchestrator import Engine, SweepConfig
 
     router, _ = await resolver({"example.com": "192.0.2.10"})

@@ -6,10 +6,11 @@ import dataclasses
 
 import pytest
 
+import profiles
 from probes.base import ProbeConfig
-from scanner import profiles
-from scanner.errors import UsageError
-from scanner.model import Mode, Status
+from probes.observations import Mode
+from profiles.errors import UsageError
+from scanner.findings import Status
 from scanner.orchestrator import Engine, HostResult, SweepConfig
 from scanner.runner import _dns_expect
 from tests.conftest import by_id

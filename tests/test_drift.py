@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from probes.observations import Mode, Service
 from scanner.checks import SweepHost
 from scanner.checks.drift import DRIFT, judge
 from scanner.cli import main
 from scanner.device import Baseline, DeviceRecord, Fingerprint, Kind, Settings
-from scanner.model import Mode, Service, Severity, Status
+from scanner.findings import Severity, Status
 from tests.conftest import FAST, FLEET_PORTS
 
 PORTS = FLEET_PORTS

@@ -16,7 +16,7 @@ import pytest
 
 from lab.emulator import printer
 from lab.emulator.devices import Device
-from scanner.model import Mode
+from probes.observations import Mode
 from tests.conftest import StartDevice, scan_device
 
 

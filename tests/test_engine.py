@@ -11,11 +11,12 @@ from typing import ClassVar
 import pytest
 
 import probes
+import profiles
 from probes.base import REGISTRY, Phase, Probe, ProbeContext, ProbeTarget, Registry, register
-from scanner import profiles
+from probes.observations import Mode, Observation, Risk
+from profiles.errors import RegistryError, Unreachable
 from scanner.device import Kind
-from scanner.errors import RegistryError, Unreachable
-from scanner.model import Mode, Observation, Risk, Status
+from scanner.findings import Status
 from scanner.orchestrator import Engine
 from tests.conftest import StartDevice, by_id, config_for, scan_device
 

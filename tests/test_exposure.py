@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from scanner import profiles
-from scanner.model import Mode, Status
+import profiles
+from probes.observations import Mode
+from scanner.findings import Status
 from scanner.orchestrator import Engine
 from tests.conftest import StartDevice, by_id, config_for, scan_device
 

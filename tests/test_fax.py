@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from scanner import auth
+from probes.login import auth
+from probes.observations import FaxSetting, Mode, Service
+from profiles import FaxSafeguard, Match, load_all
+from profiles.errors import UsageError
 from scanner.checks import HostView
 from scanner.checks.fax import CHECK_IDS, _judge
 from scanner.device import DeviceRecord, Kind
-from scanner.errors import UsageError
-from scanner.model import FaxSetting, Finding, Mode, Service, Status
+from scanner.findings import Finding, Status
 from scanner.orchestrator import Engine, HostResult
-from scanner.profiles import FaxSafeguard, Match, load_all
 from tests.conftest import StartDevice, config_for
 
 WEAK = {"double_entry": False, "memory_reception": False, "direct_dial": True, "pc_fax": True, "forwarding": True}
@@ -166,7 +167,7 @@ async def test_a_v1_agent_is_asked_one_object_at_a_time(emulated: StartDevice) -
 
     from probes.base import HostSnapshot, ProbeContext, ProbeTarget, Timeouts
     from probes.fax import FaxSafeguards
-    from scanner.model import SnmpInfo
+    from probes.observations import SnmpInfo
 
     partial = {k: v for k, v in STRONG.items() if k != "forwarding"}  # the agent has no forwarding object
     mfp = await emulated(

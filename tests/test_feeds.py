@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from scanner import feeds, profiles
+import profiles
+from probes.observations import Mode
+from profiles import Match
+from profiles.errors import UsageError
+from scanner import feeds
 from scanner.checks import HostView
 from scanner.checks.vulns import known_exploited
-from scanner.errors import UsageError
-from scanner.model import Mode, Status
-from scanner.profiles import Match
+from scanner.findings import Status
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB_FEEDS = [ROOT / "lab" / "feeds" / "kev-edgelab.json", ROOT / "lab" / "feeds" / "nvd-edgelab.json"]

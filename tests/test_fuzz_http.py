@@ -16,7 +16,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from probes import clock, http, ipp, pjl, upnp
-from scanner.errors import MalformedResponse
+from profiles.errors import MalformedResponse
 from tests.fuzzing import budget, inputs, mutated, parse_or_malformed
 
 PAGE = b'<html><head><TITLE lang="en">\n  Router  Login </title></head><body><input type="password"></body></html>'

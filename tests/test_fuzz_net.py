@@ -1,5 +1,5 @@
-"""Fuzz: DHCP replies (probes/dhcp.py), the rtnetlink route reply (probes/route.py), the syslog message
-check (probes/syslog_listen.py) and what the DNS probe does with a datagram (probes/dns_query.py).
+"""Fuzz: DHCP replies (probes/dhcp.py), the rtnetlink route reply (probes/wire/route.py), the syslog message
+check (scanner/syslog_listen.py) and what the DNS probe does with a datagram (probes/dns_query.py).
 
 DHCP raises only MalformedResponse; route.parse_reply only ValueError (its
 documented error, which the lookup turns into "not on-link"); is_syslog
@@ -19,7 +19,9 @@ import dns.message
 import dns.rrset
 from hypothesis import example, given
 
-from probes import dhcp, dns_query, route, syslog_listen
+from probes import dhcp, dns_query
+from probes.wire import route
+from scanner import syslog_listen
 from tests.fuzzing import budget, inputs, parse_or_malformed
 
 

@@ -1,4 +1,4 @@
-"""Fuzz: the SIP message parser, its stream framing and the Digest challenge reader (probes/sipmsg.py).
+"""Fuzz: the SIP message parser, its stream framing and the Digest challenge reader (probes/sip/sipmsg.py).
 
 Any bytes either parse into a message that keeps the parser's bounds and
 contract (via, call-id and cseq present, a body no longer than what arrived
@@ -10,7 +10,7 @@ from __future__ import annotations
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from probes import sipmsg
+from probes.sip import sipmsg
 from tests.fuzzing import budget, inputs, parse_or_malformed
 
 OK = (

@@ -1,5 +1,5 @@
-"""Fuzz: the BER codec (probes/ber.py), SNMPv3 discovery replies (probes/snmp.py parse_v3_message) and
-v1/v2c GET responses (probes/snmp_wire.py parse_response).
+"""Fuzz: the BER codec (probes/wire/ber.py), SNMPv3 discovery replies (probes/snmp.py parse_v3_message) and
+v1/v2c GET responses (probes/wire/snmp_wire.py parse_response).
 
 Any bytes either decode within their own bounds or raise MalformedResponse;
 what the encoder writes the reader reads back; trailing bytes are rejected.
@@ -10,7 +10,8 @@ from __future__ import annotations
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from probes import ber, snmp, snmp_wire
+from probes import snmp
+from probes.wire import ber, snmp_wire
 from tests.fuzzing import budget, inputs, parse_or_malformed
 
 ENGINE = bytes.fromhex("80001f8880e9bd0c1d12667a5100000000")

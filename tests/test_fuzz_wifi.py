@@ -1,5 +1,5 @@
-"""Fuzz: 802.11 information elements and frames (probes/wifi.py), radio headers and the FCS
-(probes/wifi_radio.py), and pcap/pcapng capture files (probes/wifi_capture.py, wifi.read_capture).
+"""Fuzz: 802.11 information elements and frames (probes/wifi/__init__.py), radio headers and the FCS
+(probes/wifi/radio.py), and pcap/pcapng capture files (probes/wifi/capture.py, wifi.read_capture).
 
 A malformed element or frame is recorded as such, never raised; a radio
 header or capture file either decodes within its record or raises
@@ -17,9 +17,10 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from probes import wifi, wifi_radio
-from probes.wifi_capture import CaptureFile, Record
-from scanner.errors import UsageError
+from probes import wifi
+from probes.wifi import radio as wifi_radio
+from probes.wifi.capture import CaptureFile, Record
+from profiles.errors import UsageError
 from tests.fuzzing import budget, inputs, parse_or_malformed
 
 

@@ -114,9 +114,10 @@ def test_diff_sees_changed_device(fleet, tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_diff_reports_finding_and_fingerprint_changes(tmp_path: Path) -> None:
+    from probes.observations import Mode
     from scanner.device import DeviceRecord, Fingerprint, Kind
     from scanner.diff import diff
-    from scanner.model import Finding, Mode, Severity, Status
+    from scanner.findings import Finding, Severity, Status
     from scanner.store import HostRecord, SweepRecord
 
     def rec(sid: str, status: Status, fw: str) -> SweepRecord:
@@ -135,8 +136,9 @@ def test_diff_reports_finding_and_fingerprint_changes(tmp_path: Path) -> None:
 
 def test_sweep_level_findings_are_replaced_not_added_when_judged_again(tmp_path: Path) -> None:
     """A resumed sweep judges the cross-host checks again: the earlier verdicts must go, the rest stay."""
+    from probes.observations import Mode
     from scanner.device import DeviceRecord
-    from scanner.model import Finding, Mode, Severity, Status
+    from scanner.findings import Finding, Severity, Status
     from scanner.orchestrator import HostResult
     from scanner.store import Store
 

@@ -21,8 +21,8 @@ SWEEP = r"""
 import asyncio, json, sys, zlib
 from probes.base import ProbeConfig, Timeouts
 import probes
-from scanner import profiles
-from scanner.model import Mode
+import profiles
+from probes.observations import Mode
 from scanner.orchestrator import Engine, SweepConfig
 
 address, inflated = sys.argv[1], int(sys.argv[2])
@@ -86,7 +86,7 @@ async def test_read_body_inflates_up_to_its_limit_only(encoding: str, wbits: int
 
 
 async def test_read_body_rejects_what_does_not_inflate() -> None:
-    from scanner.errors import MalformedResponse
+    from profiles.errors import MalformedResponse
 
     with pytest.raises(MalformedResponse):
         await read_body(_response(b"\x1f\x8b\x08\x00garbage" * 10, "gzip"))

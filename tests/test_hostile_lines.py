@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from probes.tcp import read_line
-from scanner.errors import MalformedResponse, Timeout
-from scanner.model import Status
+from profiles.errors import MalformedResponse, Timeout
+from scanner.findings import Status
 from scanner.orchestrator import HostResult
 from tests.conftest import by_id, fresh_address, scan_address
 

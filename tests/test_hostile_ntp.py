@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from probes.ntp import PACKET, to_ntp
-from scanner.model import Mode, Severity, Status
+from probes.observations import Mode
+from scanner.findings import Severity, Status
 from scanner.orchestrator import HostResult
 from tests.conftest import by_id, fresh_address, scan_address
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from probes import ber
 from probes.snmp import SYS_DESCR, SYS_NAME, SYS_OBJECT_ID
-from scanner.model import Status
+from probes.wire import ber
+from scanner.findings import Status
 from scanner.orchestrator import HostResult
 from tests.conftest import by_id, fresh_address, scan_address
 

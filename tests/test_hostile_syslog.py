@@ -14,10 +14,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from probes.syslog_listen import MAX_MESSAGE, SyslogListener, is_syslog
+from probes.observations import Mode, SyslogSeen
 from scanner.checks import HostView
 from scanner.checks.logs import logging_disabled, no_remote_log
-from scanner.model import Mode, Status, SyslogSeen
+from scanner.findings import Status
+from scanner.syslog_listen import MAX_MESSAGE, SyslogListener, is_syslog
 from tests.conftest import fresh_address
 
 RFC5424 = b"<34>1 2026-12-01T22:14:15.003Z gw.example su - ID47 - 'su root' failed for lonvick on /dev/pts/8"

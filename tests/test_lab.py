@@ -21,7 +21,7 @@ import yaml
 from lab import control, golden, netns
 from scanner.checks import catalog
 from scanner.device import DeviceRecord, Kind
-from scanner.model import Severity
+from scanner.findings import Severity
 
 ROOT = Path(__file__).resolve().parents[1]
 AUTH = ROOT / "lab" / "auth.toml"
@@ -373,9 +373,9 @@ async def test_digest_register_is_right_against_real_kamailio(lab_run: Path) -> 
     import asyncio as aio
 
     from probes.base import ProbeConfig, ProbeContext, ProbeTarget, Timeouts
-    from probes.sipcall import register_once as _register
-    from probes.sipmsg import digest_authorization
-    from scanner.model import Mode, Service
+    from probes.observations import Mode, Service
+    from probes.sip.sipcall import register_once as _register
+    from probes.sip.sipmsg import digest_authorization
 
     if control.status(lab_run)["state"] != "up":  # an earlier test in the module takes the lab down
         control.up(lab_run)

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from probes.base import ProbeConfig, ProbeContext, Timeouts
-from probes.ledger import Ledger
 from probes.login import NotChecked, capped_attempt
-from scanner.errors import Timeout
-from scanner.model import Mode
+from probes.login.ledger import Ledger
+from probes.observations import Mode
+from profiles.errors import Timeout
 from tests.conftest import fresh_address
 
 

@@ -15,13 +15,15 @@ from typing import Any, ClassVar
 import pytest
 
 import probes
-from probes import ledger as ledger_mod
-from probes import login, sip_secret
+import profiles
+from probes import login
 from probes.base import Phase, Probe, ProbeContext, ProbeTarget, Registry
-from probes.ledger import Ledger
-from scanner import orchestrator, profiles
-from scanner.errors import StoreError
-from scanner.model import Observation
+from probes.login import ledger as ledger_mod
+from probes.login.ledger import Ledger
+from probes.observations import Observation
+from probes.sip import sip_secret
+from profiles.errors import StoreError
+from scanner import orchestrator
 from scanner.orchestrator import Engine, HostResult
 from scanner.store import Store
 from tests.conftest import StartDevice, config_for, fresh_address, scan_config

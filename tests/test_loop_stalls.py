@@ -21,7 +21,7 @@ import asyncio, dataclasses, json, logging, re, sys
 import probes
 from lab.bench import LOOPBACK_PORTS, _Sink
 from probes.base import Timeouts
-from scanner import profiles
+import profiles
 from scanner.orchestrator import Engine, SweepConfig
 
 addresses, ledger = json.loads(sys.argv[1]), sys.argv[2]

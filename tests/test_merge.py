@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from probes.observations import Mode
+from profiles.errors import UsageError
 from scanner.checks import make_finding
 from scanner.cli import main
 from scanner.device import DeviceRecord, Fingerprint, Kind
-from scanner.errors import UsageError
+from scanner.findings import Finding, Status
 from scanner.merge import merge, parse_pairs
-from scanner.model import Finding, Mode, Status
 from scanner.orchestrator import HostResult
 from scanner.store import Store
 

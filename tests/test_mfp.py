@@ -14,12 +14,13 @@ import pytest
 
 from lab.emulator import printer
 from probes import ipp
+from probes.observations import LoginResult, Mode, PortState, Service
+from profiles import Match, load_all
+from profiles.errors import MalformedResponse
 from scanner.checks import HostView
 from scanner.checks.mfp import EWS_HTTP, FILE_SHARE, IPP_NO_AUTH, RAW_PRINT, file_share
-from scanner.errors import MalformedResponse
-from scanner.model import LoginResult, Mode, PortState, Service, Severity, Status
+from scanner.findings import Severity, Status
 from scanner.orchestrator import Engine, HostResult
-from scanner.profiles import Match, load_all
 from tests.conftest import StartDevice, by_id, config_for
 
 MFP_CHECKS = (RAW_PRINT, IPP_NO_AUTH, FILE_SHARE, EWS_HTTP)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from probes import ber, sipmsg
 from probes.ntp import build_request, parse_reply
+from probes.sip import sipmsg
 from probes.snmp import build_v3_discovery, parse_v3_message
-from scanner.errors import MalformedResponse
+from probes.wire import ber
+from profiles.errors import MalformedResponse
 
 GOOD_SIP = (
     b"SIP/2.0 200 OK\r\nv: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKabc;rport, SIP/2.0/UDP 10.0.0.9;branch=x\r\n"

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from lab import netns
-from probes import route
+from probes.wire import route
 
 ROOT = Path(__file__).resolve().parents[1]
 NS = f"earoute{os.getpid() % 10000}-"
@@ -151,7 +151,7 @@ def test_arp_decides_only_on_the_link(routed: None, tmp_path: Path) -> None:
 def test_the_kernel_route_lookup_in_a_namespace(routed: None) -> None:
     """route.lookup as the scanner's namespace sees it: neighbour, gateway, own address."""
     code = (
-        "from probes import route; import json; "
+        "from probes.wire import route; import json; "
         f"print(json.dumps([route.lookup(a).__repr__() for a in {[ON_LINK_DEAD, TARGET_IP, SCANNER_IP]!r}]))"
     )
     done = subprocess.run(

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from lab.emulator.devices import Device
-from probes import sipmsg
+from probes.sip import sipmsg
 from tests.conftest import StartDevice
 
 RECORDED = Path(__file__).resolve().parents[2] / "shared" / "real-world" / "asterisk-20-chan_sip"

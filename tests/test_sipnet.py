@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from probes import sipmsg, sipnet
 from probes.base import ProbeConfig, ProbeContext, ProbeTarget, Timeouts
-from scanner.errors import MalformedResponse, ProbeError, Unreachable
-from scanner.model import Mode, Service
+from probes.observations import Mode, Service
+from probes.sip import sipmsg, sipnet
+from profiles.errors import MalformedResponse, ProbeError, Unreachable
 from tests.conftest import fresh_address
 
 Script = Callable[[sipmsg.SipMessage, asyncio.StreamWriter], bytes]

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from scanner.errors import ScopeError
+from profiles.errors import ScopeError
 from scanner.targets import LARGE_SCOPE, Scope, build_scope
 
 

@@ -15,16 +15,18 @@ from pathlib import Path
 
 import pytest
 
+import profiles
 from lab.emulator import cli as emulated_cli
 from lab.emulator.devices import Device
 from probes import clock
-from probes.cli_read import extract
+from probes.login import auth
+from probes.login.cli_read import extract
 from probes.ntp import build_monlist, build_readvar, parse_monlist, parse_readvar
-from probes.syslog_listen import SyslogListener, parse_listen
-from scanner import auth, profiles
-from scanner.errors import MalformedResponse, ProfileError, UsageError
-from scanner.model import Mode, Severity, Status
+from probes.observations import Mode
+from profiles.errors import MalformedResponse, ProfileError, UsageError
+from scanner.findings import Severity, Status
 from scanner.orchestrator import Engine, HostResult
+from scanner.syslog_listen import SyslogListener, parse_listen
 from tests.conftest import StartDevice, by_id, config_for
 
 # Parsers -----------------------------------------------------------------------
@@ -225,7 +227,7 @@ async def test_syslog_listener_credits_a_device_whose_logs_arrive(emulated: Star
 
 
 def extract_facts(outputs: list[tuple[object, str]]) -> dict[str, object]:
-    """The facts half of probes.cli_read.extract."""
+    """The facts half of probes.login.cli_read.extract."""
     return extract(outputs)[0]  # type: ignore[arg-type]
 
 

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
+import profiles
+from probes.observations import Mode
 from probes.upnp import parse_description, same_host
-from scanner import profiles
-from scanner.errors import MalformedResponse
-from scanner.model import Mode, Status
+from profiles.errors import MalformedResponse
+from scanner.findings import Status
 from scanner.orchestrator import Engine, HostResult
 from tests.conftest import fresh_address
 

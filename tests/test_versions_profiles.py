@@ -5,8 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from scanner import profiles, versions
-from scanner.errors import ProfileError
+import profiles
+from probes.observations import field_values
+from profiles import versions
+from profiles.errors import ProfileError
 
 
 @pytest.mark.parametrize(
@@ -94,7 +96,7 @@ def test_profile_reference_and_regex_errors(tmp_path: Path) -> None:
 
 
 def test_match_extracts_model_and_version() -> None:
-    from scanner.model import Service, SnmpInfo
+    from probes.observations import Service, SnmpInfo
 
     obs = [
         SnmpInfo(
@@ -104,7 +106,7 @@ def test_match_extracts_model_and_version() -> None:
             sys_object_id="1.3.6.1.4.1.1182.2.1.1",
         )
     ]
-    m = profiles.match(profiles.load_all(), obs)
+    m = profiles.match(profiles.load_all(), field_values(obs))
     assert m is not None and m.profile.id == "yamaha-rtx"
     assert (m.model, m.version) == ("RTX1210", "14.01.38")
 
@@ -126,9 +128,11 @@ def test_baseline_for_picks_branch() -> None:
 def test_japanese_pbx_web_uis_are_pbxes_with_their_documented_defaults(
     title: str, profile: str, users: set[str]
 ) -> None:
-    from scanner.model import HttpInfo, Service
+    from probes.observations import HttpInfo, Service
 
-    m = profiles.match(profiles.load_all(), [HttpInfo(Service(80, "tcp", "http"), status=200, title=title)])
+    m = profiles.match(
+        profiles.load_all(), field_values([HttpInfo(Service(80, "tcp", "http"), status=200, title=title)])
+    )
     assert m is not None and (m.profile.id, m.profile.device_class) == (profile, "pbx")
     creds = m.profile.default_credentials
     assert {c.username for c in creds} == users and all(c.protocol == "http" for c in creds)
@@ -157,7 +161,9 @@ def test_japanese_pbx_web_uis_are_pbxes_with_their_documented_defaults(
     ],
 )
 def test_mfp_families_are_recognised_from_ipp_make_and_model(announced: str, family: str, model: str) -> None:
-    from scanner.model import IppInfo, Service
+    from probes.observations import IppInfo, Service
 
-    found = profiles.match(profiles.load_all(), [IppInfo(Service(631, "tcp", "ipp"), make_and_model=announced)])
+    found = profiles.match(
+        profiles.load_all(), field_values([IppInfo(Service(631, "tcp", "ipp"), make_and_model=announced)])
+    )
     assert found is not None and (found.profile.id, found.profile.device_class, found.model) == (family, "mfp", model)

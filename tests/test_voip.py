@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
+import profiles
 from lab.emulator.devices import Device
-from probes.ledger import Ledger, pair_digest
-from probes.sip_secret import parse_extensions
-from probes.sipcall import classify
-from scanner import profiles
-from scanner.errors import UsageError
-from scanner.model import Mode, Status
+from probes.login.ledger import Ledger, pair_digest
+from probes.observations import Mode
+from probes.sip.sip_secret import parse_extensions
+from probes.sip.sipcall import classify
+from profiles.errors import UsageError
+from scanner.findings import Status
 from scanner.orchestrator import Engine, HostResult
 from tests.conftest import StartDevice, by_id, config_for, scan_device
 
@@ -239,7 +240,7 @@ async def test_an_extension_list_is_enumerated_as_given(emulated: StartDevice) -
 async def test_enumeration_cut_by_the_deadline_is_not_a_pass(
     emulated: StartDevice, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from probes import sip_secret
+    from probes.sip import sip_secret
 
     monkeypatch.setattr(sip_secret, "ENUMERATION_RESERVE_S", 10_000.0)  # no time left for even one candidate
     dev = await emulated(**HARD)
@@ -373,7 +374,7 @@ async def test_a_user_agent_refusing_register_gets_no_invite(emulated: StartDevi
 
 def test_shaped_baselines_and_dialplan_patterns() -> None:
     from lab.emulator.sip_pbx import pattern_matches
-    from probes.sip_secret import random_like, shape
+    from probes.sip.sip_secret import random_like, shape
 
     assert shape("100") == "3 digits" and shape("ops") == "other"
     user = random_like("1001", {"1001"})

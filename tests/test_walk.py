@@ -13,9 +13,10 @@ import jsonschema
 import pytest
 import yaml
 
-from probes import ledger, login
-from scanner import profiles
-from scanner.model import Status
+import profiles
+from probes import login
+from probes.login import ledger
+from scanner.findings import Status
 from scanner.orchestrator import Engine, HostResult
 from tests.conftest import StartDevice, by_id, config_for
 

@@ -12,10 +12,11 @@ from scapy.packet import Raw
 from scapy.utils import wrpcap, wrpcapng
 
 from probes import wifi
+from probes.observations import Mode
 from scanner.checks import catalog
 from scanner.cli import main
 from scanner.device import DeviceRecord
-from scanner.model import Mode, Status
+from scanner.findings import Status
 from scanner.orchestrator import HostResult
 from scanner.store import Store
 

@@ -7,9 +7,9 @@ import dataclasses
 import re
 from pathlib import Path
 
-from probes.wifi_config import parse_hostapd, parse_lines, parse_uci
-from scanner import profiles
-from scanner.model import Mode
+import profiles
+from probes.observations import Mode
+from probes.wifi.config import parse_hostapd, parse_lines, parse_uci
 from scanner.orchestrator import Engine, HostResult
 from tests.conftest import StartDevice, config_for
 

@@ -1,4 +1,4 @@
-"""The bounded wire reader (probes/wire.py): every overrun path, restrict_to windows and expect_end."""
+"""The bounded wire reader (probes/wire/__init__.py): every overrun path, restrict_to windows and expect_end."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from probes import wire
-from scanner.errors import MalformedResponse
+from profiles.errors import MalformedResponse
 from tests.fuzzing import budget
 
 DATA = bytes.fromhex("01 0203 04050607 08090a0b0c0d0e0f 1011 12131415 ff")

@@ -12,9 +12,12 @@ import struct
 
 import pytest
 
-from probes import ber, dhcp, ipp, ntp, route, sipmsg, snmp_wire, wifi, wifi_radio
-from probes.wifi_capture import CaptureFile, Record
-from scanner.errors import MalformedResponse
+from probes import dhcp, ipp, ntp, wifi
+from probes.sip import sipmsg
+from probes.wifi import radio as wifi_radio
+from probes.wifi.capture import CaptureFile, Record
+from probes.wire import ber, route, snmp_wire
+from profiles.errors import MalformedResponse
 
 
 def _ipp_attr(tag: int, name: bytes, value: bytes) -> bytes:

@@ -16,8 +16,9 @@ from lab.emulator import printer
 from lab.emulator.hostile import Hostile
 from lab.emulator.sip_pbx import SipPersona, device_date
 from lab.emulator.spec import TCP_SERVICES, DeviceSpec
-from probes import ber, sipmsg
-from scanner.errors import MalformedResponse, ProbeError
+from probes.sip import sipmsg
+from probes.wire import ber
+from profiles.errors import MalformedResponse, ProbeError
 
 SYS_DESCR = "1.3.6.1.2.1.1.1.0"
 SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"

@@ -24,8 +24,8 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from probes import ber
-from scanner.errors import MalformedResponse
+from probes.wire import ber
+from profiles.errors import MalformedResponse
 
 MODES = ("garbage", "valid-then-garbage", "huge", "drip")
 PRODUCT = "HostileOS/1.0"  # a software name no profile knows: no firmware verdict from a banner

@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 from lab.emulator.spec import FAX_SETTINGS
-from probes import ber
+from probes.wire import ber
 
 if TYPE_CHECKING:
     from lab.emulator.spec import DeviceSpec

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from probes import sipmsg
+from probes.sip import sipmsg
 
 if TYPE_CHECKING:
     from lab.emulator.spec import DeviceSpec

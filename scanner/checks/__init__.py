@@ -13,11 +13,12 @@ from typing import Any, TypeVar
 
 import yaml
 
+from probes.observations import JSON, Mode, Observation, PortState, ProbeFailure, Service
+from profiles import Match
+from profiles.errors import RegistryError
 from scanner.device import Baseline, DeviceRecord
-from scanner.errors import RegistryError
 from scanner.feeds import FeedDb
-from scanner.model import JSON, Finding, Mode, Observation, PortState, ProbeFailure, Service, Severity, Status
-from scanner.profiles import Match
+from scanner.findings import Finding, Severity, Status
 
 ObsT = TypeVar("ObsT", bound=Observation)
 

@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
+from probes.observations import JSON, Banner, HttpInfo, LoginResult, Mode, PortState, Service, SnmpInfo
 from scanner.checks import HostView, check
-from scanner.model import (
-    JSON,
-    Banner,
-    Finding,
-    HttpInfo,
-    LoginResult,
-    Mode,
-    PortState,
-    Service,
-    Severity,
-    SnmpInfo,
-    Status,
-)
+from scanner.findings import Finding, Severity, Status
 
 CHECK = "CIAJ-1.2-CLEARTEXT-ADMIN"
 CLEARTEXT_TCP = ("telnet", "ftp", "http")

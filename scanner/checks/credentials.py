@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from probes.observations import JSON, ConfigFacts, HttpInfo, LoginResult, Mode, Service
 from scanner.checks import HostView, check
-from scanner.model import JSON, ConfigFacts, Finding, HttpInfo, LoginResult, Mode, Service, Severity, Status
+from scanner.findings import Finding, Severity, Status
 
 DEFAULT = "CIAJ-1.2-DEFAULT-CREDENTIAL"
 WEAK = "CIAJ-1.2-WEAK-CREDENTIAL"

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from probes.observations import JSON, DhcpOffer, DnsAnswer, Service
 from scanner.checks import HostView, check
-from scanner.model import JSON, DhcpOffer, DnsAnswer, Finding, Service, Status
+from scanner.findings import Finding, Status
 
 HIJACK = "CIAJ-3.4-DNS-HIJACK"
 

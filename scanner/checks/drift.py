@@ -18,10 +18,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
+from probes.observations import JSON, Mode
 from scanner.checks import SweepHost, make_finding, sweep_check
 from scanner.checks.exposure import ADMIN_SERVICES
 from scanner.device import DeviceRecord, Settings
-from scanner.model import JSON, Finding, Mode, Severity, Status
+from scanner.findings import Finding, Severity, Status
 
 DRIFT = "CIAJ-3.4-CONFIG-DRIFT"
 SETTINGS: tuple[tuple[str, Severity, Callable[[Settings], str | tuple[str, ...] | None]], ...] = (

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from probes.observations import JSON, DnsAnswer, Observation, Service, SipInfo
+from profiles import SIP_SERVER_CLASSES
 from scanner.checks import HostView, check
-from scanner.model import JSON, DnsAnswer, Finding, Observation, Service, SipInfo, Status
-from scanner.profiles import SIP_SERVER_CLASSES
+from scanner.findings import Finding, Status
 
 VOIP = "CIAJ-2.3-VOIP-EXPOSED"
 ADMIN = "CIAJ-3.3-ADMIN-EXPOSED-WAN"

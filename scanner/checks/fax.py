@@ -17,10 +17,11 @@ installer to confirm at the device. Nothing is guessed.
 
 from __future__ import annotations
 
+from probes.observations import JSON, FaxSetting
+from profiles import FAX_SAFEGUARDS, FaxSafeguard
 from scanner.checks import HostView, check
 from scanner.checks.mfp import is_mfp
-from scanner.model import JSON, FaxSetting, Finding, Status
-from scanner.profiles import FAX_SAFEGUARDS, FaxSafeguard
+from scanner.findings import Finding, Status
 
 CHECK_IDS = {
     "destination-check": "CIAJ-4.4-FAX-DESTINATION-CHECK",

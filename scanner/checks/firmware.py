@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from scanner import versions
+from profiles import versions
 from scanner.checks import HostView, check
-from scanner.model import Finding, Status
+from scanner.findings import Finding, Status
 
 OUTDATED = "CIAJ-1.3-FIRMWARE-OUTDATED"
 EOL = "CIAJ-1.3-FIRMWARE-EOL"

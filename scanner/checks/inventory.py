@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from probes.observations import Banner, HttpInfo, SipInfo, SnmpInfo
 from scanner.checks import HostView, check
-from scanner.model import Banner, Finding, HttpInfo, SipInfo, SnmpInfo, Status
+from scanner.findings import Finding, Status
 
 
 @check("EA-DEVICE-IDENTIFIED")

@@ -7,9 +7,10 @@ messages: the sweep's login attempts are events a logging device reports.
 
 from __future__ import annotations
 
+from probes.observations import JSON, SyslogSeen
 from scanner.checks import HostView, check
 from scanner.checks.timesync import config_facts
-from scanner.model import JSON, Finding, Status, SyslogSeen
+from scanner.findings import Finding, Status
 
 DISABLED = "CIAJ-1.4-LOGGING-DISABLED"
 NO_REMOTE = "CIAJ-1.4-NO-REMOTE-LOG"

@@ -19,8 +19,9 @@ IPP findings for any device that answers IPP, as every one is a printer.
 
 from __future__ import annotations
 
+from probes.observations import JSON, HttpInfo, IppInfo, LoginResult, Mode, Service
 from scanner.checks import HostView, check
-from scanner.model import JSON, Finding, HttpInfo, IppInfo, LoginResult, Mode, Service, Severity, Status
+from scanner.findings import Finding, Severity, Status
 
 RAW_PRINT = "CIAJ-4.1-RAW-PRINT-EXPOSED"
 IPP_NO_AUTH = "CIAJ-4.1-IPP-NO-AUTH"

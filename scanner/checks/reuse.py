@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
+from probes.observations import JSON, Mode
 from scanner.checks import SweepHost, make_finding, sweep_check
-from scanner.model import JSON, Finding, Mode, Status
+from scanner.findings import Finding, Status
 
 REUSED = "CIAJ-1.2-REUSED-CREDENTIAL"
 NOT_SECRETS = ("anonymous", "snmp-default")  # login sources the default-credential check reports instead

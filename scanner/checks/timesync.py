@@ -7,8 +7,9 @@ configuration (authenticated mode) fills in for devices that serve no NTP.
 
 from __future__ import annotations
 
+from probes.observations import JSON, ClockReading, ConfigFacts, NtpControl, NtpInfo
 from scanner.checks import HostView, check
-from scanner.model import JSON, ClockReading, ConfigFacts, Finding, NtpControl, NtpInfo, Severity, Status
+from scanner.findings import Finding, Severity, Status
 
 NOT_SYNCED = "CIAJ-1.4-NTP-NOT-SYNCED"
 CLOCK_SKEW = "CIAJ-1.4-CLOCK-SKEW"

@@ -9,9 +9,10 @@ SSDP answer itself amplifies traffic). Silence from outside passes.
 
 from __future__ import annotations
 
+from probes.observations import JSON, Service, UpnpInfo
 from scanner.checks import HostView, check
 from scanner.checks.exposure import is_edge, judge_exposure
-from scanner.model import JSON, Finding, Service, Status, UpnpInfo
+from scanner.findings import Finding, Status
 
 IGD = "CIAJ-3.4-UPNP-IGD"
 EXPOSED = "CIAJ-3.4-UPNP-EXPOSED-WAN"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from probes.observations import JSON, SipCallTest, SipInfo, SipRegisterTest, SipSecretTest
+from profiles import SIP_SERVER_CLASSES
 from scanner.checks import HostView, check
-from scanner.model import JSON, Finding, SipCallTest, SipInfo, SipRegisterTest, SipSecretTest, Status
-from scanner.profiles import SIP_SERVER_CLASSES
+from scanner.findings import Finding, Status
 
 
 def _untested(view: HostView, check_id: str, probe: str, servers_only: bool, sends: str) -> list[Finding]:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from probes.observations import JSON
 from scanner.checks import HostView, check
-from scanner.model import JSON, Finding, Status
+from scanner.findings import Finding, Status
 
 CHECK = "CIAJ-1.3-KNOWN-EXPLOITED"
 MAX_LISTED = 20

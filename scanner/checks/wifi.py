@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from probes.observations import JSON, WifiNetwork
 from scanner.checks import HostView, check, make_finding
-from scanner.model import JSON, Finding, Status, WifiNetwork
+from scanner.findings import Finding, Status
 
 WEP = "CIAJ-3.4-WIFI-WEP"
 TKIP = "CIAJ-3.4-WIFI-WPA-TKIP"

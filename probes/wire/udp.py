@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from probes.base import ProbeContext, map_errors
-from scanner.errors import MalformedResponse, Timeout
+from profiles.errors import MalformedResponse, Timeout
 
 MAX_DATAGRAM = 65_535
 

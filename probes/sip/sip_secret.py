@@ -42,12 +42,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from probes import sipmsg, sipnet
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
 from probes.login import NotChecked, account_cap, capped_attempt, sweep_ledger
-from probes.sipcall import ask
-from scanner.errors import LockedOut, ProbeError, UsageError
-from scanner.model import Observation, Risk, Service, SipSecretTest
+from probes.observations import Observation, Risk, Service, SipSecretTest
+from probes.sip import sipmsg, sipnet
+from probes.sip.sipcall import ask
+from profiles.errors import LockedOut, ProbeError, UsageError
 
 CANDIDATES = ("100", "101", "102", "200", "201", "1000", "1001", "2000")
 MAX_EXTENSIONS = 1000

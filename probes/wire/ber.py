@@ -10,7 +10,7 @@ lengths, at most 4 length octets.
 from __future__ import annotations
 
 from probes import wire
-from scanner.errors import MalformedResponse
+from profiles.errors import MalformedResponse
 
 INTEGER, OCTET_STRING, NULL, OID, SEQUENCE = 0x02, 0x04, 0x05, 0x06, 0x30
 IPADDRESS, COUNTER32, GAUGE32, TIMETICKS, OPAQUE, COUNTER64 = 0x40, 0x41, 0x42, 0x43, 0x44, 0x46

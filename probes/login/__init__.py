@@ -7,9 +7,10 @@ Field-safety rules, enforced here for every protocol:
   services together, of which at most ``max_attempts - 1`` may fail (a device may
   lock at the Nth failure; a profile's declared threshold lowers it further),
   the count kept for the whole sweep, across probes, and with other sweeps
-  through the attempt ledger's file (``probes/ledger.py``, the sweep's own: ``ctx.ledger``); the window is the profile's
-  declared lockout window, else ``--attempt-window``, and a family that never
-  forgets failures has them counted until a success;
+  through the attempt ledger's file (``probes/login/ledger.py``, the sweep's
+  own: ``ctx.ledger``); the window is the profile's declared lockout window,
+  else ``--attempt-window``, and a family that never forgets failures has them
+  counted until a success;
 - a pause of ``login_pace_s`` between two attempts on one host;
 - the first success stops the series;
 - a pair one service of the host refused is not tried on its other services
@@ -39,12 +40,12 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from probes.base import ProbeConfig, ProbeContext, ProbeTarget, Timeouts
-from probes.ledger import DAY_S, Ledger, pair_digest
-from scanner.errors import AuthRejected, LockedOut, ProbeError, UsageError
-from scanner.model import LoginResult
+from probes.login.ledger import DAY_S, Ledger, pair_digest
+from probes.observations import LoginResult
+from profiles.errors import AuthRejected, LockedOut, ProbeError, UsageError
 
 if TYPE_CHECKING:
-    from scanner.profiles import Profile
+    from profiles import Profile
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ def extended_list() -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
 
     The documented defaults come from the built-in profiles.
     """
-    from scanner.profiles import load_all
+    from profiles import load_all
 
     raw = _credential_file("extended.yaml")
     defaults = [(c.username, c.password) for p in load_all() for c in p.default_credentials if c.protocol != "snmp"]

@@ -1,39 +1,17 @@
-"""Typed values shared by probes, checks, the store and the reports."""
+"""What probes observe: services, and one typed observation per fact (the probes layer's output).
+
+Checks read these; they hold no verdict (that is scanner.findings)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from profiles import FIELDS
+
 JSON = Any  # a value that json.dumps accepts; kept loose on purpose at the edges
-
-
-class Status(StrEnum):
-    """Outcome of one check on one device (or service)."""
-
-    FAIL = "fail"
-    PASS = "pass"
-    INCONCLUSIVE = "inconclusive"
-    INFO = "info"
-
-
-class Severity(StrEnum):
-    """Severity of a finding; ordered by ``rank``."""
-
-    INFO = "info"
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-    CRITICAL = "critical"
-
-    @property
-    def rank(self) -> int:
-        """Numeric order, info=0 .. critical=4."""
-        return _SEVERITY_ORDER.index(self)
-
-
-_SEVERITY_ORDER = [Severity.INFO, Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL]
 
 
 class Risk(StrEnum):
@@ -78,9 +56,6 @@ class Service:
     def to_json(self) -> dict[str, JSON]:
         """JSON form."""
         return {"port": self.port, "transport": self.transport, "name": self.name}
-
-
-# Observations: what probes saw. Checks read them; only checks judge.
 
 
 @dataclass(frozen=True)
@@ -364,7 +339,7 @@ class FaxSetting(Observation):
     """One fax safeguard as the device's own setting shows it (an SNMP GET of the OID its profile declares)."""
 
     kind: ClassVar[str] = "fax"
-    safeguard: str = ""  # scanner.profiles.FAX_SAFEGUARDS
+    safeguard: str = ""  # profiles.FAX_SAFEGUARDS
     read_from: str = ""  # "snmp OID"
     value: str | None = None  # None: the agent has no such object (the profile says what a value means)
     community_from: str = ""  # "auth-file", "found in this sweep" (the community itself is not kept)
@@ -503,72 +478,38 @@ class ProbeFailure(Observation):
     reason: str = ""
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One judged result: a check on one device (and optionally one service)."""
-
-    check_id: str
-    address: str
-    status: Status
-    severity: Severity
-    clause: str
-    mode: Mode
-    service: str | None = None  # Service.key
-    evidence: dict[str, JSON] = field(default_factory=dict)
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        """Identity across sweeps: (address, check id, service)."""
-        return (self.address, self.check_id, self.service or "")
-
-    def to_json(self) -> dict[str, JSON]:
-        """JSON form (secrets unmasked: mask at render time)."""
-        return {
-            "id": self.check_id,
-            "address": self.address,
-            "status": str(self.status),
-            "severity": str(self.severity),
-            "clause": self.clause,
-            "mode": str(self.mode),
-            "service": self.service,
-            "evidence": self.evidence,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, JSON]) -> Finding:
-        """Inverse of ``to_json``."""
-        return cls(
-            check_id=data["id"],
-            address=data["address"],
-            status=Status(data["status"]),
-            severity=Severity(data["severity"]),
-            clause=data["clause"],
-            mode=Mode(data["mode"]),
-            service=data.get("service"),
-            evidence=dict(data.get("evidence") or {}),
-        )
-
-
-SECRET_KEYS = frozenset({"password", "community", "secret", "passphrase"})
-
-
-def mask_secret(value: str) -> str:
-    """Mask a secret as its first character plus its length, e.g. ``a*** (5)``."""
-    if not value:
-        return "(empty)"
-    return f"{value[0]}*** ({len(value)})"
-
-
-def mask_evidence(evidence: JSON) -> JSON:
-    """Copy of evidence with values under secret-looking keys masked, recursively."""
-    if isinstance(evidence, dict):
-        out: dict[str, JSON] = {}
-        for k, v in evidence.items():
-            if k in SECRET_KEYS and isinstance(v, str):
-                out[k] = mask_secret(v)
-            else:
-                out[k] = mask_evidence(v)
-        return out
-    if isinstance(evidence, list):
-        return [mask_evidence(v) for v in evidence]
-    return evidence
+def field_values(observations: Iterable[Observation]) -> dict[str, list[str]]:
+    """Observed values per fingerprint field of the profiles (profiles.FIELDS): what profile matching reads."""
+    out: dict[str, list[str]] = {f: [] for f in FIELDS}
+    for obs in observations:
+        if isinstance(obs, SnmpInfo):
+            if obs.sys_descr:
+                out["snmp.sys_descr"].append(obs.sys_descr)
+            if obs.sys_object_id:
+                out["snmp.sys_object_id"].append(obs.sys_object_id)
+            if obs.hr_device_descr:
+                out["snmp.hr_device_descr"].append(obs.hr_device_descr)
+            if obs.entity_software_rev:
+                out["snmp.entity_software_rev"].append(obs.entity_software_rev)
+            if obs.printer_name:
+                out["snmp.printer_name"].append(obs.printer_name)
+        elif isinstance(obs, HttpInfo):
+            for name, value in (("http.server", obs.server), ("http.title", obs.title), ("http.realm", obs.realm)):
+                if value:
+                    out[name].append(value)
+        elif isinstance(obs, Banner) and obs.text:
+            out[f"{obs.protocol}.banner"].append(obs.text)
+        elif isinstance(obs, PjlId) and obs.id:
+            out["pjl.id"].append(obs.id)
+        elif isinstance(obs, IppInfo):
+            if obs.make_and_model:
+                out["ipp.make_and_model"].append(obs.make_and_model)
+            out["ipp.firmware"] += obs.firmware
+        elif isinstance(obs, ConfigFacts) and obs.version:
+            out["cli.version"].append(obs.version)
+        elif isinstance(obs, SipInfo):
+            if obs.server:
+                out["sip.server"].append(obs.server)
+            if obs.user_agent:
+                out["sip.user_agent"].append(obs.user_agent)
+    return out

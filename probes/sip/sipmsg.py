@@ -5,7 +5,7 @@ header lines, a bad start line, a Content-Length that is not a number or that
 promises more body than arrived. Handles header folding and compact names.
 
 Bytes after the Content-Length body: over UDP they are discarded, as RFC 3261
-18.3 requires; on a stream the framing (probes.sipnet) hands over exactly one
+18.3 requires; on a stream the framing (probes.sip.sipnet) hands over exactly one
 message, so extra bytes there are malformed, never silently dropped (they
 would be the next message). Text, so not read with probes.wire.
 """
@@ -16,7 +16,7 @@ import re
 import secrets
 from dataclasses import dataclass, field, replace
 
-from scanner.errors import MalformedResponse
+from profiles.errors import MalformedResponse
 
 MAX_MESSAGE = 65_535
 MAX_HEADERS = 128

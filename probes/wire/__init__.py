@@ -20,7 +20,7 @@ import struct
 from collections.abc import Iterator
 from typing import Any
 
-from scanner.errors import MalformedResponse
+from profiles.errors import MalformedResponse
 
 _U16, _U32, _U64 = struct.Struct(">H"), struct.Struct(">I"), struct.Struct(">Q")
 _U16LE, _U32LE = struct.Struct("<H"), struct.Struct("<I")

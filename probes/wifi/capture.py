@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from probes import wire
-from scanner.errors import MalformedResponse
+from profiles.errors import MalformedResponse
 
 MAX_RECORD = 262_144  # libpcap's largest snap length
 MAX_BLOCK = 16 * 1024 * 1024  # a pcapng block (packet, name table, secrets) larger than this is not a capture we read

@@ -13,8 +13,8 @@ import asyncio
 import contextlib
 import ipaddress
 
-from scanner.errors import UsageError
-from scanner.model import Observation, SyslogSeen
+from probes.observations import Observation, SyslogSeen
+from profiles.errors import UsageError
 
 MAX_MESSAGE = 2048  # RFC 5426 receivers must take 480 bytes and should take 2048
 MAX_SAMPLE = 200

@@ -22,8 +22,8 @@ import httpx
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
 from probes.http import client, map_httpx, read_body
 from probes.login import Candidate, run_series
-from scanner.errors import LockedOut, MalformedResponse
-from scanner.model import HttpInfo, Observation, Risk, Service
+from probes.observations import HttpInfo, Observation, Risk, Service
+from profiles.errors import LockedOut, MalformedResponse
 
 MAX_BODY = 16_384
 

@@ -1,13 +1,14 @@
-"""SIP OPTIONS fingerprint over UDP, TCP and TLS (RFC 3261 transactions, see probes.sipnet)."""
+"""SIP OPTIONS fingerprint over UDP, TCP and TLS (RFC 3261 transactions, see probes.sip.sipnet)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from probes import clock, sipmsg, sipnet
+from probes import clock
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
-from scanner.errors import MalformedResponse, Refused, Timeout
-from scanner.model import Observation, PortState, Service, SipInfo
+from probes.observations import Observation, PortState, Service, SipInfo
+from probes.sip import sipmsg, sipnet
+from profiles.errors import MalformedResponse, Refused, Timeout
 
 
 async def options(target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:

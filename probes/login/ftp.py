@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, ClassVar
 
 from probes.base import Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, Timeouts, register
 from probes.login import Candidate, run_series, series_deadline
+from probes.observations import Observation, Risk
 from probes.tcp import close_stream, open_stream, read_line
-from scanner.errors import LockedOut, MalformedResponse, Timeout
-from scanner.model import Observation, Risk
+from profiles.errors import LockedOut, MalformedResponse, Timeout
 
 if TYPE_CHECKING:
-    from scanner.profiles import Profile
+    from profiles import Profile
 
 MAX_REPLY = 2048
 

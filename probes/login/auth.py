@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from scanner.errors import UsageError
+from profiles.errors import UsageError
 
 KEYS = {"host", "range", "profile", "username", "password", "key_file", "port", "protocol", "community"}
 PROTOCOLS = ("ssh", "snmp")

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from probes.base import Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, Timeouts, map_errors, register
 from probes.login import Candidate, run_series, series_deadline
-from scanner.errors import LockedOut, Unreachable
-from scanner.model import Observation, Risk
+from probes.observations import Observation, Risk
+from profiles.errors import LockedOut, Unreachable
 
 if TYPE_CHECKING:
-    from scanner.profiles import Profile
+    from profiles import Profile
 
 
 async def ssh_login(
@@ -23,7 +23,7 @@ async def ssh_login(
     """An authenticated asyncssh connection (no agent, no known_hosts), bounded by the probe's deadline.
 
     asyncssh's PermissionDenied, DisconnectError and ConnectionLost pass through for the
-    caller to read; socket errors become scanner.errors.
+    caller to read; socket errors become profiles.errors.
     """
     import asyncssh
 

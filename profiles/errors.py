@@ -1,7 +1,8 @@
 """The one error tree of edgeaudit.
 
-Library exceptions (OSError, asyncio.TimeoutError, httpx.*, asyncssh.*, pysnmp
-error indications) are translated into these right where a probe calls the
+It sits in the bottom layer (profiles/, README "Layout") so that every layer raises
+from the same tree. Library exceptions (OSError, asyncio.TimeoutError, httpx.*,
+asyncssh.*) are translated into these right where a probe calls the
 library, with ``raise ... from exc``. The orchestrator only ever sees these.
 
 EdgeAuditError

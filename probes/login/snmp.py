@@ -24,9 +24,9 @@ from typing import ClassVar
 
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
 from probes.login import Candidate, run_series
+from probes.observations import LoginResult, Observation, Risk, Service, SnmpInfo
 from probes.snmp import SYS_DESCR, snmp_get, snmp_walk, v3_engine_id
-from scanner.errors import ProbeError, Refused, Timeout
-from scanner.model import LoginResult, Observation, Risk, Service, SnmpInfo
+from profiles.errors import ProbeError, Refused, Timeout
 
 VACM_GROUP = "1.3.6.1.6.3.16.1.2.1.3"  # vacmGroupName, index securityModel.securityName
 VACM_WRITE_VIEW = "1.3.6.1.6.3.16.1.4.1.6"  # vacmAccessWriteViewName, index groupName.context.model.level

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from probes import wire
-from probes.wifi_capture import Record
-from scanner.errors import MalformedResponse
+from probes.wifi.capture import Record
+from profiles.errors import MalformedResponse
 
 DOT11, PRISM, RADIOTAP, AVS = 105, 119, 127, 163
 DOT11_LINKTYPES = {DOT11: "raw 802.11", PRISM: "802.11 with a Prism header", RADIOTAP: "802.11 with radiotap",

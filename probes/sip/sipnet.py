@@ -19,13 +19,13 @@ import functools
 import ssl
 from collections.abc import Callable
 
-from probes import sipmsg
 from probes.base import HostSnapshot, ProbeContext, ProbeTarget, map_errors
+from probes.observations import Service, SipInfo, SipRegisterTest
+from probes.sip import sipmsg
 from probes.tcp import close_stream, open_stream
-from probes.udp import norm_address
-from scanner.errors import MalformedResponse, Timeout, Unreachable
-from scanner.model import Service, SipInfo, SipRegisterTest
-from scanner.profiles import SIP_SERVER_CLASSES
+from probes.wire.udp import norm_address
+from profiles import SIP_SERVER_CLASSES
+from profiles.errors import MalformedResponse, Timeout, Unreachable
 
 T1 = 0.5  # RFC 3261 timer T1 (seconds)
 T2 = 4.0  # RFC 3261 timer T2: the cap of non-INVITE retransmit intervals

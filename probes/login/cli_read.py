@@ -15,14 +15,13 @@ import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from probes import wifi_config
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, map_errors, register
-from probes.login import account_cap, assess_password, capped_attempt, extended_list, generic_list
-from probes.login_ssh import ssh_login
-from scanner import auth
-from scanner.errors import AuthRejected, ProbeError, Unreachable
-from scanner.model import ConfigFacts, Observation, Risk, Service, WifiNetwork
-from scanner.profiles import BOOL_FACTS, LIST_FACTS, ReadOnlyCommand, is_read_only
+from probes.login import account_cap, assess_password, auth, capped_attempt, extended_list, generic_list
+from probes.login.ssh import ssh_login
+from probes.observations import ConfigFacts, Observation, Risk, Service, WifiNetwork
+from probes.wifi import config as wifi_config
+from profiles import BOOL_FACTS, LIST_FACTS, ReadOnlyCommand, is_read_only
+from profiles.errors import AuthRejected, ProbeError, Unreachable
 
 MAX_OUTPUT = 256 * 1024  # per command
 LIST_ITEM = re.compile(r"[^\s,'\"]+")

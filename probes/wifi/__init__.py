@@ -1,8 +1,8 @@
 """802.11 beacons and probe responses: what each network's security really is (MIC Wi-Fi guidance, CIAJ 3.4 case 3).
 
-Frames come from a pcap/pcapng file (probes.wifi_capture reads it, with the
+Frames come from a pcap/pcapng file (probes.wifi.capture reads it, with the
 link type each record was captured on) or a monitor-mode interface (received
-only: nothing is transmitted). probes.wifi_radio removes the radio header
+only: nothing is transmitted). probes.wifi.radio removes the radio header
 (radiotap, Prism, AVS) and the FCS; the management header and the information
 elements are then decoded here from the raw bytes with bounded reads, so a
 truncated or malformed element is recorded as such, never guessed around:
@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from probes import wifi_radio, wire
-from probes.wifi_capture import CaptureFile, Record
-from probes.wifi_radio import Fcs
-from scanner.errors import MalformedResponse, UsageError
+from probes import wire
+from probes.wifi import radio as wifi_radio
+from probes.wifi.capture import CaptureFile, Record
+from probes.wifi.radio import Fcs
+from profiles.errors import MalformedResponse, UsageError
 
 MAX_FRAMES = 2_000_000
 MAX_NETWORKS = 4096

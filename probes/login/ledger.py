@@ -37,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from scanner.errors import StoreError
+from profiles.errors import StoreError
 
 DAY_S = 86_400.0
 REFUSED_MEMORY_S = 30 * DAY_S  # how long a refused pair is remembered (the extended walk restarts after)

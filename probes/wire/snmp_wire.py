@@ -14,8 +14,8 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from probes import ber, udp
-from scanner.errors import MalformedResponse, Timeout
+from probes.wire import ber, udp
+from profiles.errors import MalformedResponse, Timeout
 
 VERSIONS = {"v1": 0, "v2c": 1}
 EXCEPTIONS = (ber.NO_SUCH_OBJECT, ber.NO_SUCH_INSTANCE, ber.END_OF_MIB)

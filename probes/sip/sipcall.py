@@ -22,11 +22,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from probes import sipmsg, sipnet
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
-from probes.sipnet import T1
-from scanner.errors import ProbeError, Timeout
-from scanner.model import Observation, Risk, Service, SipCallTest, SipRegisterTest
+from probes.observations import Observation, Risk, Service, SipCallTest, SipRegisterTest
+from probes.sip import sipmsg, sipnet
+from probes.sip.sipnet import T1
+from profiles.errors import ProbeError, Timeout
 
 RING_WAIT = 4.0  # seconds a 100 Trying may stand alone before the scanner CANCELs anyway
 FINAL_WAIT = 4.0  # seconds to wait for the final reply after a CANCEL or BYE

@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass
 
 from probes import wire
-from scanner.errors import MalformedResponse
+from profiles.errors import MalformedResponse
 
 # linux/netlink.h, linux/rtnetlink.h
 _NLMSG_ERROR = 2
