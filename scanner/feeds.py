@@ -186,7 +186,8 @@ class FeedDb:
         self.path = path_for(db)
         self._conn: sqlite3.Connection | None = None
         if self.path.exists():
-            self._conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            # read-only, and read by the engine's judging thread, not the thread that opened it
+            self._conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
 
     def status(self) -> dict[str, dict[str, Any]]:
         """kind -> {released, imported_at, files, entries}."""

@@ -64,6 +64,7 @@ from scanner.findings import Finding, Status
 log = logging.getLogger("edgeaudit.engine")
 
 RECORD_TIMEOUT_S = 30.0  # one host's result written by the sink (the history's busy timeout is 10 s)
+JUDGE_TIMEOUT_S = 30.0  # one host's checks, the offline feed database's reads included
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,7 @@ class Engine:
         # through the file it names (in memory when none), never through this process's memory.
         self.ledger = Ledger(config.probe_config.attempt_ledger)
         self._writer: ThreadPoolExecutor | None = None  # the sink's thread (history writes)
+        self._judge_thread: ThreadPoolExecutor | None = None  # checks run here: the feed database is read off the loop
 
     async def sweep(self, addresses: Iterable[str], sink: ResultSink, stop: asyncio.Event) -> bool:
         """Scan every address; return True when stopped early (Ctrl-C) with work left."""
@@ -221,6 +223,9 @@ class Engine:
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.shutdown(wait=False)
+        judge, self._judge_thread = self._judge_thread, None
+        if judge is not None:
+            judge.shutdown(wait=False)
         try:
             await self.ledger.close()
         except StoreError as exc:  # its rows are committed already: only the closing failed
@@ -280,7 +285,7 @@ class Engine:
                     state.add(await self.observe(address))
             except TimeoutError:
                 log.warning("side observations for %s timed out", address)
-        findings = self._judge(state, match, budget_hit)
+        findings = await self._judge_off_loop(state, match, budget_hit)
         status = "budget" if budget_hit else ("up" if state.alive else "down")
         return HostResult(address, status, started, time.time(), findings, describe_device(state, match))
 
@@ -375,6 +380,19 @@ class Engine:
             state.add(observations)
         finally:
             state.pending.pop(key, None)
+
+    async def _judge_off_loop(
+        self, state: _HostState, match: profiles_mod.Match | None, budget_hit: bool
+    ) -> list[Finding]:
+        """The host's checks on the engine's judging thread (the feed database is SQLite), within JUDGE_TIMEOUT_S."""
+        if self._judge_thread is None:
+            self._judge_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgeaudit-judge")
+        loop = asyncio.get_running_loop()
+        work = loop.run_in_executor(self._judge_thread, self._judge, state, match, budget_hit)
+        try:
+            return await asyncio.wait_for(work, JUDGE_TIMEOUT_S)
+        except TimeoutError as exc:
+            raise StoreError(f"judging host {state.address} took over {JUDGE_TIMEOUT_S:g}s (feed database?)") from exc
 
     def _judge(self, state: _HostState, match: profiles_mod.Match | None, budget_hit: bool) -> list[Finding]:
         view = checks_mod.HostView(

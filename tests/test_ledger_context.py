@@ -23,10 +23,13 @@ from probes.login.ledger import Ledger
 from probes.observations import Observation
 from probes.sip import sip_secret
 from profiles.errors import StoreError
-from scanner import orchestrator
+from scanner import feeds, orchestrator
 from scanner.orchestrator import Engine, HostResult
 from scanner.store import Store
 from tests.conftest import StartDevice, config_for, fresh_address, scan_config
+
+FEEDS_DIR = Path(__file__).resolve().parents[1] / "lab" / "feeds"
+LAB_FEEDS = [FEEDS_DIR / "kev-edgelab.json", FEEDS_DIR / "nvd-edgelab.json"]
 
 
 class _Refused(Probe):
@@ -179,23 +182,29 @@ class _History:
 async def test_every_sqlite_call_of_a_sweep_is_off_the_loop(
     emulated: StartDevice, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A default sweep of a device refusing logins: ledger reads and writes, the history's commit: none on the loop."""
+    """A default sweep of a device refusing logins: ledger, history and feed database calls: none on the loop."""
     rec = _Recorder()
     real_connect = sqlite3.connect
 
     def connect(database: Any, *args: Any, **kwargs: Any) -> Any:
         conn = real_connect(database, *args, **kwargs)
-        rec.note(Path(str(database)).name, "connect")
-        return _Connection(conn, rec, Path(str(database)).name)
+        name = Path(str(database).split("?")[0]).name  # the feed database is opened as a read-only URI
+        rec.note(name, "connect")
+        return _Connection(conn, rec, name)
 
     monkeypatch.setattr(sqlite3, "connect", connect)
-    dev = await emulated(services=["http", "telnet"], http_mode="basic", persona="other", model="X", lockout_after=5)
+    # an EdgeLab router the lab's offline feeds list CVEs for: its checks read the feed database too
+    dev = await emulated(
+        services=["http", "telnet"], http_mode="basic", persona="router", model="EL-R100", firmware="2.4.1",
+        lockout_after=5,
+    )
     cfg = config_for(dev, probe=30.0, host=60.0)
     ledger_file = str(tmp_path / "login-attempts.sqlite3")
     cfg = dataclasses.replace(cfg, probe_config=dataclasses.replace(cfg.probe_config, attempt_ledger=ledger_file))
     store = Store(tmp_path / "history.sqlite3")
     sweep_id = store.begin("scan", "default", {}, {}, "lan")
-    engine = Engine(cfg, profiles.load_all())
+    feeds.import_files(tmp_path / "history.sqlite3", LAB_FEEDS)
+    engine = Engine(cfg, profiles.load_all(), feeds=feeds.FeedDb(tmp_path / "history.sqlite3"))
     loop_thread = threading.get_ident()
     rec.on = True
     await asyncio.wait_for(engine.sweep([dev.spec.address], _History(store, sweep_id), asyncio.Event()), 120)
@@ -203,7 +212,7 @@ async def test_every_sqlite_call_of_a_sweep_is_off_the_loop(
     store.close()
     assert dev.failures, "the sweep tried no login: nothing was written to the ledger"
     used = {db for db, _what, _thread in rec.calls}
-    assert {"login-attempts.sqlite3", "history.sqlite3"} <= used, used
+    assert {"login-attempts.sqlite3", "history.sqlite3", "feeds.sqlite3"} <= used, used
     on_loop = [(db, what) for db, what, thread in rec.calls if thread == loop_thread]
     assert on_loop == [], f"SQLite calls on the event loop: {on_loop[:10]}"
 
