@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from probes.observations import Banner, HttpInfo, SipInfo, SnmpInfo
+from probes.observations import Banner, HttpInfo, IppInfo, SipInfo, SnmpInfo
 from scanner.checks import HostView, check
 from scanner.findings import Finding, Status
 
@@ -47,10 +47,27 @@ def services_open(view: HostView) -> list[Finding]:
         elif isinstance(obs, HttpInfo):
             said[obs.service.key] = f"HTTP {obs.status} {obs.server or ''} {obs.title or ''}".strip()
         elif isinstance(obs, SipInfo):
-            said[obs.service.key] = f"SIP {obs.status} {obs.server or obs.user_agent or ''}".strip()
+            said[obs.service.key] = _joined(
+                f"SIP {obs.status} {obs.server or obs.user_agent or ''}",
+                f"allows {', '.join(obs.allow)}" if obs.allow else "",  # REFER, MESSAGE...: what a caller may ask
+                f"supports {', '.join(obs.supported)}" if obs.supported else "",
+            )
         elif isinstance(obs, SnmpInfo):
-            said[obs.service.key] = f"SNMP {obs.version} {obs.sys_descr or obs.engine_id or ''}".strip()
+            said[obs.service.key] = _joined(
+                f"SNMP {obs.version} {obs.sys_descr or obs.engine_id or ''}",
+                f"sysName {obs.sys_name}" if obs.sys_name else "",
+            )
+        elif isinstance(obs, IppInfo) and obs.service.key not in said:  # the printer itself, before its queues
+            said[obs.service.key] = _joined(
+                f"IPP {obs.ipp_status or f'HTTP {obs.http_status}'} {obs.make_and_model}",
+                f"printer-info {obs.info}" if obs.info else "",
+            )
     services = [{"service": s.key, "name": s.name, "said": said.get(s.key, "")} for s in sorted(view.open_services)]
     if not services:
         return []
     return [view.finding("EA-SERVICES-OPEN", Status.INFO, evidence={"services": services})]
+
+
+def _joined(*parts: str) -> str:
+    """What a service said, its non-empty parts joined with '; '."""
+    return "; ".join(p.strip() for p in parts if p.strip())
