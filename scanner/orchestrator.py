@@ -35,29 +35,17 @@ from probes.base import (
 from probes.base import Registry as ProbeRegistry
 from probes.login.ledger import Ledger
 from probes.observations import (
-    Banner,
-    ConfigFacts,
-    DhcpOffer,
     HostAlive,
-    HostKey,
-    HttpInfo,
-    IppInfo,
-    LoginResult,
     Mode,
-    NtpInfo,
     Observation,
     PortState,
     ProbeFailure,
     Service,
-    SipInfo,
-    SnmpInfo,
-    UpnpInfo,
-    WifiNetwork,
     field_values,
 )
 from profiles.errors import ProbeError, StoreError
 from scanner import checks as checks_mod
-from scanner.device import DeviceRecord, Fingerprint, Kind, Login, Settings, sort_fingerprints
+from scanner.device import DeviceRecord, describe
 from scanner.feeds import FeedDb
 from scanner.findings import Finding, Status
 
@@ -287,7 +275,8 @@ class Engine:
                 log.warning("side observations for %s timed out", address)
         findings = await self._judge_off_loop(state, match, budget_hit)
         status = "budget" if budget_hit else ("up" if state.alive else "down")
-        return HostResult(address, status, started, time.time(), findings, describe_device(state, match))
+        device = describe(state.observations, state.services, match)
+        return HostResult(address, status, started, time.time(), findings, device)
 
     def _fit_budget(self, budget: asyncio.Timeout, state: _HostState, match: profiles_mod.Match | None) -> None:
         """Grow the host's budget so its READ and ASSESS phases fit, each its longest probe deadline.
@@ -462,79 +451,3 @@ class Engine:
                 judged = checks_mod.no_pass_on_budget(judged)
             findings.extend(judged)
         return findings
-
-
-def describe_device(state: _HostState, match: profiles_mod.Match | None) -> DeviceRecord:
-    """The device record kept in history: identity and fingerprints (for diffs)."""
-    prints: dict[tuple[str, Kind, str], Fingerprint] = {}  # one per slot: the last observation wins
-    logins: list[Login] = []  # credentials that worked (secrets: masked in reports)
-    # what the device's own configuration says (drift between sweeps)
-    config_sha256: str | None = None
-    dns_servers: tuple[str, ...] | None = None
-    dhcp_dns: tuple[str, ...] | None = None
-    wifi: list[str] = []
-    mac = None
-
-    def add(svc: Service, kind: Kind, value: str, path: str = "") -> None:
-        fp = Fingerprint(svc.key, kind, value, path)
-        prints[fp.slot] = fp
-
-    for obs in state.observations:
-        svc = obs.service
-        if isinstance(obs, HostAlive) and obs.mac:
-            mac = obs.mac
-        if svc is None:
-            continue
-        if isinstance(obs, Banner):
-            add(svc, Kind.BANNER, obs.text)
-        elif isinstance(obs, HttpInfo):
-            add(svc, Kind.SERVER, obs.server or "")
-            add(svc, Kind.TITLE, obs.title or "")
-            if obs.cert_sha256:
-                add(svc, Kind.CERTIFICATE, obs.cert_sha256)
-        elif isinstance(obs, SipInfo):
-            add(svc, Kind.SIP, obs.server or obs.user_agent or "")
-        elif isinstance(obs, IppInfo):  # what the printer (or each print-server queue) says it is
-            if obs.make_and_model:
-                add(svc, Kind.IPP_MAKE_AND_MODEL, obs.make_and_model, obs.path)
-            if obs.firmware:
-                add(svc, Kind.IPP_FIRMWARE, ", ".join(obs.firmware), obs.path)
-        elif isinstance(obs, SnmpInfo):
-            if obs.engine_id:
-                add(svc, Kind.ENGINE_ID, obs.engine_id)
-            if obs.sys_descr:
-                add(svc, Kind.SYS_DESCR, obs.sys_descr)
-            if obs.printer_serial:  # a printer's own serial number: the same device across address changes
-                add(svc, Kind.PRINTER_SERIAL, obs.printer_serial)
-        elif isinstance(obs, UpnpInfo):
-            add(svc, Kind.UPNP, " ".join(x for x in (obs.server, obs.usn) if x))
-        elif isinstance(obs, NtpInfo):
-            add(svc, Kind.NTP, f"stratum {obs.stratum} leap {obs.leap} ref {obs.ref_id}")
-        elif isinstance(obs, HostKey):
-            add(svc, Kind.HOST_KEY, f"{obs.algorithm} {obs.fingerprint}")
-            if obs.auth_methods:
-                add(svc, Kind.AUTH_METHODS, ",".join(obs.auth_methods))
-        elif isinstance(obs, ConfigFacts):
-            if obs.config_sha256:
-                config_sha256 = obs.config_sha256
-            if obs.dns_servers is not None:
-                dns_servers = tuple(sorted(obs.dns_servers))
-        elif isinstance(obs, DhcpOffer):
-            dhcp_dns = tuple(obs.dns_servers)  # in the server's order: clients try the first one first
-        elif isinstance(obs, WifiNetwork) and obs.source.startswith("config"):
-            wifi.append(f"{obs.ssid}: {obs.security} {'+'.join(obs.pairwise) or '-'}{' WPS' if obs.wps else ''}")
-        elif isinstance(obs, LoginResult) and obs.username is not None and not obs.accepts_anything:
-            logins.append(Login(svc.key, obs.username, obs.password or "", obs.source))
-    return DeviceRecord(
-        profile=match.profile.id if match else None,
-        device_class=match.profile.device_class if match else None,
-        vendor=match.profile.vendor if match else None,
-        product=match.profile.product if match else None,
-        model=match.model if match else None,
-        firmware=match.version if match else None,
-        mac=mac,
-        services=tuple(sorted(state.services)),
-        fingerprints=tuple(sort_fingerprints(prints.values())),
-        logins=tuple(logins),
-        settings=Settings(config_sha256, dns_servers, dhcp_dns, tuple(sorted(wifi)) if wifi else None),
-    )

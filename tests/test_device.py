@@ -24,7 +24,7 @@ from scanner.store import HostRecord, Store, SweepRecord
 ROOT = Path(__file__).resolve().parent.parent
 
 # A device record exactly as the versions before typed fingerprints wrote it to device_json
-# (scanner/orchestrator.py describe_device): every fingerprint kind, keyed "<service> <kind>".
+# (scanner/device.py describe): every fingerprint kind, keyed "<service> <kind>".
 LEGACY: dict[str, Any] = {
     "profile": "edgelab-mfp", "class": "mfp", "vendor": "EdgeLab", "product": "MFP", "model": "EL-M300",
     "firmware": "1.0", "mac": "02:00:00:00:00:20",
