@@ -10,7 +10,7 @@ DEMO_DB ?= out/demo/history.sqlite3
 .PHONY: help setup sysdeps labdeps test lint demo lab-up lab-down lab-status bench bench-lab clean
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml lab/pyproject.toml
 	@if ! $(PY) -m venv --help >/dev/null 2>&1 || ! $(PY) -c 'import ensurepip' 2>/dev/null; then \
@@ -42,7 +42,7 @@ labdeps:
 	    rc=$$?; if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$rc; fi; fi
 
 lint: setup ## ruff and mypy --strict
-	$(BIN)/ruff check scanner probes reports lab tests
+	$(BIN)/ruff check scanner probes reports profiles lab tests
 	$(BIN)/mypy
 	$(BIN)/python -m lab.clab --check
 

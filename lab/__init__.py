@@ -1,1 +1,1 @@
-"""The edgeaudit lab: emulated devices (lab.emulator) and, later, the namespace rig."""
+"""The edgeaudit development lab: the network-namespace lab, device emulators (lab.emulator), benchmarks."""

@@ -1,6 +1,6 @@
 """HTTP(S) fingerprint: GET / without following redirects, bounded body read.
 
-httpx is imported here and in login_http.py only. Certificates are not verified (devices
+httpx is imported here and in probes/login/http.py only. Certificates are not verified (devices
 ship self-signed ones); the peer certificate's SHA-256 is recorded instead so
 that a changed or shared certificate can be seen.
 """

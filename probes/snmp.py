@@ -174,9 +174,9 @@ class SnmpCommunity(Probe):
     phase = Phase.FINGERPRINT
     description = "SNMP v2c then v1 GET of sysDescr/sysObjectID/sysName with community 'public'"
     communities: tuple[str, ...] = ("public",)
-    # A silent agent costs two GETs' read timeouts (v2c, then v1), and pysnmp counts its timeouts in
-    # timer ticks of the event loop, which stretch while a sweep's fingerprint phase keeps the loop
-    # busy: a 24-host lab sweep took 10.2-10.6 s here, past --probe-timeout's 10 s.
+    # A silent agent costs two GETs' read timeouts with their retransmissions (v2c, then v1), and a v1
+    # agent that answers gets its extra OIDs one GET each: more than --probe-timeout's 10 s in the worst
+    # case, so this probe's own deadline is longer.
     deadline_s: ClassVar[float | None] = 20.0
 
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
@@ -189,7 +189,7 @@ class SnmpCommunity(Probe):
         for community in self.communities:
             for version in ("v2c", "v1"):
                 # v2c reports a missing OID per varbind, so the version-bearing OIDs and the clock ride
-                # along in the same GET (a second GET costs a second pysnmp engine); an agent that
+                # along in the same GET (a second GET costs a second round trip); an agent that
                 # errors on them is asked the system group alone. v1 fails a whole GET on one unknown
                 # OID: it gets them one GET each, after the system group answered.
                 asks = [SYSTEM + EXTRAS, SYSTEM] if version == "v2c" else [SYSTEM]
@@ -234,7 +234,7 @@ class SnmpCommunity(Probe):
 
 
 def octets(text: str) -> bytes:
-    """pysnmp's text of an OCTET STRING back to bytes ('0x..' for non-printable values)."""
+    """The codec's text of an OCTET STRING (probes.wire.snmp_wire: '0x..' when not printable) back to bytes."""
     if text.startswith("0x"):
         try:
             return bytes.fromhex(text[2:])

@@ -1,7 +1,7 @@
 """The import rules between edgeaudit's folders, read from the code (the AST of every module).
 
 Layers, bottom to top (README, "Layout"): ``profiles`` (device knowledge) < ``probes``
-(protocol code, observations, the error tree, the ledger) < ``reports`` (rendering the
+(protocol code, observations, the ledger), the error tree being in ``profiles`` < ``reports`` (rendering the
 report document) < ``scanner`` (CLI, runner, engine, checks, store, merge, diff). A module
 imports its own folder and the folders below it, never one above. ``lab`` and ``tests``
 stand on top, outside the product: nothing in the product imports them. No import cycle
@@ -35,7 +35,7 @@ class Import:
 
 
 def module_name(root: Path, file: Path) -> str:
-    """``probes/sip/msg.py`` -> ``probes.sip.options.msg``; a package's ``__init__.py`` is the package."""
+    """``probes/sip/sipmsg.py`` -> ``probes.sip.sipmsg``; a package's ``__init__.py`` is the package."""
     parts = list(file.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
