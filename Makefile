@@ -101,4 +101,4 @@ bench-lab: setup labdeps ## the same against the namespace lab's 1,000-device ma
 	$(BIN)/python -m lab.bench --lab-fleet --devices $${FLEET:-1000}
 
 clean: ## remove build and run artefacts (keeps .venv)
-	rm -rf out build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf out build *.egg-info lab/*.egg-info .pytest_cache .mypy_cache .ruff_cache
