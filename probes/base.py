@@ -15,16 +15,20 @@ import contextlib
 import errno
 import ssl
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from probes.observations import Mode, Observation, Risk, Service
+from probes.options import OptionSet
 from profiles.errors import MalformedResponse, ProbeError, Refused, RegistryError, Timeout, Unreachable
 
 if TYPE_CHECKING:
     from probes.login.ledger import Ledger
     from profiles import Profile
+
+
+S = TypeVar("S", bound=OptionSet)
 
 
 class Phase(StrEnum):
@@ -69,26 +73,33 @@ class Timeouts:
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    """Sweep-wide settings that probes read."""
+    """Sweep-wide settings that probes read: where the services are, and each probe's own option set."""
 
     tcp_ports: tuple[int, ...] = tuple(TCP_PORTS)
     port_names: tuple[tuple[int, str], ...] = ()  # overrides, e.g. ((2222, "ssh"),)
     privileged: bool = False  # root: ARP and ICMP allowed
     snmp_port: int = 161
     sip_port: int = 5060
-    sip_extensions: tuple[str, ...] = ()  # --sip-extensions candidates (empty: the probe's short default list)
-    sip_dial_prefixes: tuple[str, ...] = ("+", "00", "010")  # --sip-dial-prefixes: E.164 '+', ITU '00', Japan '010'
-    dns_expect: tuple[tuple[str, tuple[str, ...]], ...] = ()  # --dns-expect NAME=IP[,IP]: pinned canary answers
-    trusted_resolver: str | None = None  # --trusted-resolver: the answers to compare a device's resolver with
-    dhcp: bool = False  # --dhcp: ask on-link routers' DHCP servers which DNS servers they hand out (root)
     ntp_port: int = 123
-    credentials_file: str | None = None  # user-supplied USER:PASSWORD lines (--credentials)
-    max_attempts: int = 3  # login attempts per account per window
-    attempt_window_s: float = 900.0  # --attempt-window: failures count toward the cap this long
-    extended_credentials: bool = False  # --extended-credentials: walk the NOTICE-sized list across sweeps
-    login_pace_s: float = 0.5  # pause between two login attempts on one host
     attempt_ledger: str | None = None  # SQLite file shared by sweeps: failures, refused pairs (None: per process)
-    auth_file: str | None = None  # authenticated mode: read-only logins per host/range/profile (TOML, --auth-file)
+    sets: tuple[OptionSet, ...] = ()  # the probes' option sets (probes.options); a set not here has its defaults
+
+    def __post_init__(self) -> None:
+        kinds = [type(s) for s in self.sets]
+        if len(set(kinds)) != len(kinds):
+            raise ValueError("ProbeConfig: an option set given twice")
+
+    def options(self, cls: type[S]) -> S:
+        """This sweep's instance of an option set (its defaults when the sweep has none)."""
+        for s in self.sets:
+            if type(s) is cls:
+                return s
+        return cls()
+
+    def with_options(self, *sets: OptionSet) -> ProbeConfig:
+        """A copy with these option sets in place of the same sets' current values."""
+        kinds = {type(s) for s in sets}
+        return replace(self, sets=(*(s for s in self.sets if type(s) not in kinds), *sets))
 
     def service_name(self, port: int) -> str:
         """The protocol expected on a TCP port: user override, else the well-known name."""

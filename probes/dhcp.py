@@ -33,12 +33,13 @@ import struct
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
 from probes import wire
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
 from probes.dns_query import ask_canary, canaries
 from probes.observations import DhcpOffer, DnsAnswer, Observation, PortState, Service
+from probes.options import OptionSet, option, option_set
 from probes.wire import route
 from profiles.errors import MalformedResponse, ProbeError, Refused, Timeout, Unreachable
 
@@ -238,6 +239,25 @@ async def ask_resolvers(
     return answers, unanswered
 
 
+@option_set
+@dataclass(frozen=True)
+class DhcpOptions(OptionSet):
+    """Whether on-link routers' DHCP servers are asked at all."""
+
+    name: ClassVar[str] = "dhcp"
+    title: ClassVar[str] = "DHCP"
+
+    dhcp: bool = option(
+        False,
+        flag="--dhcp",
+        kind="flag",
+        help="root, on-link targets: ask each host whose DNS resolver answered (a router) for the DNS servers its "
+        "DHCP server hands out (a broadcast DHCPDISCOVER, then DHCPINFORM; never a REQUEST, no lease is taken), "
+        "and ask those servers the canary names too",
+        legacy="dhcp",
+    )
+
+
 @register
 class DhcpServer(Probe):
     """DHCPDISCOVER/INFORM to a router's DHCP server, then the handed-out resolvers' canary answers."""
@@ -248,7 +268,7 @@ class DhcpServer(Probe):
 
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
         """udp/67 of hosts whose resolver answered, only with --dhcp."""
-        if not config.dhcp or not host.services_named(frozenset({"dns"})):
+        if not config.options(DhcpOptions).dhcp or not host.services_named(frozenset({"dns"})):
             return []
         return [Service(SERVER_PORT, "udp", "dhcp")]
 

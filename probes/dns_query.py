@@ -9,7 +9,11 @@ per name and sweep). Silence on the first query is a shut port, not an answer.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
 
 import dns.exception
 import dns.flags
@@ -19,8 +23,9 @@ import dns.rdatatype
 
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
 from probes.observations import DnsAnswer, Observation, PortState, Service
+from probes.options import OptionSet, option, option_set
 from probes.wire.udp import exchange
-from profiles.errors import Refused, Timeout
+from profiles.errors import Refused, Timeout, UsageError
 
 DEFAULT_CANARY = "example.com"  # RFC 2606 reserved for documentation; any recursive resolver answers it
 MAX_CANARIES = 16
@@ -47,6 +52,60 @@ async def query(address: str, port: int, name: str, ctx: ProbeContext) -> dns.me
     return got[0]
 
 
+def parse_address(text: str, flag: str) -> str:
+    """An IP address given on the command line, normalised."""
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError as exc:
+        raise UsageError(f"{flag}: {text!r} is not an IP address") from exc
+
+
+NAME_RE = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+")
+
+
+def parse_expect(items: list[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """--dns-expect NAME=IP[,IP] items -> ((name, addresses), ...)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for item in items:
+        name, sep, addrs = item.partition("=")
+        name = name.strip().rstrip(".").lower()
+        if not sep or not NAME_RE.fullmatch(name):
+            raise UsageError(f"--dns-expect takes NAME=IP[,IP], not {item!r}")
+        out[name] = tuple(parse_address(a, "--dns-expect") for a in addrs.split(",") if a.strip())
+        if not out[name]:
+            raise UsageError(f"--dns-expect {item!r}: no address")
+    return tuple(out.items())
+
+
+@option_set
+@dataclass(frozen=True)
+class DnsOptions(OptionSet):
+    """What a device's resolver's answers are compared with."""
+
+    name: ClassVar[str] = "dns"
+    title: ClassVar[str] = "DNS hijack canaries"
+
+    dns_expect: tuple[tuple[str, tuple[str, ...]], ...] = option(
+        (),
+        flag="--dns-expect",
+        kind="append",
+        metavar="NAME=IP[,IP]",
+        help="a canary name and the addresses it really has; each device's resolver is asked for it and "
+        "a different answer fails CIAJ-3.4-DNS-HIJACK (repeatable)",
+        parse=parse_expect,
+        legacy="dns_expect",
+    )
+    trusted_resolver: str | None = option(
+        None,
+        flag="--trusted-resolver",
+        metavar="IP",
+        help="a resolver you trust: its answers for the canary names are what the devices' must match "
+        "(queried once per name; pinned --dns-expect addresses take precedence)",
+        parse=lambda text: parse_address(text, "--trusted-resolver"),
+        legacy="trusted_resolver",
+    )
+
+
 def addresses(msg: dns.message.Message) -> tuple[str, ...]:
     """The A records of an answer, sorted."""
     out = {rd.to_text() for rrset in msg.answer if rrset.rdtype == dns.rdatatype.A for rd in rrset}
@@ -55,10 +114,11 @@ def addresses(msg: dns.message.Message) -> tuple[str, ...]:
 
 async def expected_answer(name: str, ctx: ProbeContext) -> tuple[tuple[str, ...], str]:
     """What a canary's answer should be, and where that comes from ("": nothing to compare with)."""
-    pinned = dict(ctx.config.dns_expect).get(name)
+    opts = ctx.config.options(DnsOptions)
+    pinned = dict(opts.dns_expect).get(name)
     if pinned:
         return tuple(sorted(pinned)), "pinned (--dns-expect)"
-    resolver = ctx.config.trusted_resolver
+    resolver = opts.trusted_resolver
     if resolver is None:
         return (), ""
     key = (resolver, name)
@@ -69,7 +129,7 @@ async def expected_answer(name: str, ctx: ProbeContext) -> tuple[tuple[str, ...]
 
 def canaries(config: ProbeConfig) -> list[str]:
     """The names every resolver is asked: the --dns-expect names, else the default one."""
-    return [n for n, _ in config.dns_expect][:MAX_CANARIES] or [DEFAULT_CANARY]
+    return [n for n, _ in config.options(DnsOptions).dns_expect][:MAX_CANARIES] or [DEFAULT_CANARY]
 
 
 async def ask_canary(

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
 from probes.login import auth
+from probes.login.auth import AuthOptions
 from probes.observations import FaxSetting, LoginResult, Observation, Risk, Service, SnmpInfo
 from probes.snmp import snmp_get
 from profiles.errors import MalformedResponse, ProbeError
@@ -22,9 +23,10 @@ from profiles.errors import MalformedResponse, ProbeError
 
 def known_community(host: HostSnapshot, config: ProbeConfig) -> tuple[str, str, str] | None:
     """(community, SNMP version, where it came from): the auth file's first, then one this sweep saw accepted."""
-    if config.auth_file:
+    auth_file = config.options(AuthOptions).auth_file
+    if auth_file:
         profile_id = host.profile.id if host.profile else None
-        entry = auth.lookup(auth.load(config.auth_file), host.address, profile_id, protocol="snmp")
+        entry = auth.lookup(auth.load(auth_file), host.address, profile_id, protocol="snmp")
         if entry is not None and entry.community:
             return entry.community, "v2c", "auth-file"
     for obs in host.observations:

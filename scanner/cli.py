@@ -60,40 +60,6 @@ def _add_scan_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--snmp-port", type=int, default=161, help="UDP port for the SNMP probes (default 161)")
     p.add_argument("--sip-port", type=int, default=5060, help="UDP port for SIP OPTIONS (default 5060)")
-    p.add_argument(
-        "--dns-expect",
-        action="append",
-        default=[],
-        metavar="NAME=IP[,IP]",
-        help="a canary name and the addresses it really has; each device's resolver is asked for it and "
-        "a different answer fails CIAJ-3.4-DNS-HIJACK (repeatable)",
-    )
-    p.add_argument(
-        "--trusted-resolver",
-        metavar="IP",
-        help="a resolver you trust: its answers for the canary names are what the devices' must match "
-        "(queried once per name; pinned --dns-expect addresses take precedence)",
-    )
-    p.add_argument(
-        "--dhcp",
-        action="store_true",
-        help="root, on-link targets: ask each host whose DNS resolver answered (a router) for the DNS servers its DHCP "
-        "server hands out (a broadcast DHCPDISCOVER, then DHCPINFORM; never a REQUEST, no lease is taken), "
-        "and ask those servers the canary names too",
-    )
-    p.add_argument(
-        "--sip-dial-prefixes",
-        metavar="LIST",
-        help="international dialling prefixes the relay test puts before the spare country code 999, "
-        "comma-separated (default: +,00,010; a matched profile's own are added; at most 6 in all)",
-    )
-    p.add_argument(
-        "--sip-extensions",
-        metavar="LIST",
-        help="extensions to enumerate on a PBX: N, N-M and @FILE items, comma-separated, at most 1000 "
-        "(default: a short list of common ones); each is paced like a login attempt, so long lists need "
-        "a larger --probe-timeout and --host-budget",
-    )
     p.add_argument("--ntp-port", type=int, default=123, help="UDP port for the NTP query (default 123)")
     p.add_argument("--timeout", type=float, default=3.0, help="per-read timeout, seconds (default 3)")
     p.add_argument(
@@ -111,46 +77,6 @@ def _add_scan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-probes", type=int, default=256, help="probe runs in flight overall (default 256)")
     p.add_argument("--per-host", type=int, default=6, help="probe runs in flight per host (default 6)")
     p.add_argument("--unprivileged", action="store_true", help="skip ARP/ICMP even when root")
-    p.add_argument(
-        "--credentials",
-        type=Path,
-        metavar="FILE",
-        help="extra USER:PASSWORD (or PROTOCOL:USER:PASSWORD) lines to try after the defaults",
-    )
-    p.add_argument(
-        "--max-attempts",
-        type=int,
-        default=3,
-        help="login attempts per account per 15 minutes on one host, all services together (default 3); "
-        "at most N-1 of them may fail, and never as many as a lockout threshold the profile declares",
-    )
-    p.add_argument(
-        "--attempt-window",
-        type=float,
-        default=900.0,
-        metavar="SECONDS",
-        help="how long a failed login counts toward --max-attempts (default 900, pam_faillock's default "
-        "fail_interval); a lockout window the matched profile declares wins",
-    )
-    p.add_argument(
-        "--extended-credentials",
-        action="store_true",
-        help="also walk the extended list (about 600 ID/password pairs, the size of Japan's NOTICE survey, built "
-        "by the rules in profiles/credentials/extended.yaml) after the others; under the same per-account cap, "
-        "so it goes on across sweeps: pairs refused in an earlier sweep are not asked again (extended ones for "
-        "30 days, the others for a day)",
-    )
-    p.add_argument(
-        "--login-pace", type=float, default=0.5, help="seconds between two login attempts on one host (default 0.5)"
-    )
-    p.add_argument(
-        "--auth-file",
-        type=Path,
-        metavar="FILE",
-        help="authenticated mode: TOML of read-only SSH logins per host, range or profile; runs the profile's "
-        'allowlisted read-only commands (logging, NTP, version) and nothing else; entries with protocol = "snmp" '
-        "give an MFP's community for the fax-safeguard GETs",
-    )
     p.add_argument(
         "--syslog-listen",
         metavar="[ADDR:]PORT",
@@ -177,6 +103,25 @@ def _add_scan_options(p: argparse.ArgumentParser) -> None:
         help="where the scanner stands: lan (inside, default) or wan (outside the edge: what answers there is "
         "exposed, e.g. CIAJ-2.3-VOIP-EXPOSED; combine both sweeps with `edgeaudit merge`)",
     )
+    _add_probe_options(p)
+
+
+def _add_probe_options(p: argparse.ArgumentParser) -> None:
+    """The flags each probe's option set declares (probes.options), one --help section per set."""
+    import probes
+    from probes import options
+
+    probes.load_all()
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for d in options.OPTIONS.declared():
+        group = groups.get(d.owner.name) or groups.setdefault(d.owner.name, p.add_argument_group(d.owner.title))
+        o = d.option
+        if o.kind == "flag":
+            group.add_argument(o.flag, dest=d.dest, action="store_true", help=o.help)
+        else:
+            metavar = o.metavar or o.flag.lstrip("-").replace("-", "_").upper()
+            action = "append" if o.kind == "append" else "store"
+            group.add_argument(o.flag, dest=d.dest, action=action, metavar=metavar, help=o.help)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,14 +7,14 @@ import asyncio
 import dataclasses
 import logging
 import sys
+import typing
 from typing import Any
 
 import probes
 import profiles
+from probes import options
 from probes.base import TCP_PORTS, ProbeConfig, Timeouts
-from probes.login import auth
 from probes.observations import Mode
-from probes.sip.sip_secret import parse_extensions
 from profiles.errors import ScopeError, UsageError
 from scanner import feeds, outfiles
 from scanner.checks import SweepHost, judge_sweep
@@ -50,57 +50,12 @@ def _ports(text: str | None) -> tuple[tuple[int, ...], tuple[tuple[int, str], ..
     return tuple(ports), tuple(names)
 
 
-def _address(text: str, flag: str) -> str:
-    import ipaddress
-
-    try:
-        return str(ipaddress.ip_address(text.strip()))
-    except ValueError as exc:
-        raise UsageError(f"{flag}: {text!r} is not an IP address") from exc
-
-
-def _prefixes(text: str | None) -> tuple[str, ...]:
-    """--sip-dial-prefixes: '+,00,010' -> ('+', '00', '010'); none given: the default."""
-    import re
-
-    if not text:
-        return ProbeConfig.sip_dial_prefixes
-    items = tuple(p.strip() for p in text.split(",") if p.strip())
-    if not items or len(items) > 6 or not all(re.fullmatch(r"[+0-9*#]{1,6}", p) for p in items):
-        raise UsageError(f"--sip-dial-prefixes takes 1 to 6 prefixes of +, digits, * and #, not {text!r}")
-    return items
-
-
-def _dns_expect(items: list[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """--dns-expect NAME=IP[,IP] items -> ((name, addresses), ...)."""
-    import re
-
-    out: dict[str, tuple[str, ...]] = {}
-    for item in items:
-        name, sep, addrs = item.partition("=")
-        name = name.strip().rstrip(".").lower()
-        if not sep or not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+", name):
-            raise UsageError(f"--dns-expect takes NAME=IP[,IP], not {item!r}")
-        out[name] = tuple(_address(a, "--dns-expect") for a in addrs.split(",") if a.strip())
-        if not out[name]:
-            raise UsageError(f"--dns-expect {item!r}: no address")
-    return tuple(out.items())
-
-
 def _config(args: argparse.Namespace, mode: Mode, command: str) -> SweepConfig:
-    if args.max_attempts < 0 or args.login_pace < 0:
-        raise UsageError("--max-attempts and --login-pace cannot be negative")
     if args.login_timeout <= 0:
         raise UsageError("--login-timeout must be positive")
-    if args.attempt_window < 1:
-        raise UsageError("--attempt-window must be at least 1 second")
-    if args.credentials and not args.credentials.is_file():
-        raise UsageError(f"--credentials {args.credentials}: no such file")
     for name in ("concurrency", "max_probes", "per_host"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
-    if args.auth_file:
-        auth.load(str(args.auth_file.resolve()))  # a bad file stops here, before any traffic
     if args.syslog_listen:
         parse_listen(args.syslog_listen)
     if args.max_clock_skew <= 0:
@@ -120,20 +75,10 @@ def _config(args: argparse.Namespace, mode: Mode, command: str) -> SweepConfig:
             port_names=names,
             snmp_port=args.snmp_port,
             sip_port=args.sip_port,
-            sip_extensions=parse_extensions(args.sip_extensions) if args.sip_extensions else (),
-            dns_expect=_dns_expect(args.dns_expect),
-            sip_dial_prefixes=_prefixes(args.sip_dial_prefixes),
-            trusted_resolver=_address(args.trusted_resolver, "--trusted-resolver") if args.trusted_resolver else None,
-            dhcp=args.dhcp,
             ntp_port=args.ntp_port,
             privileged=is_root() and not args.unprivileged,
-            credentials_file=str(args.credentials.resolve()) if args.credentials else None,
-            max_attempts=args.max_attempts,
-            login_pace_s=args.login_pace,
-            attempt_window_s=args.attempt_window,
-            extended_credentials=args.extended_credentials,
             attempt_ledger=str((args.db or default_path()).with_name("login-attempts.sqlite3")),
-            auth_file=str(args.auth_file.resolve()) if args.auth_file else None,
+            sets=options.from_values(vars(args)),  # each probe's options, parsed as their sets declare
         ),
         max_hosts=args.concurrency,
         max_probes=args.max_probes,
@@ -147,10 +92,28 @@ def _config(args: argparse.Namespace, mode: Mode, command: str) -> SweepConfig:
 
 
 def _config_json(config: SweepConfig) -> dict[str, Any]:
-    data = dataclasses.asdict(config)
+    bare = dataclasses.replace(config.probe_config, sets=())  # the sets are encoded by their declarations
+    data = dataclasses.asdict(dataclasses.replace(config, probe_config=bare))
     data["today"] = config.today.isoformat()
     data["mode"] = str(config.mode)
+    del data["probe_config"]["sets"]
+    data["probe_config"]["options"] = options.encode_sets(config.probe_config.sets)
     return data
+
+
+def _probe_config_from_json(data: dict[str, Any]) -> ProbeConfig:
+    """The stored probe config; one stored before option sets had every option as a flat key."""
+    stored = dict(data)
+    sets = stored.pop("options", None)
+    if sets is None:
+        sets, stored = options.from_legacy(stored)
+    known = {f.name for f in dataclasses.fields(ProbeConfig)} - {"sets"}
+    if set(stored) - known:
+        raise UsageError(f"stored sweep config has unknown probe settings: {sorted(set(stored) - known)}")
+    fields = {f.name: f for f in dataclasses.fields(ProbeConfig)}
+    hints = typing.get_type_hints(ProbeConfig)
+    values = {k: options.decode(hints[k], v, f"probe_config.{k}") for k, v in stored.items() if k in fields}
+    return ProbeConfig(**values, sets=options.decode_sets(sets))
 
 
 def _config_from_json(data: dict[str, Any]) -> SweepConfig:
@@ -159,16 +122,7 @@ def _config_from_json(data: dict[str, Any]) -> SweepConfig:
     return SweepConfig(
         mode=Mode(data["mode"]),
         timeouts=Timeouts(**data["timeouts"]),
-        probe_config=ProbeConfig(
-            **{
-                **data["probe_config"],
-                "tcp_ports": tuple(data["probe_config"]["tcp_ports"]),
-                "port_names": tuple((int(p), str(n)) for p, n in data["probe_config"]["port_names"]),
-                "sip_extensions": tuple(data["probe_config"].get("sip_extensions", ())),
-                "sip_dial_prefixes": _prefixes(",".join(data["probe_config"].get("sip_dial_prefixes", ()))),
-                "dns_expect": tuple((str(n), tuple(a)) for n, a in data["probe_config"].get("dns_expect", ())),
-            }
-        ),
+        probe_config=_probe_config_from_json(data["probe_config"]),
         max_hosts=data["max_hosts"],
         max_probes=data["max_probes"],
         per_host=data["per_host"],
@@ -192,6 +146,7 @@ class _StoreSink:
 
 def run_scan(args: argparse.Namespace) -> int:
     """Run a scan or check; write reports; return the exit code."""
+    probes.load_all()  # every probe's option set registered before a config is built or decoded
     store = Store(args.db or default_path())
     command = args.command
     resume = getattr(args, "resume", None)
@@ -202,6 +157,7 @@ def run_scan(args: argparse.Namespace) -> int:
         record = store.load(sweep_id)
         scope = Scope.from_json(record.scope)
         config = _config_from_json(record.config)
+        options.load_inputs(config.probe_config.sets)  # its input files read again, before any packet
         command = record.command
         done = store.done_addresses(sweep_id)
         print(f"edgeaudit: resuming {sweep_id}: {len(done)} of {scope.count} hosts already done", file=sys.stderr)
@@ -211,6 +167,7 @@ def run_scan(args: argparse.Namespace) -> int:
         if command == "check" and scope.count != 1:
             raise ScopeError(f"check takes one device; {args.target!r} is {scope.count} addresses")
         config = _config(args, mode_from(args), command)
+        options.load_inputs(config.probe_config.sets)  # every input file read now, before any record or packet
         done = set()
         sweep_id = store.begin(command, str(config.mode), scope.to_json(), _config_json(config), config.vantage)
     print(f"edgeaudit: sweep {sweep_id} ({command}, mode {config.mode}): scope {scope.describe()}", file=sys.stderr)

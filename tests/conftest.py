@@ -25,7 +25,9 @@ import profiles
 from lab.emulator.devices import Device
 from lab.emulator.spec import DeviceSpec
 from probes.base import ProbeConfig, Timeouts
+from probes.login import LoginOptions
 from probes.observations import Mode
+from probes.options import OPTIONS
 from scanner.orchestrator import Engine, HostResult, SweepConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,9 +91,21 @@ def scan_config(
         tcp_ports=(*[p for p, _ in tcp], closed), port_names=tuple(tcp), snmp_port=snmp, sip_port=sip, ntp_port=ntp
     )
     if pace is not None:
-        pc = dataclasses.replace(pc, login_pace_s=pace)
+        pc = pc.with_options(LoginOptions(login_pace_s=pace))
     t = {"connect": 1.0, "read": 1.0, "probe": 4.0, "host": 20.0, **timeouts}
     return SweepConfig(mode=mode, timeouts=Timeouts(**t), probe_config=pc, vantage=vantage)
+
+
+def with_settings(pc: ProbeConfig, **settings: Any) -> ProbeConfig:
+    """``pc`` with settings named as ProbeConfig fields or as option-set fields (found by their declarations)."""
+    own = {f.name for f in dataclasses.fields(ProbeConfig)}
+    pc = dataclasses.replace(pc, **{k: v for k, v in settings.items() if k in own})
+    for d in OPTIONS.declared():
+        if d.name in settings:
+            pc = pc.with_options(dataclasses.replace(pc.options(d.owner), **{d.name: settings[d.name]}))
+    unknown = set(settings) - own - {d.name for d in OPTIONS.declared()}
+    assert not unknown, f"no such setting: {sorted(unknown)}"
+    return pc
 
 
 def config_for(device: Device, mode: Mode = Mode.DEFAULT, vantage: str = "lan", **timeouts: float) -> SweepConfig:

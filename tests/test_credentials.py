@@ -10,11 +10,12 @@ import pytest
 
 import profiles
 from probes import login
+from probes.login import LoginOptions
 from probes.observations import Mode
 from scanner.device import DeviceRecord, Fingerprint, Kind, Login
 from scanner.findings import Status
 from scanner.orchestrator import Engine
-from tests.conftest import StartDevice, by_id, config_for, scan_device
+from tests.conftest import StartDevice, by_id, config_for, scan_device, with_settings
 
 DEFAULT, WEAK = "CIAJ-1.2-DEFAULT-CREDENTIAL", "CIAJ-1.2-WEAK-CREDENTIAL"
 
@@ -120,7 +121,7 @@ async def test_user_list_is_tried_after_defaults(emulated: StartDevice, tmp_path
     assert login.user_list(str(creds)) == (("ops", "Site-Pass-1", "ssh"),)
     dev = await emulated(services=["ssh"], cli="cisco", users={"ops": "Site-Pass-1"})
     cfg = config_for(dev)
-    cfg = dataclasses.replace(cfg, probe_config=dataclasses.replace(cfg.probe_config, credentials_file=str(creds)))
+    cfg = dataclasses.replace(cfg, probe_config=with_settings(cfg.probe_config, credentials_file=str(creds)))
     result = await Engine(cfg, profiles.load_all()).scan_host(dev.spec.address)
     ssh = by_id(result, DEFAULT)[0]
     # defaults first (refused), then the user's own pair, which works: neither default nor weak
@@ -244,7 +245,7 @@ async def test_an_agent_that_goes_silent_is_not_read_as_refusing(emulated: Start
     ctx = ProbeContext(
         timeouts=Timeouts(connect=1.0, read=0.5, probe=20.0, host=30.0),
         mode=Mode.DEFAULT,
-        config=ProbeConfig(login_pace_s=0.0),
+        config=ProbeConfig(sets=(LoginOptions(login_pace_s=0.0),)),
         deadline=asyncio.get_running_loop().time() + 20.0,
         ledger=Ledger(),  # a sweep's own, as the engine hands it over
     )
@@ -285,7 +286,7 @@ async def test_auth_file_password_strength_fails_weak_and_passes_strong(emulated
         auth.write_text(f'[[device]]\nhost = "{dev.spec.address}"\nusername = "admin"\npassword = "{password}"\n')
         auth.chmod(0o600)
         config = config_for(dev)
-        pc = dataclasses.replace(config.probe_config, auth_file=str(auth), login_pace_s=0.0)
+        pc = with_settings(config.probe_config, auth_file=str(auth), login_pace_s=0.0)
         engine = Engine(dataclasses.replace(config, probe_config=pc), profiles.load_all())
         result = await engine.scan_host(dev.spec.address)
         found = [f for f in result.findings if f.check_id == "CIAJ-1.2-ADMIN-PASSWORD-STRENGTH"]
@@ -343,7 +344,7 @@ def test_login_deadlines_fit_the_series_at_the_login_timeout() -> None:
         protocol = name.split("-")[0]
         assert default == login.series_deadline(protocol, Timeouts(), config, None) > own
         assert probe.deadline(Timeouts(login=20.0), config, None) > default
-        one = dataclasses.replace(config, max_attempts=1)  # no failure allowed: the baseline only
+        one = config.with_options(LoginOptions(max_attempts=1))  # no failure allowed: the baseline only
         assert login.series_deadline(protocol, Timeouts(), one, None) == 1.5 + 3.0 + 8.0 + 0.5
 
 

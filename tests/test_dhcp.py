@@ -8,7 +8,6 @@ handed-out resolvers asked on loopback, and the judgement.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import ipaddress
 import struct
@@ -17,13 +16,13 @@ import pytest
 
 from probes import dhcp
 from probes.base import ProbeConfig, ProbeContext, Timeouts
+from probes.dns_query import parse_expect as _dns_expect
 from probes.observations import DhcpOffer, DnsAnswer, Mode, Service
 from profiles.errors import MalformedResponse
 from scanner.checks import HostView
 from scanner.checks.dns import dns_hijack
 from scanner.findings import Finding, Status
-from scanner.runner import _dns_expect
-from tests.conftest import by_id, fresh_address
+from tests.conftest import by_id, fresh_address, with_settings
 
 HIJACK = "CIAJ-3.4-DNS-HIJACK"
 DHCP = Service(67, "udp", "dhcp")
@@ -90,7 +89,7 @@ def test_only_discover_and_inform_can_be_sent() -> None:
 
 
 def _ctx(**probe: object) -> ProbeContext:
-    config = dataclasses.replace(ProbeConfig(), **probe)  # type: ignore[arg-type]
+    config = with_settings(ProbeConfig(), **probe)
     deadline = asyncio.get_running_loop().time() + 10
     return ProbeContext(timeouts=Timeouts(read=1.0), mode=Mode.SAFE, config=config, deadline=deadline)
 
@@ -160,7 +159,7 @@ async def test_dhcp_is_asked_only_with_the_flag_and_never_on_loopback(resolver) 
     router, _ = await resolver({"example.com": "192.0.2.10"})
 
     async def scan(**probe: object) -> list[tuple[str, str]]:
-        pc = dataclasses.replace(ProbeConfig(tcp_ports=(1,)), **probe)  # type: ignore[arg-type]
+        pc = with_settings(ProbeConfig(tcp_ports=(1,)), **probe)
         result = await Engine(SweepConfig(mode=Mode.SAFE, probe_config=pc), profiles.load_all()).scan_host(router)
         found = by_id(result, "EA-PROBE-INCONCLUSIVE")
         return [(f.service or "", x["reason"]) for f in found for x in f.evidence["failures"] if x["probe"] == "dhcp"]

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 import profiles
 from probes.base import ProbeConfig
+from probes.dns_query import parse_expect as _dns_expect
 from probes.observations import Mode
 from profiles.errors import UsageError
 from scanner.findings import Status
 from scanner.orchestrator import Engine, HostResult, SweepConfig
-from scanner.runner import _dns_expect
-from tests.conftest import by_id
+from tests.conftest import by_id, with_settings
 
 HIJACK, OPEN = "CIAJ-3.4-DNS-HIJACK", "CIAJ-3.4-OPEN-RESOLVER"
 
 
 async def _scan(address: str, vantage: str = "lan", **probe: object) -> HostResult:
-    pc = dataclasses.replace(ProbeConfig(tcp_ports=(1,)), **probe)  # type: ignore[arg-type]
+    pc = with_settings(ProbeConfig(tcp_ports=(1,)), **probe)
     config = SweepConfig(mode=Mode.SAFE, probe_config=pc, vantage=vantage)
     return await Engine(config, profiles.load_all()).scan_host(address)
 

@@ -17,7 +17,7 @@ from scanner.checks.fax import CHECK_IDS, _judge
 from scanner.device import DeviceRecord, Kind
 from scanner.findings import Finding, Status
 from scanner.orchestrator import Engine, HostResult
-from tests.conftest import StartDevice, config_for
+from tests.conftest import StartDevice, config_for, with_settings
 
 WEAK = {"double_entry": False, "memory_reception": False, "direct_dial": True, "pc_fax": True, "forwarding": True}
 STRONG = {"double_entry": True, "memory_reception": True, "direct_dial": False, "pc_fax": False, "forwarding": False}
@@ -33,7 +33,7 @@ def _auth_file(tmp_path: Path, address: str) -> str:
 
 async def _scan(device: object, mode: Mode = Mode.DEFAULT, auth_file: str | None = None) -> HostResult:
     config = config_for(device, mode)  # type: ignore[arg-type]
-    config = dataclasses.replace(config, probe_config=dataclasses.replace(config.probe_config, auth_file=auth_file))
+    config = dataclasses.replace(config, probe_config=with_settings(config.probe_config, auth_file=auth_file))
     return await Engine(config, load_all()).scan_host(device.spec.address)  # type: ignore[attr-defined]
 
 

@@ -20,6 +20,7 @@ INFLATED = 256 * 1024 * 1024
 SWEEP = r"""
 import asyncio, json, sys, zlib
 from probes.base import ProbeConfig, Timeouts
+from probes.login import LoginOptions
 import probes
 import profiles
 from probes.observations import Mode
@@ -45,7 +46,7 @@ async def main():
     server = await asyncio.start_server(handle, address, 0)
     port = server.sockets[0].getsockname()[1]
     pc = ProbeConfig(tcp_ports=(port,), port_names=((port, "http"),), snmp_port=9, sip_port=9, ntp_port=9,
-                     login_pace_s=0.0)
+                     sets=(LoginOptions(login_pace_s=0.0),))
     config = SweepConfig(mode=Mode.DEFAULT, timeouts=Timeouts(connect=1.0, read=3.0, probe=20.0, host=60.0),
                          probe_config=pc)
     result = await Engine(config, profiles.load_all()).scan_host(address)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from probes.base import ProbeConfig, ProbeContext, Timeouts
-from probes.login import NotChecked, capped_attempt
+from probes.login import LoginOptions, NotChecked, capped_attempt
 from probes.login.ledger import Ledger
 from probes.observations import Mode
 from profiles.errors import Timeout
@@ -17,7 +17,8 @@ from tests.conftest import fresh_address
 
 def _ctx(seconds: float, ledger: Ledger) -> ProbeContext:
     deadline = asyncio.get_running_loop().time() + seconds
-    return ProbeContext(Timeouts(read=1.0), Mode.DEFAULT, ProbeConfig(login_pace_s=0.0), deadline, ledger=ledger)
+    config = ProbeConfig(sets=(LoginOptions(login_pace_s=0.0),))
+    return ProbeContext(Timeouts(read=1.0), Mode.DEFAULT, config, deadline, ledger=ledger)
 
 
 async def test_an_attempt_cut_off_by_the_deadline_stays_counted() -> None:
@@ -84,7 +85,7 @@ async def test_the_cap_is_checked_again_where_the_attempt_is_counted(tmp_path: P
         sent.append("attempt")
         return False
 
-    config = ProbeConfig(login_pace_s=0.3, attempt_ledger=path)
+    config = ProbeConfig(attempt_ledger=path, sets=(LoginOptions(login_pace_s=0.3),))
     ctx = ProbeContext(Timeouts(read=1.0), Mode.DEFAULT, config, asyncio.get_running_loop().time() + 10, ledger=here)
     await here.pace(address, 0.3, ctx.budget)  # the host's next slot is 0.3 s away
     attempt = asyncio.create_task(capped_attempt(address, "admin", "x", "tcp/22", 2, ctx, refused))

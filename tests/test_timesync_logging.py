@@ -27,7 +27,7 @@ from profiles.errors import MalformedResponse, ProfileError, UsageError
 from scanner.findings import Severity, Status
 from scanner.orchestrator import Engine, HostResult
 from scanner.syslog_listen import SyslogListener, parse_listen
-from tests.conftest import StartDevice, by_id, config_for
+from tests.conftest import StartDevice, by_id, config_for, with_settings
 
 # Parsers -----------------------------------------------------------------------
 
@@ -100,7 +100,7 @@ def test_ntp_control_parsers() -> None:
 
 async def _scan(device: Device, *, auth_file: Path | None = None, listener: SyslogListener | None = None) -> HostResult:
     config = config_for(device, Mode.DEFAULT)
-    pc = dataclasses.replace(config.probe_config, auth_file=str(auth_file) if auth_file else None, login_pace_s=0.0)
+    pc = with_settings(config.probe_config, auth_file=str(auth_file) if auth_file else None, login_pace_s=0.0)
     engine = Engine(
         dataclasses.replace(config, probe_config=pc),
         profiles.load_all(),

@@ -13,8 +13,8 @@ import profiles
 from lab.emulator.devices import Device
 from probes.login.ledger import Ledger, pair_digest
 from probes.observations import Mode
-from probes.sip.sip_secret import parse_extensions
-from probes.sip.sipcall import classify
+from probes.sip.sip_secret import SipSecretOptions, parse_extensions
+from probes.sip.sipcall import SipCallOptions, classify
 from profiles.errors import UsageError
 from scanner.findings import Status
 from scanner.orchestrator import Engine, HostResult
@@ -229,7 +229,7 @@ async def test_options_tells_extensions_apart_when_register_does_not(emulated: S
 async def test_an_extension_list_is_enumerated_as_given(emulated: StartDevice) -> None:
     dev = await emulated(**{**WEAK, "extensions": {"2001": "Strong-2001-x"}})
     cfg = config_for(dev, Mode.DEFAULT, probe=90.0, host=120.0)
-    pc = dataclasses.replace(cfg.probe_config, sip_extensions=parse_extensions("2000-2002,ops"))
+    pc = cfg.probe_config.with_options(SipSecretOptions(sip_extensions=parse_extensions("2000-2002,ops")))
     engine = Engine(dataclasses.replace(cfg, probe_config=pc), profiles.load_all())
     result = await engine.scan_host(dev.spec.address)
     enum = by_id(result, "CIAJ-2.3-EXTENSION-ENUMERATION")
@@ -282,7 +282,8 @@ async def test_refer_is_sent_only_when_intrusive_and_an_accepted_transfer_fails_
 async def test_dial_prefixes_come_from_the_options_and_the_profile(emulated: StartDevice) -> None:
     dev = await emulated(**{**WEAK, "guest_routes": ["0011", "8"]})  # routes only these two prefixes abroad
     cfg = config_for(dev, Mode.DEFAULT, probe=60.0, host=90.0)
-    cfg = dataclasses.replace(cfg, probe_config=dataclasses.replace(cfg.probe_config, sip_dial_prefixes=("0011",)))
+    pc = cfg.probe_config.with_options(SipCallOptions(sip_dial_prefixes=("0011",)))
+    cfg = dataclasses.replace(cfg, probe_config=pc)
     known = [dataclasses.replace(p, sip_dial_prefixes=("8",)) if p.id == "asterisk" else p for p in profiles.load_all()]
     relay = by_id(await Engine(cfg, known).scan_host(dev.spec.address), "CIAJ-2.3-OPEN-RELAY")
     numbers = [c["number"] for c in relay[0].evidence["calls"] if c["purpose"] == "international"]
@@ -298,13 +299,13 @@ async def scan_with_ledger(device: Device, **timeouts: float) -> tuple[HostResul
 
 
 def test_dial_prefix_option_is_checked() -> None:
-    from scanner.runner import _prefixes
+    from probes.sip.sipcall import parse_prefixes
 
-    assert _prefixes(" +, 00 ,010") == ("+", "00", "010")
-    assert _prefixes(None) == ("+", "00", "010")
+    assert parse_prefixes(" +, 00 ,010") == ("+", "00", "010")
+    assert SipCallOptions().sip_dial_prefixes == ("+", "00", "010")  # none given: the default
     for bad in (",", "1,2,3,4,5,6,7", "00a", "sip:+1"):
         with pytest.raises(UsageError):
-            _prefixes(bad)
+            parse_prefixes(bad)
 
 
 async def test_real_weak_asterisk_gives_up_both_weak_secrets_in_the_challenges_dialog(emulated: StartDevice) -> None:

@@ -18,7 +18,7 @@ from probes import login
 from probes.login import ledger
 from scanner.findings import Status
 from scanner.orchestrator import Engine, HostResult
-from tests.conftest import StartDevice, by_id, config_for
+from tests.conftest import StartDevice, by_id, config_for, with_settings
 
 WEAK, DEFAULT = "CIAJ-1.2-WEAK-CREDENTIAL", "CIAJ-1.2-DEFAULT-CREDENTIAL"
 WINDOW = 1.5  # the test devices forget failures after this long, and the sweeps are told so
@@ -83,7 +83,7 @@ def test_ledger_keeps_digests_not_passwords_and_imports_the_old_json(tmp_path: P
 async def sweeps(dev: Any, tmp_path: Path, times: int, stop: str | None = None) -> list[HostResult]:
     """Sweeps of one device as separate processes would run them, WINDOW apart, sharing one ledger file."""
     cfg = config_for(dev, probe=30.0, host=60.0)
-    pc = dataclasses.replace(
+    pc = with_settings(
         cfg.probe_config,
         extended_credentials=True,
         attempt_window_s=WINDOW,

@@ -11,7 +11,7 @@ import profiles
 from probes.observations import Mode
 from probes.wifi.config import parse_hostapd, parse_lines, parse_uci
 from scanner.orchestrator import Engine, HostResult
-from tests.conftest import StartDevice, config_for
+from tests.conftest import StartDevice, config_for, with_settings
 
 # As `uci show wireless` prints /etc/config/wireless (the shape of the OpenWrt wireless documentation's examples).
 UCI = """\
@@ -135,7 +135,7 @@ def test_vendor_lines_and_unknown_words_are_recorded_not_guessed() -> None:
 
 async def _scan(device_address: str, config_dev: object, auth: Path) -> HostResult:
     config = config_for(config_dev, Mode.DEFAULT)  # type: ignore[arg-type]
-    pc = dataclasses.replace(config.probe_config, auth_file=str(auth), login_pace_s=0.0)
+    pc = with_settings(config.probe_config, auth_file=str(auth), login_pace_s=0.0)
     engine = Engine(dataclasses.replace(config, probe_config=pc), profiles.load_all())
     return await asyncio.wait_for(engine.scan_host(device_address), 60)
 

@@ -34,14 +34,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import yaml
 
 from probes.base import ProbeConfig, ProbeContext, ProbeTarget, Timeouts
 from probes.login.ledger import DAY_S, Ledger, pair_digest
 from probes.observations import LoginResult
+from probes.options import OptionSet, input_file, number, option, option_set, read_lines
 from profiles.errors import AuthRejected, LockedOut, ProbeError, UsageError
 
 if TYPE_CHECKING:
@@ -152,11 +152,7 @@ def extended_list() -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
 def user_list(path: str) -> tuple[tuple[str, str, str | None], ...]:
     """USER:PASSWORD lines (optionally PROTOCOL:USER:PASSWORD) from --credentials; # starts a comment."""
     out: list[tuple[str, str, str | None]] = []
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise UsageError(f"--credentials {path}: {exc.strerror}") from exc
-    for n, line in enumerate(lines, 1):
+    for n, line in enumerate(read_lines("--credentials", path), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         parts = line.split(":", 2)
@@ -167,6 +163,59 @@ def user_list(path: str) -> tuple[tuple[str, str, str | None], ...]:
         else:
             raise UsageError(f"--credentials {path}:{n}: expected USER:PASSWORD")
     return tuple(out)
+
+
+@option_set
+@dataclass(frozen=True)
+class LoginOptions(OptionSet):
+    """What the login engine reads: the operator's extra pairs, the caps and the pace."""
+
+    name: ClassVar[str] = "login"
+    title: ClassVar[str] = "login attempts (SSH, Telnet, HTTP, FTP, SNMP, SIP secrets)"
+
+    credentials_file: str | None = option(
+        None,
+        flag="--credentials",
+        metavar="FILE",
+        help="extra USER:PASSWORD (or PROTOCOL:USER:PASSWORD) lines to try after the defaults",
+        parse=input_file("--credentials"),
+        load=user_list,
+        legacy="credentials_file",
+    )
+    max_attempts: int = option(
+        3,
+        flag="--max-attempts",
+        help="login attempts per account per 15 minutes on one host, all services together (default 3); "
+        "at most N-1 of them may fail, and never as many as a lockout threshold the profile declares",
+        parse=number("--max-attempts", int, 0, "cannot be negative"),
+        legacy="max_attempts",
+    )
+    attempt_window_s: float = option(
+        900.0,
+        flag="--attempt-window",
+        metavar="SECONDS",
+        help="how long a failed login counts toward --max-attempts (default 900, pam_faillock's default "
+        "fail_interval); a lockout window the matched profile declares wins",
+        parse=number("--attempt-window", float, 1, "must be at least 1 second"),
+        legacy="attempt_window_s",
+    )
+    extended_credentials: bool = option(
+        False,
+        flag="--extended-credentials",
+        kind="flag",
+        help="also walk the extended list (about 600 ID/password pairs, the size of Japan's NOTICE survey, built "
+        "by the rules in profiles/credentials/extended.yaml) after the others; under the same per-account cap, "
+        "so it goes on across sweeps: pairs refused in an earlier sweep are not asked again (extended ones for "
+        "30 days, the others for a day)",
+        legacy="extended_credentials",
+    )
+    login_pace_s: float = option(
+        0.5,
+        flag="--login-pace",
+        help="seconds between two login attempts on one host (default 0.5)",
+        parse=number("--login-pace", float, 0, "cannot be negative"),
+        legacy="login_pace_s",
+    )
 
 
 def candidates(protocol: str, ctx: ProbeContext) -> list[Candidate]:
@@ -200,11 +249,12 @@ def _candidates(protocol: str, profile: Profile | None, config: ProbeConfig) -> 
             add(user, password, "anonymous")
     for user, password in generic:  # public/private are every SNMP agent's factory defaults
         add(user, password, "snmp-default" if proto == "snmp" else "generic")
-    if config.credentials_file:
-        for user, password, only in user_list(config.credentials_file):
+    opts = config.options(LoginOptions)
+    if opts.credentials_file:
+        for user, password, only in user_list(opts.credentials_file):
             if only is None or only in (proto, protocol):
                 add(user, password, "user")
-    if config.extended_credentials:
+    if opts.extended_credentials:
         protocols, pairs = extended_list()
         if proto in protocols:
             for user, password in pairs:
@@ -222,7 +272,7 @@ def account_window(ctx: ProbeContext) -> float:
     """
     if ctx.profile is not None and ctx.profile.lockout_window_s is not None:
         return ctx.profile.lockout_window_s or math.inf
-    return ctx.config.attempt_window_s
+    return ctx.config.options(LoginOptions).attempt_window_s
 
 
 def account_cap(ctx: ProbeContext) -> int:
@@ -236,7 +286,7 @@ def account_cap(ctx: ProbeContext) -> int:
 
 
 def _cap(profile: Profile | None, config: ProbeConfig) -> int:
-    limit = config.max_attempts
+    limit = config.options(LoginOptions).max_attempts
     if profile is not None and profile.lockout_attempts:
         limit = min(limit, profile.lockout_attempts)
     return max(limit - 1, 0)
@@ -255,7 +305,7 @@ def series_deadline(protocol: str, timeouts: Timeouts, config: ProbeConfig, prof
     cap = _cap(profile, config)
     per_user = Counter(c.username for c in _candidates(protocol, profile, config) if c.source != "extended")
     attempts = 1 + sum(min(cap, n) for n in per_user.values())
-    return attempts * (timeouts.connect + timeouts.read + timeouts.login + config.login_pace_s)
+    return attempts * (timeouts.connect + timeouts.read + timeouts.login + config.options(LoginOptions).login_pace_s)
 
 
 def sweep_ledger(ctx: ProbeContext) -> Ledger:
@@ -293,7 +343,7 @@ async def capped_attempt(
         window = account_window(ctx)
         if await ledger.used(key, window) >= limit:
             return None
-        await ledger.pace(address, ctx.config.login_pace_s, ctx.budget)
+        await ledger.pace(address, ctx.config.options(LoginOptions).login_pace_s, ctx.budget)
         # Counted before it is sent: an attempt cut off by the probe deadline, the host budget or a
         # cancelled sweep may have reached the device and been counted there, so it stays counted here.
         # The cap is checked again as it is counted: another sweep sharing the ledger file may have spent it.
@@ -334,7 +384,7 @@ async def run_series(protocol: str, target: ProbeTarget, ctx: ProbeContext, atte
     skipped: list[tuple[str, str]] = []
     rest: list[tuple[str, str]] = []
     before: list[tuple[str, str]] = []
-    walk = ctx.config.extended_credentials
+    walk = ctx.config.options(LoginOptions).extended_credentials
     ledger = sweep_ledger(ctx)
     queue = candidates(protocol, ctx) if walk else []
     earlier = await ledger.refusals(target.address) if walk else {}
@@ -397,7 +447,8 @@ async def run_series(protocol: str, target: ProbeTarget, ctx: ProbeContext, atte
         )
 
     baseline = Candidate("ea-" + secrets.token_hex(4), secrets.token_urlsafe(12), "baseline")
-    reserve = ctx.config.login_pace_s + ctx.timeouts.connect + ctx.timeouts.read + ctx.timeouts.login
+    t = ctx.timeouts
+    reserve = ctx.config.options(LoginOptions).login_pace_s + t.connect + t.read + t.login
     try:
         if await one(baseline, 1):
             return await result(stopped="a random user and password were accepted", anything=True)

@@ -28,7 +28,9 @@ import tomllib
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import ClassVar
 
+from probes.options import OptionSet, input_file, option, option_set
 from profiles.errors import UsageError
 
 KEYS = {"host", "range", "profile", "username", "password", "key_file", "port", "protocol", "community"}
@@ -128,6 +130,27 @@ def _load(path: str, _mtime_ns: int, _size: int) -> tuple[AuthEntry, ...]:
             )
         )
     return tuple(entries)
+
+
+@option_set
+@dataclass(frozen=True)
+class AuthOptions(OptionSet):
+    """Authenticated mode: the operator's own read-only logins."""
+
+    name: ClassVar[str] = "auth"
+    title: ClassVar[str] = "authenticated mode"
+
+    auth_file: str | None = option(
+        None,
+        flag="--auth-file",
+        metavar="FILE",
+        help="authenticated mode: TOML of read-only SSH logins per host, range or profile; runs the profile's "
+        'allowlisted read-only commands (logging, NTP, version) and nothing else; entries with protocol = "snmp" '
+        "give an MFP's community for the fax-safeguard GETs",
+        parse=input_file("--auth-file"),
+        load=load,
+        legacy="auth_file",
+    )
 
 
 def lookup(

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, map_errors, register
 from probes.login import account_cap, assess_password, auth, capped_attempt, extended_list, generic_list
+from probes.login.auth import AuthOptions
 from probes.login.ssh import ssh_login
 from probes.observations import ConfigFacts, Observation, Risk, Service, WifiNetwork
 from probes.wifi import config as wifi_config
@@ -76,11 +77,12 @@ class CliRead(Probe):
 
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
         """The host's SSH service, when the auth file names the host and its profile has commands."""
-        if not config.auth_file or host.profile is None:
+        auth_file = config.options(AuthOptions).auth_file
+        if not auth_file or host.profile is None:
             return []
         if not any(c.protocol == "ssh" for c in host.profile.read_only_commands):
             return []
-        entry = auth.lookup(auth.load(config.auth_file), host.address, host.profile.id)
+        entry = auth.lookup(auth.load(auth_file), host.address, host.profile.id)
         if entry is None:
             return []
         ssh = host.services_named(self.services)
@@ -92,8 +94,9 @@ class CliRead(Probe):
         """Log in once, run each command, extract facts."""
         import asyncssh
 
-        assert target.service is not None and ctx.profile is not None and ctx.config.auth_file
-        entry = auth.lookup(auth.load(ctx.config.auth_file), target.address, ctx.profile.id)
+        auth_file = ctx.config.options(AuthOptions).auth_file
+        assert target.service is not None and ctx.profile is not None and auth_file
+        entry = auth.lookup(auth.load(auth_file), target.address, ctx.profile.id)
         assert entry is not None
         port = target.service.port
         holder: list[Any] = []

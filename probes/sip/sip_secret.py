@@ -39,12 +39,12 @@ import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import ClassVar
 
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
-from probes.login import NotChecked, account_cap, capped_attempt, sweep_ledger
+from probes.login import LoginOptions, NotChecked, account_cap, capped_attempt, sweep_ledger
 from probes.observations import Observation, Risk, Service, SipSecretTest
+from probes.options import OptionSet, option, option_set, read_lines
 from probes.sip import sipmsg, sipnet
 from probes.sip.sipcall import ask
 from profiles.errors import LockedOut, ProbeError, UsageError
@@ -55,16 +55,22 @@ EXTENSION_RE = re.compile(r"^[A-Za-z0-9_.+-]{1,32}$")
 
 
 def parse_extensions(spec: str) -> tuple[str, ...]:
-    """``--sip-extensions``: N, N-M ranges and @FILE wordlists (one per line, # comments), comma-separated."""
+    """``--sip-extensions``: N, N-M ranges and @FILE wordlists (one per line, # comments), comma-separated.
+
+    A bad word in a wordlist is a UsageError naming the file and line.
+    """
     out: list[str] = []
     for item in (x.strip() for x in spec.split(",") if x.strip()):
         if item.startswith("@"):
-            try:
-                lines = Path(item[1:]).read_text(encoding="utf-8").splitlines()
-            except OSError as exc:
-                raise UsageError(f"--sip-extensions {item}: {exc.strerror or exc}") from exc
-            words = [w.split("#", 1)[0].strip() for w in lines]
-            out += [w for w in words if w]
+            for n, line in enumerate(read_lines("--sip-extensions", item[1:]), 1):
+                word = line.split("#", 1)[0].strip()
+                if word and not EXTENSION_RE.match(word):
+                    raise UsageError(
+                        f"--sip-extensions {item[1:]}:{n}: {word[:40]!r} is not an extension "
+                        "(letters, digits, _.+- only)"
+                    )
+                if word:
+                    out.append(word)
         elif re.fullmatch(r"\d{1,12}-\d{1,12}", item):
             low, high = item.split("-")
             if int(high) < int(low) or int(high) - int(low) >= MAX_EXTENSIONS:
@@ -80,6 +86,26 @@ def parse_extensions(spec: str) -> tuple[str, ...]:
     if not out:
         raise UsageError("--sip-extensions: no extension given")
     return tuple(dict.fromkeys(out))
+
+
+@option_set
+@dataclass(frozen=True)
+class SipSecretOptions(OptionSet):
+    """Which extensions the enumeration asks for."""
+
+    name: ClassVar[str] = "sip-secret"
+    title: ClassVar[str] = "SIP extensions and secrets"
+
+    sip_extensions: tuple[str, ...] = option(
+        (),  # empty: the short default list (CANDIDATES)
+        flag="--sip-extensions",
+        metavar="LIST",
+        help="extensions to enumerate on a PBX: N, N-M and @FILE items, comma-separated, at most 1000 "
+        "(default: a short list of common ones); each is paced like a login attempt, so long lists need "
+        "a larger --probe-timeout and --host-budget",
+        parse=parse_extensions,
+        legacy="sip_extensions",
+    )
 
 
 GUESS_WHEN_UNIFORM = 4  # a PBX that answers everyone alike hides which exist: guess on this many candidates
@@ -233,7 +259,7 @@ class SipSecrets(Probe):
         for ext in candidates:
             if ctx.remaining() < ENUMERATION_RESERVE_S:
                 return probed, f"deadline: {method} probed {len(probed)} of {len(candidates)} extensions"
-            await sweep_ledger(ctx).pace(target.address, ctx.config.login_pace_s, ctx.budget)
+            await sweep_ledger(ctx).pace(target.address, ctx.config.options(LoginOptions).login_pace_s, ctx.budget)
             reply = await ask(target, ctx, method, ext)
             probed.append((ext, reply.status or 0))
             if signal := ban_signal(reply):
@@ -251,7 +277,7 @@ class SipSecrets(Probe):
             for _ in range(2 if first.isdigit() else 1):
                 user = random_like(first, avoid)
                 avoid.add(user)
-                await sweep_ledger(ctx).pace(target.address, ctx.config.login_pace_s, ctx.budget)
+                await sweep_ledger(ctx).pace(target.address, ctx.config.options(LoginOptions).login_pace_s, ctx.budget)
                 reply = await ask(target, ctx, "OPTIONS", user)
                 baselines.append((user, reply.status or 0))
                 by_shape.setdefault(shape(first), set()).add(reply.status or 0)
@@ -317,7 +343,7 @@ class SipSecrets(Probe):
         base, refusal = await calibrate(target, ctx)
         if 200 <= base < 300:
             return [SipSecretTest(target.service, baseline_status=base, no_auth=True, stopped="no credentials asked")]
-        candidates = ctx.config.sip_extensions or CANDIDATES
+        candidates = ctx.config.options(SipSecretOptions).sip_extensions or CANDIDATES
         probed, stopped = await self._enumerate(target, ctx, "REGISTER", candidates)
         found = [ext for ext, status in probed if status != base]
         options_baselines: list[tuple[str, int]] = []

@@ -17,6 +17,7 @@ REGISTER from anyone.
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,14 +25,42 @@ from typing import ClassVar
 
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
 from probes.observations import Observation, Risk, Service, SipCallTest, SipRegisterTest
+from probes.options import OptionSet, option, option_set
 from probes.sip import sipmsg, sipnet
 from probes.sip.sipnet import T1
-from profiles.errors import ProbeError, Timeout
+from profiles.errors import ProbeError, Timeout, UsageError
 
 RING_WAIT = 4.0  # seconds a 100 Trying may stand alone before the scanner CANCELs anyway
 FINAL_WAIT = 4.0  # seconds to wait for the final reply after a CANCEL or BYE
 UNASSIGNED_CC = "999"  # ITU-T E.164: country code 999 is spare (unassigned)
 MAX_PREFIXES = 6  # international INVITEs per PBX, at most
+
+
+def parse_prefixes(text: str) -> tuple[str, ...]:
+    """--sip-dial-prefixes: '+,00,010' -> ('+', '00', '010')."""
+    items = tuple(p.strip() for p in text.split(",") if p.strip())
+    if not items or len(items) > MAX_PREFIXES or not all(re.fullmatch(r"[+0-9*#]{1,6}", p) for p in items):
+        raise UsageError(f"--sip-dial-prefixes takes 1 to 6 prefixes of +, digits, * and #, not {text!r}")
+    return items
+
+
+@option_set
+@dataclass(frozen=True)
+class SipCallOptions(OptionSet):
+    """The international prefixes the open-relay INVITEs use."""
+
+    name: ClassVar[str] = "sip-call"
+    title: ClassVar[str] = "SIP open relay"
+
+    sip_dial_prefixes: tuple[str, ...] = option(
+        ("+", "00", "010"),  # E.164 '+', ITU '00', Japan '010'
+        flag="--sip-dial-prefixes",
+        metavar="LIST",
+        help="international dialling prefixes the relay test puts before the spare country code 999, "
+        "comma-separated (default: +,00,010; a matched profile's own are added; at most 6 in all)",
+        parse=parse_prefixes,
+        legacy="sip_dial_prefixes",
+    )
 
 
 @dataclass
@@ -280,7 +309,8 @@ class SipRelay(Probe):
         out: list[Observation] = []
         baseline = "ea" + secrets.token_hex(4)  # letters: no dial plan routes it as a number
         profile = ctx.profile.sip_dial_prefixes if ctx.profile is not None else ()
-        prefixes = tuple(dict.fromkeys((*ctx.config.sip_dial_prefixes, *profile)))[:MAX_PREFIXES]
+        ours = ctx.config.options(SipCallOptions).sip_dial_prefixes
+        prefixes = tuple(dict.fromkeys((*ours, *profile)))[:MAX_PREFIXES]
         plan = [(baseline, "baseline"), *((n, "international") for n in numbers(prefixes))]
         for number, purpose in plan:
             outcome, dialog = await invite(target, number, ctx)
