@@ -88,6 +88,8 @@ class ProbeConfig:
         kinds = [type(s) for s in self.sets]
         if len(set(kinds)) != len(kinds):
             raise ValueError("ProbeConfig: an option set given twice")
+        # in name order, so two configs holding the same sets are equal however they were built
+        object.__setattr__(self, "sets", tuple(sorted(self.sets, key=lambda s: type(s).name)))
 
     def options(self, cls: type[S]) -> S:
         """This sweep's instance of an option set (its defaults when the sweep has none)."""
