@@ -178,13 +178,15 @@ def _start_node(run: Path, name: str, node: dict[str, Any], state: State) -> Non
 def _start_fleet(run: Path, state: State, size: int) -> None:
     directory = run / "fleet"
     directory.mkdir(parents=True, exist_ok=True)
-    ns = netns.PREFIX + "fleet"
+    ns = fleet.NAMESPACE
     devices = fleet.devices(size)
     netns.add_namespace(ns)
     switch_lines, fleet_lines = fleet.plumbing(ns, devices, ipaddress.ip_network(state.lan).prefixlen)
     netns.ip_batch(switch_lines, SWITCH)
     netns.ip_batch(fleet_lines, ns)
-    netns.sysctl(ns, {"net.ipv4.conf.all.arp_ignore": "1", "net.ipv4.conf.all.arp_announce": "2"})
+    netns.sysctl(
+        ns, {"net.ipv4.conf.all.arp_ignore": "1", "net.ipv4.conf.all.arp_announce": "2", **fleet.icmp_sysctls(size)}
+    )
     launch = daemons.emulator_launch(devices, directory / "fleet.yaml", directory / "emulator.pid", set())
     state.procs.append(_spawn(run, ns, "fleet", "emulator", launch))
     state.fleet = [str(d["address"]) for d in devices]

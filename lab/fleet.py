@@ -13,6 +13,12 @@ MAX_FLEET = 1000
 # Every broadcast (ARP who-has) is queued once per macvlan port; the default queue (1000) dropped
 # ARP requests when a sweep sent hundreds at once to a 1,000-device fleet.
 BC_QUEUE = 65536
+NAMESPACE = "ealab-fleet"  # every fleet device's macvlan lives here (netns.PREFIX + "fleet")
+NFT_TABLE = "edgeaudit_bench_silent_udp"
+# Linux's own ICMP error limits, per network namespace: one error per icmp_ratelimit ms toward one
+# destination after a burst of 6 (XRLIM_BURST_FACTOR), and icmp_msgs_per_sec with icmp_msgs_burst
+# (1000/s, 50) toward all destinations together.
+LINUX_MSGS_PER_SEC, LINUX_MSGS_BURST = 1000, 50
 
 
 def devices(size: int, path: Path = FLEET) -> list[dict[str, Any]]:
@@ -47,3 +53,35 @@ def plumbing(ns: str, fleet: list[dict[str, Any]], prefixlen: int) -> tuple[list
             f"link set mv{i} up",
         ]
     return switch, lines
+
+
+def icmp_sysctls(size: int) -> dict[str, str]:
+    """Sysctls for the fleet's namespace so each device answers closed UDP ports as a device of its own would.
+
+    A real device has its own kernel and so its own ICMP limiters. The fleet's devices share one
+    namespace: toward one scanner, the per-destination limit (1 per second) was shared by all of
+    them, so closed UDP ports looked silent, a lab artefact. Per device, a sweep sends a handful of
+    UDP probes, within the burst a device allows, so the per-destination limit is off, and the
+    namespace-wide one is a device's times the fleet size.
+    """
+    return {
+        "net.ipv4.icmp_ratelimit": "0",
+        "net.ipv4.icmp_msgs_per_sec": str(LINUX_MSGS_PER_SEC * size),
+        "net.ipv4.icmp_msgs_burst": str(LINUX_MSGS_BURST * size),
+    }
+
+
+def silent_udp_ruleset() -> str:
+    """An nftables table for the fleet's namespace that drops its ICMP port-unreachable: closed UDP ports go silent.
+
+    The benchmark's case of a network that drops UDP silently (a filtering firewall); the
+    table is deleted again after that case.
+    """
+    return (
+        f"table inet {NFT_TABLE} {{\n"
+        "  chain out {\n"
+        "    type filter hook output priority 0; policy accept;\n"
+        "    icmp type destination-unreachable icmp code port-unreachable drop\n"
+        "  }\n"
+        "}\n"
+    )

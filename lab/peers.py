@@ -1,0 +1,421 @@
+"""`make bench-lab`: each sweep stage of edgeaudit next to the specialist tool, on the lab's fleet.
+
+Brings up the namespace lab with a fleet (default 254 devices, 198.18.4.1-254), then for each
+stage runs edgeaudit and the peer tool as child processes, alternated A B A B after one warm-up
+of each, and prints the medians of the counted runs: wall time, CPU time and peak RSS of the child
+(``os.wait4``'s rusage, its waited-for descendants included), the ratio edgeaudit/peer, what each
+found, and how busy the fleet's emulator process was meanwhile. Writes out/bench-lab.json.
+
+`edgeaudit scan` has no option that runs one stage alone, so the stage rows run the engine with
+only that stage's probes (``python -m lab.peers engine --probes ...``: the same engine, no CLI, no
+report); the full audit row runs the real ``edgeaudit scan`` command in its default mode.
+Numbers are this machine's; compare runs on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import ipaddress
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from lab import fleet
+
+OUT = Path("out/bench-lab.json")
+# The ports of edgeaudit's discovery phase besides the TCP list (ProbeConfig: SNMP, SIP, NTP; DNS; SSDP).
+UDP_PORTS = (53, 123, 161, 1900, 5060)
+NSE = "ftp-anon,http-default-accounts,snmp-brute,sip-methods,ntp-info,ssh-auth-methods,telnet-brute"
+
+
+@dataclass
+class Run:
+    """One child process: its wall and CPU seconds, peak RSS, exit status, and whether the cap cut it."""
+
+    wall_s: float
+    cpu_s: float
+    rss_mib: float
+    status: int
+    cut: bool
+    found: str
+    fleet_busy: float | None  # the emulator's CPU seconds / wall during this run (1.0 = one core)
+
+
+@dataclass
+class Side:
+    """One tool's runs of a stage."""
+
+    label: str
+    argv: list[str] | None  # None: the tool is missing
+    runs: list[Run] = field(default_factory=list)
+
+    def median(self, attr: str) -> float | None:
+        """Median of one Run attribute over the counted runs."""
+        values = [getattr(r, attr) for r in self.runs if getattr(r, attr) is not None]
+        return statistics.median(values) if values else None
+
+
+@dataclass
+class Stage:
+    """One row of the table: edgeaudit and the peer for the same work."""
+
+    key: str
+    title: str
+    ours: Side
+    peer: Side
+    silent_udp: bool = False  # closed UDP ports answer nothing (ICMP port-unreachable dropped in the fleet)
+    cap_s: float = 600.0
+    note: str = ""
+
+
+def wait_capped(proc: subprocess.Popen[bytes], cap_s: float) -> tuple[int, float, float, bool]:
+    """Wait for a child (its own session) with os.wait4; past ``cap_s`` kill its group. (status, cpu, rss MiB, cut)."""
+    cut = threading.Event()
+
+    def stop() -> None:
+        cut.set()
+        for sig, pause in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 0.0)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                return
+            time.sleep(pause)
+
+    timer = threading.Timer(cap_s, stop)
+    timer.daemon = True
+    timer.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        timer.cancel()
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
+    return proc.returncode, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, cut.is_set()
+
+
+def cpu_of(pid: int | None) -> float | None:
+    """CPU seconds (user + system) a live process used so far, from /proc/PID/stat; None when unreadable."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def found(text: str) -> str:
+    """What a tool's output says it found: hosts up, open ports, answering devices (empty when unknown)."""
+    if m := re.search(r"\((\d+) hosts? up\)", text):  # nmap
+        opened = len(re.findall(r"^\d+/(?:tcp|udp)\s+open\s", text, re.M))
+        return f"{m.group(1)} up" + (f", {opened} open ports" if opened else "")
+    if m := re.search(r"^engine: (.+)$", text, re.M):  # the stage runner below
+        return m.group(1)
+    if m := re.search(r"(\d+) device\(s\) answered", text):  # edgeaudit scan's summary
+        return f"{m.group(1)} answered"
+    answering = set(re.findall(r"^\|?\s*(\d+\.\d+\.\d+\.\d+)(?::\d+)?\s", text, re.M))  # svmap table, onesixtyone
+    return f"{len(answering)} answered" if answering else ""
+
+
+def run_once(argv: list[str], cap_s: float, env: dict[str, str], emulator: int | None, log: Path) -> Run:
+    """Run one child to its end or its cap; measure it and the emulator meanwhile."""
+    before = cpu_of(emulator)
+    with log.open("wb") as out:
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+        status, cpu, rss, cut = wait_capped(proc, cap_s)
+        wall = time.monotonic() - started
+    after = cpu_of(emulator)
+    busy = (after - before) / wall if before is not None and after is not None and wall > 0 else None
+    return Run(
+        round(wall, 3),
+        round(cpu, 3),
+        round(rss, 1),
+        status,
+        cut,
+        found(log.read_text(errors="replace")),
+        None if busy is None else round(busy, 3),
+    )
+
+
+def silent_udp(on: bool) -> None:
+    """Drop (or stop dropping) the fleet's ICMP port-unreachable: closed UDP ports then answer nothing."""
+    if on:
+        text = fleet.silent_udp_ruleset()
+        subprocess.run(
+            ["ip", "netns", "exec", fleet.NAMESPACE, "nft", "-f", "-"], input=text.encode(), check=True, timeout=10
+        )
+    else:
+        subprocess.run(
+            ["ip", "netns", "exec", fleet.NAMESPACE, "nft", "delete", "table", "inet", fleet.NFT_TABLE],
+            check=False,
+            timeout=10,
+            capture_output=True,
+        )
+
+
+def measure(stage: Stage, runs: int, env: dict[str, str], emulator: int | None, logs: Path) -> None:
+    """One warm-up of each side, then ``runs`` counted runs alternated A B A B."""
+    sides = [s for s in (stage.ours, stage.peer) if s.argv is not None]
+    if stage.silent_udp:
+        silent_udp(True)
+    try:
+        for i in range(runs + 1):
+            for side in sides:
+                assert side.argv is not None
+                log = logs / f"{stage.key}-{'ours' if side is stage.ours else 'peer'}-{i}.log"
+                result = run_once(side.argv, stage.cap_s, env, emulator, log)
+                if i:  # run 0 is the warm-up
+                    side.runs.append(result)
+                print(
+                    f"  {stage.key} {'warm-up' if not i else f'run {i}'}: {side.label}: {result.wall_s:.2f} s"
+                    f"{' (cut)' if result.cut else ''}, {result.found or '-'}",
+                    flush=True,
+                )
+    finally:
+        if stage.silent_udp:
+            silent_udp(False)
+
+
+def stages(
+    target: str, hosts: Path, communities: Path, tools: dict[str, str | None], cap_full: float, nft: bool
+) -> list[Stage]:
+    """The table's rows: what edgeaudit runs and what the peer runs for the same stage."""
+    from probes.base import TCP_PORTS
+
+    tcp = ",".join(str(p) for p in TCP_PORTS)
+    udp = ",".join(str(p) for p in UDP_PORTS)
+    engine = [sys.executable, "-m", "lab.peers", "engine", target, "--probes"]
+    nmap, svmap, onesixtyone = tools["nmap"], tools["svmap"], tools["onesixtyone"]
+
+    def peer(label: str, tool: str | None, *args: str) -> Side:
+        return Side(label, [tool, *args] if tool else None)
+
+    discovery_probes = "arp,icmp-echo,tcp-connect,dns,ntp-query,sip-options,snmp-discovery,upnp"
+    rows = [
+        Stage(
+            "arp",
+            "ARP presence of the /24",
+            Side("engine: arp", [*engine, "arp"]),
+            peer("nmap -n -sn", nmap, "-n", "-sn", target),
+        ),
+        Stage(
+            "tcp",
+            "presence + TCP ports",
+            Side("engine: arp, tcp-connect", [*engine, "arp,tcp-connect"]),
+            peer(f"nmap -n -sS -p {tcp}", nmap, "-n", "-sS", "-p", tcp, target),
+        ),
+        Stage(
+            "discovery",
+            "presence + discovery (TCP, UDP services, ICMP)",
+            Side("engine: presence + discovery phases", [*engine, discovery_probes]),
+            peer(f"nmap -n -sS -sU -p T:{tcp},U:{udp}", nmap, "-n", "-sS", "-sU", "-p", f"T:{tcp},U:{udp}", target),
+        ),
+    ]
+    if nft:
+        rows.append(
+            Stage(
+                "discovery-silent",
+                "the same, closed UDP ports silent (ICMP dropped)",
+                Side(rows[-1].ours.label, rows[-1].ours.argv),
+                Side(rows[-1].peer.label, rows[-1].peer.argv),
+                silent_udp=True,
+            )
+        )
+    rows += [
+        Stage(
+            "sip",
+            "SIP OPTIONS over the /24",
+            Side("engine: arp, sip-options", [*engine, "arp,sip-options"]),
+            peer("svmap", svmap, target),
+        ),
+        Stage(
+            "snmp",
+            "SNMP community 'public' over the /24 (edgeaudit: v2c then v1, system group; onesixtyone: v1)",
+            Side("engine: arp, snmp-community", [*engine, "arp,snmp-community"]),
+            peer("onesixtyone -c public -i hosts", onesixtyone, "-c", str(communities), "-i", str(hosts)),
+        ),
+    ]
+    pipeline = None
+    if nmap:
+        parts = [f"{nmap} -n -sS -sU -sV -p T:{tcp},U:{udp} --script {NSE} {target}"]
+        parts += [f"{svmap} {target}"] if svmap else []
+        parts += [f"{onesixtyone} -c {communities} -i {hosts}"] if onesixtyone else []
+        pipeline = ["sh", "-c", "; ".join(parts)]
+    label = "nmap -sV + NSE (" + NSE + ")" + (" + svmap" if svmap else "") + (" + onesixtyone" if onesixtyone else "")
+    edgeaudit = str(Path(sys.executable).with_name("edgeaudit"))
+    scan_out = hosts.parent / "scan"
+    rows.append(
+        Stage(
+            "full",
+            "full default audit",
+            Side(
+                "edgeaudit scan (default mode)",
+                [edgeaudit, "scan", target, "--out", str(scan_out), "--db", str(scan_out / "history.sqlite3")],
+            ),
+            Side(label, pipeline),
+            cap_s=cap_full,
+            note=f"peer pipeline capped at {cap_full:g} s",
+        )
+    )
+    return rows
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}x" if a is not None and b else "-"
+
+
+def _fmt(side: Side) -> str:
+    if side.argv is None:
+        return "missing"
+    if not side.runs:
+        return "not run"
+    wall, cpu, rss = side.median("wall_s"), side.median("cpu_s"), side.median("rss_mib")
+    cut = sum(r.cut for r in side.runs)
+    return f"{wall:.2f} s, CPU {cpu:.2f} s, {rss:.0f} MiB" + (f" ({cut} of {len(side.runs)} cut)" if cut else "")
+
+
+def table(rows: list[Stage]) -> str:
+    """The medians as a Markdown table (the README quotes it)."""
+    lines = [
+        "| stage | edgeaudit | peer | ratio (wall) | found: edgeaudit / peer | emulator busy |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in rows:
+        busy = [b for b in (s.ours.median("fleet_busy"), s.peer.median("fleet_busy")) if b is not None]
+        ours_found = s.ours.runs[-1].found if s.ours.runs else "-"
+        peer_found = s.peer.runs[-1].found if s.peer.runs else "-"
+        lines.append(
+            f"| {s.title} | {s.ours.label}: {_fmt(s.ours)} | {s.peer.label}: {_fmt(s.peer)} | "
+            f"{_ratio(s.ours.median('wall_s'), s.peer.median('wall_s'))} | {ours_found or '-'} / {peer_found or '-'} | "
+            f"{'max ' + format(max(busy), '.0%') + ' of a core' if busy else '-'} |"
+        )
+    return "\n".join(lines)
+
+
+def find_tools(svmap: str | None) -> dict[str, str | None]:
+    """Peer tools on PATH (svmap may be given: it lives in the benchmark's own venv)."""
+    given = svmap if svmap and os.access(svmap, os.X_OK) else None
+    return {
+        "nmap": shutil.which("nmap"),
+        "onesixtyone": shutil.which("onesixtyone"),
+        "svmap": given or shutil.which("sipvicious_svmap") or shutil.which("svmap"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`make bench-lab` (root): bring the lab up with a fleet, measure every stage, bring it down."""
+    parser = argparse.ArgumentParser(prog="python -m lab.peers")
+    parser.add_argument("--fleet", type=int, default=254, help="fleet devices (a /24 holds 254)")
+    parser.add_argument("--runs", type=int, default=3, help="counted runs per side (after one warm-up)")
+    parser.add_argument("--stages", default="", help="comma-separated stage keys (default: all)")
+    parser.add_argument("--full-cap", type=float, default=120.0, help="seconds a full-audit run may take")
+    parser.add_argument("--svmap", default=None, help="svmap's path (sipvicious, installed by make bench-lab)")
+    parser.add_argument("--source", default=None, help="run this checkout's edgeaudit (PYTHONPATH) instead")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    from lab import control
+
+    tools = find_tools(args.svmap)
+    nft = shutil.which("nft") is not None
+    missing = sorted(name for name, path in tools.items() if path is None) + ([] if nft else ["nft"])
+    target = str(ipaddress.ip_network(f"{fleet.devices(1)[0]['address']}/24", strict=False))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if args.source:
+        env["PYTHONPATH"] = str(Path(args.source).resolve())
+    commit = subprocess.run(
+        ["git", "-C", args.source or ".", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    with tempfile.TemporaryDirectory(prefix="edgeaudit-bench-lab-") as tmp:
+        work = Path(tmp)
+        env["HOME"] = str(work)  # svmap and nmap keep their state files here, not in root's home
+        hosts, communities = work / "hosts.txt", work / "communities.txt"
+        from probes.snmp import SnmpCommunity
+
+        communities.write_text("\n".join(SnmpCommunity.communities) + "\n")
+        rows = stages(target, hosts, communities, tools, args.full_cap, nft)
+        if args.stages:
+            keep = set(args.stages.split(","))
+            rows = [r for r in rows if r.key in keep]
+        print(
+            f"bench-lab: fleet of {args.fleet}, {args.runs} counted runs per side, "
+            f"missing: {', '.join(missing) or 'nothing'}",
+            flush=True,
+        )
+        run = work / "lab"
+        try:
+            state = control.up(run, fleet_size=args.fleet)
+            hosts.write_text(
+                "\n".join(a for a in state.fleet if ipaddress.ip_address(a) in ipaddress.ip_network(target)) + "\n"
+            )
+            emulator = next((p.pid for p in state.procs if p.node == "fleet" and p.daemon == "emulator"), None)
+            for row in rows:
+                measure(row, args.runs, env, emulator, work)
+        finally:
+            control.down(run)
+    report = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "commit": commit,
+        "machine": {"cpus": os.cpu_count(), "kernel": platform.release()},
+        "fleet": args.fleet,
+        "target": target,
+        "runs": args.runs,
+        "missing": missing,
+        "stages": [asdict(r) for r in rows],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    print(table(rows))
+    print(f"missing tools: {', '.join(missing) or 'none'}; medians of {args.runs}; written to {args.out}")
+    return 0
+
+
+def engine_main(argv: list[str]) -> int:
+    """`python -m lab.peers engine TARGET --probes a,b`: one sweep with only the named probes, no CLI or report."""
+    import asyncio
+    from collections import Counter
+
+    import probes
+    import profiles
+    from probes.base import REGISTRY, ProbeConfig, Registry
+    from scanner.orchestrator import Engine, HostResult, SweepConfig
+
+    parser = argparse.ArgumentParser(prog="python -m lab.peers engine")
+    parser.add_argument("target")
+    parser.add_argument("--probes", required=True)
+    args = parser.parse_args(argv)
+    probes.load_all()
+    registry = Registry({name: REGISTRY.get(name) for name in args.probes.split(",")})
+    states: Counter[str] = Counter()
+    answered: Counter[str] = Counter()
+
+    class Sink:
+        def host_done(self, result: HostResult) -> None:
+            states[result.state] += 1
+            answered.update(s.name for s in result.device.services)
+
+    addresses = [str(a) for a in ipaddress.ip_network(args.target).hosts()]
+    engine = Engine(SweepConfig(probe_config=ProbeConfig(privileged=True)), profiles.load_all(), registry=registry)
+    asyncio.run(engine.sweep(addresses, Sink(), asyncio.Event()))
+    services = ", ".join(f"{n} {k}" for k, n in sorted(answered.items()))
+    print(f"engine: {states['up']} up" + (f" ({services})" if services else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["engine"]:
+        sys.exit(engine_main(sys.argv[2:]))
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""The side-by-side benchmark's helpers (lab/peers.py) and the fleet's own ICMP limits, without root."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lab import control, fleet, peers
+
+
+def test_fleet_namespace_gets_icmp_limits_of_separate_devices(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """One namespace, one ICMP limiter: the fleet's is lifted to what its devices would have each, there only."""
+    calls: list[tuple[str, dict[str, str]]] = []
+    monkeypatch.setattr(control.netns, "add_namespace", lambda name: None)
+    monkeypatch.setattr(control.netns, "ip_batch", lambda lines, ns=None: None)
+    monkeypatch.setattr(control.netns, "sysctl", lambda ns, values: calls.append((ns, values)))
+    monkeypatch.setattr(control, "_spawn", lambda *a: control.Proc("fleet", "emulator", 1, "log"))
+    state = control.State(0.0, "198.18.0.0/21", "198.19.0.0/24", "198.18.1.254", {})
+    control._start_fleet(tmp_path, state, 20)
+    assert {ns for ns, _ in calls} == {fleet.NAMESPACE}  # never the host's, never another node's
+    applied = {k: v for _, values in calls for k, v in values.items()}
+    assert applied["net.ipv4.icmp_ratelimit"] == "0"
+    assert int(applied["net.ipv4.icmp_msgs_per_sec"]) == 20 * fleet.LINUX_MSGS_PER_SEC
+    assert int(applied["net.ipv4.icmp_msgs_burst"]) == 20 * fleet.LINUX_MSGS_BURST
+
+
+def test_found_reads_each_tools_output() -> None:
+    nmap = (
+        "Nmap scan report for 198.18.4.1\n22/tcp open  ssh\n80/tcp   open  http\n"
+        "Nmap done: 256 IP addresses (254 hosts up) scanned in 1.3 seconds\n"
+    )
+    assert peers.found(nmap) == "254 up, 2 open ports"
+    svmap = (
+        "| SIP Device         | User Agent           |\n+====+\n"
+        "| 198.18.4.5:5060    | Asterisk PBX 16.30.0 |\n| 198.18.4.6:5060    | Asterisk PBX 22.6.0  |\n"
+    )
+    assert peers.found(svmap) == "2 answered"
+    onesixtyone = "Scanning 3 hosts, 1 communities\n198.18.4.1 [public] EdgeLab EL-R100\n198.18.4.3 [public] EL-M300\n"
+    assert peers.found(onesixtyone) == "2 answered"
+    assert peers.found("edgeaudit: 251 device(s) answered") == "251 answered"
+    assert peers.found("nothing to see") == ""
+
+
+def test_wait_capped_measures_the_child_and_cuts_it_at_the_cap() -> None:
+    burn = subprocess.Popen(
+        [sys.executable, "-c", "import time\nt=time.process_time()\nwhile time.process_time()-t<0.3: pass"],
+        start_new_session=True,
+    )
+    status, cpu, rss, cut = peers.wait_capped(burn, 30.0)
+    assert (status, cut) == (0, False) and cpu >= 0.25 and rss > 1
+    started = time.monotonic()
+    slow = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    status, _, _, cut = peers.wait_capped(slow, 0.3)
+    assert cut and status != 0 and time.monotonic() - started < 10
+
+
+def test_missing_peer_is_named_and_its_rows_keep_edgeaudit(tmp_path: Path) -> None:
+    tools: dict[str, Any] = {"nmap": "/usr/bin/nmap", "svmap": None, "onesixtyone": None}
+    rows = peers.stages("198.18.4.0/24", tmp_path / "h", tmp_path / "c", tools, 60.0, nft=False)
+    by_key = {r.key: r for r in rows}
+    assert by_key["sip"].peer.argv is None and by_key["sip"].ours.argv is not None
+    assert "svmap: missing" in peers.table([by_key["sip"]])
+    assert "discovery-silent" not in by_key  # no nft: that case cannot be built, so it is not pretended
+    full = by_key["full"].peer.argv
+    assert full is not None and "svmap" not in " ".join(full) and "onesixtyone" not in " ".join(full)
