@@ -110,9 +110,8 @@ def _probe_config_from_json(data: dict[str, Any]) -> ProbeConfig:
     known = {f.name for f in dataclasses.fields(ProbeConfig)} - {"sets"}
     if set(stored) - known:
         raise UsageError(f"stored sweep config has unknown probe settings: {sorted(set(stored) - known)}")
-    fields = {f.name: f for f in dataclasses.fields(ProbeConfig)}
-    hints = typing.get_type_hints(ProbeConfig)
-    values = {k: options.decode(hints[k], v, f"probe_config.{k}") for k, v in stored.items() if k in fields}
+    hints = typing.get_type_hints(ProbeConfig)  # its own fields decode by their types, as the sets' do
+    values = {k: options.decode(hints[k], v, f"probe_config.{k}") for k, v in stored.items()}
     return ProbeConfig(**values, sets=options.decode_sets(sets))
 
 

@@ -84,6 +84,14 @@ def _bad_inputs(tmp_path: Path) -> Iterator[tuple[list[str], str]]:
     words = tmp_path / "ext.txt"
     words.write_text("100\n101\nbad extension!\n", encoding="utf-8")
     yield ["--sip-extensions", f"200,@{words}"], f"{words}:3:"
+    toml = tmp_path / "auth.toml"
+    toml.write_text(
+        '[[device]]\nhost = "192.0.2.1"\nusername = "a"\npassword = "b"\n\n[[device]]\nhost = "x"\n', encoding="utf-8"
+    )
+    yield ["--auth-file", str(toml)], f"{toml}:6: device #2"
+    broken = tmp_path / "broken.toml"
+    broken.write_text('[[device]]\nhost = "192.0.2.1"\nusername = \n', encoding="utf-8")
+    yield ["--auth-file", str(broken)], f"{broken}:3: not TOML"
     binary = tmp_path / "latin1.txt"
     binary.write_bytes(b"admin:ok\nadmin:caf\xe9\n")
     yield ["--credentials", str(binary)], f"{binary}:2: not UTF-8"

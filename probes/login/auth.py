@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import stat
 import sys
 import tomllib
@@ -65,12 +66,19 @@ def load(path: str) -> tuple[AuthEntry, ...]:
 def _load(path: str, _mtime_ns: int, _size: int) -> tuple[AuthEntry, ...]:
     file = Path(path)
     try:
-        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+        text = file.read_text(encoding="utf-8")
         mode = file.stat().st_mode
     except OSError as exc:
         raise UsageError(f"--auth-file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--auth-file {path}: not UTF-8 text") from exc
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"--auth-file {path}: not TOML: {exc}") from exc
+        at = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        raise UsageError(f"--auth-file {path}{':' + at.group(1) if at else ''}: not TOML: {exc}") from exc
+    # tomllib keeps no positions: an entry's line is that of its [[device]] header, counted in the text
+    headers = [n for n, line in enumerate(text.splitlines(), 1) if re.match(r"\s*\[\[\s*device\s*\]\]", line)]
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         print(f"edgeaudit: warning: --auth-file {path} is readable by others (chmod 600 it)", file=sys.stderr)
     if set(raw) - {"device"}:
@@ -78,8 +86,12 @@ def _load(path: str, _mtime_ns: int, _size: int) -> tuple[AuthEntry, ...]:
             f"--auth-file {path}: only [[device]] tables are allowed, found {sorted(set(raw) - {'device'})}"
         )
     entries: list[AuthEntry] = []
-    for i, item in enumerate(raw.get("device", [])):
-        where = f"--auth-file {path}: device #{i + 1}"
+    devices = raw.get("device", [])
+    if not isinstance(devices, list) or not all(isinstance(d, dict) for d in devices):
+        raise UsageError(f"--auth-file {path}: device must be [[device]] tables")
+    for i, item in enumerate(devices):
+        line = f":{headers[i]}" if len(headers) == len(devices) else ""
+        where = f"--auth-file {path}{line}: device #{i + 1}"
         unknown = set(item) - KEYS
         if unknown:
             raise UsageError(f"{where}: unknown keys {sorted(unknown)}")
