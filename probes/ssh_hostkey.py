@@ -29,7 +29,7 @@ class SshHostKey(Probe):
 
     async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
         """One key exchange within the deadline."""
-        import asyncssh  # local import: slow to load, and only this module, probes.login.ssh and probes.login.cli_read need it
+        import asyncssh  # local import: slow to load; only this module, probes.login.ssh and .cli_read need it
 
         assert target.service is not None
         what = f"ssh {target.address}:{target.service.port}"
