@@ -59,6 +59,23 @@ def test_wait_capped_measures_the_child_and_cuts_it_at_the_cap() -> None:
     assert cut and status != 0 and time.monotonic() - started < 10
 
 
+def test_peak_rss_is_the_childs_own_not_the_harness_it_was_forked_from() -> None:
+    """A small tool's peak RSS: rusage's ru_maxrss would carry this test process's memory into the child."""
+    ballast = b"\x01" * (200 * 1024 * 1024)  # this process now holds 200 MiB (touched pages)
+    small = subprocess.Popen(["sleep", "0.5"], start_new_session=True)
+    _, _, rss, _ = peers.wait_capped(small, 30.0, every_s=0.05)
+    assert 0 < rss < 50
+    del ballast
+
+
+def test_a_cut_pipeline_still_counts_the_cpu_its_tools_used() -> None:
+    """The shell killed at the cap never waited for its tool: its CPU comes from the samples."""
+    burn = f"{sys.executable} -c 'import time\nwhile True: pass'"
+    shell = subprocess.Popen(["sh", "-c", f"{burn}; true"], start_new_session=True)
+    _, cpu, _, cut = peers.wait_capped(shell, 1.0, every_s=0.05)
+    assert cut and cpu >= 0.5
+
+
 def test_missing_peer_is_named_and_its_rows_keep_edgeaudit(tmp_path: Path) -> None:
     tools: dict[str, Any] = {"nmap": "/usr/bin/nmap", "svmap": None, "onesixtyone": None}
     rows = peers.stages("198.18.4.0/24", tmp_path / "h", tmp_path / "c", tools, 60.0, nft=False)
