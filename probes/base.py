@@ -14,10 +14,10 @@ import asyncio
 import contextlib
 import errno
 import ssl
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncGenerator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar
 
 from probes.observations import Mode, Observation, Risk, Service
 from probes.options import OptionSet
@@ -154,6 +154,33 @@ class ProbeContext:
         return min(op_timeout, left)
 
 
+@dataclass(frozen=True, slots=True)
+class Screened:
+    """What a screen made of one address of the scope.
+
+    ``down`` set: the screen decided the address is down, and why (no host is started for it).
+    ``observations``: what it saw of an address that answered (the host starts with them).
+    ``screened`` False: this screen cannot judge the address (not on its link, no socket): the
+    host goes through the per-host probes, the screened probe's per-host form included.
+    """
+
+    address: str
+    observations: tuple[Observation, ...] = ()
+    down: str | None = None
+    screened: bool = True
+
+
+class Screen(Protocol):
+    """The sweep-wide form of one per-host probe: one paced sender for the whole scope.
+
+    Each address comes out once; memory stays bounded by the screen's window, whatever the
+    scope's size (a /16 of dead addresses costs no host, no probe run and no task each)."""
+
+    def screen(self, addresses: Iterable[str]) -> AsyncGenerator[Screened, None]:
+        """Judge the addresses, yielding each as soon as it is judged."""
+        ...
+
+
 class Probe(abc.ABC):
     """Base class of every probe. Subclasses are registered with ``@register``."""
 
@@ -174,6 +201,10 @@ class Probe(abc.ABC):
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
         """Where to run on this host: by default, each open service this probe needs."""
         return host.services_named(self.services)
+
+    def screen(self, config: ProbeConfig) -> Screen | None:
+        """A sweep-wide form of this probe for the sweep (PRESENCE probes), or None: per host only."""
+        return None
 
     @abc.abstractmethod
     async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:

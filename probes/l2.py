@@ -18,10 +18,13 @@ import ipaddress
 import secrets
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
+from probes import options
+from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, Screen, register
 from probes.observations import HostAlive, Observation, Service
+from probes.options import OptionSet, option, option_set
 from probes.wire import route
 from profiles.errors import Timeout, Unreachable
 
@@ -152,6 +155,24 @@ _ICMP = _Batcher("icmp", _icmp_batch)
 _ARP = _Batcher("arp", _arp_batch, max_wait=1.0)
 
 
+@option_set
+@dataclass(frozen=True)
+class ArpOptions(OptionSet):
+    """How fast the sweep-wide ARP screen asks."""
+
+    name: ClassVar[str] = "arp"
+    title: ClassVar[str] = "ARP presence (root)"
+
+    arp_rate: float = option(
+        2500.0,
+        flag="--arp-rate",
+        metavar="PER_SECOND",
+        help="ARP who-has frames per second for the whole sweep, retries included (default 2500: a /24 in "
+        "about 0.1 s; each silent address is asked twice, so about 1,250 dead addresses a second)",
+        parse=options.number("--arp-rate", float, 1, "must be at least 1 frame per second"),
+    )
+
+
 def _on_link_v4(address: str) -> bool:
     """ARP decides only where the kernel would reach the address without a gateway."""
     return ipaddress.ip_address(address).version == 4 and route.on_link(address)
@@ -190,6 +211,14 @@ class ArpPing(Probe):
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
         """Host-level, only when privileged and the address is an IPv4 neighbour (no gateway between)."""
         return [None] if config.privileged and _on_link_v4(host.address) else []
+
+    def screen(self, config: ProbeConfig) -> Screen | None:
+        """The sweep-wide form (probes.arpscan), when privileged; per host it stays for what it cannot judge."""
+        if not config.privileged:
+            return None
+        from probes.arpscan import ArpScreen
+
+        return ArpScreen(rate=config.options(ArpOptions).arp_rate)
 
     async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
         """One ARP request (batched); the MAC is recorded when it answers."""

@@ -10,12 +10,13 @@ becomes a ProbeFailure observation (inconclusive), never a pass.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import gc
 import importlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -30,6 +31,8 @@ from probes.base import (
     ProbeConfig,
     ProbeContext,
     ProbeTarget,
+    Screen,
+    Screened,
     Timeouts,
 )
 from probes.base import Registry as ProbeRegistry
@@ -52,6 +55,7 @@ from scanner.findings import Finding, Status
 log = logging.getLogger("edgeaudit.engine")
 
 RECORD_TIMEOUT_S = 30.0  # one host's result written by the sink (the history's busy timeout is 10 s)
+DOWN_BATCH = 512  # screened-down addresses handed to the sink per writer-thread call
 JUDGE_TIMEOUT_S = 30.0  # one host's checks, the offline feed database's reads included
 
 
@@ -72,6 +76,8 @@ class SweepConfig:
     syslog_listen: str | None = None  # "[ADDR:]PORT" of the sweep's syslog receiver
     max_feed_age_days: int = 30
     vantage: str = "lan"  # "wan": the scanner stands outside the edge; exposure checks judge what answers
+    phases: tuple[Phase, ...] = PHASE_ORDER  # `discover`: presence and discovery only
+    checks: frozenset[str] | None = None  # the per-host checks judged (None: all); `discover`: the inventory
 
 
 @dataclass
@@ -102,6 +108,7 @@ class _HostState:
         self.address = address
         self.observations: list[Observation] = []
         self.pending: dict[tuple[str, str], Service | None] = {}
+        self.screened: frozenset[str] = frozenset()  # probes a sweep-wide screen already ran for this host
         self.budget_s = 0.0  # the host's time budget: --host-budget, grown to fit its later phases
         self.down_reason = "no TCP port, UDP service, ARP or ICMP answer"
 
@@ -163,48 +170,91 @@ class Engine:
         self._judge_thread: ThreadPoolExecutor | None = None  # checks run here: the feed database is read off the loop
 
     async def sweep(self, addresses: Iterable[str], sink: ResultSink, stop: asyncio.Event) -> bool:
-        """Scan every address; return True when stopped early (Ctrl-C) with work left."""
+        """Scan every address; return True when stopped early (Ctrl-C) with work left.
+
+        The addresses pass through the sweep's screen first (the sweep-wide form of a PRESENCE
+        probe, e.g. paced ARP for the whole scope): an address it finds down is recorded down at
+        once, with its reason, and never becomes a host task; one that answered starts its host
+        with what the screen saw; one it cannot judge goes through every per-host probe.
+        """
         slots = asyncio.Semaphore(self.config.max_hosts)
         interrupted = False
         await self._import_libraries()
         # What is loaded by now (libraries, profiles, checks) lives as long as the process: out of the
         # collector's sight, a full collection during the sweep no longer walks it (tens of ms on the loop).
         gc.freeze()
+        screen = self._screen()
+        stream = screen[1].screen(addresses) if screen else _unscreened(addresses)
+        screened_by = frozenset({screen[0]}) if screen else frozenset()
+        down: list[HostResult] = []
 
-        async def one(address: str) -> None:
+        async def one(item: Screened) -> None:
             try:
-                result = await self.scan_host(address)
-                await self._record(sink, result)
-                if self.on_progress:
-                    self.on_progress(result)
+                result = await self.scan_host(item.address, item, screened_by if item.screened else frozenset())
+                await self._record(sink, [result])
             finally:
                 slots.release()
 
         try:
-            async with asyncio.TaskGroup() as tg:
-                for address in addresses:
+            async with contextlib.aclosing(stream) as items, asyncio.TaskGroup() as tg:
+                async for item in items:
                     if stop.is_set():
                         interrupted = True
                         break
+                    if item.down is not None:
+                        down.append(await self._down(item.address, item.down))
+                        if len(down) >= DOWN_BATCH:
+                            batch, down = down, []
+                            await self._record(sink, batch)
+                        continue
                     await slots.acquire()
                     if stop.is_set():
                         slots.release()
                         interrupted = True
                         break
-                    tg.create_task(one(address), name=f"host {address}")
+                    tg.create_task(one(item), name=f"host {item.address}")
+                if down:
+                    batch, down = down, []
+                    await self._record(sink, batch)
         finally:
             await asyncio.shield(self._close())
         return interrupted
 
-    async def _record(self, sink: ResultSink, result: HostResult) -> None:
-        """Hand a host's result to the sink on the writer thread (off the loop), within RECORD_TIMEOUT_S."""
+    def _screen(self) -> tuple[str, Screen] | None:
+        """The sweep's screen: the first PRESENCE probe (by name) this mode allows that has a sweep-wide form."""
+        for cls in self.registry.in_phase(Phase.PRESENCE):
+            if self.config.mode.allows(cls.risk):
+                screen = cls().screen(self.config.probe_config)
+                if screen is not None:
+                    return cls.name, screen
+        return None
+
+    async def _down(self, address: str, reason: str) -> HostResult:
+        """A screened-down address's result: judged only where a silent device is a finding (`check`)."""
+        now = time.time()
+        state = _HostState(address)
+        state.down_reason = reason
+        findings = await self._judge_off_loop(state, None, False) if self.config.report_unreachable else []
+        return HostResult(address, "down", now, now, findings, describe((), frozenset(), None))
+
+    async def _record(self, sink: ResultSink, results: list[HostResult]) -> None:
+        """Hand host results to the sink on the writer thread (off the loop), within RECORD_TIMEOUT_S; then progress."""
         if self._writer is None:
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgeaudit-history")
         loop = asyncio.get_running_loop()
+
+        def write() -> None:
+            for result in results:
+                sink.host_done(result)
+
         try:
-            await asyncio.wait_for(loop.run_in_executor(self._writer, sink.host_done, result), RECORD_TIMEOUT_S)
+            await asyncio.wait_for(loop.run_in_executor(self._writer, write), RECORD_TIMEOUT_S)
         except TimeoutError as exc:
-            raise StoreError(f"recording host {result.address} took over {RECORD_TIMEOUT_S:g}s") from exc
+            what = results[0].address + (f" and {len(results) - 1} more" if len(results) > 1 else "")
+            raise StoreError(f"recording host {what} took over {RECORD_TIMEOUT_S:g}s") from exc
+        if self.on_progress:
+            for result in results:
+                self.on_progress(result)
 
     async def _close(self) -> None:
         """End of the sweep: the ledger's database and thread, and the writer thread (its work is awaited)."""
@@ -227,17 +277,24 @@ class Engine:
         for name in sorted(names):
             await loop.run_in_executor(None, importlib.import_module, name)
 
-    async def scan_host(self, address: str) -> HostResult:
-        """All phases on one host within its budget; always returns a result."""
+    async def scan_host(
+        self, address: str, screened: Screened | None = None, skip: frozenset[str] = frozenset()
+    ) -> HostResult:
+        """All phases on one host within its budget; always returns a result.
+
+        ``screened``: what the sweep's screen saw of it; ``skip``: the probes that screen stands for."""
         started = time.time()
         state = _HostState(address)
+        state.screened = skip
+        if screened is not None:
+            state.add(screened.observations)
         state.budget_s = self.config.timeouts.host
         host_limit = asyncio.Semaphore(self.config.per_host)
         match: profiles_mod.Match | None = None
         budget_hit = False
         try:
             async with asyncio.timeout(self.config.timeouts.host) as budget:
-                for phase in PHASE_ORDER:
+                for phase in (p for p in PHASE_ORDER if p in self.config.phases):
                     ran = await self._phase(phase, state, host_limit, match)
                     if phase == Phase.PRESENCE and ran and not state.alive and not state.failed(ran):
                         # An on-link address that does not answer ARP cannot talk IP at all: it is
@@ -306,7 +363,7 @@ class Engine:
         snapshot = state.snapshot(match.profile if match else None)
         runs: list[tuple[Probe, Service | None]] = []
         for cls in self.registry.in_phase(phase):
-            if not self.config.mode.allows(cls.risk):
+            if not self.config.mode.allows(cls.risk) or cls.name in state.screened:
                 continue
             probe = cls()
             runs.extend((probe, svc) for svc in probe.targets(snapshot, self.config.probe_config))
@@ -436,6 +493,8 @@ class Engine:
                 )
             )
         for check_id in sorted(self.checks):
+            if self.config.checks is not None and check_id not in self.config.checks:
+                continue
             try:
                 judged = self.checks[check_id](view)
             except Exception as exc:  # a broken check is inconclusive, loudly
@@ -451,3 +510,9 @@ class Engine:
                 judged = checks_mod.no_pass_on_budget(judged)
             findings.extend(judged)
         return findings
+
+
+async def _unscreened(addresses: Iterable[str]) -> AsyncGenerator[Screened, None]:
+    """No screen: every address goes through the per-host probes."""
+    for address in addresses:
+        yield Screened(address, screened=False)

@@ -22,6 +22,7 @@ class Progress:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.started = time.monotonic()
+        self._drawn = 0.0  # when the bar was last drawn: at most 10 redraws a second (a /16 is 65,534 hosts)
 
     def host(self, result: HostResult) -> None:
         """One host finished."""
@@ -33,6 +34,10 @@ class Progress:
         if self.quiet:
             return
         if self.tty:
+            now = time.monotonic()
+            if now - self._drawn < 0.1 and self.done < self.total and result.state == "down":
+                return
+            self._drawn = now
             width = 30
             filled = int(width * self.done / max(1, self.total))
             self.stream.write(
