@@ -17,7 +17,7 @@ from typing import Any
 import jinja2
 import yaml
 
-SCHEMA_VERSION = "2.0"  # 2: the device record's fingerprints are typed entries (service, kind, value, path)
+SCHEMA_VERSION = "2.1"  # 2: typed fingerprint entries (service, kind, value, path); 2.1: summary.hosts_down
 LANGS = ("en", "ja")
 
 

@@ -92,6 +92,7 @@ def build(sweep: SweepRecord, *, show_secrets: bool = False) -> dict[str, Any]:
         },
         "summary": {
             "hosts_reported": len(devices),
+            "hosts_down": sweep.down + sum(1 for h in sweep.hosts if h.state == "down" and not h.findings),
             "failures_by_severity": by_severity,
             "by_status": by_status,
             "devices_by_class": dict(sorted(by_class.items())),

@@ -84,7 +84,8 @@ class SweepRecord:
     scope: dict[str, Any]
     config: dict[str, Any]
     vantage: str
-    hosts: list[HostRecord]
+    hosts: list[HostRecord]  # every host up or cut by its budget, and every down host that has findings
+    down: int = 0  # hosts recorded down with nothing to report: counted, not loaded (a /16 is mostly these)
 
     @property
     def findings(self) -> list[Finding]:
@@ -266,17 +267,21 @@ class Store:
             "SELECT address, json FROM findings WHERE sweep_id=? ORDER BY address, seq", (sweep_id,)
         ):
             findings.setdefault(address, []).append(Finding.from_json(json.loads(text)))
-        hosts = [
-            HostRecord(r[0], r[1], r[2], r[3], r[4], DeviceRecord.from_json(json.loads(r[5])), findings.get(r[0], []))
-            for r in self.db.execute(
-                "SELECT address, state, hostname, started_at, finished_at, device_json FROM hosts"
-                " WHERE sweep_id=? ORDER BY started_at",
-                (sweep_id,),
-            )
-        ]
+        hosts: list[HostRecord] = []
+        down = 0
+        for r in self.db.execute(
+            "SELECT address, state, hostname, started_at, finished_at, device_json FROM hosts"
+            " WHERE sweep_id=? ORDER BY started_at",
+            (sweep_id,),
+        ):
+            if r[1] == "down" and r[0] not in findings:
+                down += 1
+                continue
+            device = DeviceRecord.from_json(json.loads(r[5]))
+            hosts.append(HostRecord(r[0], r[1], r[2], r[3], r[4], device, findings.get(r[0], [])))
         hosts.sort(key=lambda h: _addr_key(h.address))
         return SweepRecord(
-            row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), json.loads(row[7]), row[8], hosts
+            row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), json.loads(row[7]), row[8], hosts, down
         )
 
 
