@@ -124,6 +124,28 @@ def _add_probe_options(p: argparse.ArgumentParser) -> None:
             group.add_argument(o.flag, dest=d.dest, action=action, metavar=metavar, help=o.help)
 
 
+# The scan options that shape presence and discovery; `discover` takes these and no others.
+DISCOVER_OPTIONS = (
+    "--out", "--lang", "--db", "--ports", "--snmp-port", "--sip-port", "--ntp-port", "--timeout",
+    "--connect-timeout", "--probe-timeout", "--host-budget", "--concurrency", "--max-probes", "--per-host",
+    "--unprivileged", "--arp-rate",
+)  # fmt: skip
+
+
+def _add_discover_options(p: argparse.ArgumentParser) -> None:
+    """`discover`'s flags: the scan parser's own (same help, same defaults), only those that apply.
+
+    Every other scan setting keeps the scan parser's default, so one sweep configuration serves both."""
+    scan = argparse.ArgumentParser(add_help=False)
+    _add_scan_options(scan)
+    for action in scan._actions:
+        if any(flag in DISCOVER_OPTIONS for flag in action.option_strings):
+            p._add_action(action)
+    defaults = {a.dest: a.default for a in scan._actions if not any(f in DISCOVER_OPTIONS for f in a.option_strings)}
+    defaults["safe"] = True  # nothing in discovery guesses or logs in: recorded as a safe-mode sweep
+    p.set_defaults(**defaults)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to generate --help)."""
     parser = argparse.ArgumentParser(
@@ -152,6 +174,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue an interrupted sweep (default: the newest unfinished)",
     )
     _add_scan_options(scan)
+
+    disc = sub.add_parser(
+        "discover",
+        parents=[common],
+        help="presence and open services only (as nmap -sn plus the service ports): the inventory, "
+        "recorded in the history and written as reports; no fingerprinting, no logins, no checks",
+    )
+    disc.add_argument("targets", nargs="+", help="CIDR, a-b range, IP, hostname or @file (IPv4 and IPv6)")
+    disc.add_argument("--exclude", action="append", default=[], help="same forms as targets; repeatable")
+    disc.add_argument("--allow-large", action="store_true", help="allow more than 65,536 addresses")
+    _add_discover_options(disc)
 
     check = sub.add_parser("check", parents=[common], help="installer hand-off check of one device")
     check.add_argument("target", help="one IP address or hostname")
@@ -266,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for noisy in ("httpx", "httpcore", "asyncio", "asyncssh", "pysnmp", "scapy.runtime"):
         logging.getLogger(noisy).setLevel(logging.WARNING if args.verbose < 2 else logging.DEBUG)
     try:
-        if args.command in ("scan", "check"):
+        if args.command in ("scan", "check", "discover"):
             from scanner.runner import run_scan
 
             return run_scan(args)

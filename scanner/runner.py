@@ -13,7 +13,7 @@ from typing import Any
 import probes
 import profiles
 from probes import options
-from probes.base import TCP_PORTS, ProbeConfig, Timeouts
+from probes.base import PHASE_ORDER, TCP_PORTS, Phase, ProbeConfig, Timeouts
 from probes.observations import Mode
 from profiles.errors import ScopeError, UsageError
 from scanner import feeds, outfiles
@@ -88,13 +88,20 @@ def _config(args: argparse.Namespace, mode: Mode, command: str) -> SweepConfig:
         syslog_listen=args.syslog_listen,
         max_feed_age_days=args.max_feed_age,
         vantage=args.vantage,
+        **(DISCOVER if command == "discover" else {}),
     )
+
+
+# `discover`: presence and discovery only, judged by the inventory check (what answers, and what it said).
+DISCOVER: dict[str, Any] = {"phases": (Phase.PRESENCE, Phase.DISCOVERY), "checks": frozenset({"EA-SERVICES-OPEN"})}
 
 
 def _config_json(config: SweepConfig) -> dict[str, Any]:
     bare = dataclasses.replace(config.probe_config, sets=())  # the sets are encoded by their declarations
     data = dataclasses.asdict(dataclasses.replace(config, probe_config=bare))
     data["today"] = config.today.isoformat()
+    data["phases"] = [str(p) for p in config.phases]
+    data["checks"] = sorted(config.checks) if config.checks is not None else None
     data["mode"] = str(config.mode)
     del data["probe_config"]["sets"]
     data["probe_config"]["options"] = options.encode_sets(config.probe_config.sets)
@@ -132,6 +139,8 @@ def _config_from_json(data: dict[str, Any]) -> SweepConfig:
         syslog_listen=data.get("syslog_listen"),
         max_feed_age_days=data.get("max_feed_age_days", 30),
         vantage=data.get("vantage", "lan"),
+        phases=tuple(Phase(p) for p in data.get("phases", PHASE_ORDER)),
+        checks=frozenset(data["checks"]) if data.get("checks") is not None else None,
     )
 
 
@@ -213,8 +222,9 @@ def run_scan(args: argparse.Namespace) -> int:
         for h in record.hosts
         if h.state in ("up", "budget")
     ]
-    check_ids, per_host = judge_sweep(hosts, config.mode)
-    store.replace_findings(sweep_id, check_ids, per_host)
+    if config.checks is None:  # the sweep-level checks (reuse across devices...) judge full sweeps only
+        check_ids, per_host = judge_sweep(hosts, config.mode)
+        store.replace_findings(sweep_id, check_ids, per_host)
     store.finish(sweep_id, "interrupted" if interrupted else "complete")
     record = store.load(sweep_id)
     outfiles.write_reports(record, args, interrupted)
