@@ -187,8 +187,15 @@ class IcmpEcho(Probe):
     description = "ICMP echo request (root only)"
 
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
-        """Host-level, only when privileged."""
-        return [None] if config.privileged else []
+        """Host-level, only when privileged and the host has not answered ARP already.
+
+        An ARP reply proves a neighbour is up, and no check reads whether it also answers ping,
+        so an echo adds nothing but a wait (nmap -sn does not ping what answered ARP either)."""
+        if not config.privileged:
+            return []
+        if any(isinstance(o, HostAlive) and o.method == "arp" for o in host.observations):
+            return []
+        return [None]
 
     async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
         """One echo (batched); no reply is not a failure (many devices drop ICMP)."""
