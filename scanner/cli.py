@@ -184,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     disc.add_argument("targets", nargs="+", help="CIDR, a-b range, IP, hostname or @file (IPv4 and IPv6)")
     disc.add_argument("--exclude", action="append", default=[], help="same forms as targets; repeatable")
     disc.add_argument("--allow-large", action="store_true", help="allow more than 65,536 addresses")
+    disc.add_argument(
+        "--presence-only",
+        action="store_true",
+        help="which hosts are up and nothing more (as nmap -sn): ARP on the link, ICMP echo beyond it; "
+        "no service port is touched (root)",
+    )
     _add_discover_options(disc)
 
     check = sub.add_parser("check", parents=[common], help="installer hand-off check of one device")

@@ -78,6 +78,7 @@ class SweepConfig:
     vantage: str = "lan"  # "wan": the scanner stands outside the edge; exposure checks judge what answers
     phases: tuple[Phase, ...] = PHASE_ORDER  # `discover`: presence and discovery only
     checks: frozenset[str] | None = None  # the per-host checks judged (None: all); `discover`: the inventory
+    probes: frozenset[str] | None = None  # the probes run (None: all the mode allows); `discover --presence-only`
 
 
 @dataclass
@@ -364,6 +365,8 @@ class Engine:
         runs: list[tuple[Probe, Service | None]] = []
         for cls in self.registry.in_phase(phase):
             if not self.config.mode.allows(cls.risk) or cls.name in state.screened:
+                continue
+            if self.config.probes is not None and cls.name not in self.config.probes:
                 continue
             probe = cls()
             runs.extend((probe, svc) for svc in probe.targets(snapshot, self.config.probe_config))

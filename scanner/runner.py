@@ -88,12 +88,22 @@ def _config(args: argparse.Namespace, mode: Mode, command: str) -> SweepConfig:
         syslog_listen=args.syslog_listen,
         max_feed_age_days=args.max_feed_age,
         vantage=args.vantage,
-        **(DISCOVER if command == "discover" else {}),
+        **(_discover(args) if command == "discover" else {}),
     )
 
 
 # `discover`: presence and discovery only, judged by the inventory check (what answers, and what it said).
 DISCOVER: dict[str, Any] = {"phases": (Phase.PRESENCE, Phase.DISCOVERY), "checks": frozenset({"EA-SERVICES-OPEN"})}
+# `discover --presence-only` (nmap -sn): which hosts are up, by ARP on the link and ICMP echo beyond it.
+PRESENCE_ONLY: dict[str, Any] = {**DISCOVER, "checks": frozenset(), "probes": frozenset({"arp", "icmp-echo"})}
+
+
+def _discover(args: argparse.Namespace) -> dict[str, Any]:
+    if not getattr(args, "presence_only", False):
+        return DISCOVER
+    if not is_root() or args.unprivileged:
+        raise UsageError("--presence-only needs root (ARP and ICMP); unprivileged, discover's TCP ports are the test")
+    return PRESENCE_ONLY
 
 
 def _config_json(config: SweepConfig) -> dict[str, Any]:
@@ -102,6 +112,7 @@ def _config_json(config: SweepConfig) -> dict[str, Any]:
     data["today"] = config.today.isoformat()
     data["phases"] = [str(p) for p in config.phases]
     data["checks"] = sorted(config.checks) if config.checks is not None else None
+    data["probes"] = sorted(config.probes) if config.probes is not None else None
     data["mode"] = str(config.mode)
     del data["probe_config"]["sets"]
     data["probe_config"]["options"] = options.encode_sets(config.probe_config.sets)
@@ -141,6 +152,7 @@ def _config_from_json(data: dict[str, Any]) -> SweepConfig:
         vantage=data.get("vantage", "lan"),
         phases=tuple(Phase(p) for p in data.get("phases", PHASE_ORDER)),
         checks=frozenset(data["checks"]) if data.get("checks") is not None else None,
+        probes=frozenset(data["probes"]) if data.get("probes") is not None else None,
     )
 
 

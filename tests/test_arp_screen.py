@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from probes.arpscan import DOWN_REASON, ArpScreen, parse_reply, request_frame
 from probes.base import REGISTRY, ProbeConfig, Registry, Screened
 from probes.observations import HostAlive
 from scanner.orchestrator import Engine, HostResult, SweepConfig
+from tests.conftest import ROOT
 
 NS = "ealab-arps"
 HOST_LINK = "ealab-arp0"
@@ -164,3 +167,49 @@ async def test_sweep_starts_hosts_only_for_addresses_that_answered(
     dead = [r for r in results.values() if r.state == "down"]
     assert len(dead) == len(scope) - len(LIVE) - 1
     assert not any(r.findings for r in dead)
+
+
+LISTENER = """
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 22)); s.listen(16)
+print("listening", flush=True)
+while True:
+    c, _ = s.accept(); c.close(); print("accepted", flush=True)
+"""
+
+def _discover(tmp_path: Path, name: str, *args: str) -> dict[str, object]:
+    out = tmp_path / name
+    done = subprocess.run(
+        [sys.executable, "-m", "scanner.cli", "-q", "discover", *args, "--ports", "22", "--snmp-port", "9",
+         "--sip-port", "9", "--ntp-port", "9", "--out", str(out), "--db", str(tmp_path / "h.db")],
+        check=False, capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report: dict[str, object] = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    return report
+
+
+@pytest.mark.lab
+@needs_root
+def test_presence_only_finds_the_live_hosts_and_touches_no_port(silent_net: str, tmp_path: Path) -> None:
+    """`discover --presence-only` (nmap -sn) reports who is up; a listener on a live host sees no connection."""
+    listener = subprocess.Popen(
+        ["ip", "netns", "exec", NS, sys.executable, "-c", LISTENER, LIVE[0]],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert listener.stdout is not None and listener.stdout.readline().strip() == "listening"
+        report = _discover(tmp_path, "presence", "--presence-only", str(NET))
+        up = {d["address"] for d in report["devices"]}  # type: ignore[attr-defined]
+        assert up == {*LIVE, HOST_ADDRESS}  # our own address answers its echo
+        assert report["summary"]["hosts_down"] == NET.num_addresses - 2 - len(up)  # type: ignore[index]
+        assert all(d["findings"] == [] for d in report["devices"])  # type: ignore[attr-defined]
+        # The positive control: discover without it connects to tcp/22 and lists it open.
+        full = _discover(tmp_path, "full", LIVE[0])
+        (dev,) = full["devices"]  # type: ignore[misc]
+        assert [f["id"] for f in dev["findings"]] == ["EA-SERVICES-OPEN"]
+    finally:
+        listener.terminate()
+        accepted, _ = listener.communicate(timeout=10)
+    assert accepted.split().count("accepted") == 1, accepted  # the control's connection only

@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 from probes.base import Phase
 from scanner import cli, runner
 from scanner.store import Store
@@ -100,3 +102,26 @@ def test_discover_takes_only_the_options_that_apply() -> None:
             raise AssertionError(f"discover accepted {flag}")
     args = parser.parse_args(["discover", "198.18.4.0/24"])
     assert isinstance(args, argparse.Namespace) and args.safe is True
+
+
+def test_presence_only_runs_arp_and_icmp_only_and_survives_resume(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "is_root", lambda: True)
+    args = cli.build_parser().parse_args(["discover", "--presence-only", "198.18.4.0/24"])
+    config = runner._config(args, runner.mode_from(args), "discover")
+    assert config.probes == frozenset({"arp", "icmp-echo"}) and config.checks == frozenset()
+    back = runner._config_from_json(json.loads(json.dumps(runner._config_json(config))))
+    assert back.probes == config.probes and back.checks == frozenset()
+    plain = cli.build_parser().parse_args(["discover", "198.18.4.0/24"])
+    assert runner._config(plain, runner.mode_from(plain), "discover").probes is None
+
+
+async def test_presence_only_unprivileged_is_a_usage_error(tmp_path: Path) -> None:
+    code, err = await _cli(
+        "discover", "--presence-only", "--unprivileged", "127.0.0.1", "--out", str(tmp_path / "d"),
+        "--db", str(tmp_path / "h.db"),
+    )  # fmt: skip
+    assert code == 2 and "--presence-only needs root" in err
+    if (tmp_path / "h.db").exists():  # refused before a sweep was recorded
+        store = Store(tmp_path / "h.db")
+        assert store.list() == []
+        store.close()
