@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 from collections.abc import Sequence
 
 from probes.base import (
@@ -16,7 +18,7 @@ from probes.base import (
     register,
 )
 from probes.observations import Observation, PortState, Service
-from profiles.errors import MalformedResponse, Refused, Timeout
+from profiles.errors import MalformedResponse, Refused, Timeout, Unreachable
 
 
 async def open_stream(target: ProbeTarget, ctx: ProbeContext) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -95,12 +97,38 @@ class TcpConnect(Probe):
         return [Service(p, "tcp", config.service_name(p)) for p in config.tcp_ports]
 
     async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
-        """Connect once; refused is 'closed', no answer is 'filtered'."""
-        try:
-            _, writer = await open_stream(target, ctx)
-        except Refused:
-            return [PortState(target.service, state="closed")]
-        except Timeout:
-            return [PortState(target.service, state="filtered")]
-        await close_stream(writer)
-        return [PortState(target.service, state="open")]
+        """Connect (a lost SYN retried once, as nmap retransmits); refused is 'closed', no answer 'filtered'."""
+        assert target.service is not None
+        for attempt in (1, 2):
+            try:
+                await connect_only(target.address, target.service.port, ctx.budget(ctx.timeouts.connect))
+            except Refused:
+                return [PortState(target.service, state="closed")]
+            except Timeout:
+                if attempt == 2 or ctx.remaining() <= 0:
+                    return [PortState(target.service, state="filtered")]
+                continue
+            return [PortState(target.service, state="open")]
+        raise AssertionError("unreachable")
+
+
+async def connect_only(address: str, port: int, wait: float) -> None:
+    """A bare non-blocking connect and close: no transport, no stream (discovery connects to 12 ports a host).
+
+    Raises Refused, Timeout or Unreachable as ``map_errors`` maps them."""
+    loop = asyncio.get_running_loop()
+    try:
+        family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+    except ValueError:  # a name: let the resolver pick, as open_connection would
+        infos = await loop.getaddrinfo(address, port, type=socket.SOCK_STREAM)
+        if not infos:
+            raise Unreachable(f"connect {address}:{port}: no address") from None
+        family = infos[0][0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        with map_errors(f"connect {address}:{port}"):
+            async with asyncio.timeout(wait):
+                await loop.sock_connect(sock, (address, port))
+    finally:
+        sock.close()

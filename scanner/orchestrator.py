@@ -272,11 +272,16 @@ class Engine:
 
     async def _import_libraries(self) -> None:
         """Import the slow libraries this sweep's probes load lazily, in a thread, before any host starts."""
-        probes = self.registry.probes.values()
-        names = {name for cls in probes if self.config.mode.allows(cls.risk) for name in cls.imports}
+        names = {name for cls in self.registry.probes.values() if self._runs(cls) for name in cls.imports}
         loop = asyncio.get_running_loop()
         for name in sorted(names):
             await loop.run_in_executor(None, importlib.import_module, name)
+
+    def _runs(self, cls: type[Probe]) -> bool:
+        """Whether this sweep runs the probe at all: its mode allows it, its phase and name are the sweep's."""
+        if not self.config.mode.allows(cls.risk) or cls.phase not in self.config.phases:
+            return False
+        return self.config.probes is None or cls.name in self.config.probes
 
     async def scan_host(
         self, address: str, screened: Screened | None = None, skip: frozenset[str] = frozenset()
@@ -347,7 +352,7 @@ class Engine:
         for phase in (Phase.READ, Phase.ASSESS):
             deadlines = [
                 probe.deadline(self.config.timeouts, self.config.probe_config, snapshot.profile)
-                for probe in (cls() for cls in self.registry.in_phase(phase) if self.config.mode.allows(cls.risk))
+                for probe in (cls() for cls in self.registry.in_phase(phase) if self._runs(cls))
                 if probe.targets(snapshot, self.config.probe_config)
             ]
             need += max(deadlines, default=0.0) + 1.0  # + the backstop's half second, twice
@@ -364,9 +369,7 @@ class Engine:
         snapshot = state.snapshot(match.profile if match else None)
         runs: list[tuple[Probe, Service | None]] = []
         for cls in self.registry.in_phase(phase):
-            if not self.config.mode.allows(cls.risk) or cls.name in state.screened:
-                continue
-            if self.config.probes is not None and cls.name not in self.config.probes:
+            if not self._runs(cls) or cls.name in state.screened:
                 continue
             probe = cls()
             runs.extend((probe, svc) for svc in probe.targets(snapshot, self.config.probe_config))
