@@ -33,8 +33,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from lab import fleet
+from lab import sparse as lab_sparse
 
 OUT = Path("out/bench-lab.json")
+# The sparse stages' networks (RFC 2544's other /16), on a veth of their own (lab.sparse), not the lab's.
+SPARSE_16 = "198.19.0.0/16"
+SPARSE_20 = "198.19.0.0/20"
+SPARSE_HOST = "198.19.0.1"
 # The ports of edgeaudit's discovery phase besides the TCP list (ProbeConfig: SNMP, SIP, NTP; DNS; SSDP).
 UDP_PORTS = (53, 123, 161, 1900, 5060)
 NSE = "ftp-anon,http-default-accounts,snmp-brute,sip-methods,ntp-info,ssh-auth-methods,telnet-brute"
@@ -60,6 +65,9 @@ class Side:
     label: str
     argv: list[str] | None  # None: the tool is missing
     runs: list[Run] = field(default_factory=list)
+    # edgeaudit's side, one more run in asyncio's debug mode: callbacks that held the loop over 100 ms.
+    slow_callbacks: int | None = None
+    slowest_callback_s: float | None = None
 
     def median(self, attr: str) -> float | None:
         """Median of one Run attribute over the counted runs."""
@@ -78,6 +86,11 @@ class Stage:
     silent_udp: bool = False  # closed UDP ports answer nothing (ICMP port-unreachable dropped in the fleet)
     cap_s: float = 600.0
     note: str = ""
+    runs: int | None = None  # counted runs when not the benchmark's (the /16: one, no warm-up)
+    addresses: int = 0  # addresses in scope, for the rate figures (0: the /24's)
+    live: int = 0  # of which answer (0: all)
+    peer_expected: bool = True  # False: no peer tool does this stage (the 1,000-device audit)
+    network: str = ""  # a sparse stage's scope
 
 
 def _group(pgid: int) -> dict[int, tuple[float, float]]:
@@ -168,6 +181,25 @@ def found(text: str) -> str:
     return f"{len(answering)} answered" if answering else ""
 
 
+SLOW_CALLBACK = re.compile(r"Executing .* took (\d+(?:\.\d+)?) seconds")
+
+
+def slow_callbacks(text: str) -> list[float]:
+    """The seconds of each callback asyncio's debug mode reported as holding the loop (over 100 ms)."""
+    return [float(m.group(1)) for m in SLOW_CALLBACK.finditer(text)]
+
+
+def report_states(out: Path) -> str:
+    """What an edgeaudit report says of its hosts: up, cut by their budget, down (empty when unreadable)."""
+    try:
+        data = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    states = [d.get("state") for d in data.get("devices", [])]
+    down = data.get("summary", {}).get("hosts_down", states.count("down"))
+    return f"{states.count('up')} up, {states.count('budget')} cut by budget, {down} down"
+
+
 def run_once(argv: list[str], cap_s: float, env: dict[str, str], emulator: int | None, log: Path) -> Run:
     """Run one child to its end or its cap; measure it and the emulator meanwhile."""
     before = cpu_of(emulator)
@@ -180,14 +212,11 @@ def run_once(argv: list[str], cap_s: float, env: dict[str, str], emulator: int |
         wall = time.monotonic() - started
     after = cpu_of(emulator)
     busy = (after - before) / wall if before is not None and after is not None and wall > 0 else None
+    seen = found(log.read_text(errors="replace"))
+    if "--out" in argv and (states := report_states(Path(argv[argv.index("--out") + 1]))):
+        seen = states
     return Run(
-        round(wall, 3),
-        round(cpu, 3),
-        round(rss, 1),
-        status,
-        cut,
-        found(log.read_text(errors="replace")),
-        None if busy is None else round(busy, 3),
+        round(wall, 3), round(cpu, 3), round(rss, 1), status, cut, seen, None if busy is None else round(busy, 3)
     )
 
 
@@ -207,24 +236,35 @@ def silent_udp(on: bool) -> None:
         )
 
 
-def measure(stage: Stage, runs: int, env: dict[str, str], emulator: int | None, logs: Path) -> None:
-    """One warm-up of each side, then ``runs`` counted runs alternated A B A B."""
+def measure(stage: Stage, runs: int, env: dict[str, str], emulator: int | None, logs: Path, debug: bool) -> None:
+    """One warm-up of each side, then ``runs`` counted runs alternated A B A B; then edgeaudit once in debug mode.
+
+    A stage with runs of its own (the /16) has no warm-up. The debug run (PYTHONASYNCIODEBUG=1) is not
+    counted in the figures: it reports every callback that held the event loop over 100 ms."""
     sides = [s for s in (stage.ours, stage.peer) if s.argv is not None]
+    counted = stage.runs or runs
+    first = 1 if stage.runs else 0  # run 0 is the warm-up
     if stage.silent_udp:
         silent_udp(True)
     try:
-        for i in range(runs + 1):
+        for i in range(first, counted + 1):
             for side in sides:
                 assert side.argv is not None
                 log = logs / f"{stage.key}-{'ours' if side is stage.ours else 'peer'}-{i}.log"
                 result = run_once(side.argv, stage.cap_s, env, emulator, log)
-                if i:  # run 0 is the warm-up
+                if i:
                     side.runs.append(result)
                 print(
                     f"  {stage.key} {'warm-up' if not i else f'run {i}'}: {side.label}: {result.wall_s:.2f} s"
                     f"{' (cut)' if result.cut else ''}, {result.found or '-'}",
                     flush=True,
                 )
+        if debug and stage.ours.argv is not None:
+            log = logs / f"{stage.key}-ours-debug.log"
+            run_once(stage.ours.argv, stage.cap_s * 3, {**env, "PYTHONASYNCIODEBUG": "1"}, emulator, log)
+            slow = slow_callbacks(log.read_text(errors="replace"))
+            stage.ours.slow_callbacks, stage.ours.slowest_callback_s = len(slow), max(slow, default=0.0)
+            print(f"  {stage.key} debug run: {len(slow)} callbacks over 100 ms", flush=True)
     finally:
         if stage.silent_udp:
             silent_udp(False)
@@ -244,24 +284,23 @@ def stages(
     def peer(label: str, tool: str | None, *args: str) -> Side:
         return Side(label, [tool, *args] if tool else None)
 
-    discovery_probes = "arp,icmp-echo,tcp-connect,dns,ntp-query,sip-options,snmp-discovery,upnp"
+    edgeaudit = str(Path(sys.executable).with_name("edgeaudit"))
+    presence = Side(
+        "edgeaudit discover --presence-only", discover(edgeaudit, hosts.parent / "presence", "--presence-only", target)
+    )
+    inventory = Side("edgeaudit discover", discover(edgeaudit, hosts.parent / "discover", target))
     rows = [
-        Stage(
-            "arp",
-            "ARP presence of the /24",
-            Side("engine: arp", [*engine, "arp"]),
-            peer("nmap -n -sn", nmap, "-n", "-sn", target),
-        ),
+        Stage("arp", "presence of the /24 (ARP)", presence, peer("nmap -n -sn", nmap, "-n", "-sn", target)),
         Stage(
             "tcp",
-            "presence + TCP ports",
-            Side("engine: arp, tcp-connect", [*engine, "arp,tcp-connect"]),
+            "discover (presence, TCP ports, UDP services) next to nmap's TCP ports alone",
+            inventory,
             peer(f"nmap -n -sS -p {tcp}", nmap, "-n", "-sS", "-p", tcp, target),
         ),
         Stage(
             "discovery",
-            "presence + discovery (TCP, UDP services, ICMP)",
-            Side("engine: presence + discovery phases", [*engine, discovery_probes]),
+            "discover next to nmap with the same TCP and UDP ports",
+            Side(inventory.label, inventory.argv),
             peer(f"nmap -n -sS -sU -p T:{tcp},U:{udp}", nmap, "-n", "-sS", "-sU", "-p", f"T:{tcp},U:{udp}", target),
         ),
     ]
@@ -296,7 +335,6 @@ def stages(
         parts += [f"{onesixtyone} -c {communities} -i {hosts}"] if onesixtyone else []
         pipeline = ["sh", "-c", "; ".join(parts)]
     label = "nmap -sV + NSE (" + NSE + ")" + (" + svmap" if svmap else "") + (" + onesixtyone" if onesixtyone else "")
-    edgeaudit = str(Path(sys.executable).with_name("edgeaudit"))
     scan_out = hosts.parent / "scan"
     rows.append(
         Stage(
@@ -312,6 +350,47 @@ def stages(
         )
     )
     return rows
+
+
+def discover(edgeaudit: str, out: Path, *args: str) -> list[str]:
+    """The `edgeaudit discover` command line of a stage, writing its reports and history under ``out``."""
+    return [edgeaudit, "-q", "discover", *args, "--out", str(out), "--db", str(out / "history.sqlite3")]
+
+
+def sparse_stages(nmap: str | None, work: Path, cap_s: float) -> list[Stage]:
+    """A /20 and a /16 on a link of their own, almost every address dead (a few live, as in the /16 50).
+
+    Same rate per dead address on both is the O(1) figure: nothing per host exists for an
+    address that never answered. The /16 is run once (no warm-up), nmap capped at ``cap_s``."""
+    edgeaudit = str(Path(sys.executable).with_name("edgeaudit"))
+    rows = []
+    for key, net, live, runs in (("sparse-20", SPARSE_20, 3, None), ("sparse-16", SPARSE_16, 50, 1)):
+        size = ipaddress.ip_network(net).num_addresses - 2
+        ours = Side("edgeaudit discover", discover(edgeaudit, work / key, net))
+        peer = Side("nmap -n -sn", [nmap, "-n", "-sn", net] if nmap else None)
+        title = f"a /{net.split('/')[1]} with {live} live on a link of its own: dead addresses/s"
+        rows.append(Stage(key, title, ours, peer, cap_s=cap_s, runs=runs, addresses=size, live=live, network=net))
+    return rows
+
+
+def large_fleet_stage(size: int, cap_s: float, work: Path) -> Stage:
+    """The full default audit of a fleet of ``size`` devices (no peer: hosts/s, every host up, none cut)."""
+    edgeaudit = str(Path(sys.executable).with_name("edgeaudit"))
+    first = ipaddress.ip_address(fleet.devices(1)[0]["address"])
+    last = ipaddress.ip_address(fleet.devices(size)[-1]["address"])
+    scope = f"{first}-{last}"
+    out = work / "fleet-large"
+    argv = [edgeaudit, "-q", "scan", scope, "--out", str(out), "--db", str(out / "history.sqlite3")]
+    return Stage(
+        f"fleet-{size}",
+        f"full default audit of a {size}-device fleet",
+        Side("edgeaudit scan (default mode)", argv),
+        Side("-", None),
+        cap_s=cap_s,
+        runs=1,
+        addresses=size,
+        peer_expected=False,
+    )
 
 
 def _ratio(a: float | None, b: float | None) -> str:
@@ -334,19 +413,58 @@ def _fmt(side: Side) -> str:
 def table(rows: list[Stage]) -> str:
     """The medians as a Markdown table (the README quotes it)."""
     lines = [
-        "| stage | edgeaudit | peer | ratio (wall) | found: edgeaudit / peer | emulator busy |",
-        "|---|---|---|---|---|---|",
+        "| stage | edgeaudit | peer | ratio (wall) | found: edgeaudit / peer | emulator busy "
+        "| loop: callbacks over 100 ms |",
+        "|---|---|---|---|---|---|---|",
     ]
     for s in rows:
         busy = [b for b in (s.ours.median("fleet_busy"), s.peer.median("fleet_busy")) if b is not None]
         ours_found = s.ours.runs[-1].found if s.ours.runs else "-"
         peer_found = s.peer.runs[-1].found if s.peer.runs else "-"
-        lines.append(
-            f"| {s.title} | {s.ours.label}: {_fmt(s.ours)} | {s.peer.label}: {_fmt(s.peer)} | "
-            f"{_ratio(s.ours.median('wall_s'), s.peer.median('wall_s'))} | {ours_found or '-'} / {peer_found or '-'} | "
-            f"{'max ' + format(max(busy), '.0%') + ' of a core' if busy else '-'} |"
+        stalls = (
+            "-"
+            if s.ours.slow_callbacks is None
+            else f"{s.ours.slow_callbacks} (longest {s.ours.slowest_callback_s:.2f} s)"
         )
+        lines.append(
+            f"| {s.title} | {s.ours.label}: {_fmt(s.ours)}{rate(s, s.ours)} | {peer_cell(s)} | "
+            f"{_ratio(s.ours.median('wall_s'), s.peer.median('wall_s'))} | {ours_found or '-'} / {peer_found or '-'} | "
+            f"{'max ' + format(max(busy), '.0%') + ' of a core' if busy else '-'} | {stalls} |"
+        )
+    sparse = {s.key: s for s in rows if s.live}
+    if {"sparse-20", "sparse-16"} <= set(sparse):
+        small, large = (dead_per_s(sparse[k], sparse[k].ours) for k in ("sparse-20", "sparse-16"))
+        if small and large:
+            lines.append(
+                f"\nedgeaudit's dead addresses per second, /20 then /16: {small:.0f}, {large:.0f} (ratio "
+                f"{large / small:.2f}: at 1.00 or more, the time per dead address does not grow with the scope)"
+            )
     return "\n".join(lines)
+
+
+def peer_cell(stage: Stage) -> str:
+    """The peer's cell: its figures, 'missing', or '-' where no peer tool does the stage."""
+    if not stage.peer_expected:
+        return "-"
+    return f"{stage.peer.label}: {_fmt(stage.peer)}{rate(stage, stage.peer)}"
+
+
+def dead_per_s(stage: Stage, side: Side) -> float | None:
+    """Dead addresses a second over a sparse stage's median wall time."""
+    wall = side.median("wall_s")
+    return (stage.addresses - stage.live) / wall if wall and stage.live else None
+
+
+def rate(stage: Stage, side: Side) -> str:
+    """The stage's rate figure for one side: dead addresses/s (sparse stages) or hosts/s (the large fleet)."""
+    wall = side.median("wall_s")
+    if not wall or not stage.addresses or not side.runs:
+        return ""
+    if any(r.cut for r in side.runs):
+        return "; cut before the end"
+    if stage.live:
+        return f"; {dead_per_s(stage, side):.0f} dead addresses/s"
+    return f"; {stage.addresses / wall:.1f} hosts/s"
 
 
 def find_tools(svmap: str | None) -> dict[str, str | None]:
@@ -366,6 +484,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="counted runs per side (after one warm-up)")
     parser.add_argument("--stages", default="", help="comma-separated stage keys (default: all)")
     parser.add_argument("--full-cap", type=float, default=120.0, help="seconds a full-audit run may take")
+    parser.add_argument("--sparse-cap", type=float, default=240.0, help="seconds a /16 or /20 run may take")
+    parser.add_argument("--large-fleet", type=int, default=1000, help="devices of the large-fleet audit (0: skip)")
+    parser.add_argument("--no-debug", action="store_true", help="skip edgeaudit's debug-mode run of each stage")
     parser.add_argument("--svmap", default=None, help="svmap's path (sipvicious, installed by make bench-lab)")
     parser.add_argument("--source", default=None, help="run this checkout's edgeaudit (PYTHONPATH) instead")
     parser.add_argument("--out", type=Path, default=OUT)
@@ -390,9 +511,11 @@ def main(argv: list[str] | None = None) -> int:
 
         communities.write_text("\n".join(SnmpCommunity.communities) + "\n")
         rows = stages(target, hosts, communities, tools, args.full_cap, nft)
+        sparse = sparse_stages(tools["nmap"], work, args.sparse_cap)
+        large = [large_fleet_stage(args.large_fleet, 600.0, work)] if args.large_fleet else []
         if args.stages:
             keep = set(args.stages.split(","))
-            rows = [r for r in rows if r.key in keep]
+            rows, sparse, large = ([r for r in group if r.key in keep] for group in (rows, sparse, large))
         print(
             f"bench-lab: fleet of {args.fleet}, {args.runs} counted runs per side, "
             f"missing: {', '.join(missing) or 'nothing'}",
@@ -406,9 +529,20 @@ def main(argv: list[str] | None = None) -> int:
             )
             emulator = next((p.pid for p in state.procs if p.node == "fleet" and p.daemon == "emulator"), None)
             for row in rows:
-                measure(row, args.runs, env, emulator, work)
+                measure(row, args.runs, env, emulator, work, not args.no_debug)
         finally:
             control.down(run)
+        for row in sparse:  # after the lab is down: nothing else on the machine's links meanwhile
+            with lab_sparse.sparse_link(SPARSE_16, SPARSE_HOST, lab_sparse.pick_live(row.network, row.live)):
+                measure(row, args.runs, env, None, work, not args.no_debug)
+        for row in large:
+            try:
+                state = control.up(run, fleet_size=args.large_fleet)
+                emulator = next((p.pid for p in state.procs if p.node == "fleet" and p.daemon == "emulator"), None)
+                measure(row, args.runs, env, emulator, work, not args.no_debug)
+            finally:
+                control.down(run)
+        rows += sparse + large
     report = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "commit": commit,
@@ -422,7 +556,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
     print(table(rows))
-    print(f"missing tools: {', '.join(missing) or 'none'}; medians of {args.runs}; written to {args.out}")
+    print(
+        f"missing tools: {', '.join(missing) or 'none'}; medians of {args.runs} "
+        f"(the /16 and the large fleet: one run); written to {args.out}"
+    )
     return 0
 
 

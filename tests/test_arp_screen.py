@@ -21,14 +21,14 @@ import pytest
 
 import probes
 import profiles
+from lab.sparse import HOST_LINK, NAMESPACE, sparse_link
 from probes.arpscan import DOWN_REASON, ArpScreen, parse_reply, request_frame
 from probes.base import REGISTRY, ProbeConfig, Registry, Screened
 from probes.observations import HostAlive
 from scanner.orchestrator import Engine, HostResult, SweepConfig
 from tests.conftest import ROOT
 
-NS = "ealab-arps"
-HOST_LINK = "ealab-arp0"
+NS = NAMESPACE
 NET = ipaddress.ip_network("198.18.96.0/20")
 HOST_ADDRESS = "198.18.96.1"
 LIVE = ("198.18.96.10", "198.18.101.77", "198.18.111.254")
@@ -83,32 +83,11 @@ needs_root = pytest.mark.skipif(
 )
 
 
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
-
-
 @pytest.fixture
 def silent_net() -> Iterator[str]:
     """A /20 on a link of its own; three addresses answer ARP. Yields the far end's MAC."""
-    subprocess.run(["ip", "netns", "del", NS], check=False, capture_output=True)
-    subprocess.run(["ip", "link", "del", HOST_LINK], check=False, capture_output=True)
-    try:
-        _ip("netns", "add", NS)
-        _ip("link", "add", HOST_LINK, "type", "veth", "peer", "name", "eth0", "netns", NS)
-        _ip("addr", "add", f"{HOST_ADDRESS}/{NET.prefixlen}", "dev", HOST_LINK)
-        _ip("link", "set", HOST_LINK, "up")
-        _ip("-n", NS, "link", "set", "lo", "up")
-        _ip("-n", NS, "link", "set", "eth0", "up")
-        for address in LIVE:
-            _ip("-n", NS, "addr", "add", f"{address}/{NET.prefixlen}", "dev", "eth0")
-        mac = Path("/sys/class/net/eth0/address")
-        far = subprocess.run(
-            ["ip", "netns", "exec", NS, "cat", str(mac)], check=True, capture_output=True, text=True, timeout=10
-        ).stdout.strip()
+    with sparse_link(str(NET), HOST_ADDRESS, list(LIVE), NS, HOST_LINK) as far:
         yield far
-    finally:
-        subprocess.run(["ip", "link", "del", HOST_LINK], check=False, capture_output=True)
-        subprocess.run(["ip", "netns", "del", NS], check=False, capture_output=True)
 
 
 @pytest.mark.lab

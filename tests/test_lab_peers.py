@@ -85,3 +85,51 @@ def test_missing_peer_is_named_and_its_rows_keep_edgeaudit(tmp_path: Path) -> No
     assert "discovery-silent" not in by_key  # no nft: that case cannot be built, so it is not pretended
     full = by_key["full"].peer.argv
     assert full is not None and "svmap" not in " ".join(full) and "onesixtyone" not in " ".join(full)
+
+
+def test_debug_mode_stalls_are_read_from_asyncio_s_own_report(tmp_path: Path) -> None:
+    """The debug run's figure comes from asyncio's warning; a real 0.2 s stall must be counted."""
+    script = "import asyncio, time\nasync def m():\n    time.sleep(0.2)\nasyncio.run(m())\n"
+    env = {"PYTHONASYNCIODEBUG": "1", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True, timeout=30
+    )
+    (stall,) = peers.slow_callbacks(done.stderr)
+    assert 0.19 <= stall < 1.0
+    quiet = subprocess.run(
+        [sys.executable, "-c", script.replace("0.2", "0.01")], capture_output=True, text=True, env=env, check=True,
+        timeout=30,
+    )  # fmt: skip
+    assert peers.slow_callbacks(quiet.stderr) == []
+
+
+def test_report_states_and_rates(tmp_path: Path) -> None:
+    (tmp_path / "report.json").write_text(
+        '{"summary": {"hosts_down": 4090}, "devices": [{"state": "up"}, {"state": "up"}, {"state": "budget"}]}'
+    )
+    assert peers.report_states(tmp_path) == "2 up, 1 cut by budget, 4090 down"
+    assert peers.report_states(tmp_path / "missing") == ""
+    run = peers.Run(5.0, 1.0, 80.0, 0, False, "", None)
+    sparse = peers.Stage("sparse-20", "t", peers.Side("ours", ["x"], [run]), peers.Side("p", None), addresses=4094,
+                         live=4)  # fmt: skip
+    assert peers.dead_per_s(sparse, sparse.ours) == 818.0
+    assert peers.rate(sparse, sparse.ours) == "; 818 dead addresses/s"
+    big = peers.Stage("fleet-1000", "t", peers.Side("ours", ["x"], [run]), peers.Side("-", None), addresses=1000,
+                      peer_expected=False)  # fmt: skip
+    assert peers.rate(big, big.ours) == "; 200.0 hosts/s" and peers.peer_cell(big) == "-"
+    cut = peers.Run(5.0, 1.0, 80.0, -9, True, "", None)
+    assert peers.rate(sparse, peers.Side("p", ["y"], [cut])) == "; cut before the end"
+
+
+def test_sparse_live_addresses_are_seeded_and_inside_the_network() -> None:
+    import ipaddress
+
+    from lab import sparse
+
+    live = sparse.pick_live("198.19.0.0/16", 50)
+    assert live == sparse.pick_live("198.19.0.0/16", 50) and len(set(live)) == 50
+    net = ipaddress.ip_network("198.19.0.0/16")
+    assert all(ipaddress.ip_address(a) in net for a in live)
+    assert "198.19.0.1" not in live and "198.19.0.0" not in live and "198.19.255.255" not in live
+    stage = peers.large_fleet_stage(1000, 600.0, Path("/tmp/x"))
+    assert "198.18.4.1-198.18.7.238" in (stage.ours.argv or [])
