@@ -132,6 +132,13 @@ DISCOVER_OPTIONS = (
 )  # fmt: skip
 
 
+def _add_scope_arguments(p: argparse.ArgumentParser, nargs: str) -> None:
+    """What a sweep covers: its targets, what to leave out of them, and the size guard."""
+    p.add_argument("targets", nargs=nargs, help="CIDR, a-b range, IP, hostname or @file (IPv4 and IPv6)")
+    p.add_argument("--exclude", action="append", default=[], help="same forms as targets; repeatable")
+    p.add_argument("--allow-large", action="store_true", help="allow more than 65,536 addresses")
+
+
 def _add_discover_options(p: argparse.ArgumentParser) -> None:
     """`discover`'s flags: the scan parser's own (same help, same defaults), only those that apply.
 
@@ -163,9 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     scan = sub.add_parser("scan", parents=[common], help="sweep targets, write reports, record history")
-    scan.add_argument("targets", nargs="*", help="CIDR, a-b range, IP, hostname or @file (IPv4 and IPv6)")
-    scan.add_argument("--exclude", action="append", default=[], help="same forms as targets; repeatable")
-    scan.add_argument("--allow-large", action="store_true", help="allow more than 65,536 addresses")
+    _add_scope_arguments(scan, "*")  # none with --resume
     scan.add_argument(
         "--resume",
         nargs="?",
@@ -181,9 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="presence and open services only (as nmap -sn plus the service ports): the inventory, "
         "recorded in the history and written as reports; no fingerprinting, no logins, no checks",
     )
-    disc.add_argument("targets", nargs="+", help="CIDR, a-b range, IP, hostname or @file (IPv4 and IPv6)")
-    disc.add_argument("--exclude", action="append", default=[], help="same forms as targets; repeatable")
-    disc.add_argument("--allow-large", action="store_true", help="allow more than 65,536 addresses")
+    _add_scope_arguments(disc, "+")
     disc.add_argument(
         "--presence-only",
         action="store_true",
