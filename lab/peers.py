@@ -129,7 +129,9 @@ def wait_capped(proc: subprocess.Popen[bytes], cap_s: float, every_s: float = 0.
     def watch() -> None:
         end = time.monotonic() + cap_s
         while not done.wait(every_s):
-            seen.update(_group(proc.pid))
+            for pid, (cpu, rss) in _group(proc.pid).items():  # the largest seen: an exited child reads as 0
+                was = seen.get(pid, (0.0, 0.0))
+                seen[pid] = (max(was[0], cpu), max(was[1], rss))
             if time.monotonic() >= end:
                 break
         else:

@@ -133,3 +133,12 @@ def test_sparse_live_addresses_are_seeded_and_inside_the_network() -> None:
     assert "198.19.0.1" not in live and "198.19.0.0" not in live and "198.19.255.255" not in live
     stage = peers.large_fleet_stage(1000, 600.0, Path("/tmp/x"))
     assert "198.18.4.1-198.18.7.238" in (stage.ours.argv or [])
+
+
+def test_a_late_sample_of_an_exited_child_does_not_erase_its_peak(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between exit and reaping, a child's status has no VmHWM: that sample (0) must not replace the peak."""
+    samples = iter([{1: (0.1, 50.0)}, {1: (0.2, 60.0)}])
+    monkeypatch.setattr(peers, "_group", lambda pgid: next(samples, {1: (0.0, 0.0)}))
+    child = subprocess.Popen(["sleep", "0.6"], start_new_session=True)
+    _, _, rss, _ = peers.wait_capped(child, 30.0, every_s=0.05)
+    assert rss == 60.0
