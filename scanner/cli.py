@@ -137,6 +137,13 @@ def _add_scope_arguments(p: argparse.ArgumentParser, nargs: str) -> None:
     p.add_argument("targets", nargs=nargs, help="CIDR, a-b range, IP, hostname or @file (IPv4 and IPv6)")
     p.add_argument("--exclude", action="append", default=[], help="same forms as targets; repeatable")
     p.add_argument("--allow-large", action="store_true", help="allow more than 65,536 addresses")
+    p.add_argument(
+        "--from-nmap",
+        type=Path,
+        metavar="XML",
+        help="instead of targets: the hosts an nmap run found up (nmap -oX XML); the TCP ports it found "
+        "open join --ports",
+    )
 
 
 def _add_discover_options(p: argparse.ArgumentParser) -> None:
@@ -186,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="presence and open services only (as nmap -sn plus the service ports): the inventory, "
         "recorded in the history and written as reports; no fingerprinting, no logins, no checks",
     )
-    _add_scope_arguments(disc, "+")
+    _add_scope_arguments(disc, "*")
     disc.add_argument(
         "--presence-only",
         action="store_true",

@@ -16,7 +16,7 @@ from probes import options
 from probes.base import PHASE_ORDER, TCP_PORTS, Phase, ProbeConfig, Timeouts
 from probes.observations import Mode
 from profiles.errors import ScopeError, UsageError
-from scanner import feeds, outfiles
+from scanner import feeds, nmap_input, outfiles
 from scanner.checks import SweepHost, judge_sweep
 from scanner.command import install_signals, is_root, mode_from, worst_exit
 from scanner.orchestrator import Engine, HostResult, SweepConfig
@@ -50,7 +50,24 @@ def _ports(text: str | None) -> tuple[tuple[int, ...], tuple[tuple[int, str], ..
     return tuple(ports), tuple(names)
 
 
-def _config(args: argparse.Namespace, mode: Mode, command: str) -> SweepConfig:
+def _scope(args: argparse.Namespace, command: str) -> tuple[Scope, dict[int, str | None]]:
+    """The sweep's scope from its targets or an nmap file, and the open TCP ports that file names."""
+    excludes, allow_large = getattr(args, "exclude", []), getattr(args, "allow_large", False)
+    if getattr(args, "from_nmap", None) is not None:
+        if args.targets:
+            raise UsageError("--from-nmap is the scope: give targets or --from-nmap, not both")
+        hosts = nmap_input.read(args.from_nmap)
+        return build_scope(hosts.addresses, excludes, allow_large=allow_large, origin=hosts.describe()), hosts.open_tcp
+    targets = [args.target] if command == "check" else args.targets
+    scope = build_scope(targets, excludes, allow_large=allow_large)
+    if command == "check" and scope.count != 1:
+        raise ScopeError(f"check takes one device; {args.target!r} is {scope.count} addresses")
+    return scope, {}
+
+
+def _config(
+    args: argparse.Namespace, mode: Mode, command: str, hinted: dict[int, str | None] | None = None
+) -> SweepConfig:
     if args.login_timeout <= 0:
         raise UsageError("--login-timeout must be positive")
     for name in ("concurrency", "max_probes", "per_host"):
@@ -61,6 +78,10 @@ def _config(args: argparse.Namespace, mode: Mode, command: str) -> SweepConfig:
     if args.max_clock_skew <= 0:
         raise UsageError("--max-clock-skew must be positive")
     ports, names = _ports(args.ports)
+    if hinted:  # ports an nmap run found open: tried too, under nmap's service name where a probe knows it
+        ports += tuple(p for p in hinted if p not in ports)
+        given = {p for p, _ in names}
+        names += tuple((p, name) for p, name in hinted.items() if name and p not in given)
     return SweepConfig(
         mode=mode,
         timeouts=Timeouts(
@@ -171,7 +192,7 @@ def run_scan(args: argparse.Namespace) -> int:
     command = args.command
     resume = getattr(args, "resume", None)
     if resume:
-        if getattr(args, "targets", None):
+        if getattr(args, "targets", None) or getattr(args, "from_nmap", None):
             raise UsageError("--resume continues a recorded sweep: give no targets")
         sweep_id = store.resolve(resume if resume != "latest" else None, unfinished=True)
         record = store.load(sweep_id)
@@ -182,11 +203,8 @@ def run_scan(args: argparse.Namespace) -> int:
         done = store.done_addresses(sweep_id)
         print(f"edgeaudit: resuming {sweep_id}: {len(done)} of {scope.count} hosts already done", file=sys.stderr)
     else:
-        targets = [args.target] if command == "check" else args.targets
-        scope = build_scope(targets, getattr(args, "exclude", []), allow_large=getattr(args, "allow_large", False))
-        if command == "check" and scope.count != 1:
-            raise ScopeError(f"check takes one device; {args.target!r} is {scope.count} addresses")
-        config = _config(args, mode_from(args), command)
+        scope, hinted = _scope(args, command)
+        config = _config(args, mode_from(args), command, hinted)
         options.load_inputs(config.probe_config.sets)  # every input file read now, before any record or packet
         done = set()
         sweep_id = store.begin(command, str(config.mode), scope.to_json(), _config_json(config), config.vantage)

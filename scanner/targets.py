@@ -47,6 +47,7 @@ class Scope:
     excludes: list[str]
     intervals: list[Interval]
     resolved: dict[str, list[str]] = field(default_factory=dict)
+    origin: str = ""  # where the targets came from when not named one by one (--from-nmap)
 
     @property
     def count(self) -> int:
@@ -68,7 +69,8 @@ class Scope:
 
     def describe(self) -> str:
         """One-line human summary, shown before a sweep starts."""
-        parts = [f"{self.count} address(es) from {', '.join(self.targets)}"]
+        named = self.origin or ", ".join(self.targets)
+        parts = [f"{self.count} address(es) from {named}"]
         if self.excludes:
             parts.append(f"excluding {', '.join(self.excludes)}")
         for name, addrs in self.resolved.items():
@@ -82,6 +84,7 @@ class Scope:
             "excludes": self.excludes,
             "intervals": [list(i) for i in self.intervals],
             "resolved": self.resolved,
+            "origin": self.origin,
         }
 
     @classmethod
@@ -93,6 +96,7 @@ class Scope:
             excludes=list(data["excludes"]),  # type: ignore[call-overload]
             intervals=intervals,
             resolved=dict(data.get("resolved") or {}),  # type: ignore[call-overload]
+            origin=str(data.get("origin") or ""),
         )
 
 
@@ -226,6 +230,7 @@ def build_scope(
     *,
     allow_large: bool = False,
     resolver: Resolver = system_resolver,
+    origin: str = "",
 ) -> Scope:
     """Parse targets and exclusions into a scope, refusing empty or oversized ones."""
     target_specs = _expand_files(targets)
@@ -240,7 +245,7 @@ def build_scope(
     for spec in exclude_specs:
         exclude.extend(parse_spec(spec, resolver, {}))
     intervals = _subtract(_merge(include), _merge(exclude))
-    scope = Scope(target_specs, exclude_specs, intervals, resolved)
+    scope = Scope(target_specs, exclude_specs, intervals, resolved, origin)
     if scope.count == 0:
         raise ScopeError("the exclusions leave no address to scan")
     if scope.count > HARD_LIMIT:
