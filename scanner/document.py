@@ -84,7 +84,7 @@ def build(sweep: SweepRecord, *, show_secrets: bool = False) -> dict[str, Any]:
             "started_at": _iso(sweep.started_at),
             "finished_at": _iso(sweep.finished_at),
             "scope": {
-                "targets": sweep.scope.get("targets", []),
+                "targets": sweep.scope.get("targets", []) + sweep.scope.get("wan_targets", []),
                 "excludes": sweep.scope.get("excludes", []),
                 "resolved": sweep.scope.get("resolved", {}),
                 "address_count": sum(b - a + 1 for _, a, b in sweep.scope.get("intervals", [])),

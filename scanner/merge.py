@@ -102,6 +102,9 @@ def merge(store: Store, lan_id: str, wan_id: str, pairs: dict[str, str]) -> str:
         raise UsageError(f"both sweeps have host(s) {', '.join(sorted(clash))}: are they of the same vantage?")
     scope = {"merged": {"lan": lan.id, "wan": wan.id}, "targets": lan.scope.get("targets", [])}
     scope["wan_targets"] = wan.scope.get("targets", [])
+    # The merged scope is both sweeps' (the WAN's public addresses and the LAN's), so the report counts both.
+    scope["intervals"] = [*lan.scope.get("intervals", []), *wan.scope.get("intervals", [])]
+    scope["excludes"] = lan.scope.get("excludes", []) + wan.scope.get("excludes", [])
     sweep_id = store.begin("merge", lan.mode, scope, lan.config, "lan+wan")
     for host in lan.hosts:
         findings = [f for f in host.findings if f.check_id not in outside]

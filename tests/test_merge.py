@@ -31,8 +31,11 @@ def _f(address: str, check_id: str, status: Status, **evidence: object) -> Findi
     return make_finding(check_id, address, status, Mode.DEFAULT, "udp/5060", dict(evidence))
 
 
-def _sweep(store: Store, vantage: str, hosts: list[HostResult]) -> str:
-    sweep_id = store.begin("scan", "default", {"targets": [vantage]}, {}, vantage)
+def _sweep(
+    store: Store, vantage: str, hosts: list[HostResult], intervals: list[list[int]] | None = None, target: str = ""
+) -> str:
+    scope = {"targets": [target or vantage], "excludes": [], "intervals": intervals or []}
+    sweep_id = store.begin("scan", "default", scope, {}, vantage)
     for h in hosts:
         store.host_done(sweep_id, h)
     store.finish(sweep_id, "complete")
@@ -115,3 +118,15 @@ def test_diff_by_default_compares_sweeps_of_the_same_vantage(store: Store, tmp_p
         main(["diff", "--db", str(store.path), "--json"])
     d = json.loads(out.getvalue())
     assert (d["old"], d["new"]) == (first_lan, second_lan)  # not the merged or the WAN sweep in between
+
+
+def test_the_merged_report_counts_both_sweeps_scope(store: Store, tmp_path: Path) -> None:
+    """The merged report's scope line said "0 addresses": it counts the LAN's and the WAN's scope now."""
+    from scanner.document import build
+
+    lan = _sweep(store, "lan", [_host("10.0.0.10", "pbx", [])], [[4, 167772161, 167772414]], "10.0.0.0/24")  # 254
+    wan = _sweep(store, "wan", [_host("203.0.113.10", "pbx", [])], [[4, 3405803786, 3405803787]], "203.0.113.10")
+    document = build(store.load(merge(store, lan, wan, {})))
+    scope = document["sweep"]["scope"]
+    assert scope["address_count"] == 256
+    assert scope["targets"] == ["10.0.0.0/24", "203.0.113.10"]
