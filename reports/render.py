@@ -124,10 +124,22 @@ def to_html(report: dict[str, Any], lang: str) -> str:
     return _env().get_template("report.html.j2").render(r=report, t=t, lang=lang, bars=bars)
 
 
+def jsonl_line(finding: dict[str, Any], sweep_id: str) -> str:
+    """One JSONL line: a finding of report.json's schema, with the sweep it belongs to."""
+    return json.dumps({**finding, "sweep": sweep_id}, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def to_jsonl(report: dict[str, Any]) -> str:
+    """One finding per line (JSON Lines), device by device, for a SIEM or jq."""
+    return "".join(jsonl_line(f, report["sweep"]["id"]) for dev in report["devices"] for f in dev["findings"])
+
+
 def render(report: dict[str, Any], fmt: str, lang: str) -> str:
-    """Render in one format: html, json or csv."""
+    """Render in one format: html, json, jsonl or csv."""
     if fmt == "json":
         return to_json(report)
+    if fmt == "jsonl":
+        return to_jsonl(report)
     if fmt == "csv":
         return to_csv(report, lang)
     if fmt == "html":

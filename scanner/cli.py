@@ -41,7 +41,8 @@ def _add_scan_options(p: argparse.ArgumentParser) -> None:
         "--out",
         type=Path,
         default=Path("edgeaudit-out"),
-        help="directory for report.html, report.json, findings.csv (default: ./edgeaudit-out)",
+        help="directory for report.html, report.json, findings.csv, and findings.jsonl, one finding a line "
+        "written as each host finishes (default: ./edgeaudit-out)",
     )
     p.add_argument("--lang", choices=["ja", "en"], help="report language (default: from the locale)")
     p.add_argument(
@@ -279,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", parents=[common], help="render a recorded sweep")
     rep.add_argument("sweep", nargs="?", default="latest", help="sweep id, unique prefix, 'latest' or -N")
-    rep.add_argument("--format", choices=["html", "json", "csv"], default="html")
+    rep.add_argument("--format", choices=["html", "json", "jsonl", "csv"], default="html")
     rep.add_argument("--lang", choices=["ja", "en"])
     rep.add_argument("--output", "-o", type=Path, help="file to write (default: stdout)")
     rep.add_argument("--db", type=Path)

@@ -23,7 +23,8 @@ def _iso(ts: float | None) -> str | None:
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds") if ts else None
 
 
-def _finding(f: Finding, show_secrets: bool) -> dict[str, Any]:
+def finding_json(f: Finding, show_secrets: bool) -> dict[str, Any]:
+    """One finding as report.json's schema has it (evidence masked unless ``show_secrets``)."""
     entry = catalog().get(f.check_id)
     data = f.to_json()
     data["evidence"] = f.evidence if show_secrets else mask_evidence(f.evidence)
@@ -48,7 +49,7 @@ def build(sweep: SweepRecord, *, show_secrets: bool = False) -> dict[str, Any]:
     for host in sweep.hosts:
         if host.state == "down" and not host.findings:
             continue
-        findings = sorted((_finding(f, show_secrets) for f in host.findings), key=_order)
+        findings = sorted((finding_json(f, show_secrets) for f in host.findings), key=_order)
         for f in findings:
             by_status[f["status"]] += 1
             if f["status"] == "fail":

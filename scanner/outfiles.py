@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from reports import render
 from scanner import document
+from scanner.findings import Finding
 from scanner.store import SweepRecord
 
 
@@ -25,6 +27,32 @@ def write_text(path: Path, text: str, secret: bool) -> None:
         raise
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
+
+
+class FindingStream:
+    """--out's findings.jsonl: one finding a line, appended and flushed as each host finishes.
+
+    A SIEM can tail it during the sweep. A resumed sweep appends to the same file; the sweep-level
+    checks (judged once every host is done) append their findings at the end. Written on the
+    sweep's writer thread, never on the event loop; owner-only when secrets are shown."""
+
+    def __init__(self, path: Path, sweep_id: str, show_secrets: bool) -> None:
+        self.sweep_id, self.show_secrets = sweep_id, show_secrets
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600 if show_secrets else 0o644)
+        if show_secrets:
+            os.fchmod(fd, 0o600)
+        self._file = os.fdopen(fd, "a", encoding="utf-8")
+
+    def findings(self, findings: Iterable[Finding]) -> None:
+        """Append these findings and flush them to the file."""
+        self._file.write("".join(render.jsonl_line(document.finding_json(f, self.show_secrets), self.sweep_id)
+                                 for f in findings))  # fmt: skip
+        self._file.flush()
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
 
 
 def write_reports(record: SweepRecord, args: argparse.Namespace, interrupted: bool = False) -> None:
@@ -46,6 +74,7 @@ def write_reports(record: SweepRecord, args: argparse.Namespace, interrupted: bo
     )
     print(
         f"edgeaudit: wrote {out / 'report.html'}, report.json, findings.csv"
+        + (", findings.jsonl" if (out / "findings.jsonl").exists() else "")
         + (" (interrupted: resume with --resume)" if interrupted else ""),
         file=sys.stderr,
     )

@@ -178,11 +178,12 @@ def _config_from_json(data: dict[str, Any]) -> SweepConfig:
 
 
 class _StoreSink:
-    def __init__(self, store: Store, sweep_id: str, scope: Scope) -> None:
-        self.store, self.sweep_id, self.scope = store, sweep_id, scope
+    def __init__(self, store: Store, sweep_id: str, scope: Scope, stream: outfiles.FindingStream) -> None:
+        self.store, self.sweep_id, self.scope, self.stream = store, sweep_id, scope, stream
 
     def host_done(self, result: HostResult) -> None:
         self.store.host_done(self.sweep_id, result, self.scope.hostname_of(result.address))
+        self.stream.findings(result.findings)  # recorded first: the stream never shows what the history lacks
 
 
 def run_scan(args: argparse.Namespace) -> int:
@@ -216,6 +217,7 @@ def run_scan(args: argparse.Namespace) -> int:
     progress = Progress(scope.count - len(done), quiet=args.quiet)
     todo = (a for a in scope if a not in done)
     feed_db = feeds.FeedDb(args.db or default_path())
+    stream = outfiles.FindingStream(args.out / "findings.jsonl", sweep_id, bool(args.show_secrets))
 
     async def main() -> bool:
         stop = asyncio.Event()
@@ -234,7 +236,7 @@ def run_scan(args: argparse.Namespace) -> int:
             feeds=feed_db,
         )
         try:
-            return await engine.sweep(todo, _StoreSink(store, sweep_id, scope), stop)
+            return await engine.sweep(todo, _StoreSink(store, sweep_id, scope, stream), stop)
         finally:
             if listener is not None:
                 await listener.stop()
@@ -255,6 +257,8 @@ def run_scan(args: argparse.Namespace) -> int:
     if config.checks is None:  # the sweep-level checks (reuse across devices...) judge full sweeps only
         check_ids, per_host = judge_sweep(hosts, config.mode)
         store.replace_findings(sweep_id, check_ids, per_host)
+        stream.findings(f for found in per_host.values() for f in found)
+    stream.close()
     store.finish(sweep_id, "interrupted" if interrupted else "complete")
     record = store.load(sweep_id)
     outfiles.write_reports(record, args, interrupted)
