@@ -260,3 +260,26 @@ async def test_a_locked_ledger_file_is_a_store_error_in_its_deadline(tmp_path: P
         holder.execute("ROLLBACK")
         holder.close()
     await book.close()
+
+
+async def test_account_locks_are_shared_while_held_and_not_kept_after() -> None:
+    """One lock per account while anyone holds it (attempts stay serial); none kept for accounts done with."""
+    import gc
+
+    book = Ledger()
+    key = ("198.18.4.1", "admin")
+    order: list[str] = []
+
+    async def attempt(name: str) -> None:
+        async with book.lock(key):
+            order.append(f"{name} in")
+            await asyncio.sleep(0.05)
+            order.append(f"{name} out")
+
+    await asyncio.gather(attempt("a"), attempt("b"))
+    assert order == ["a in", "a out", "b in", "b out"]  # the second waited for the first: the same lock
+    for i in range(1000):
+        async with book.lock((f"198.18.{i // 250}.{i % 250}", "admin")):
+            pass
+    gc.collect()
+    assert len(book._locks) == 0

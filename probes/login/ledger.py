@@ -32,6 +32,7 @@ import math
 import os
 import sqlite3
 import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -123,7 +124,8 @@ class Ledger:
         self._db: sqlite3.Connection | None = None  # opened, used and closed on the worker thread only
         self._worker: ThreadPoolExecutor | None = None
         self._next: dict[str, float] = {}  # address -> earliest time of its next attempt (pacing)
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # Held only while someone holds them: a sweep of thousands of hosts keeps no lock per account it is done with.
+        self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._refused: dict[str, dict[tuple[str, str], str]] = {}  # address -> (user, password) -> service
         self.started = time.time()  # refusals before this are an earlier sweep's
@@ -173,8 +175,11 @@ class Ledger:
         """The account's lock (locks are per event loop: a new loop starts a new set)."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
-            self._loop, self._locks = loop, {}
-        return self._locks.setdefault(key, asyncio.Lock())
+            self._loop, self._locks = loop, weakref.WeakValueDictionary()
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
 
     @staticmethod
     def _transaction(db: sqlite3.Connection, *statements: tuple[str, tuple[object, ...]]) -> None:
