@@ -137,6 +137,17 @@ async def scan_address(address: str, tcp: Sequence[tuple[int, str]] = (), **conf
     return await asyncio.wait_for(engine.scan_host(address), 60)
 
 
+async def cli_exit(*args: str) -> tuple[int, str]:
+    """`edgeaudit ARGS` in a fresh interpreter, from the checkout: (exit code, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "scanner.cli", *args, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode is not None
+    return proc.returncode, err.decode()
+
+
 def run_fresh(script: str, *args: str) -> dict[str, Any]:
     """Run ``script`` in a fresh interpreter (python -c, from the checkout); the JSON object it printed last."""
     done = subprocess.run(

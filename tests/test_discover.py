@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,19 +11,9 @@ import pytest
 from probes.base import Phase
 from scanner import cli, runner
 from scanner.store import Store
-from tests.conftest import FAST, ROOT, StartDevice
+from tests.conftest import FAST, StartDevice, cli_exit
 
 WEAK = {"users": {"admin": "admin"}, "communities": ["public"]}
-
-
-async def _cli(*args: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "scanner.cli", *args, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    _out, err = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode is not None
-    return proc.returncode, err.decode()
 
 
 def _ports(device: object) -> list[str]:
@@ -37,7 +25,7 @@ def _ports(device: object) -> list[str]:
 async def test_discover_lists_services_and_tries_nothing(emulated: StartDevice, tmp_path: Path) -> None:
     device = await emulated(services=["ssh", "telnet", "http", "snmp"], **WEAK)
     out = tmp_path / "d"
-    code, err = await _cli(
+    code, err = await cli_exit(
         "discover", device.spec.address, *_ports(device), *FAST, "--out", str(out), "--db", str(tmp_path / "h.db"),
         "--lang", "en",
     )  # fmt: skip
@@ -53,7 +41,7 @@ async def test_discover_lists_services_and_tries_nothing(emulated: StartDevice, 
     assert device.login_attempts == []
     assert device.config_attempts == []
     # The same device, scanned, fails its default-credential checks: discover judged nothing, it did not pass it.
-    code, err = await _cli(
+    code, err = await cli_exit(
         "scan", device.spec.address, *_ports(device), *FAST, "--out", str(tmp_path / "s"),
         "--db", str(tmp_path / "h.db"), "--lang", "en", "--fail-on", "critical",
     )  # fmt: skip
@@ -68,7 +56,7 @@ async def test_discover_lists_services_and_tries_nothing(emulated: StartDevice, 
 
 async def test_discover_records_a_silent_address_down_and_reports_nothing_for_it(tmp_path: Path) -> None:
     out = tmp_path / "d"
-    code, err = await _cli(
+    code, err = await cli_exit(
         "discover", "127.0.0.1", "--ports", "9", "--sip-port", "9", "--snmp-port", "9", "--ntp-port", "9",
         "--unprivileged", *FAST, "--out", str(out), "--db", str(tmp_path / "h.db"),
     )  # fmt: skip
@@ -116,7 +104,7 @@ def test_presence_only_runs_arp_and_icmp_only_and_survives_resume(monkeypatch: p
 
 
 async def test_presence_only_unprivileged_is_a_usage_error(tmp_path: Path) -> None:
-    code, err = await _cli(
+    code, err = await cli_exit(
         "discover", "--presence-only", "--unprivileged", "127.0.0.1", "--out", str(tmp_path / "d"),
         "--db", str(tmp_path / "h.db"),
     )  # fmt: skip

@@ -13,7 +13,6 @@ import asyncio
 import json
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ import pytest
 from profiles.errors import ScopeError
 from scanner import nmap_input
 from scanner.targets import Scope
-from tests.conftest import FAST, ROOT, StartDevice
+from tests.conftest import FAST, StartDevice, cli_exit
 
 RECORDED = Path(__file__).parent / "data" / "nmap" / "lab-lan-sV.xml"
 
@@ -116,19 +115,9 @@ def test_scope_keeps_its_origin_through_resume() -> None:
     assert Scope.from_json(old).origin == ""
 
 
-async def _cli(*args: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "scanner.cli", *args, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    _out, err = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode is not None
-    return proc.returncode, err.decode()
-
-
 async def _sweep_from(xml: Path, tmp_path: Path, device_address: str) -> tuple[dict[str, object], str]:
     out = tmp_path / "out"
-    code, err = await _cli(
+    code, err = await cli_exit(
         "discover", "--from-nmap", str(xml), "--ports", "1", "--snmp-port", "9", "--sip-port", "9",
         "--ntp-port", "9", "--unprivileged", *FAST, "--out", str(out), "--db", str(tmp_path / "h.db"),
     )  # fmt: skip
@@ -154,9 +143,9 @@ async def test_discover_from_nmap_reaches_the_port_nmap_found(emulated: StartDev
 async def test_from_nmap_with_targets_is_refused(tmp_path: Path) -> None:
     xml = tmp_path / "nmap.xml"
     xml.write_text(_xml(_host("127.0.0.1")))
-    code, err = await _cli("discover", "127.0.0.1", "--from-nmap", str(xml), "--db", str(tmp_path / "h.db"))
+    code, err = await cli_exit("discover", "127.0.0.1", "--from-nmap", str(xml), "--db", str(tmp_path / "h.db"))
     assert code == 2 and "not both" in err
-    code, err = await _cli("scan", "--from-nmap", str(tmp_path / "missing.xml"), "--db", str(tmp_path / "h.db"))
+    code, err = await cli_exit("scan", "--from-nmap", str(tmp_path / "missing.xml"), "--db", str(tmp_path / "h.db"))
     assert code == 2 and "cannot read nmap file" in err
 
 
