@@ -222,9 +222,9 @@ class Engine:
         return interrupted
 
     def _screen(self) -> tuple[str, Screen] | None:
-        """The sweep's screen: the first PRESENCE probe (by name) this mode allows that has a sweep-wide form."""
+        """The sweep's screen: the first PRESENCE probe (by name) this sweep runs that has a sweep-wide form."""
         for cls in self.registry.in_phase(Phase.PRESENCE):
-            if self.config.mode.allows(cls.risk):
+            if self._runs(cls):
                 screen = cls().screen(self.config.probe_config)
                 if screen is not None:
                     return cls.name, screen

@@ -192,3 +192,15 @@ def test_presence_only_finds_the_live_hosts_and_touches_no_port(silent_net: str,
         listener.terminate()
         accepted, _ = listener.communicate(timeout=10)
     assert accepted.split().count("accepted") == 1, accepted  # the control's connection only
+
+
+def test_the_screen_is_a_probe_the_sweep_runs() -> None:
+    """A sweep that leaves ARP out (its probe list, or its phases) sends no ARP screen either."""
+    probes.load_all()
+    known = profiles.load_all()
+    privileged = ProbeConfig(privileged=True)
+    default = Engine(SweepConfig(probe_config=privileged), known)._screen()
+    assert default is not None and default[0] == "arp" and isinstance(default[1], ArpScreen)
+    without = SweepConfig(probe_config=privileged, probes=frozenset({"tcp-connect"}))
+    assert Engine(without, known)._screen() is None
+    assert Engine(SweepConfig(probe_config=ProbeConfig(privileged=False)), known)._screen() is None

@@ -54,7 +54,7 @@ async def test_discover_lists_services_and_tries_nothing(emulated: StartDevice, 
     assert sorted(commands) == ["discover", "scan"]
 
 
-async def test_discover_records_a_silent_address_down_and_reports_nothing_for_it(tmp_path: Path) -> None:
+async def test_discover_lists_a_host_with_no_service_open_without_an_inventory_finding(tmp_path: Path) -> None:
     out = tmp_path / "d"
     code, err = await cli_exit(
         "discover", "127.0.0.1", "--ports", "9", "--sip-port", "9", "--snmp-port", "9", "--ntp-port", "9",
