@@ -212,16 +212,25 @@ def number(flag: str, kind: type[int] | type[float], minimum: float, why: str) -
     return parse
 
 
-def input_file(flag: str) -> Callable[[str], str]:
-    """Parse a path to an existing file, made absolute (a resumed sweep may run from elsewhere)."""
+class InputFile:
+    """Parse a path to an existing file, made absolute (a resumed sweep may run from elsewhere).
 
-    def parse(text: str) -> str:
+    A class, not a closure, so that a site file (scanner.site) can tell a path option from others
+    and read a relative path from the site file's directory."""
+
+    def __init__(self, flag: str) -> None:
+        self.flag = flag
+
+    def __call__(self, text: str) -> str:
         path = Path(text).expanduser()
         if not path.is_file():
-            raise UsageError(f"{flag} {text}: no such file")
+            raise UsageError(f"{self.flag} {text}: no such file")
         return str(path.resolve())
 
-    return parse
+
+def input_file(flag: str) -> InputFile:
+    """The parser of an option naming an input file."""
+    return InputFile(flag)
 
 
 def read_lines(flag: str, path: str | Path) -> list[str]:

@@ -46,6 +46,13 @@ def _add_scan_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--lang", choices=["ja", "en"], help="report language (default: from the locale)")
     p.add_argument(
+        "--metrics-file",
+        type=Path,
+        metavar="FILE.prom",
+        help="also write the sweep's metrics in the Prometheus text format, for node_exporter's textfile "
+        "collector (replaced atomically; docs/exports.md)",
+    )
+    p.add_argument(
         "--fail-on",
         default="high",
         choices=[s.value for s in Severity],
@@ -129,7 +136,7 @@ def _add_probe_options(p: argparse.ArgumentParser) -> None:
 DISCOVER_OPTIONS = (
     "--out", "--lang", "--db", "--ports", "--snmp-port", "--sip-port", "--ntp-port", "--timeout",
     "--connect-timeout", "--probe-timeout", "--host-budget", "--concurrency", "--max-probes", "--per-host",
-    "--unprivileged", "--arp-rate",
+    "--unprivileged", "--arp-rate", "--metrics-file",
 )  # fmt: skip
 
 
@@ -144,6 +151,13 @@ def _add_scope_arguments(p: argparse.ArgumentParser, nargs: str) -> None:
         metavar="XML",
         help="instead of targets: the hosts an nmap run found up (nmap -oX XML); the TCP ports it found "
         "open join --ports",
+    )
+    p.add_argument(
+        "--site",
+        type=Path,
+        metavar="FILE",
+        help="a site file (TOML): targets, flags (each flag is a key) and [[notify]] alerts of one site; "
+        "a flag given on the command line wins (docs/site-file.md)",
     )
 
 
@@ -310,12 +324,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``edgeaudit`` command."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     level = logging.WARNING if args.quiet else (logging.INFO, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
     logging.basicConfig(level=level, format="edgeaudit: %(message)s", stream=sys.stderr)
     for noisy in ("httpx", "httpcore", "asyncio", "asyncssh", "pysnmp", "scapy.runtime"):
         logging.getLogger(noisy).setLevel(logging.WARNING if args.verbose < 2 else logging.DEBUG)
     try:
+        if getattr(args, "site", None) is not None:
+            _apply_site(parser, argv, args)
         if args.command in ("scan", "check", "discover"):
             from scanner.runner import run_scan
 
@@ -352,6 +370,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("edgeaudit: internal error (a bug; the traceback is above)", file=sys.stderr)
         return EXIT_INTERNAL
     raise UsageError(f"unknown command {args.command}")
+
+
+def _apply_site(parser: argparse.ArgumentParser, argv: list[str], args: argparse.Namespace) -> None:
+    """Fill ``args`` from ``--site FILE`` where the command line gave no value (scanner.site)."""
+    from scanner import site
+
+    loaded = site.load(args.site, site.subparser(parser, "scan"))
+    given = site.explicit(build_parser, argv, set(loaded.values))
+    if getattr(args, "resume", None):  # the resumed sweep has its scope
+        given |= {"targets", "from_nmap"}
+    accepted = {a.dest for a in site.subparser(parser, args.command)._actions}
+    skipped = site.apply(loaded, args, given, accepted)
+    if skipped:
+        log.info("site file %s: %s do not apply to %s", args.site, ", ".join(sorted(skipped)), args.command)
+    args.site_file = loaded
 
 
 def _store(path: Path | None) -> Any:

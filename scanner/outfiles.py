@@ -55,8 +55,12 @@ class FindingStream:
         self._file.close()
 
 
-def write_reports(record: SweepRecord, args: argparse.Namespace, interrupted: bool = False) -> None:
-    """report.html, report.json and findings.csv into --out, and the one-line summary on stderr."""
+def write_reports(
+    record: SweepRecord, args: argparse.Namespace, interrupted: bool = False, last_complete: float | None = None
+) -> None:
+    """report.html, report.json and findings.csv into --out, --metrics-file, and the summary on stderr.
+
+    ``last_complete``: when the site's newest complete sweep ended, for the metrics."""
     report = document.build(record, show_secrets=args.show_secrets)
     lang = args.lang or render.default_lang()
     out: Path = args.out
@@ -65,6 +69,12 @@ def write_reports(record: SweepRecord, args: argparse.Namespace, interrupted: bo
     write_text(out / "report.json", render.to_json(report), secret)
     write_text(out / "findings.csv", render.to_csv(report, lang), secret)
     write_text(out / "report.html", render.to_html(report, lang), secret)
+    metrics_file: Path | None = getattr(args, "metrics_file", None)
+    if metrics_file is not None:
+        from scanner import metrics
+
+        site = (record.config.get("site") or {}).get("name")
+        metrics.write(metrics_file, metrics.to_prometheus(report, site=site, last_complete=last_complete))
     summary = report["summary"]
     fails = ", ".join(f"{n} {s}" for s, n in summary["failures_by_severity"].items() if n) or "none"
     print(

@@ -16,7 +16,7 @@ from probes import options
 from probes.base import PHASE_ORDER, TCP_PORTS, Phase, ProbeConfig, Timeouts
 from probes.observations import Mode
 from profiles.errors import ScopeError, UsageError
-from scanner import feeds, nmap_input, outfiles
+from scanner import alerts, feeds, nmap_input, outfiles
 from scanner.checks import SweepHost, judge_sweep
 from scanner.command import install_signals, is_root, mode_from, worst_exit
 from scanner.orchestrator import Engine, HostResult, SweepConfig
@@ -77,6 +77,10 @@ def _config(
         parse_listen(args.syslog_listen)
     if args.max_clock_skew <= 0:
         raise UsageError("--max-clock-skew must be positive")
+    metrics_file = getattr(args, "metrics_file", None)
+    if metrics_file is not None and (metrics_file.suffix != ".prom" or not metrics_file.parent.is_dir()):
+        raise UsageError(f"--metrics-file {metrics_file}: needs a .prom file in an existing directory "
+                         "(node_exporter's textfile collector reads only *.prom)")  # fmt: skip
     ports, names = _ports(args.ports)
     if hinted:  # ports an nmap run found open: tried too, under nmap's service name where a probe knows it
         ports += tuple(p for p in hinted if p not in ports)
@@ -208,7 +212,11 @@ def run_scan(args: argparse.Namespace) -> int:
         config = _config(args, mode_from(args), command, hinted)
         options.load_inputs(config.probe_config.sets)  # every input file read now, before any record or packet
         done = set()
-        sweep_id = store.begin(command, str(config.mode), scope.to_json(), _config_json(config), config.vantage)
+        recorded = _config_json(config)
+        site = getattr(args, "site_file", None)
+        if site is not None:  # which site it was, and its alerts: the next sweep compares with this one
+            recorded["site"] = site.to_json()
+        sweep_id = store.begin(command, str(config.mode), scope.to_json(), recorded, config.vantage)
     print(f"edgeaudit: sweep {sweep_id} ({command}, mode {config.mode}): scope {scope.describe()}", file=sys.stderr)
     if not config.probe_config.privileged:
         print("edgeaudit: unprivileged: TCP/UDP discovery only (no ARP, no ICMP)", file=sys.stderr)
@@ -261,7 +269,10 @@ def run_scan(args: argparse.Namespace) -> int:
     stream.close()
     store.finish(sweep_id, "interrupted" if interrupted else "complete")
     record = store.load(sweep_id)
-    outfiles.write_reports(record, args, interrupted)
+    site = (record.config.get("site") or {}).get("name")
+    outfiles.write_reports(record, args, interrupted, store.last_complete(sweep_id, site))
+    for line in alerts.after_sweep(store, record):  # after the reports: an alert never costs the sweep
+        print(f"edgeaudit: alert: {line}", file=sys.stderr)
     return worst_exit(record.findings, args.fail_on)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import json
 import os
@@ -45,6 +46,16 @@ CREATE TABLE IF NOT EXISTS findings (
     seq INTEGER NOT NULL,
     json TEXT NOT NULL,
     PRIMARY KEY (sweep_id, address, seq)
+);
+CREATE TABLE IF NOT EXISTS outbox (  -- alerts not delivered yet (scanner.alerts), retried after each sweep
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    site TEXT NOT NULL,
+    sweep_id TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    channel_json TEXT NOT NULL,
+    message_json TEXT NOT NULL,
+    tries INTEGER NOT NULL,
+    last_error TEXT NOT NULL
 );
 """
 
@@ -233,6 +244,57 @@ class Store:
                 }
             )
         return out
+
+    def previous_of_site(self, sweep_id: str, site: str) -> str | None:
+        """The newest complete sweep before this one of the same site, command and vantage."""
+        row = self.db.execute(
+            "SELECT p.id FROM sweeps p JOIN sweeps s ON s.id=? WHERE p.state='complete' AND p.vantage=s.vantage"
+            " AND p.command=s.command AND p.started_at < s.started_at AND json_extract(p.config_json, '$.site.name')=?"
+            " ORDER BY p.started_at DESC LIMIT 1",
+            (sweep_id, site),
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def last_complete(self, sweep_id: str, site: str | None) -> float | None:
+        """When the newest complete sweep of this one's site, command and vantage ended (this one included)."""
+        row = self.db.execute(
+            "SELECT MAX(p.finished_at) FROM sweeps p JOIN sweeps s ON s.id=? WHERE p.state='complete'"
+            " AND p.vantage=s.vantage AND p.command=s.command AND p.started_at <= s.started_at"
+            " AND json_extract(p.config_json, '$.site.name') IS ?",
+            (sweep_id, site),
+        ).fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
+    def queue_alert(self, site: str, sweep_id: str, channel: dict[str, Any], message: dict[str, Any], error: str,
+                    tries: int) -> None:  # fmt: skip
+        """Keep an alert that could not be delivered, to be tried again after the next sweep."""
+        with self._lock, self.db:
+            self.db.execute(
+                "INSERT INTO outbox (site, sweep_id, created_at, channel_json, message_json, tries, last_error)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (site, sweep_id, dt.datetime.now(dt.UTC).timestamp(), json.dumps(channel),
+                 json.dumps(message, ensure_ascii=False), tries, error),
+            )  # fmt: skip
+
+    def pending_alerts(self, site: str) -> builtins.list[dict[str, Any]]:
+        """A site's undelivered alerts, oldest first."""
+        rows = self.db.execute(
+            "SELECT id, sweep_id, channel_json, message_json, tries, last_error FROM outbox WHERE site=? ORDER BY id",
+            (site,),
+        )
+        return [
+            {"id": r[0], "sweep": r[1], "channel": json.loads(r[2]), "message": json.loads(r[3]), "tries": r[4],
+             "error": r[5]}
+            for r in rows
+        ]  # fmt: skip
+
+    def alert_tried(self, alert_id: int, error: str | None, tries: int) -> None:
+        """An outbox alert tried again: delivered (``error`` None, removed) or failed once more."""
+        with self._lock, self.db:
+            if error is None:
+                self.db.execute("DELETE FROM outbox WHERE id=?", (alert_id,))
+            else:
+                self.db.execute("UPDATE outbox SET tries=tries+?, last_error=? WHERE id=?", (tries, error, alert_id))
 
     def baselines(self, sweep_id: str) -> dict[str, Baseline]:
         """For each host of a sweep, its record in the newest earlier complete sweep from the same vantage.

@@ -1,0 +1,259 @@
+"""Where alerts go: a site file's ``[[notify]]`` tables, checked, and their delivery.
+
+``type = "webhook"``: an HTTP(S) POST of a JSON body whose ``text`` field is what Slack- and
+Teams-style incoming webhooks display (the other fields carry the changes for a program).
+``type = "email"``: SMTP with STARTTLS (``tls = "starttls"``, port 587, the default), implicit
+TLS (``"ssl"``, 465) or none (``"none"``, then no login: a password never travels in clear).
+The password comes from an environment variable (``password-env``) or a file
+(``password-file``), never from the site file itself.
+
+Each delivery has a deadline per try and is tried again with exponential backoff; what still
+fails is raised as DeliveryError for the caller to queue (scanner.alerts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import smtplib
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from profiles.errors import EdgeAuditError
+
+if TYPE_CHECKING:
+    from scanner.site import Lines
+
+LANGS = ("ja", "en")
+TLS = ("starttls", "ssl", "none")
+
+
+class DeliveryError(EdgeAuditError):
+    """An alert could not be delivered (the reason is the message)."""
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A JSON POST to a URL."""
+
+    url: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def label(self) -> str:
+        """Where it goes, without the URL's path (a webhook URL is itself a secret)."""
+        parts = urlsplit(self.url)
+        return f"webhook {parts.scheme}://{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+
+
+@dataclass(frozen=True)
+class Email:
+    """A mail through an SMTP server."""
+
+    host: str
+    to: tuple[str, ...]
+    sender: str
+    port: int = 587
+    tls: str = "starttls"
+    user: str | None = None
+    password_env: str | None = None
+    password_file: str | None = None
+    cafile: str | None = None
+
+    @property
+    def label(self) -> str:
+        """Which server and mailboxes."""
+        return f"email {self.host}:{self.port} to {', '.join(self.to)}"
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One ``[[notify]]`` table: where, in which language, when, and how hard to try."""
+
+    target: Webhook | Email
+    lang: str = "en"
+    always: bool = False  # also when nothing changed (a heartbeat of the schedule)
+    timeout: float = 10.0  # seconds, each try
+    retries: int = 3  # tries after the first
+    backoff: float = 2.0  # seconds before the first retry, doubled each time
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form, for the sweep's record and the outbox (no secret: passwords are by reference)."""
+        data = dataclasses.asdict(self)
+        data["type"] = "webhook" if isinstance(self.target, Webhook) else "email"
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Channel:
+        """Inverse of to_json."""
+        t = dict(data["target"])
+        target: Webhook | Email
+        if data["type"] == "webhook":
+            target = Webhook(t["url"], tuple((str(k), str(v)) for k, v in t.get("headers", ())))
+        else:
+            target = Email(**{**t, "to": tuple(t["to"])})
+        fields = {f.name for f in dataclasses.fields(cls)} - {"target"}
+        return cls(target, **{k: v for k, v in data.items() if k in fields})
+
+
+# key -> (what it is, check) for each type; `lang`, `always`, `timeout`, `retries`, `backoff` for all.
+_COMMON = {"type", "lang", "always", "timeout", "retries", "backoff"}
+_KEYS = {
+    "webhook": {"url", "headers"},
+    "email": {"host", "port", "tls", "user", "password-env", "password-file", "from", "to", "cafile"},
+}
+
+
+def parse(tables: tuple[dict[str, Any], ...], lines: Lines, base: Path, lang: str) -> tuple[Channel, ...]:
+    """The ``[[notify]]`` tables of a site file, checked; errors name the file, table, key and line."""
+    return tuple(_parse_one(i, t, lines, base, lang) for i, t in enumerate(tables))
+
+
+def _parse_one(i: int, t: dict[str, Any], lines: Lines, base: Path, lang: str) -> Channel:
+    def err(key: str, problem: str) -> EdgeAuditError:
+        return lines.error(("notify", i, key), problem)
+
+    def get(key: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
+        value = t.get(key, default)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool) is not (kind is bool)):
+            raise err(key, f"has the wrong type ({type(value).__name__})")
+        return value
+
+    kind = t.get("type")
+    if kind not in _KEYS:
+        raise err("type", f"must be one of {', '.join(_KEYS)}, not {kind!r}")
+    for key in t:
+        if key not in _COMMON | _KEYS[kind]:
+            raise err(key, f"unknown key of a {kind} notification (keys: {', '.join(sorted(_COMMON | _KEYS[kind]))})")
+    chosen = get("lang", str, lang)
+    if chosen not in LANGS:
+        raise err("lang", f"must be one of {', '.join(LANGS)}, not {chosen!r}")
+    timeout, retries, backoff = (
+        get("timeout", (int, float), 10.0),
+        get("retries", int, 3),
+        get("backoff", (int, float), 2.0),
+    )
+    if timeout <= 0 or retries < 0 or backoff < 0:
+        raise err(
+            "timeout" if timeout <= 0 else "retries" if retries < 0 else "backoff", "must not be negative or zero"
+        )
+    target: Webhook | Email
+    if kind == "webhook":
+        url = get("url", str)
+        parts = urlsplit(url or "")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise err("url", f"needs an http:// or https:// URL, not {url!r}")
+        headers = get("headers", dict, {})
+        if not all(isinstance(v, str) for v in headers.values()):
+            raise err("headers", "values must be strings")
+        target = Webhook(url, tuple(sorted(headers.items())))
+    else:
+        host, sender = get("host", str), get("from", str)
+        to = get("to", (str, list))
+        to = [to] if isinstance(to, str) else to
+        if not host or not sender or not to or not all(isinstance(a, str) and "@" in a for a in to):
+            missing = "host" if not host else "from" if not sender else "to"
+            raise err(missing, "is needed (to: one address or a list of addresses)")
+        tls = get("tls", str, "starttls")
+        if tls not in TLS:
+            raise err("tls", f"must be one of {', '.join(TLS)}, not {tls!r}")
+        user, pw_env, pw_file = get("user", str), get("password-env", str), get("password-file", str)
+        if user and tls == "none":
+            raise err("user", 'a login needs tls = "starttls" or "ssl" (the password would cross in clear)')
+        if user and not (pw_env or pw_file):
+            raise err("user", "needs password-env or password-file")
+        cafile = get("cafile", str)
+        target = Email(
+            host,
+            tuple(to),
+            sender,
+            port=get("port", int, 465 if tls == "ssl" else 587),
+            tls=tls,
+            user=user,
+            password_env=pw_env,
+            password_file=str(base / pw_file) if pw_file else None,
+            cafile=str(base / cafile) if cafile else None,
+        )
+    return Channel(target, chosen, bool(get("always", bool, False)), float(timeout), retries, float(backoff))
+
+
+async def deliver(channel: Channel, subject: str, text: str, body: dict[str, Any]) -> int:
+    """Send one alert, trying again with backoff; the number of tries it took, or DeliveryError."""
+    last: DeliveryError | None = None
+    for attempt in range(channel.retries + 1):
+        if attempt:
+            await asyncio.sleep(channel.backoff * 2 ** (attempt - 1))
+        try:
+            if isinstance(channel.target, Webhook):
+                await _post(channel.target, {"text": f"{subject}\n{text}", **body}, deadline=channel.timeout)
+            else:
+                password = _password(channel.target)
+                # smtplib blocks: on a thread, each socket operation bounded by its timeout
+                await asyncio.wait_for(
+                    asyncio.to_thread(_mail, channel.target, channel.timeout, subject, text, password),
+                    channel.timeout * 4,
+                )
+            return attempt + 1
+        except DeliveryError as exc:
+            last = exc
+        except TimeoutError:
+            last = DeliveryError(f"no answer within {channel.timeout * 4:g} s")
+    assert last is not None
+    raise DeliveryError(f"{last} (after {channel.retries + 1} tries)")
+
+
+async def _post(hook: Webhook, body: dict[str, Any], *, deadline: float) -> None:
+    import httpx
+
+    try:
+        async with httpx.AsyncClient(timeout=deadline, follow_redirects=False) as client:
+            reply = await asyncio.wait_for(client.post(hook.url, json=body, headers=dict(hook.headers)), deadline)
+    except httpx.HTTPError as exc:
+        raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
+    if not 200 <= reply.status_code < 300:
+        raise DeliveryError(f"HTTP {reply.status_code} {reply.reason_phrase}")
+
+
+def _password(mail: Email) -> str | None:
+    if not mail.user:
+        return None
+    if mail.password_env:
+        value = os.environ.get(mail.password_env)
+        if value is None:
+            raise DeliveryError(f"password-env: ${mail.password_env} is not set")
+        return value
+    assert mail.password_file is not None
+    try:
+        return Path(mail.password_file).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise DeliveryError(f"password-file {mail.password_file}: {exc.strerror or exc}") from exc
+
+
+def _mail(mail: Email, timeout: float, subject: str, text: str, password: str | None) -> None:
+    msg = EmailMessage()
+    msg["Subject"], msg["From"], msg["To"] = subject, mail.sender, ", ".join(mail.to)
+    msg.set_content(text)  # UTF-8: a Japanese body as it is
+    try:
+        context = ssl.create_default_context(cafile=mail.cafile)
+        smtp: smtplib.SMTP
+        if mail.tls == "ssl":
+            smtp = smtplib.SMTP_SSL(mail.host, mail.port, timeout=timeout, context=context)
+        else:
+            smtp = smtplib.SMTP(mail.host, mail.port, timeout=timeout)
+        with smtp:
+            smtp.ehlo()
+            if mail.tls == "starttls":
+                smtp.starttls(context=context)  # refuses a server without STARTTLS: no fallback to clear
+                smtp.ehlo()
+            if mail.user:
+                assert password is not None
+                smtp.login(mail.user, password)
+            smtp.send_message(msg)
+    except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
+        raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
