@@ -62,27 +62,33 @@ lab-status: setup ## what the lab runs, and whether it is healthy
 # attempt ledger next to the demo's history database is cleared with it. The lab's feed
 # fixtures (lab/feeds, fictional EdgeLab CVEs) are frozen files, hence --max-feed-age 3650.
 # www.bank.example really is 198.19.0.80 (the lab ISP's DNS); router-weak answers otherwise.
-# The demo's history starts empty (the lab is new): a baseline (the LAN in safe mode, and the
-# Yamaha-like router's authenticated read), then an intruder changes that router's DNS server
-# (`lab tamper`), which the LAN sweep reports as CIAJ-3.4-CONFIG-DRIFT. Both LAN sweeps ask the
-# routers' DHCP servers which resolvers they hand out (--dhcp: DISCOVER/INFORM, never a lease).
+# The LAN sweeps come from a site file (lab/demo-site.toml: targets, auth file, syslog listener,
+# DHCP, DNS expectation, and a webhook on 127.0.0.1 where lab/webhook.py listens and prints what
+# arrives). The demo's history starts empty (the lab is new): a baseline (the site in safe mode,
+# and the Yamaha-like router's authenticated read), then an intruder changes that router's DNS
+# server (`lab tamper`), which the site's LAN sweep reports as CIAJ-3.4-CONFIG-DRIFT; that
+# sweep's changes since the baseline arrive at the webhook. Both LAN sweeps ask the routers' DHCP
+# servers which resolvers they hand out (--dhcp: DISCOVER/INFORM, never a lease).
 # Two vantages: the LAN from the host leg, then the WAN legs from the lab's `outside` node
 # (--safe: only what answers matters there), merged into one report; the hardened router and
 # PBX show no key outside to join them by, so they are paired with --same.
 WAN_LEGS := 198.19.0.1 198.19.0.2 198.19.0.10 198.19.0.11
-demo: setup ## set up, bring up the lab, sweep it from the LAN and the WAN, write out/demo/report.html, bring the lab down (root)
+DEMO_SITE := lab/demo-site.toml
+DEMO_HOOK_PORT := 18765
+demo: setup ## set up, bring up the lab, sweep it from a site file (LAN) and the WAN, write out/demo/report.html, show the alert, bring the lab down (root)
 	@$(MAKE) --no-print-directory lab-up
 	@mkdir -p $(OUT); rc=0; \
-	  rm -f $(OUT)/login-attempts.json $(OUT)/login-attempts.sqlite3; \
+	  rm -f $(OUT)/login-attempts.json $(OUT)/login-attempts.sqlite3 $(OUT)/webhook.jsonl; \
 	  chmod 600 lab/auth.toml; \
 	  rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm; \
+	  $(BIN)/python -m lab.webhook --port $(DEMO_HOOK_PORT) --log $(OUT)/webhook.jsonl & hook=$$!; \
 	  $(BIN)/edgeaudit feeds import lab/feeds/kev-edgelab.json lab/feeds/nvd-edgelab.json --db $(DEMO_DB) >/dev/null; \
-	  $(BIN)/edgeaudit scan 198.18.0.0/24 --safe --dhcp -q --out $(OUT)/baseline-lan --db $(DEMO_DB) >/dev/null 2>&1; \
+	  $(BIN)/edgeaudit scan --site $(DEMO_SITE) --safe -q --out $(OUT)/baseline-lan --db $(DEMO_DB) >/dev/null 2>&1; \
 	  $(BIN)/edgeaudit scan 198.18.0.3 -q --auth-file lab/auth.toml --out $(OUT)/baseline-yamaha --db $(DEMO_DB) >/dev/null 2>&1; \
 	  $(BIN)/edgeaudit lab tamper router-yamaha-cli 'dns_servers=[198.19.0.66]'; \
-	  $(BIN)/edgeaudit scan 198.18.0.0/24 --out $(OUT)/lan --db $(DEMO_DB) --lang $${LANG_REPORT:-ja} \
-	    --auth-file lab/auth.toml --syslog-listen 198.18.1.254:5514 --dhcp --max-feed-age 3650 \
-	    --dns-expect www.bank.example=198.19.0.80 || rc=$$?; \
+	  $(BIN)/edgeaudit scan --site $(DEMO_SITE) --out $(OUT)/lan --db $(DEMO_DB) --lang $${LANG_REPORT:-ja} \
+	    --metrics-file $(OUT)/edgeaudit.prom || rc=$$?; \
+	  kill $$hook 2>/dev/null; wait $$hook 2>/dev/null; \
 	  if [ $$rc -le 1 ]; then \
 	    $(BIN)/edgeaudit lab exec outside -- $(BIN)/edgeaudit scan $(WAN_LEGS) --vantage wan --safe \
 	      --dns-expect www.bank.example=198.19.0.80 \
@@ -92,6 +98,7 @@ demo: setup ## set up, bring up the lab, sweep it from the LAN and the WAN, writ
 	      --lang $${LANG_REPORT:-ja} || rc=$$?; fi; \
 	  $(MAKE) --no-print-directory lab-down; \
 	  if [ $$rc -gt 1 ]; then exit $$rc; fi; \
+	  echo "alert: $$(wc -l < $(OUT)/webhook.jsonl 2>/dev/null || echo 0) webhook message(s) received, in $(OUT)/webhook.jsonl"; \
 	  echo "report: $(OUT)/report.html (LAN and WAN merged; exit code $$rc: 1 means findings at or above --fail-on)"
 
 bench: setup ## measure sweep speed and memory against an emulated fleet on loopback

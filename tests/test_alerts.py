@@ -65,7 +65,10 @@ def test_changes_count_device_changes_not_changes_of_what_was_swept() -> None:
     assert [(f.address, f.check_id, f.status) for f in c.resolved] == [(A, CLEAR, Status.PASS), (A, DRIFT, Status.FAIL)]
     assert [(f.address, f.check_id) for f in c.unverified] == [(A, REUSE)]  # fail -> inconclusive: not resolved
     assert c.first_judged == 1  # WEAK was not judged by the earlier (safe) sweep: not "newly failing"
-    assert c.new_devices == [B] and c.gone_devices == [G]
+    assert c.new_devices == [B] and c.gone_devices == [G] and c.confirmed == []
+    unsure = _sweep("u", "default", {A: [_f(EOL, A, Status.INCONCLUSIVE)]})
+    sure = alerts.compare("office", unsure, _sweep("s", "default", {A: [_f(EOL, A, Status.FAIL)]}))
+    assert [f.check_id for f in sure.confirmed] == [EOL] and sure.newly_failing == []  # it may have failed before
     same = alerts.compare("office", _sweep("a", "default", NEW), _sweep("b", "default", NEW))
     assert same.empty and same.counts() == dict.fromkeys(same.counts(), 0)
 
@@ -297,7 +300,8 @@ def test_two_site_sweeps_send_the_change_to_a_webhook_and_keep_the_exit_code(  #
             f'name = "office"\ntargets = ["127.0.217.1"]\nmode = "safe"\nlang = "en"\n'
             f'ports = ["2222:ssh", "2323:telnet", "8080:http"]\nsnmp-port = 1161\nsip-port = 15060\nntp-port = 1123\n'
             f"timeout = 0.5\nconnect-timeout = 0.5\nprobe-timeout = 2\n"
-            f'db = "h.db"\nout = "out"\n\n[[notify]]\ntype = "webhook"\nurl = "{rx.url}"\nbackoff = 0.01\n',
+            f'db = "h.db"\nout = "out"\nmetrics-file = "edgeaudit.prom"\n'
+            f'\n[[notify]]\ntype = "webhook"\nurl = "{rx.url}"\nbackoff = 0.01\n',
             encoding="utf-8",
         )
         first = fleet([router])
@@ -317,3 +321,10 @@ def test_two_site_sweeps_send_the_change_to_a_webhook_and_keep_the_exit_code(  #
     assert ("127.0.217.1", CLEAR, "tcp/2323") in {(f["address"], f["id"], f["service"]) for f in got["newly_failing"]}
     assert "127.0.217.1 tcp/2323 CIAJ-1.2-CLEARTEXT-ADMIN" in got["text"]
     assert (tmp_path / "out" / "report.html").exists() and (tmp_path / "h.db").exists()  # paths from the site's dir
+    from prometheus_client.parser import text_string_to_metric_families
+
+    metrics = {m.name: m for m in text_string_to_metric_families((tmp_path / "edgeaudit.prom").read_text())}
+    (up,) = metrics["edgeaudit_hosts_reported"].samples
+    assert up.value == 1 and up.labels == {"site": "office", "vantage": "lan"}
+    failing = [s for s in metrics["edgeaudit_findings"].samples if s.labels["status"] == "fail" and s.value]
+    assert {s.labels["clause"] for s in failing} >= {"1.2"}  # Telnet's cleartext admin

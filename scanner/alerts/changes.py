@@ -5,7 +5,9 @@ devices and not what changed in the way they were swept:
 - a check the previous sweep did not judge at all (a safe-mode sweep sends no credential, an
   older catalog lacked the check) is not "newly failing" on a device both sweeps saw: those
   findings are counted as first judged, and named as such;
-- a failure that became inconclusive is not resolved: it is "no longer verified".
+- a failure that became inconclusive is not resolved: it is "no longer verified"; an
+  inconclusive finding that now fails was not passing before: it is "confirmed", apart from
+  what newly fails (a passing check that fails now, or a failure of a device new to the site).
 A device new to the scope is new, with what it fails; a device the previous sweep had up and
 this one did not find is gone.
 """
@@ -31,6 +33,7 @@ TEXT: dict[str, dict[str, str]] = {
         "newly_failing": "{n} newly failing",
         "resolved": "{n} resolved",
         "unverified": "{n} no longer verified",
+        "confirmed": "{n} confirmed failing",
         "new_devices": "{n} new device(s)",
         "gone_devices": "{n} device(s) gone",
         "head": "Sweep {sweep} ({mode} mode) compared with {previous} ({previous_mode} mode), vantage {vantage}.",
@@ -38,6 +41,7 @@ TEXT: dict[str, dict[str, str]] = {
         "sec_newly_failing": "Newly failing:",
         "sec_resolved": "Resolved:",
         "sec_unverified": "Failing before, inconclusive now:",
+        "sec_confirmed": "Inconclusive before, failing now (the previous sweep could not tell):",
         "sec_new_devices": "New devices:",
         "sec_gone_devices": "Gone (up in the previous sweep, not found now):",
         "more": "... and {n} more (report.json and findings.jsonl have them all)",
@@ -49,6 +53,7 @@ TEXT: dict[str, dict[str, str]] = {
         "newly_failing": "新たな不適合 {n} 件",
         "resolved": "解消 {n} 件",
         "unverified": "確認不能になった不適合 {n} 件",
+        "confirmed": "判定できた不適合 {n} 件",
         "new_devices": "新しい機器 {n} 台",
         "gone_devices": "見つからなくなった機器 {n} 台",
         "head": "スイープ {sweep}（{mode} モード）を前回の {previous}（{previous_mode} モード）と"
@@ -57,6 +62,7 @@ TEXT: dict[str, dict[str, str]] = {
         "sec_newly_failing": "新たな不適合:",
         "sec_resolved": "解消:",
         "sec_unverified": "前回は不適合、今回は判定不能:",
+        "sec_confirmed": "前回は判定不能、今回は不適合（前回は判定できなかったもの）:",
         "sec_new_devices": "新しい機器:",
         "sec_gone_devices": "見つからなくなった機器（前回は応答、今回は未検出）:",
         "more": "… ほか {n} 件（report.json と findings.jsonl に全件）",
@@ -77,6 +83,7 @@ class Changes:
     newly_failing: list[Finding] = field(default_factory=list)
     resolved: list[Finding] = field(default_factory=list)
     unverified: list[Finding] = field(default_factory=list)
+    confirmed: list[Finding] = field(default_factory=list)
     new_devices: list[str] = field(default_factory=list)
     gone_devices: list[str] = field(default_factory=list)
     first_judged: int = 0
@@ -84,7 +91,7 @@ class Changes:
     @property
     def empty(self) -> bool:
         """Nothing to tell."""
-        return not (self.newly_failing or self.resolved or self.unverified or self.new_devices or self.gone_devices)
+        return not any(self.counts().values())
 
     def counts(self) -> dict[str, int]:
         """Each kind of change and how many."""
@@ -92,6 +99,7 @@ class Changes:
             "newly_failing": len(self.newly_failing),
             "resolved": len(self.resolved),
             "unverified": len(self.unverified),
+            "confirmed": len(self.confirmed),
             "new_devices": len(self.new_devices),
             "gone_devices": len(self.gone_devices),
         }
@@ -114,14 +122,14 @@ def compare(site: str, old: SweepRecord, new: SweepRecord) -> Changes:
             out.first_judged += 1
     for o, n in d.changed:
         if n.status == Status.FAIL:
-            out.newly_failing.append(n)
+            (out.confirmed if o.status == Status.INCONCLUSIVE else out.newly_failing).append(n)
         elif o.status == Status.FAIL and n.status == Status.PASS:
             out.resolved.append(n)
         elif o.status == Status.FAIL and n.status == Status.INCONCLUSIVE:
             out.unverified.append(n)
     # A failure with no finding now is resolved only where its check was judged now (not skipped by mode).
     out.resolved += [f for f in d.resolved if f.status == Status.FAIL and f.check_id in judged_now]
-    for found in (out.newly_failing, out.resolved, out.unverified):
+    for found in (out.newly_failing, out.resolved, out.unverified, out.confirmed):
         found.sort(key=lambda f: f.key)
     return out
 
@@ -142,7 +150,7 @@ def compose(c: Changes, lang: str) -> tuple[str, str]:
     if c.first_judged:
         lines.append(t["first"].format(n=c.first_judged))
     budget = MAX_LINES
-    for key in ("newly_failing", "resolved", "unverified"):
+    for key in ("newly_failing", "resolved", "unverified", "confirmed"):
         items: list[Finding] = sorted(getattr(c, key), key=lambda f: (-f.severity.rank, f.address, f.check_id))
         if not items:
             continue
@@ -170,6 +178,7 @@ def body(c: Changes) -> dict[str, Any]:
         "newly_failing": [finding_json(f, show_secrets=False) for f in c.newly_failing],
         "resolved": [finding_json(f, show_secrets=False) for f in c.resolved],
         "unverified": [finding_json(f, show_secrets=False) for f in c.unverified],
+        "confirmed": [finding_json(f, show_secrets=False) for f in c.confirmed],
         "new_devices": c.new_devices,
         "gone_devices": c.gone_devices,
     }
