@@ -17,6 +17,9 @@ from typing import Any
 import jinja2
 import yaml
 
+from reports.markdown import to_markdown
+from reports.sarif import to_sarif
+
 SCHEMA_VERSION = "2.1"  # 2: typed fingerprint entries (service, kind, value, path); 2.1: summary.hosts_down
 LANGS = ("en", "ja")
 
@@ -135,7 +138,7 @@ def to_jsonl(report: dict[str, Any]) -> str:
 
 
 def render(report: dict[str, Any], fmt: str, lang: str) -> str:
-    """Render in one format: html, json, jsonl or csv."""
+    """Render in one format: html, json, jsonl, csv, sarif (SARIF 2.1.0) or markdown."""
     if fmt == "json":
         return to_json(report)
     if fmt == "jsonl":
@@ -144,4 +147,8 @@ def render(report: dict[str, Any], fmt: str, lang: str) -> str:
         return to_csv(report, lang)
     if fmt == "html":
         return to_html(report, lang)
+    if fmt == "sarif":
+        return to_sarif(report, lang)
+    if fmt == "markdown":
+        return to_markdown(report, lang)
     raise ValueError(f"unknown format {fmt!r}")

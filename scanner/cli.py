@@ -41,8 +41,8 @@ def _add_scan_options(p: argparse.ArgumentParser) -> None:
         "--out",
         type=Path,
         default=Path("edgeaudit-out"),
-        help="directory for report.html, report.json, findings.csv, and findings.jsonl, one finding a line "
-        "written as each host finishes (default: ./edgeaudit-out)",
+        help="directory for report.html, report.json, findings.csv, report.sarif (SARIF 2.1.0), summary.md, and "
+        "findings.jsonl, one finding a line written as each host finishes (default: ./edgeaudit-out)",
     )
     p.add_argument("--lang", choices=["ja", "en"], help="report language (default: from the locale)")
     p.add_argument(
@@ -294,7 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", parents=[common], help="render a recorded sweep")
     rep.add_argument("sweep", nargs="?", default="latest", help="sweep id, unique prefix, 'latest' or -N")
-    rep.add_argument("--format", choices=["html", "json", "jsonl", "csv"], default="html")
+    rep.add_argument(
+        "--format", choices=["html", "json", "jsonl", "csv", "sarif", "markdown"], default="html",
+        help="html (default), json (report.json), jsonl (a finding a line), csv, sarif (SARIF 2.1.0, for code-"
+        "scanning dashboards and DefectDojo) or markdown (a summary for tickets and chat)",
+    )  # fmt: skip
     rep.add_argument("--lang", choices=["ja", "en"])
     rep.add_argument("--output", "-o", type=Path, help="file to write (default: stdout)")
     rep.add_argument("--db", type=Path)

@@ -58,7 +58,8 @@ class FindingStream:
 def write_reports(
     record: SweepRecord, args: argparse.Namespace, interrupted: bool = False, last_complete: float | None = None
 ) -> None:
-    """report.html, report.json and findings.csv into --out, --metrics-file, and the summary on stderr.
+    """report.html, report.json, findings.csv, report.sarif and summary.md into --out, --metrics-file, and the
+    summary on stderr.
 
     ``last_complete``: when the site's newest complete sweep ended, for the metrics."""
     report = document.build(record, show_secrets=args.show_secrets)
@@ -69,6 +70,8 @@ def write_reports(
     write_text(out / "report.json", render.to_json(report), secret)
     write_text(out / "findings.csv", render.to_csv(report, lang), secret)
     write_text(out / "report.html", render.to_html(report, lang), secret)
+    write_text(out / "report.sarif", render.render(report, "sarif", lang), secret)
+    write_text(out / "summary.md", render.render(report, "markdown", lang), secret)
     metrics_file: Path | None = getattr(args, "metrics_file", None)
     if metrics_file is not None:
         from scanner import metrics
@@ -83,7 +86,7 @@ def write_reports(
         file=sys.stderr,
     )
     print(
-        f"edgeaudit: wrote {out / 'report.html'}, report.json, findings.csv"
+        f"edgeaudit: wrote {out / 'report.html'}, report.json, findings.csv, report.sarif, summary.md"
         + (", findings.jsonl" if (out / "findings.jsonl").exists() else "")
         + (" (interrupted: resume with --resume)" if interrupted else ""),
         file=sys.stderr,

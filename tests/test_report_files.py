@@ -70,7 +70,7 @@ def test_files_with_unmasked_secrets_are_owner_only(fleet, tmp_path: Path) -> No
     main(["scan", "127.0.212.1", "--db", db, "--out", str(masked), *FLEET_PORTS, *FAST])
     main(["scan", "127.0.212.1", "--db", db, "--out", str(shown), "--show-secrets", *FLEET_PORTS, *FAST])
     assert '"community": "public"' in (shown / "report.json").read_text()  # the working community, in clear
-    for name in ("report.json", "report.html", "findings.csv"):
+    for name in ("report.json", "report.html", "findings.csv", "report.sarif", "summary.md", "findings.jsonl"):
         assert stat.S_IMODE((shown / name).stat().st_mode) == 0o600, name
         assert stat.S_IMODE((masked / name).stat().st_mode) & 0o044, name  # masked: the umask's usual mode
     assert '"community": "public"' not in (masked / "report.json").read_text()

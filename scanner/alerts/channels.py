@@ -22,13 +22,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from profiles.errors import EdgeAuditError
-
-if TYPE_CHECKING:
-    from scanner.site import Lines
+from scanner.tomllines import Lines
 
 LANGS = ("ja", "en")
 TLS = ("starttls", "ssl", "none")
