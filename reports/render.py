@@ -20,7 +20,8 @@ import yaml
 from reports.markdown import to_markdown
 from reports.sarif import to_sarif
 
-SCHEMA_VERSION = "2.1"  # 2: typed fingerprint entries (service, kind, value, path); 2.1: summary.hosts_down
+SCHEMA_VERSION = "2.2"  # 2: typed fingerprint entries (service, kind, value, path); 2.1: summary.hosts_down;
+# 2.2: findings[].summary (the evidence as a sentence)
 LANGS = ("en", "ja")
 
 
@@ -124,7 +125,22 @@ def to_html(report: dict[str, Any], lang: str) -> str:
     peak = max([1, *sev.values()])
     # the document lists the severities worst first
     bars = [{"name": s, "count": sev[s], "width": round(300 * sev[s] / peak)} for s in sev]
-    return _env().get_template("report.html.j2").render(r=report, t=t, lang=lang, bars=bars)
+    devices = sorted(report["devices"], key=worst_first)
+    return _env().get_template("report.html.j2").render(
+        r=report, t=t, lang=lang, bars=bars, devices=devices, open_all=len(devices) <= OPEN_ALL
+    )
+
+
+OPEN_ALL = 8  # devices: up to this many, every device section is open; beyond, each opens on a click
+_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1, "info": 0}
+
+
+def worst_first(device: dict[str, Any]) -> tuple[int, ...]:
+    """Sort key of a device: its failures by severity, worst first, then its inconclusive count."""
+    fails = [_RANK[f["severity"]] for f in device["findings"] if f["status"] == "fail"]
+    by_rank = [-sum(1 for r in fails if r == rank) for rank in (4, 3, 2, 1, 0)]
+    unsure = sum(1 for f in device["findings"] if f["status"] == "inconclusive")
+    return (*by_rank, -unsure)
 
 
 def jsonl_line(finding: dict[str, Any], sweep_id: str) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 from reports.render import SCHEMA_VERSION
 from scanner import __version__
-from scanner.checks import catalog
+from scanner.checks import catalog, sentences
 from scanner.findings import Finding, Severity, Status, mask_evidence
 from scanner.store import SweepRecord
 
@@ -28,6 +28,7 @@ def finding_json(f: Finding, show_secrets: bool) -> dict[str, Any]:
     entry = catalog().get(f.check_id)
     data = f.to_json()
     data["evidence"] = f.evidence if show_secrets else mask_evidence(f.evidence)
+    data["summary"] = sentences.sentence(entry.evidence if entry else {}, str(f.status), data["evidence"])
     data["title"] = entry.title if entry else {"en": f.check_id, "ja": f.check_id}
     data["remediation"] = entry.remediation if entry else {"en": "", "ja": ""}
     data["references"] = list(entry.references) if entry else []

@@ -16,6 +16,7 @@ import yaml
 from probes.observations import JSON, Mode, Observation, PortState, ProbeFailure, Service
 from profiles import Match
 from profiles.errors import RegistryError
+from scanner.checks import sentences
 from scanner.device import Baseline, DeviceRecord
 from scanner.feeds import FeedDb
 from scanner.findings import Finding, Severity, Status
@@ -34,6 +35,7 @@ class CatalogEntry:
     remediation: dict[str, str]
     references: tuple[str, ...] = ()
     engine: bool = False
+    evidence: dict[str, tuple[dict[str, str], ...]] = field(default_factory=dict)  # status -> sentence templates
 
 
 @cache
@@ -55,8 +57,16 @@ def catalog() -> dict[str, CatalogEntry]:
             remediation=dict(entry["remediation"]),
             references=tuple(entry.get("references", [])),
             engine=bool(entry.get("engine", False)),
+            evidence=_templates(fid, entry.get("evidence")),
         )
     return out
+
+
+def _templates(fid: str, raw: Any) -> dict[str, tuple[dict[str, str], ...]]:
+    try:
+        return sentences.check(fid, raw)
+    except ValueError as exc:
+        raise RegistryError(str(exc)) from exc
 
 
 @dataclass(frozen=True)

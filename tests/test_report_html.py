@@ -1,0 +1,101 @@
+"""Readable reports: evidence as a sentence from the catalog, raw evidence folded, devices collapsible, worst first."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from probes.observations import Mode
+from reports import render
+from scanner.checks import catalog, make_finding, sentences
+from scanner.findings import Severity, Status
+from scanner.store import HostRecord
+from tests.test_metrics import FINISHED, STARTED, _host, _report
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _say(check: str, status: str, evidence: dict[str, object]) -> dict[str, str]:
+    return sentences.sentence(catalog()[check].evidence, status, evidence)
+
+
+def test_a_credential_finding_reads_as_a_sentence_in_both_languages() -> None:
+    ev = {"protocol": "http", "attempts": 2, "username": "admin", "password": "a*** (5)", "source": "profile:x"}
+    said = _say("CIAJ-1.2-DEFAULT-CREDENTIAL", "fail", ev)
+    assert said["en"] == "admin / a*** (5) logged in over http after 2 attempt(s) (profile:x)"
+    assert said["ja"] == "http で admin / a*** (5) によるログインに成功（2 回目、profile:x）"
+    snmp = _say("CIAJ-1.2-DEFAULT-CREDENTIAL", "fail", {"protocol": "snmp", "attempts": 1, "community": "p*** (6)"})
+    assert snmp["en"] == "the community p*** (6) answered over snmp after 1 attempt(s)"  # the next template fits
+    passed = _say("CIAJ-1.2-DEFAULT-CREDENTIAL", "pass", {"protocol": "ssh", "attempts": 4})
+    assert passed["en"] == "every one of 4 login attempt(s) over ssh was refused"
+
+
+def test_without_a_template_the_reason_or_the_plain_values_are_the_sentence() -> None:
+    reason = "no log message seen and its configuration was not read (authenticated mode: --auth-file)"
+    assert _say("CIAJ-1.4-LOGGING-DISABLED", "inconclusive", {"reason": reason}) == {"en": reason, "ja": reason}
+    plain = sentences.sentence({}, "fail", {"port": "open", "nested": {"x": 1}, "ok": True})
+    assert plain["en"] == "port: open; ok: yes"
+
+
+def test_device_text_in_a_sentence_is_one_bounded_line() -> None:
+    banner = "Welcome\r\n<script>alert(1)</script>\n" + "A" * 500
+    said = _say("CIAJ-1.2-CLEARTEXT-ADMIN", "fail", {"protocol": "telnet", "banner": banner, "login_prompt": True})
+    assert "\n" not in said["en"] and "\r" not in said["en"]
+    assert said["en"].startswith("telnet answers with a login prompt: Welcome / <script>alert(1)</script> / AAA")
+    assert len(said["en"]) < 40 + sentences.MAX_VALUE
+
+
+def test_the_catalog_refuses_templates_whose_languages_disagree() -> None:
+    with pytest.raises(ValueError, match="en and ja use different fields"):
+        sentences.check("X", {"fail": [{"en": "{username} in", "ja": "{user} ログイン"}]})
+    with pytest.raises(ValueError, match="exactly 'en' and 'ja'"):
+        sentences.check("X", {"fail": [{"en": "x"}]})
+    for entry in catalog().values():  # every template of the catalog names fields en and ja alike
+        for templates in entry.evidence.values():
+            assert all(sentences.fields(t["en"]) == sentences.fields(t["ja"]) for t in templates)
+
+
+def _many() -> list[HostRecord]:
+    hosts = [_host(f"192.0.2.{i}", ("CIAJ-1.4-NO-REMOTE-LOG", Status.PASS)) for i in range(10, 40)]
+    worst = make_finding("CIAJ-1.2-DEFAULT-CREDENTIAL", "192.0.2.77", Status.FAIL, Mode.DEFAULT, "tcp/80",
+                         {"protocol": "http", "attempts": 1, "username": "admin", "password": "secret1"})  # fmt: skip
+    hosts.insert(5, HostRecord("192.0.2.77", "up", None, STARTED, FINISHED, hosts[0].device, [worst]))
+    hosts.insert(9, _host("192.0.2.60", ("CIAJ-1.3-FIRMWARE-OUTDATED", Status.FAIL, Severity.MEDIUM)))
+    return hosts
+
+
+def test_devices_are_collapsible_worst_first_with_the_sentence_and_the_raw_evidence_folded() -> None:
+    report = _report(_many())
+    html = render.to_html(report, "en")
+    sections = re.findall(r'<details class="device" id="dev-([0-9.]+)"( open)?>', html)
+    assert len(sections) == 32 and not any(opened for _a, opened in sections)  # many devices: closed
+    assert [a for a, _ in sections[:2]] == ["192.0.2.77", "192.0.2.60"]  # a critical failure, then a medium one
+    assert "admin / s*** (7) logged in over http after 1 attempt(s)" in html  # the masked password, in a sentence
+    assert "secret1" not in html
+    assert html.count('<details class="raw">') == 32
+    few = render.to_html(_report(_many()[:3]), "ja")
+    assert few.count('<details class="device" id=') == 3 and few.count("open>") == 3  # a few devices: open
+
+
+@pytest.mark.browser
+def test_a_large_report_is_navigable_in_chromium(tmp_path: Path) -> None:
+    if CHROMIUM is None:
+        if os.geteuid() == 0:
+            pytest.fail("chromium must be installed when running as root (make sysdeps)")
+        pytest.skip("chromium is not installed (make sysdeps, as root)")
+    page = tmp_path / "report.html"
+    page.write_text(render.to_html(_report(_many()), "ja"), encoding="utf-8")
+    dom = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    sections = re.findall(r'<details class="device" id="dev-([0-9.]+)"', dom)
+    assert len(sections) == 32 and sections[0] == "192.0.2.77"
+    assert "<summary>192.0.2.77" in dom and "http で admin / s*** (7) によるログインに成功" in dom
