@@ -21,7 +21,7 @@ from reports.markdown import to_markdown
 from reports.sarif import to_sarif
 
 SCHEMA_VERSION = "2.2"  # 2: typed fingerprint entries (service, kind, value, path); 2.1: summary.hosts_down;
-# 2.2: findings[].summary (the evidence as a sentence)
+# 2.2: findings[].summary (the evidence as a sentence), summary.inconclusive_groups
 LANGS = ("en", "ja")
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from reports.render import SCHEMA_VERSION
 from scanner import __version__
-from scanner.checks import catalog, sentences
+from scanner.checks import catalog, sentences, settle
 from scanner.findings import Finding, Severity, Status, mask_evidence
 from scanner.store import SweepRecord
 
@@ -47,10 +47,12 @@ def build(sweep: SweepRecord, *, show_secrets: bool = False) -> dict[str, Any]:
     by_class: dict[str, int] = {}
     clauses = sorted({e.clause for e in catalog().values() if not e.engine and e.clause != "-"})
     matrix: dict[str, dict[str, str]] = {}
+    listed: list[list[dict[str, Any]]] = []  # each device's findings, as reported
     for host in sweep.hosts:
         if host.state == "down" and not host.findings:
             continue
         findings = sorted((finding_json(f, show_secrets) for f in host.findings), key=_order)
+        listed.append(findings)
         for f in findings:
             by_status[f["status"]] += 1
             if f["status"] == "fail":
@@ -100,6 +102,7 @@ def build(sweep: SweepRecord, *, show_secrets: bool = False) -> dict[str, Any]:
             "devices_by_class": dict(sorted(by_class.items())),
             "clauses": clauses,
             "clause_matrix": matrix,
+            "inconclusive_groups": settle.groups(f for found in listed for f in found),
         },
         "devices": devices,
     }

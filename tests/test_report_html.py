@@ -12,7 +12,7 @@ import pytest
 
 from probes.observations import Mode
 from reports import render
-from scanner.checks import catalog, make_finding, sentences
+from scanner.checks import catalog, make_finding, sentences, settle
 from scanner.findings import Severity, Status
 from scanner.store import HostRecord
 from tests.test_metrics import FINISHED, STARTED, _host, _report
@@ -99,3 +99,48 @@ def test_a_large_report_is_navigable_in_chromium(tmp_path: Path) -> None:
     sections = re.findall(r'<details class="device" id="dev-([0-9.]+)"', dom)
     assert len(sections) == 32 and sections[0] == "192.0.2.77"
     assert "<summary>192.0.2.77" in dom and "http で admin / s*** (7) によるログインに成功" in dom
+
+
+REASONS = {  # reasons the checks give (as the lab's sweeps record them), and the class that settles each
+    "no log message seen and its configuration was not read (authenticated mode: --auth-file)": "auth",
+    "reachability from outside is judged from the WAN vantage: sweep its outside (WAN) address with "
+    "`--vantage wan`, then `edgeaudit merge LAN-SWEEP WAN-SWEEP`": "wan",
+    "no credential is sent in safe mode": "safe",
+    "the test did not run (safe mode sends no REGISTER)": "safe",
+    "the imported NVD data has no entry for these products: silence there is not a pass": "feeds",
+    "openwrt: no baseline for version 23.05.5": "profile",
+    "device not identified: no baseline to judge against": "profile",
+    "a profile:edgelab-router credential logged in first; not tried: admin (generic)": "first-success",
+    "the registrar asks no secret at all (see CIAJ-2.3-REGISTER-NO-AUTH)": "related",
+    "no earlier complete sweep from this vantage saw this address: this sweep is its baseline": "baseline-sweep",
+    "GET http://198.18.0.5:80/: timed out": "timeout",
+    "no login service (SSH, Telnet, FTP, HTTP Basic/Digest, SNMP) answered; nothing to try": "nothing-answered",
+    "no protocol showed the device clock (NTP, HTTP Date, SIP Date, hrSystemDate)": "nothing-answered",
+    "a user agent, not a registrar (REGISTER answered 405): no INVITE sent (an INVITE could ring a phone)": "by-design",
+    "something no class knows": "other",
+}
+
+
+@pytest.mark.parametrize(("text", "expected"), list(REASONS.items()))
+def test_an_inconclusive_reason_falls_in_the_class_that_settles_it(text: str, expected: str) -> None:
+    assert settle.classify({"reason": text}).id == expected
+
+
+def test_inconclusives_are_grouped_biggest_first_with_their_action() -> None:
+    failures = {"failures": [{"probe": "http", "error": "Timeout", "reason": "GET /: timed out"}]}
+    assert settle.classify(failures).id == "timeout"  # a probe's failures carry the reason
+    assert settle.classify({"checklist": True, "reason": "safe mode"}).id == "checklist"  # the installer's item
+    auth = "its configuration was not read (authenticated mode: --auth-file)"
+    hosts = [_host(f"192.0.2.{i}", ("CIAJ-1.4-NO-REMOTE-LOG", Status.INCONCLUSIVE)) for i in range(1, 4)]
+    for h in hosts:
+        h.findings[0].evidence["reason"] = auth
+    hosts[0].findings.append(make_finding("CIAJ-2.3-VOIP-EXPOSED", "192.0.2.1", Status.INCONCLUSIVE, Mode.DEFAULT,
+                                          "udp/5060", {"reason": "judged from the WAN vantage"}))  # fmt: skip
+    report = _report(hosts)
+    groups = report["summary"]["inconclusive_groups"]
+    assert [(g["class"], g["count"]) for g in groups] == [("auth", 3), ("wan", 1)]
+    assert groups[0]["checks"] == [{"id": "CIAJ-1.4-NO-REMOTE-LOG", "count": 3}]
+    html = render.to_html(report, "ja")
+    assert "判定不能の検出事項（判定に必要な対応別）" in html
+    assert "--auth-file で読み取り専用のログイン情報を渡して" in html
+    assert settle.classes()[-1].id == "other"
