@@ -23,14 +23,15 @@ $(STAMP): pyproject.toml lab/pyproject.toml
 
 setup: $(STAMP) ## create .venv and install edgeaudit with its dev tools and the lab (from this checkout)
 
-# System packages: Chromium for the report test, the lab's daemons for the lab tests and the demo.
+# System packages: Chromium for the report and hand-off sheet tests, the lab's daemons for the lab tests and the demo.
 # Installed only as root (CI is root); lab/apt-packages.txt is the one list. A temporary
 # policy-rc.d keeps apt from starting the packages' own host services (sshd, chronyd's
 # public NTP pool, ...): the lab starts its daemons itself, inside its namespaces.
 LAB_PKGS := $(shell grep -v '^\#' lab/apt-packages.txt)
+# A Japanese font (IPA Gothic) for the hand-off sheet's PDF: without one, Chromium prints boxes.
 sysdeps:
-	@if [ "$$(id -u)" = 0 ] && ! command -v chromium >/dev/null; then \
-	  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; fi
+	@if [ "$$(id -u)" = 0 ] && { ! command -v chromium >/dev/null || ! dpkg-query -W fonts-ipafont-gothic >/dev/null 2>&1; }; then \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium fonts-ipafont-gothic >/dev/null; fi
 
 labdeps:
 	@if [ "$$(id -u)" = 0 ]; then \

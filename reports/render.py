@@ -17,6 +17,7 @@ from typing import Any
 import jinja2
 import yaml
 
+from reports import checklist
 from reports.markdown import to_markdown
 from reports.sarif import to_sarif
 
@@ -141,6 +142,23 @@ def worst_first(device: dict[str, Any]) -> tuple[int, ...]:
     by_rank = [-sum(1 for r in fails if r == rank) for rank in (4, 3, 2, 1, 0)]
     unsure = sum(1 for f in device["findings"] if f["status"] == "inconclusive")
     return (*by_rank, -unsure)
+
+
+def to_handoff(report: dict[str, Any], lang: str) -> str:
+    """The one-page hand-off sheet of a `check` (A4 print CSS): each CIAJ item ok / not ok / to check."""
+    if lang not in LANGS:
+        raise ValueError(f"language must be one of {LANGS}")
+    t = strings()[lang]
+    device = report["devices"][0] if report["devices"] else None
+    clauses = checklist.items(device, t, lang) if device else []
+    counts = dict.fromkeys(("not_ok", "to_check", "ok"), 0)
+    for c in clauses:
+        for row in c.rows:
+            counts[row.verdict] += 1
+    address = device["address"] if device else ", ".join(report["sweep"]["scope"]["targets"])
+    return _env().get_template("handoff.html.j2").render(
+        r=report, t=t, lang=lang, device=device, address=address, clauses=clauses, counts=counts
+    )
 
 
 def jsonl_line(finding: dict[str, Any], sweep_id: str) -> str:

@@ -217,8 +217,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_discover_options(disc)
 
-    check = sub.add_parser("check", parents=[common], help="installer hand-off check of one device")
+    check = sub.add_parser(
+        "check",
+        parents=[common],
+        help="installer hand-off check of one device: prints each CIAJ item ok / not ok / to check",
+    )
     check.add_argument("target", help="one IP address or hostname")
+    check.add_argument(
+        "--handoff",
+        action="store_true",
+        help="also write the one-page hand-off sheet into --out: handoff.html (A4, print CSS) and handoff.pdf "
+        "through headless Chromium when it is installed; the checklist itself is always printed",
+    )
     _add_scan_options(check)
 
     merge = sub.add_parser(

@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from reports import render
 from scanner import document
@@ -57,7 +58,7 @@ class FindingStream:
 
 def write_reports(
     record: SweepRecord, args: argparse.Namespace, interrupted: bool = False, last_complete: float | None = None
-) -> None:
+) -> dict[str, Any]:
     """report.html, report.json, findings.csv, report.sarif and summary.md into --out, --metrics-file, and the
     summary on stderr.
 
@@ -91,3 +92,26 @@ def write_reports(
         + (" (interrupted: resume with --resume)" if interrupted else ""),
         file=sys.stderr,
     )
+    return report
+
+
+def write_check(report: dict[str, Any], args: argparse.Namespace) -> None:
+    """`check`: the installer's checklist on stdout and, with --handoff, the hand-off sheet (HTML, PDF)."""
+    from reports import checklist, pdf
+
+    lang = args.lang or render.default_lang()
+    t = render.strings()[lang]
+    colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+    for device in report["devices"]:
+        sys.stdout.write(checklist.to_terminal(device, t, lang, colour=colour))
+    if not report["devices"]:
+        print(t["sheet_unreachable"])
+    sys.stdout.flush()
+    if not getattr(args, "handoff", False):
+        return
+    out: Path = args.out
+    sheet = out / "handoff.html"
+    write_text(sheet, render.to_handoff(report, lang), bool(args.show_secrets))
+    why = pdf.print_pdf(sheet, out / "handoff.pdf")
+    done = f"{sheet} and handoff.pdf" if why is None else f"{sheet} (no PDF: {why})"
+    print(f"edgeaudit: hand-off sheet: {done}", file=sys.stderr)

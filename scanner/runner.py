@@ -270,7 +270,9 @@ def run_scan(args: argparse.Namespace) -> int:
     store.finish(sweep_id, "interrupted" if interrupted else "complete")
     record = store.load(sweep_id)
     site = (record.config.get("site") or {}).get("name")
-    outfiles.write_reports(record, args, interrupted, store.last_complete(sweep_id, site))
+    report = outfiles.write_reports(record, args, interrupted, store.last_complete(sweep_id, site))
+    if command == "check":
+        outfiles.write_check(report, args)
     for line in alerts.after_sweep(store, record):  # after the reports: an alert never costs the sweep
         print(f"edgeaudit: alert: {line}", file=sys.stderr)
     return worst_exit(record.findings, args.fail_on)
