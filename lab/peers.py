@@ -413,7 +413,7 @@ def _fmt(side: Side) -> str:
 
 
 def table(rows: list[Stage]) -> str:
-    """The medians as a Markdown table (the README quotes it)."""
+    """The medians as a Markdown table (docs/performance.md quotes it)."""
     lines = [
         "| stage | edgeaudit | peer | ratio (wall) | found: edgeaudit / peer | emulator busy "
         "| loop: callbacks over 100 ms |",

@@ -1,6 +1,6 @@
 """The one error tree of edgeaudit.
 
-It sits in the bottom layer (profiles/, README "Layout") so that every layer raises
+It sits in the bottom layer (profiles/, docs/layout.md) so that every layer raises
 from the same tree. Library exceptions (OSError, asyncio.TimeoutError, httpx.*,
 asyncssh.*) are translated into these right where a probe calls the
 library, with ``raise ... from exc``. The orchestrator only ever sees these.

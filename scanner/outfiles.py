@@ -33,14 +33,16 @@ def write_text(path: Path, text: str, secret: bool) -> None:
 class FindingStream:
     """--out's findings.jsonl: one finding a line, appended and flushed as each host finishes.
 
-    A SIEM can tail it during the sweep. A resumed sweep appends to the same file; the sweep-level
-    checks (judged once every host is done) append their findings at the end. Written on the
+    A SIEM can tail it during the sweep. A new sweep starts the file anew, a resumed sweep
+    appends to it; the sweep-level checks (judged once every host is done) append their
+    findings at the end. Written on the
     sweep's writer thread, never on the event loop; owner-only when secrets are shown."""
 
-    def __init__(self, path: Path, sweep_id: str, show_secrets: bool) -> None:
+    def __init__(self, path: Path, sweep_id: str, show_secrets: bool, *, resumed: bool = False) -> None:
         self.sweep_id, self.show_secrets = sweep_id, show_secrets
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600 if show_secrets else 0o644)
+        keep = os.O_APPEND if resumed else os.O_TRUNC  # a new sweep's file holds that sweep's findings only
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | keep, 0o600 if show_secrets else 0o644)
         if show_secrets:
             os.fchmod(fd, 0o600)
         self._file = os.fdopen(fd, "a", encoding="utf-8")

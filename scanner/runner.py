@@ -225,7 +225,9 @@ def run_scan(args: argparse.Namespace) -> int:
     progress = Progress(scope.count - len(done), quiet=args.quiet)
     todo = (a for a in scope if a not in done)
     feed_db = feeds.FeedDb(args.db or default_path())
-    stream = outfiles.FindingStream(args.out / "findings.jsonl", sweep_id, bool(args.show_secrets))
+    stream = outfiles.FindingStream(
+        args.out / "findings.jsonl", sweep_id, bool(args.show_secrets), resumed=bool(resume)
+    )
 
     async def main() -> bool:
         stop = asyncio.Event()

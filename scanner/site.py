@@ -95,6 +95,8 @@ def _convert(action: argparse.Action, key: str, value: Any, base: Path, lines: L
         if not value or not all(isinstance(v, int | str) and not isinstance(v, bool) for v in value):
             raise lines.error((key,), 'expects a list of ports (22 or "2222:ssh")')
         return ",".join(str(v) for v in value)
+    if action.type is None and isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)  # a probe option parsed from text (arp-rate = 2500): its own parser checks it
     if action.type in (int, float):
         ok = isinstance(value, int) if action.type is int else isinstance(value, int | float)
         if not ok or isinstance(value, bool):
@@ -110,6 +112,8 @@ def _convert(action: argparse.Action, key: str, value: Any, base: Path, lines: L
 def _one(action: argparse.Action, key: str, text: str, base: Path, lines: Lines, paths: set[str]) -> Any:
     if action.choices is not None and text not in action.choices:
         raise lines.error((key,), f"must be one of {', '.join(map(str, action.choices))}, not {text!r}")
+    if action.dest == "targets" and text.startswith("@"):  # @FILE of targets: read from the site file's directory
+        return "@" + str(base / Path(text[1:]).expanduser())
     if action.type is Path or action.dest in paths:
         path = Path(text).expanduser()
         path = path if path.is_absolute() else base / path

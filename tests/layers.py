@@ -1,6 +1,6 @@
 """The import rules between edgeaudit's folders, read from the code (the AST of every module).
 
-Layers, bottom to top (README, "Layout"): ``profiles`` (device knowledge) < ``probes``
+Layers, bottom to top (docs/layout.md): ``profiles`` (device knowledge) < ``probes``
 (protocol code, observations, the ledger), the error tree being in ``profiles`` < ``reports`` (rendering the
 report document) < ``scanner`` (CLI, runner, engine, checks, store, merge, diff). A module
 imports its own folder and the folders below it, never one above. ``lab`` and ``tests``

@@ -86,3 +86,13 @@ def test_each_host_is_on_disk_as_soon_as_it_is_recorded(tmp_path: Path) -> None:
     shown.findings([finding])
     shown.close()
     assert "hunter2" in secret.read_text(encoding="utf-8") and oct(secret.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_new_sweep_starts_the_file_anew_and_a_resumed_one_appends(tmp_path: Path) -> None:
+    path = tmp_path / "findings.jsonl"
+    finding = make_finding("CIAJ-1.3-FIRMWARE-EOL", "127.0.0.6", Status.FAIL, Mode.DEFAULT)
+    for sweep, resumed in (("first", False), ("second", False), ("second", True)):
+        stream = outfiles.FindingStream(path, sweep, show_secrets=False, resumed=resumed)
+        stream.findings([finding])
+        stream.close()
+    assert [line["sweep"] for line in _lines(path)] == ["second", "second"]  # nothing left of the first sweep

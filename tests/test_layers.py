@@ -1,4 +1,4 @@
-"""The layers of README's "Layout" hold in the code: no import up, none into lab/ or tests/, no circle."""
+"""The layers of docs/layout.md hold in the code: no import up, none into lab/ or tests/, no circle."""
 
 from __future__ import annotations
 

@@ -174,3 +174,13 @@ async def test_a_bad_site_file_is_exit_2_from_the_command(tmp_path: Path) -> Non
     missing = tmp_path / "none.toml"
     code, err = await cli_exit("scan", "--site", str(missing))
     assert code == 2 and "none.toml: No such file or directory" in err
+
+
+def test_numbers_for_text_options_and_paths_of_targets_files_and_alert_files(tmp_path: Path) -> None:
+    """arp-rate is parsed by its probe from text: a TOML number is given to it as text; @FILE is the site's."""
+    args = _args(tmp_path, 'targets = "@hosts.txt"\narp-rate = 2500\n[[notify]]\ntype = "email"\nhost = "m"\n'
+                 'from = "a@example.jp"\nto = "b@example.jp"\ncafile = "~/ca.pem"\n')  # fmt: skip
+    assert args.targets == [f"@{tmp_path / 'hosts.txt'}"]
+    assert [v for k, v in vars(args).items() if k.endswith("arp_rate")] == ["2500"]
+    (channel,) = args.site_file.notify
+    assert channel.to_json()["target"]["cafile"] == str(Path("~/ca.pem").expanduser())  # ~ expanded

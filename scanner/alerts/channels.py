@@ -7,17 +7,22 @@ TLS (``"ssl"``, 465) or none (``"none"``, then no login: a password never travel
 The password comes from an environment variable (``password-env``) or a file
 (``password-file``), never from the site file itself.
 
-Each delivery has a deadline per try and is tried again with exponential backoff; what still
-fails is raised as DeliveryError for the caller to queue (scanner.alerts).
+Both go through the standard library (urllib, smtplib) on a thread: the engine side imports no
+protocol library (the probes own those). Each delivery has a deadline per try and is tried
+again with exponential backoff; what still fails is raised as DeliveryError for the caller to
+queue (scanner.alerts).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import smtplib
 import ssl
+import urllib.error
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -175,8 +180,8 @@ def _parse_one(i: int, t: dict[str, Any], lines: Lines, base: Path, lang: str) -
             tls=tls,
             user=user,
             password_env=pw_env,
-            password_file=str(base / pw_file) if pw_file else None,
-            cafile=str(base / cafile) if cafile else None,
+            password_file=str(base / Path(pw_file).expanduser()) if pw_file else None,
+            cafile=str(base / Path(cafile).expanduser()) if cafile else None,
         )
     return Channel(target, chosen, bool(get("always", bool, False)), float(timeout), retries, float(backoff))
 
@@ -188,11 +193,13 @@ async def deliver(channel: Channel, subject: str, text: str, body: dict[str, Any
         if attempt:
             await asyncio.sleep(channel.backoff * 2 ** (attempt - 1))
         try:
+            # urllib and smtplib block: on a thread, each socket operation bounded by the timeout, the whole too
             if isinstance(channel.target, Webhook):
-                await _post(channel.target, {"text": f"{subject}\n{text}", **body}, deadline=channel.timeout)
+                payload = {"text": f"{subject}\n{text}", **body}
+                await asyncio.wait_for(asyncio.to_thread(_post, channel.target, payload, channel.timeout),
+                                       channel.timeout * 4)  # fmt: skip
             else:
                 password = _password(channel.target)
-                # smtplib blocks: on a thread, each socket operation bounded by its timeout
                 await asyncio.wait_for(
                     asyncio.to_thread(_mail, channel.target, channel.timeout, subject, text, password),
                     channel.timeout * 4,
@@ -206,16 +213,29 @@ async def deliver(channel: Channel, subject: str, text: str, body: dict[str, Any
     raise DeliveryError(f"{last} (after {channel.retries + 1} tries)")
 
 
-async def _post(hook: Webhook, body: dict[str, Any], *, deadline: float) -> None:
-    import httpx
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A webhook that answers with a redirect has not taken the alert: say so, do not POST elsewhere."""
 
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _post(hook: Webhook, body: dict[str, Any], deadline: float) -> None:
+    """POST the JSON body (blocking: called on a thread; the socket operations bounded by ``deadline``)."""
+    data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+    headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "edgeaudit", **dict(hook.headers)}
+    request = urllib.request.Request(hook.url, data=data, headers=headers, method="POST")
+    opener = urllib.request.build_opener(_NoRedirect)
     try:
-        async with httpx.AsyncClient(timeout=deadline, follow_redirects=False) as client:
-            reply = await asyncio.wait_for(client.post(hook.url, json=body, headers=dict(hook.headers)), deadline)
-    except httpx.HTTPError as exc:
-        raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
-    if not 200 <= reply.status_code < 300:
-        raise DeliveryError(f"HTTP {reply.status_code} {reply.reason_phrase}")
+        with opener.open(request, timeout=deadline) as reply:
+            status = reply.status
+    except urllib.error.HTTPError as exc:
+        raise DeliveryError(f"HTTP {exc.code} {exc.reason}") from exc
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise DeliveryError(f"{type(reason).__name__}: {reason}") from exc
+    if not 200 <= status < 300:
+        raise DeliveryError(f"HTTP {status}")
 
 
 def _password(mail: Email) -> str | None:
