@@ -74,12 +74,12 @@ def to_terminal(device: dict[str, Any], t: dict[str, Any], lang: str, *, colour:
     d = device["device"]
     head = " ".join(x for x in (d.get("vendor"), d.get("model")) if x) or t["unidentified"]
     firmware = f", {t['firmware']} {d['firmware']}" if d.get("firmware") else ""
-    lines = [_clean(f"{device['address']} — {head}{firmware}")]
+    lines = [printable(f"{device['address']} — {head}{firmware}")]
     width = max(len(t[v]) for v in COLOUR)
     counts = dict.fromkeys(COLOUR, 0)
     for clause in items(device, t, lang):
         lines.append("")
-        lines.append(_clean(clause.title))
+        lines.append(printable(clause.title))
         for row in clause.rows:
             counts[row.verdict] += 1
             word = t[row.verdict].ljust(width)
@@ -87,12 +87,12 @@ def to_terminal(device: dict[str, Any], t: dict[str, Any], lang: str, *, colour:
                 word = COLOUR[row.verdict] + word + RESET
             where = f" [{', '.join(row.services)}]" if row.services else ""
             text = f"{row.title}{where}" + (f": {row.reason}" if row.reason else "")
-            lines.append(f"  {word}  {_clean(text)}")
+            lines.append(f"  {word}  {printable(text)}")
     lines.append("")
     lines.append(", ".join(f"{t[v]} {n}" for v, n in counts.items()))
     return "\n".join(lines) + "\n"
 
 
-def _clean(text: str) -> str:
-    """Device text never moves the cursor or clears the screen: control characters are shown, not sent."""
+def printable(text: str) -> str:
+    """Device (or server) text never moves the cursor or clears the screen: control characters are shown, not sent."""
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)

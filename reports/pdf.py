@@ -30,6 +30,7 @@ def print_pdf(html: Path, pdf: Path, timeout: float = 60.0) -> str | None:
     browser = chromium()
     if browser is None:
         return "chromium is not installed (apt-get install chromium): print the HTML sheet instead"
+    pdf.unlink(missing_ok=True)  # an older sheet (another device's) is never taken for this one
     sandbox = ("--no-sandbox",) if os.geteuid() == 0 else ()  # Chromium refuses to run as root with its sandbox
     with tempfile.TemporaryDirectory(prefix="edgeaudit-chromium-") as profile:
         argv = [browser, *FLAGS, *sandbox, f"--user-data-dir={profile}", f"--print-to-pdf={pdf.resolve()}"]

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from profiles.errors import UsageError
 from reports import render
 from scanner import document
 from scanner.findings import Finding
@@ -80,7 +81,10 @@ def write_reports(
         from scanner import metrics
 
         site = (record.config.get("site") or {}).get("name")
-        metrics.write(metrics_file, metrics.to_prometheus(report, site=site, last_complete=last_complete))
+        try:
+            metrics.write(metrics_file, metrics.to_prometheus(report, site=site, last_complete=last_complete))
+        except UsageError as exc:  # the sweep is recorded and its reports written: this costs it nothing more
+            print(f"edgeaudit: metrics not written: {exc}", file=sys.stderr)
     summary = report["summary"]
     fails = ", ".join(f"{n} {s}" for s, n in summary["failures_by_severity"].items() if n) or "none"
     print(

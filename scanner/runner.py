@@ -16,6 +16,7 @@ from probes import options
 from probes.base import PHASE_ORDER, TCP_PORTS, Phase, ProbeConfig, Timeouts
 from probes.observations import Mode
 from profiles.errors import ScopeError, UsageError
+from reports.checklist import printable
 from scanner import alerts, feeds, nmap_input, outfiles
 from scanner.checks import SweepHost, judge_sweep
 from scanner.command import install_signals, is_root, mode_from, worst_exit
@@ -276,7 +277,7 @@ def run_scan(args: argparse.Namespace) -> int:
     if command == "check":
         outfiles.write_check(report, args)
     for line in alerts.after_sweep(store, record):  # after the reports: an alert never costs the sweep
-        print(f"edgeaudit: alert: {line}", file=sys.stderr)
+        print(f"edgeaudit: alert: {printable(line)}", file=sys.stderr)  # a server's text among them
     return worst_exit(record.findings, args.fail_on)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import re
 import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,9 @@ from scanner.tomllines import Lines
 
 MODES = ("safe", "default", "intrusive")
 NOT_KEYS = frozenset({"help", "resume", "site"})  # flags that describe a run, not a site
+# Lists the command line adds to rather than replaces: a device the site keeps out of its sweeps
+# (a fragile one) stays out when a one-off run excludes more.
+ADDED = frozenset({"exclude"})
 # Alternatives where a command-line choice replaces the site's whole choice, not one flag of it.
 GROUPS = (frozenset({"safe", "intrusive"}), frozenset({"targets", "from_nmap"}))
 
@@ -130,7 +134,8 @@ def load(path: Path, scan: argparse.ArgumentParser) -> Site:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"site file {path}: {exc}") from exc
+        at = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        raise UsageError(f"site file {path}{':' + at[1] if at else ''}: {exc}") from exc
     lines = Lines(path, text)
     keys = scan_keys(scan)
     paths = _path_dests()
@@ -141,8 +146,8 @@ def load(path: Path, scan: argparse.ArgumentParser) -> Site:
     for key, value in data.items():
         if key == "name":
             name = _text(value, key, lines).strip()
-            if not name:
-                raise lines.error((key,), "is empty")
+            if not name or not name.isprintable():
+                raise lines.error((key,), "must be one line of printable text")
         elif key == "notify":
             if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
                 raise lines.error((key,), "expects [[notify]] tables")
@@ -205,10 +210,13 @@ def apply(site: Site, args: argparse.Namespace, given: set[str], accepted: set[s
     ``accepted``: the dests the command takes (``discover`` takes only the flags that shape
     discovery, and stays a safe sweep whatever the site's mode). A command-line choice among
     alternatives (``--safe``/``--intrusive``, targets/``--from-nmap``) replaces the site's
-    choice as a whole."""
+    choice as a whole; ``--exclude`` adds to the site's excludes."""
     skipped: list[str] = []
     for dest, value in site.values.items():
         group = next((g for g in GROUPS if dest in g), frozenset({dest}))
+        if dest in ADDED and dest in given and dest in accepted:  # the site's excludes stay excluded
+            setattr(args, dest, [*value, *(v for v in getattr(args, dest) if v not in value)])
+            continue
         if group & given:
             continue
         if dest not in accepted:

@@ -246,11 +246,13 @@ class Store:
         return out
 
     def previous_of_site(self, sweep_id: str, site: str) -> str | None:
-        """The newest complete sweep before this one of the same site, command and vantage."""
+        """The complete sweep of the same site, command and vantage that finished last before this one did.
+
+        By finish time: a sweep interrupted, then resumed after a newer sweep completed, follows that one."""
         row = self.db.execute(
             "SELECT p.id FROM sweeps p JOIN sweeps s ON s.id=? WHERE p.state='complete' AND p.vantage=s.vantage"
-            " AND p.command=s.command AND p.started_at < s.started_at AND json_extract(p.config_json, '$.site.name')=?"
-            " ORDER BY p.started_at DESC LIMIT 1",
+            " AND p.command=s.command AND p.id != s.id AND p.finished_at <= COALESCE(s.finished_at, 1e18)"
+            " AND json_extract(p.config_json, '$.site.name')=? ORDER BY p.finished_at DESC LIMIT 1",
             (sweep_id, site),
         ).fetchone()
         return str(row[0]) if row else None
@@ -279,12 +281,13 @@ class Store:
     def pending_alerts(self, site: str) -> builtins.list[dict[str, Any]]:
         """A site's undelivered alerts, oldest first."""
         rows = self.db.execute(
-            "SELECT id, sweep_id, channel_json, message_json, tries, last_error FROM outbox WHERE site=? ORDER BY id",
+            "SELECT id, sweep_id, channel_json, message_json, tries, last_error, created_at FROM outbox WHERE site=?"
+            " ORDER BY id",
             (site,),
         )
         return [
             {"id": r[0], "sweep": r[1], "channel": json.loads(r[2]), "message": json.loads(r[3]), "tries": r[4],
-             "error": r[5]}
+             "error": r[5], "created_at": r[6]}
             for r in rows
         ]  # fmt: skip
 

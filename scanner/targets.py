@@ -60,6 +60,14 @@ class Scope:
             for value in range(first, last + 1):
                 yield str(cls(value))
 
+    def __contains__(self, address: object) -> bool:
+        try:
+            ip = ipaddress.ip_address(str(address))
+        except ValueError:
+            return False
+        value = int(ip)
+        return any(v == ip.version and first <= value <= last for v, first, last in self.intervals)
+
     def hostname_of(self, address: str) -> str | None:
         """The hostname the user named that resolved to this address, if any."""
         for name, addrs in self.resolved.items():

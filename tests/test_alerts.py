@@ -62,8 +62,9 @@ NEW = {
 def test_changes_count_device_changes_not_changes_of_what_was_swept() -> None:
     c = alerts.compare("office", _sweep("old", "safe", OLD), _sweep("new", "default", NEW))
     assert [(f.address, f.check_id) for f in c.newly_failing] == [(A, EOL), (B, EOL)]  # pass -> fail; a new device
-    assert [(f.address, f.check_id, f.status) for f in c.resolved] == [(A, CLEAR, Status.PASS), (A, DRIFT, Status.FAIL)]
-    assert [(f.address, f.check_id) for f in c.unverified] == [(A, REUSE)]  # fail -> inconclusive: not resolved
+    assert [(f.address, f.check_id, f.status) for f in c.resolved] == [(A, CLEAR, Status.PASS)]
+    # fail -> inconclusive is not resolved; nor is a failure the sweep judged on other hosts, not on this one
+    assert [(f.address, f.check_id) for f in c.unverified] == [(A, REUSE), (A, DRIFT)]
     assert c.first_judged == 1  # WEAK was not judged by the earlier (safe) sweep: not "newly failing"
     assert c.new_devices == [B] and c.gone_devices == [G] and c.confirmed == []
     unsure = _sweep("u", "default", {A: [_f(EOL, A, Status.INCONCLUSIVE)]})
@@ -71,6 +72,33 @@ def test_changes_count_device_changes_not_changes_of_what_was_swept() -> None:
     assert [f.check_id for f in sure.confirmed] == [EOL] and sure.newly_failing == []  # it may have failed before
     same = alerts.compare("office", _sweep("a", "default", NEW), _sweep("b", "default", NEW))
     assert same.empty and same.counts() == dict.fromkeys(same.counts(), 0)
+
+
+def _scoped(sid: str, targets: list[str], hosts: dict[str, list[Finding]]) -> SweepRecord:
+    from scanner.targets import build_scope
+
+    record = _sweep(sid, "default", hosts)
+    record.scope = build_scope(targets).to_json()
+    return record
+
+
+def test_only_addresses_both_scopes_hold_are_compared() -> None:
+    """A one-off sweep of one device of the site does not make the rest 'gone', nor 'new' the next time."""
+    full = {a: [_f(EOL, a, Status.PASS)] for a in (A, B, G)}
+    one = _scoped("one", [A], {A: [_f(EOL, A, Status.FAIL)]})
+    c = alerts.compare("office", _scoped("full", ["192.0.2.0/24"], full), one)
+    assert c.gone_devices == [] and [f.address for f in c.newly_failing] == [A]
+    back = alerts.compare("office", one, _scoped("again", ["192.0.2.0/24"], {**full, A: [_f(EOL, A, Status.FAIL)]}))
+    assert back.new_devices == [] and back.newly_failing == [] and back.not_compared == 2
+    assert "2 device(s) outside the other sweep's scope are not compared" in alerts.compose(back, "en")[1]
+
+
+def test_a_failure_on_a_host_cut_by_its_budget_is_not_resolved() -> None:
+    old = _sweep("old", "default", {A: [_f(CLEAR, A, Status.FAIL)], B: [_f(CLEAR, B, Status.PASS)]})
+    new = _sweep("new", "default", {A: [], B: [_f(CLEAR, B, Status.PASS)]})
+    new.hosts[0].state = "budget"
+    c = alerts.compare("office", old, new)
+    assert c.resolved == [] and [f.check_id for f in c.unverified] == [CLEAR]
 
 
 def test_a_failure_whose_check_did_not_run_is_not_resolved() -> None:
@@ -81,8 +109,8 @@ def test_a_failure_whose_check_did_not_run_is_not_resolved() -> None:
 
 
 WORDS = {
-    "en": ["2 newly failing, 2 resolved", "Resolved:", "New devices:", "192.0.2.2"],
-    "ja": ["新たな不適合 2 件、解消 2 件", "解消:", "新しい機器:", "ファームウェア"],
+    "en": ["2 newly failing, 1 resolved, 2 no longer verified", "Resolved:", "New devices:", "192.0.2.2"],
+    "ja": ["新たな不適合 2 件、解消 1 件", "解消:", "新しい機器:", "ファームウェア"],
 }
 
 
@@ -328,3 +356,23 @@ def test_two_site_sweeps_send_the_change_to_a_webhook_and_keep_the_exit_code(  #
     assert up.value == 1 and up.labels == {"site": "office", "vantage": "lan"}
     failing = [s for s in metrics["edgeaudit_findings"].samples if s.labels["status"] == "fail" and s.value]
     assert {s.labels["clause"] for s in failing} >= {"1.2"}  # Telnet's cleartext admin
+
+
+async def test_a_reply_that_is_not_http_is_a_failed_try_and_never_echoes_the_secret_url() -> None:
+    """An SSH banner where the webhook should be: each try fails (retried, then kept), the URL's path unsaid."""
+    import asyncio
+
+    async def banner(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.write(b"SSH-2.0-OpenSSH_9.2\r\n")
+        await w.drain()
+        w.close()
+
+    server = await asyncio.start_server(banner, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(DeliveryError) as info:
+            await deliver(_hook(f"http://127.0.0.1:{port}/services/SECRET-TOKEN", retries=1), "s", "t", {})
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert "after 2 tries" in str(info.value) and "SECRET-TOKEN" not in str(info.value)

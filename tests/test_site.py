@@ -113,7 +113,7 @@ def test_the_command_line_wins_key_by_key_and_choice_by_choice(tmp_path: Path) -
     args = _args(tmp_path, SITE, "scan", "198.51.100.1", "--intrusive", "--probe-timeout", "9", "--exclude", "1.2.3.4")
     assert args.targets == ["198.51.100.1"]  # the command line's targets replace the site's
     assert args.intrusive is True and args.safe is False  # its mode replaces the site's mode as a whole
-    assert args.probe_timeout == 9.0 and args.exclude == ["1.2.3.4"]
+    assert args.probe_timeout == 9.0 and args.exclude == ["192.0.2.5", "1.2.3.4"]  # excludes add up
     assert args.host_budget == 90.0 and args.ports == "22,80,2222:ssh"  # the rest still from the site
     nmap = tmp_path / "n.xml"
     nmap.write_text("<nmaprun/>")
@@ -147,7 +147,14 @@ def test_discover_takes_only_its_keys_and_stays_safe(tmp_path: Path) -> None:
         ("targets = []\n", ":1: targets: expects a string or a non-empty list of strings"),
         ('targets = ["a"]\nfrom-nmap = "x.xml"\n', ":2: from-nmap: give targets or from-nmap, not both"),
         ("[scan]\ntargets = []\n", ":1: scan: unknown table"),
-        ("targets = [127.0.0.1]\n", "Unclosed array (at line 1"),
+        ("targets = [127.0.0.1]\n", ":1: Unclosed array (at line 1"),
+        ('name = "a\\nb"\n', ":1: name: must be one line of printable text"),
+        ('[[notify]]\ntype = "webhook"\nurl = "http://127.0.0.1:99999/"\n', ":3: notify[0].url: has a port that is"),
+        ('[[notify]]\ntype = "webhook"\nurl = "http://h/a b"\n', ":3: notify[0].url: needs an http:// or https:// URL"),
+        ('[[notify]]\ntype = "webhook"\nurl = "http://h/"\nheaders = {A = "x\\ny"}\n', ":4: notify[0].headers: 'A'"),
+        ('[[notify]]\ntype = "webhook"\nurl = "http://h/"\nbackoff = inf\n', ":4: notify[0].backoff: must be from 0"),
+        ('[[notify]]\ntype = "webhook"\nurl = "http://h/"\ntimeout = nan\n', ":4: notify[0].timeout: must be from"),
+        ('[[notify]]\ntype = "email"\nhost = "m"\nfrom = "a@b"\nto = "c@d"\nport = 70000\n', ":6: notify[0].port"),
         ('[[notify]]\ntype = "pager"\n', ":2: notify[0].type: must be one of webhook, email"),
         ('[[notify]]\ntype = "webhook"\nurl = "ftp://x/"\n', ":3: notify[0].url: needs an http:// or https:// URL"),
         (

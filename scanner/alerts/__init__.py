@@ -13,7 +13,9 @@ and tried again, oldest first, after the site's next sweep.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import time
 from typing import Any
 
 from profiles.errors import EdgeAuditError
@@ -65,16 +67,37 @@ async def _run(store: Store, record: SweepRecord, site: str, channels: list[Chan
     return lines
 
 
+# An alert kept in the outbox is tried once after each sweep, and given up after this many tries
+# or this many days (it would tell of a state long gone).
+MAX_QUEUED_TRIES = 20
+MAX_QUEUED_DAYS = 14
+
+
 async def _retry_queued(store: Store, site: str) -> list[str]:
     lines = []
+    down: set[str] = set()  # a channel that failed once in this stage is not tried again in it
     for queued in store.pending_alerts(site):
-        channel = Channel.from_json(queued["channel"])
+        try:
+            channel = dataclasses.replace(Channel.from_json(queued["channel"]), retries=0)
+        except (KeyError, TypeError, ValueError):
+            store.alert_tried(queued["id"], None, 0)  # an entry this version cannot read: dropped, and said
+            lines.append(f"dropped an unreadable kept alert of sweep {queued['sweep']}")
+            continue
+        age_days = (time.time() - queued["created_at"]) / 86400
+        if queued["tries"] >= MAX_QUEUED_TRIES or age_days > MAX_QUEUED_DAYS:
+            store.alert_tried(queued["id"], None, 0)
+            lines.append(f"{channel.target.label}: gave up the alert of sweep {queued['sweep']} after "
+                         f"{queued['tries']} tries over {age_days:.0f} day(s): {queued['error']}")  # fmt: skip
+            continue
+        if channel.target.label in down:
+            continue
         m = queued["message"]
         try:
-            tries = await deliver(channel, m["subject"], m["text"], m["body"])
-            store.alert_tried(queued["id"], None, tries)
+            await deliver(channel, m["subject"], m["text"], m["body"])
+            store.alert_tried(queued["id"], None, 1)
             lines.append(f"{channel.target.label}: sent the alert kept from sweep {queued['sweep']}")
         except DeliveryError as exc:
-            store.alert_tried(queued["id"], str(exc), channel.retries + 1)
+            down.add(channel.target.label)
+            store.alert_tried(queued["id"], str(exc), 1)
             lines.append(f"{channel.target.label}: the alert of sweep {queued['sweep']} still not delivered: {exc}")
     return lines

@@ -8,12 +8,18 @@ devices and not what changed in the way they were swept:
 - a failure that became inconclusive is not resolved: it is "no longer verified"; an
   inconclusive finding that now fails was not passing before: it is "confirmed", apart from
   what newly fails (a passing check that fails now, or a failure of a device new to the site).
-A device new to the scope is new, with what it fails; a device the previous sweep had up and
-this one did not find is gone.
+A device is new, with what it fails, when the previous sweep's scope held it and did not find
+it; a device is gone when this sweep's scope holds it and this sweep did not find what the
+previous one had up. An address only one of the two scopes holds is not compared (a one-off
+sweep of one device does not make the rest of the site "gone"), and is counted as such. A
+failure with no finding now is resolved only where this sweep judged that check on that host,
+the host up and not cut by its budget; otherwise it is "no longer verified" (unless this sweep
+ran the check nowhere, as a safe sweep after a default one: then it is no change).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +28,7 @@ from scanner.checks import catalog
 from scanner.document import finding_json
 from scanner.findings import Finding, Status
 from scanner.store import SweepRecord
+from scanner.targets import Scope
 
 MAX_LINES = 40  # findings listed in the text; the JSON body carries them all
 
@@ -38,6 +45,7 @@ TEXT: dict[str, dict[str, str]] = {
         "gone_devices": "{n} device(s) gone",
         "head": "Sweep {sweep} ({mode} mode) compared with {previous} ({previous_mode} mode), vantage {vantage}.",
         "first": "{n} finding(s) of checks the previous sweep did not run are not counted as changes.",
+        "scope": "{n} device(s) outside the other sweep's scope are not compared.",
         "sec_newly_failing": "Newly failing:",
         "sec_resolved": "Resolved:",
         "sec_unverified": "Failing before, inconclusive now:",
@@ -59,6 +67,7 @@ TEXT: dict[str, dict[str, str]] = {
         "head": "スイープ {sweep}（{mode} モード）を前回の {previous}（{previous_mode} モード）と"
         "比較しました（視点 {vantage}）。",
         "first": "前回のスイープで実施しなかったチェックの結果 {n} 件は変化に数えていません。",
+        "scope": "もう一方のスイープの対象範囲外の機器 {n} 台は比較していません。",
         "sec_newly_failing": "新たな不適合:",
         "sec_resolved": "解消:",
         "sec_unverified": "前回は不適合、今回は判定不能:",
@@ -87,6 +96,7 @@ class Changes:
     new_devices: list[str] = field(default_factory=list)
     gone_devices: list[str] = field(default_factory=list)
     first_judged: int = 0
+    not_compared: int = 0  # addresses up in one sweep and outside the other sweep's scope
 
     @property
     def empty(self) -> bool:
@@ -105,16 +115,29 @@ class Changes:
         }
 
 
+def _covers(sweep: SweepRecord) -> Callable[[str], bool]:
+    """Whether an address is in a sweep's scope (a record with no stored scope covers all)."""
+    if not sweep.scope.get("intervals"):
+        return lambda _address: True
+    scope = Scope.from_json(sweep.scope)
+    return lambda address: address in scope
+
+
 def compare(site: str, old: SweepRecord, new: SweepRecord) -> Changes:
     """The changes from ``old`` to ``new`` (see the module's rules)."""
+    in_old, in_new = _covers(old), _covers(new)
     d = sweep_diff.diff(old, new)
     out = Changes(site, new.id, old.id, new.vantage, new.mode, old.mode)
-    out.new_devices, out.gone_devices = d.new_devices, d.vanished_devices
+    out.new_devices = [a for a in d.new_devices if in_old(a)]
+    out.gone_devices = [a for a in d.vanished_devices if in_new(a)]
+    outside = {a for a in d.new_devices if not in_old(a)}
+    out.not_compared = len(outside) + sum(1 for a in d.vanished_devices if not in_new(a))
     judged_before = {f.check_id for f in old.findings if f.status != Status.INFO}
-    judged_now = {f.check_id for f in new.findings if f.status != Status.INFO}
-    fresh = set(d.new_devices)
+    now = {h.address: h for h in new.hosts}
+    judged_here = {(f.address, f.check_id) for f in new.findings if f.status != Status.INFO}
+    fresh = set(out.new_devices)
     for f in d.new_findings:
-        if f.status != Status.FAIL:
+        if f.status != Status.FAIL or f.address in outside:
             continue
         if f.address in fresh or f.check_id in judged_before:
             out.newly_failing.append(f)
@@ -127,8 +150,13 @@ def compare(site: str, old: SweepRecord, new: SweepRecord) -> Changes:
             out.resolved.append(n)
         elif o.status == Status.FAIL and n.status == Status.INCONCLUSIVE:
             out.unverified.append(n)
-    # A failure with no finding now is resolved only where its check was judged now (not skipped by mode).
-    out.resolved += [f for f in d.resolved if f.status == Status.FAIL and f.check_id in judged_now]
+    judged_now = {check for _address, check in judged_here}
+    for f in d.resolved:  # a failure with no finding now
+        if f.status != Status.FAIL or f.check_id not in judged_now:
+            continue  # not a change of the device: this sweep did not run that check (its mode)
+        host = now.get(f.address)
+        judged = host is not None and host.state == "up" and (f.address, f.check_id) in judged_here
+        (out.resolved if judged else out.unverified).append(f)
     for found in (out.newly_failing, out.resolved, out.unverified, out.confirmed):
         found.sort(key=lambda f: f.key)
     return out
@@ -149,6 +177,8 @@ def compose(c: Changes, lang: str) -> tuple[str, str]:
     lines = [t["head"].format(**vars(c))]
     if c.first_judged:
         lines.append(t["first"].format(n=c.first_judged))
+    if c.not_compared:
+        lines.append(t["scope"].format(n=c.not_compared))
     budget = MAX_LINES
     for key in ("newly_failing", "resolved", "unverified", "confirmed"):
         items: list[Finding] = sorted(getattr(c, key), key=lambda f: (-f.severity.rank, f.address, f.check_id))
@@ -175,6 +205,7 @@ def body(c: Changes) -> dict[str, Any]:
         "vantage": c.vantage,
         "counts": c.counts(),
         "first_judged": c.first_judged,
+        "not_compared": c.not_compared,
         "newly_failing": [finding_json(f, show_secrets=False) for f in c.newly_failing],
         "resolved": [finding_json(f, show_secrets=False) for f in c.resolved],
         "unverified": [finding_json(f, show_secrets=False) for f in c.unverified],

@@ -18,12 +18,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import math
 import os
+import re
 import smtplib
 import ssl
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -134,6 +136,9 @@ def _parse_one(i: int, t: dict[str, Any], lines: Lines, base: Path, lang: str) -
     for key in t:
         if key not in _COMMON | _KEYS[kind]:
             raise err(key, f"unknown key of a {kind} notification (keys: {', '.join(sorted(_COMMON | _KEYS[kind]))})")
+    for key in ("url", "host", "from", "user", "password-env", "password-file", "cafile"):
+        if isinstance(t.get(key), str) and not _one_line(t[key]):
+            raise err(key, "must be one line of printable text")
     chosen = get("lang", str, lang)
     if chosen not in LANGS:
         raise err("lang", f"must be one of {', '.join(LANGS)}, not {chosen!r}")
@@ -142,19 +147,27 @@ def _parse_one(i: int, t: dict[str, Any], lines: Lines, base: Path, lang: str) -
         get("retries", int, 3),
         get("backoff", (int, float), 2.0),
     )
-    if timeout <= 0 or retries < 0 or backoff < 0:
-        raise err(
-            "timeout" if timeout <= 0 else "retries" if retries < 0 else "backoff", "must not be negative or zero"
-        )
+    for key, value, low, high in (
+        ("timeout", timeout, 0.1, 120),
+        ("retries", retries, 0, 10),
+        ("backoff", backoff, 0, 300),
+    ):
+        if not (math.isfinite(value) and low <= value <= high):
+            raise err(key, f"must be from {low:g} to {high:g}, not {value!r}")
     target: Webhook | Email
     if kind == "webhook":
         url = get("url", str)
         parts = urlsplit(url or "")
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise err("url", f"needs an http:// or https:// URL, not {url!r}")
+        try:
+            parts.port  # noqa: B018 (urlsplit checks the port when it is read)
+        except ValueError:
+            raise err("url", "has a port that is not 1-65535") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url or ""):
+            raise err("url", "needs an http:// or https:// URL with no space in it")  # the URL is a secret: not echoed
         headers = get("headers", dict, {})
-        if not all(isinstance(v, str) for v in headers.values()):
-            raise err("headers", "values must be strings")
+        for name, value in headers.items():
+            if not _TOKEN.fullmatch(name) or not isinstance(value, str) or not _one_line(value):
+                raise err("headers", f"{name!r}: a header name is a token and its value one line of text")
         target = Webhook(url, tuple(sorted(headers.items())))
     else:
         host, sender = get("host", str), get("from", str)
@@ -176,7 +189,7 @@ def _parse_one(i: int, t: dict[str, Any], lines: Lines, base: Path, lang: str) -
             host,
             tuple(to),
             sender,
-            port=get("port", int, 465 if tls == "ssl" else 587),
+            port=_port(err, get("port", int, 465 if tls == "ssl" else 587)),
             tls=tls,
             user=user,
             password_env=pw_env,
@@ -184,6 +197,19 @@ def _parse_one(i: int, t: dict[str, Any], lines: Lines, base: Path, lang: str) -
             cafile=str(base / Path(cafile).expanduser()) if cafile else None,
         )
     return Channel(target, chosen, bool(get("always", bool, False)), float(timeout), retries, float(backoff))
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 header field names
+
+
+def _one_line(text: str) -> bool:
+    return bool(text) and all(c.isprintable() for c in text)
+
+
+def _port(err: Callable[[str, str], EdgeAuditError], port: int) -> int:
+    if not 0 < port < 65536:
+        raise err("port", f"must be 1-65535, not {port}")
+    return port
 
 
 async def deliver(channel: Channel, subject: str, text: str, body: dict[str, Any]) -> int:
@@ -209,6 +235,8 @@ async def deliver(channel: Channel, subject: str, text: str, body: dict[str, Any
             last = exc
         except TimeoutError:
             last = DeliveryError(f"no answer within {channel.timeout * 4:g} s")
+        except Exception as exc:  # any other failure of one try (a malformed reply...): a failed try, named by type
+            last = DeliveryError(type(exc).__name__)
     assert last is not None
     raise DeliveryError(f"{last} (after {channel.retries + 1} tries)")
 
@@ -230,10 +258,13 @@ def _post(hook: Webhook, body: dict[str, Any], deadline: float) -> None:
         with opener.open(request, timeout=deadline) as reply:
             status = reply.status
     except urllib.error.HTTPError as exc:
-        raise DeliveryError(f"HTTP {exc.code} {exc.reason}") from exc
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise DeliveryError(f"{type(reason).__name__}: {reason}") from exc
+        raise DeliveryError(f"HTTP {exc.code}") from exc  # the reason phrase is the server's text: not echoed
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        why = f"{type(reason).__name__}: {reason.strerror}" if isinstance(reason, OSError) else type(reason).__name__
+        raise DeliveryError(why) from exc
+    except OSError as exc:
+        raise DeliveryError(f"{type(exc).__name__}: {exc.strerror or ''}".rstrip(": ")) from exc
     if not 200 <= status < 300:
         raise DeliveryError(f"HTTP {status}")
 
@@ -254,10 +285,10 @@ def _password(mail: Email) -> str | None:
 
 
 def _mail(mail: Email, timeout: float, subject: str, text: str, password: str | None) -> None:
-    msg = EmailMessage()
-    msg["Subject"], msg["From"], msg["To"] = subject, mail.sender, ", ".join(mail.to)
-    msg.set_content(text)  # UTF-8: a Japanese body as it is
     try:
+        msg = EmailMessage()
+        msg["Subject"], msg["From"], msg["To"] = subject, mail.sender, ", ".join(mail.to)
+        msg.set_content(text)  # UTF-8: a Japanese body as it is
         context = ssl.create_default_context(cafile=mail.cafile)
         smtp: smtplib.SMTP
         if mail.tls == "ssl":
@@ -275,3 +306,5 @@ def _mail(mail: Email, timeout: float, subject: str, text: str, password: str | 
             smtp.send_message(msg)
     except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
         raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
+    except (ValueError, UnicodeError) as exc:  # a header or a password the protocol cannot carry
+        raise DeliveryError(type(exc).__name__) from exc
