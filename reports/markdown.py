@@ -8,20 +8,16 @@ open raw HTML, a backtick cannot open code. The backslash itself is escaped too,
 the text shows as one and never escapes what follows it. The table is bounded: at most ``MAX_ROWS`` rows, then a
 line says how many more there are.
 
-Also home of the UI strings loader for reports/sarif.py (reports.render imports both modules, so
-neither may import it back).
+The UI strings come from reports.i18n, shared by every renderer.
 """
 
 from __future__ import annotations
 
 import re
-from functools import cache
-from importlib import resources
 from typing import Any
 
-import yaml
+from reports.i18n import LANGS, strings
 
-LANGS = ("en", "ja")
 SEVERITIES = ("critical", "high", "medium", "low", "info")  # worst first (reports/schema.json)
 MAX_ROWS = 50  # failing findings listed; the rest are counted
 MAX_CELL = 120  # characters of one cell's text before escaping
@@ -30,15 +26,6 @@ _FLATTEN = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202
 # Inline syntax only: a cell never starts a line, so block markers (# - + =) cannot act there; with
 # [ and ] escaped no link or image can form. $ is GitHub's math, & an entity, ~ strikethrough.
 _SPECIAL = re.compile(r"([\\`*_\[\]<>|~$&])")
-
-
-@cache
-def ui_strings() -> dict[str, dict[str, Any]]:
-    """UI strings per language (reports/i18n.yaml)."""
-    data: dict[str, dict[str, Any]] = yaml.safe_load(
-        resources.files("reports").joinpath("i18n.yaml").read_text(encoding="utf-8")
-    )
-    return data
 
 
 def escape(text: object, limit: int = MAX_CELL) -> str:
@@ -116,7 +103,7 @@ def to_markdown(report: dict[str, Any], lang: str) -> str:
     """A Markdown summary: sweep, scope, date and mode; failures by severity; failing findings worst first."""
     if lang not in LANGS:
         raise ValueError(f"language must be one of {LANGS}")
-    t = ui_strings()[lang]
+    t = strings()[lang]
     lines = [*_header(report, t), "", *_severity_table(report, t), "", *_findings_table(report, t, lang)]
     inconclusive = int(report["summary"]["by_status"].get("inconclusive", 0))
     if inconclusive:

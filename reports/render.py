@@ -10,20 +10,19 @@ import io
 import json
 import locale
 import os
-from functools import cache
-from importlib import resources
 from typing import Any
 
 import jinja2
-import yaml
 
 from reports import checklist
+from reports.i18n import LANGS, strings
 from reports.markdown import to_markdown
 from reports.sarif import to_sarif
 
+__all__ = ["LANGS", "SCHEMA_VERSION", "default_lang", "render", "strings"]
+
 SCHEMA_VERSION = "2.2"  # 2: typed fingerprint entries (service, kind, value, path); 2.1: summary.hosts_down;
 # 2.2: findings[].summary (the evidence as a sentence), summary.inconclusive_groups
-LANGS = ("en", "ja")
 
 
 def default_lang() -> str:
@@ -34,15 +33,6 @@ def default_lang() -> str:
             return "ja" if value.lower().startswith("ja") else "en"
     loc = locale.getlocale()[0] or ""
     return "ja" if loc.lower().startswith("ja") else "en"
-
-
-@cache
-def strings() -> dict[str, dict[str, Any]]:
-    """UI strings per language."""
-    data: dict[str, dict[str, Any]] = yaml.safe_load(
-        resources.files("reports").joinpath("i18n.yaml").read_text(encoding="utf-8")
-    )
-    return data
 
 
 def to_json(report: dict[str, Any]) -> str:
@@ -127,8 +117,10 @@ def to_html(report: dict[str, Any], lang: str) -> str:
     # the document lists the severities worst first
     bars = [{"name": s, "count": sev[s], "width": round(300 * sev[s] / peak)} for s in sev]
     devices = sorted(report["devices"], key=worst_first)
-    return _env().get_template("report.html.j2").render(
-        r=report, t=t, lang=lang, bars=bars, devices=devices, open_all=len(devices) <= OPEN_ALL
+    return (
+        _env()
+        .get_template("report.html.j2")
+        .render(r=report, t=t, lang=lang, bars=bars, devices=devices, open_all=len(devices) <= OPEN_ALL)
     )
 
 
@@ -156,8 +148,10 @@ def to_handoff(report: dict[str, Any], lang: str) -> str:
         for row in c.rows:
             counts[row.verdict] += 1
     address = device["address"] if device else ", ".join(report["sweep"]["scope"]["targets"])
-    return _env().get_template("handoff.html.j2").render(
-        r=report, t=t, lang=lang, device=device, address=address, clauses=clauses, counts=counts
+    return (
+        _env()
+        .get_template("handoff.html.j2")
+        .render(r=report, t=t, lang=lang, device=device, address=address, clauses=clauses, counts=counts)
     )
 
 

@@ -41,7 +41,8 @@ from collections import Counter
 from typing import Any
 from urllib.parse import quote
 
-from reports.markdown import LANGS, SEVERITIES, ui_strings
+from reports.i18n import LANGS, strings
+from reports.markdown import SEVERITIES
 
 SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -87,7 +88,7 @@ def _evidence(evidence: dict[str, Any]) -> str:
 
 
 def _message(f: dict[str, Any], lang: str) -> str:
-    t = ui_strings()[lang]
+    t = strings()[lang]
     where = f["address"] + (f" {f['service']}" if f["service"] else "")
     title = f["title"][lang]
     if f["status"] == "fail":
@@ -105,7 +106,7 @@ def _rule_severity(findings: list[dict[str, Any]]) -> str:
 
 
 def _rule(check_id: str, findings: list[dict[str, Any]], lang: str) -> dict[str, Any]:
-    t = ui_strings()[lang]
+    t = strings()[lang]
     first = findings[0]
     clause = first["clause"]
     title = first["title"][lang]
