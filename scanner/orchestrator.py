@@ -56,6 +56,7 @@ log = logging.getLogger("edgeaudit.engine")
 
 RECORD_TIMEOUT_S = 30.0  # one host's result written by the sink (the history's busy timeout is 10 s)
 DOWN_BATCH = 512  # screened-down addresses handed to the sink per writer-thread call
+START_BURST = 16  # tasks started in one step of the loop before it runs the others
 JUDGE_TIMEOUT_S = 30.0  # one host's checks, the offline feed database's reads included
 
 
@@ -188,6 +189,7 @@ class Engine:
         stream = screen[1].screen(addresses) if screen else _unscreened(addresses)
         screened_by = frozenset({screen[0]}) if screen else frozenset()
         down: list[HostResult] = []
+        started = 0
 
         async def one(item: Screened) -> None:
             try:
@@ -214,6 +216,9 @@ class Engine:
                         interrupted = True
                         break
                     tg.create_task(one(item), name=f"host {item.address}")
+                    started += 1
+                    if started % START_BURST == 0:  # a screen answers in bursts: let the loop run between
+                        await asyncio.sleep(0)
                 if down:
                     batch, down = down, []
                     await self._record(sink, batch)
@@ -376,8 +381,10 @@ class Engine:
         if not runs:
             return set()
         async with asyncio.TaskGroup() as tg:
-            for probe, svc in runs:
+            for n, (probe, svc) in enumerate(runs, 1):
                 tg.create_task(self._run_probe(probe, svc, state, host_limit, match))
+                if n % START_BURST == 0:
+                    await asyncio.sleep(0)
         return {probe.name for probe, _svc in runs}
 
     async def _run_probe(

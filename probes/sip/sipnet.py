@@ -129,8 +129,10 @@ class SipChannel:
             self.queue.put_nowait(msg)
 
     def fail(self, exc: Exception) -> None:
-        """The transport broke (ICMP error, reset, framing): the next read raises."""
-        self.error = self.error or exc
+        """The transport broke (ICMP error, reset, framing): the next read raises.
+
+        Kept without its traceback (the reader's frames hold this channel: a cycle per closed port)."""
+        self.error = self.error or exc.with_traceback(None)
         self.closed.set()
 
     def send(self, data: bytes) -> None:
@@ -174,6 +176,7 @@ class SipChannel:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader
         result = self._close()
+        self.error = None  # raised by now, its traceback holds this channel's frames: no cycle outlives it
         if asyncio.iscoroutine(result):
             await result
 

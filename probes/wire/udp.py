@@ -60,8 +60,22 @@ class _Collect(asyncio.DatagramProtocol):
             self.answer.set_result(None)
 
     def error_received(self, exc: Exception) -> None:
+        # Without its traceback: that holds the transport's reader frame, which holds this protocol,
+        # which holds the future, which holds the error. A cycle per closed port (ICMP port
+        # unreachable) that only the cyclic collector frees, in pauses that grow with the sweep.
         if not self.answer.done():
-            self.answer.set_exception(exc)
+            self.answer.set_exception(exc.with_traceback(None))
+
+    def release(self) -> None:
+        """Drop what the exchange's frames and its error could hold in a cycle (the exchange is over)."""
+        if self.answer.done() and not self.answer.cancelled():
+            self.answer.exception()  # retrieved: no "exception was never retrieved" at collection
+        self.answer = asyncio.get_running_loop().create_future()
+        self.accept = _nothing
+
+
+def _nothing(_data: bytes) -> bool:
+    return False
 
 
 def norm_address(address: str) -> str:
@@ -124,6 +138,7 @@ async def collect(
         return proto.got
     finally:
         transport.close()
+        proto.release()
 
 
 async def exchange(

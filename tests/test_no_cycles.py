@@ -1,0 +1,74 @@
+"""A closed UDP port leaves no reference cycle behind: the cyclic collector's pauses stay short.
+
+Each ICMP port unreachable used to leave a cycle (the error's traceback holds the transport's
+reader frame, which holds the protocol, which holds the future, which holds the error): on the
+fleet's /24, 60,550 objects only the cyclic collector could free, in generation-2 pauses of
+0.14-0.23 s in asyncio's debug mode. Counted here with gc.DEBUG_SAVEALL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import socket
+
+from probes.base import ProbeTarget
+from probes.observations import Service
+from probes.sip import sipnet
+from probes.wire import udp
+from profiles.errors import ProbeError
+
+
+def _closed_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port  # nothing listens there now: the kernel answers ICMP port unreachable
+
+
+async def _refused_exchanges(n: int) -> int:
+    port, refused = _closed_udp_port(), 0
+    for _ in range(n):
+        try:
+            await udp.collect("127.0.0.1", port, lambda _local: b"ping", lambda _d: True, read_s=0.5,
+                              schedule=(0.0, 0.05))  # fmt: skip
+        except ProbeError:
+            refused += 1
+    return refused
+
+
+async def _refused_sip(n: int) -> int:
+    port, refused = _closed_udp_port(), 0
+    target = ProbeTarget("127.0.0.1", Service(port, "udp", "sip"))
+    for _ in range(n):
+        channel = await sipnet.open_channel(target, None)  # type: ignore[arg-type]  # UDP needs no context
+        try:
+            channel.send(b"OPTIONS sip:x SIP/2.0\r\n\r\n")
+            await channel.next(asyncio.get_running_loop().time() + 0.5)
+        except ProbeError:
+            refused += 1
+        finally:
+            await channel.aclose()
+    return refused
+
+
+def test_no_cycle_after_refused_udp_and_sip() -> None:
+    gc.collect()
+    gc.disable()
+    try:
+        assert asyncio.run(_refused_exchanges(20)) == 20
+        assert asyncio.run(_refused_sip(20)) == 20
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        left = {type(o).__name__ for o in gc.garbage}
+    finally:
+        gc.garbage.clear()
+        gc.set_debug(0)
+        gc.enable()
+    assert not left & {
+        "_Collect",
+        "_Datagrams",
+        "SipChannel",
+        "_SelectorDatagramTransport",
+        "ConnectionRefusedError",
+    }, left
