@@ -21,6 +21,8 @@ tuples (``tuple[X, ...]`` and fixed ``tuple[X, Y]``) of those.
 from __future__ import annotations
 
 import dataclasses
+import re
+import tomllib
 import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
@@ -231,6 +233,23 @@ class InputFile:
 def input_file(flag: str) -> InputFile:
     """The parser of an option naming an input file."""
     return InputFile(flag)
+
+
+def read_toml(label: str, path: str | Path) -> tuple[str, dict[str, Any]]:
+    """A TOML file's text and its table; unreadable, not UTF-8 or not TOML is a UsageError naming LABEL FILE[:LINE].
+
+    The text is returned too: tomllib keeps no positions, so callers that name a key's line count it there."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{label} {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{label} {path}: not UTF-8 text") from exc
+    try:
+        return text, tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        at = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        raise UsageError(f"{label} {path}{':' + at[1] if at else ''}: not TOML: {exc}") from exc
 
 
 def read_lines(flag: str, path: str | Path) -> list[str]:

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import re
-import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,15 +125,7 @@ def _one(action: argparse.Action, key: str, text: str, base: Path, lines: Lines,
 
 def load(path: Path, scan: argparse.ArgumentParser) -> Site:
     """Read and check a site file against the scan parser's flags."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"site file {path}: {getattr(exc, 'strerror', None) or exc}") from exc
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        at = re.search(r"\(at line (\d+), column \d+\)", str(exc))
-        raise UsageError(f"site file {path}{':' + at[1] if at else ''}: {exc}") from exc
+    text, data = options.read_toml("site file", path)
     lines = Lines(path, text)
     keys = scan_keys(scan)
     paths = _path_dests()

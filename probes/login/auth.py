@@ -25,13 +25,12 @@ import os
 import re
 import stat
 import sys
-import tomllib
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import ClassVar
 
-from probes.options import OptionSet, input_file, option, option_set
+from probes.options import OptionSet, input_file, option, option_set, read_toml
 from profiles.errors import UsageError
 
 KEYS = {"host", "range", "profile", "username", "password", "key_file", "port", "protocol", "community"}
@@ -65,18 +64,11 @@ def load(path: str) -> tuple[AuthEntry, ...]:
 @cache
 def _load(path: str, _mtime_ns: int, _size: int) -> tuple[AuthEntry, ...]:
     file = Path(path)
+    text, raw = read_toml("--auth-file", file)
     try:
-        text = file.read_text(encoding="utf-8")
         mode = file.stat().st_mode
     except OSError as exc:
         raise UsageError(f"--auth-file {path}: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"--auth-file {path}: not UTF-8 text") from exc
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        at = re.search(r"\(at line (\d+), column \d+\)", str(exc))
-        raise UsageError(f"--auth-file {path}{':' + at.group(1) if at else ''}: not TOML: {exc}") from exc
     # tomllib keeps no positions: an entry's line is that of its [[device]] header, counted in the text
     headers = [n for n, line in enumerate(text.splitlines(), 1) if re.match(r"\s*\[\[\s*device\s*\]\]", line)]
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
