@@ -12,10 +12,12 @@ import asyncio
 import gc
 import socket
 
+import pytest
+
 from probes.base import ProbeTarget
 from probes.observations import Service
 from probes.sip import sipnet
-from probes.wire import udp
+from probes.wire import shared_udp, udp
 from profiles.errors import ProbeError
 
 
@@ -52,12 +54,22 @@ async def _refused_sip(n: int) -> int:
     return refused
 
 
-def test_no_cycle_after_refused_udp_and_sip() -> None:
+async def _shared(n: int) -> tuple[int, int]:
+    """The same exchanges over the sweep's shared socket (its ICMP errors read from the error queue)."""
+    with shared_udp.shared():
+        return await _refused_exchanges(n), await _refused_sip(n)
+
+
+@pytest.mark.parametrize("sockets", ["own", "shared"])
+def test_no_cycle_after_refused_udp_and_sip(sockets: str) -> None:
     gc.collect()
     gc.disable()
     try:
-        assert asyncio.run(_refused_exchanges(20)) == 20
-        assert asyncio.run(_refused_sip(20)) == 20
+        if sockets == "own":
+            assert asyncio.run(_refused_exchanges(20)) == 20
+            assert asyncio.run(_refused_sip(20)) == 20
+        else:
+            assert asyncio.run(_shared(20)) == (20, 20)
         gc.set_debug(gc.DEBUG_SAVEALL)
         gc.collect()
         left = {type(o).__name__ for o in gc.garbage}
@@ -70,5 +82,6 @@ def test_no_cycle_after_refused_udp_and_sip() -> None:
         "_Datagrams",
         "SipChannel",
         "_SelectorDatagramTransport",
+        "SharedEndpoint",
         "ConnectionRefusedError",
     }, left

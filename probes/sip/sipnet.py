@@ -23,6 +23,7 @@ from probes.base import HostSnapshot, ProbeContext, ProbeTarget, map_errors
 from probes.observations import Service, SipInfo, SipRegisterTest
 from probes.sip import sipmsg
 from probes.tcp import close_stream, open_stream
+from probes.wire import shared_udp
 from probes.wire.udp import norm_address
 from profiles import SIP_SERVER_CLASSES
 from profiles.errors import MalformedResponse, Timeout, Unreachable
@@ -188,13 +189,10 @@ async def open_channel(target: ProbeTarget, ctx: ProbeContext) -> SipChannel:
     kind = transport_of(service)
     what = f"sip/{kind.lower()} {target.address}:{service.port}"
     channel = SipChannel(kind, what)
-    loop = asyncio.get_running_loop()
     if kind == "UDP":
         peer = (norm_address(target.address), service.port)
         with map_errors(what):
-            dgram, _ = await loop.create_datagram_endpoint(
-                lambda: _Datagrams(channel, peer), remote_addr=(target.address, service.port)
-            )
+            dgram, _ = await shared_udp.open_datagram(lambda: _Datagrams(channel, peer), target.address, service.port)
         channel.attach(dgram.sendto, dgram.close, dgram.get_extra_info("sockname"))
         return channel
     reader, writer = await open_stream(target, ctx)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from probes.base import ProbeContext, map_errors
+from probes.wire import shared_udp
 from profiles.errors import MalformedResponse, Timeout
 
 MAX_DATAGRAM = 65_535
@@ -103,9 +104,10 @@ async def collect(
     loop = asyncio.get_running_loop()
     peer = (norm_address(address), port)
     with map_errors(f"{what} {address}:{port}"):
-        transport, proto = await loop.create_datagram_endpoint(
+        transport, proto = await shared_udp.open_datagram(
             lambda: _Collect(peer, accept, max(keep_bytes, MAX_DATAGRAM if settle is None else 0), settle is None),
-            remote_addr=(address, port),
+            address,
+            port,
         )
     try:
         local = transport.get_extra_info("sockname")
