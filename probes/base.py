@@ -168,6 +168,7 @@ class Screened:
     observations: tuple[Observation, ...] = ()
     down: str | None = None
     screened: bool = True
+    ran: frozenset[str] = frozenset()  # probes already run for this address by the sweep's UDP stage
 
 
 class Screen(Protocol):
@@ -193,6 +194,9 @@ class Probe(abc.ABC):
     # Slow libraries the probe imports lazily (asyncssh: half a second): a sweep imports them off the loop
     # before its first host, so the first probe to need one does not stall every other.
     imports: ClassVar[tuple[str, ...]] = ()
+    # One UDP exchange per host whose targets need nothing but the sweep's settings: the sweep runs it
+    # ahead of the host tasks, for many addresses at once over its shared sockets (scanner.pipeline).
+    sweep_wide: ClassVar[bool] = False
 
     def deadline(self, timeouts: Timeouts, config: ProbeConfig, profile: Profile | None) -> float:
         """Seconds this probe may run on one target: --probe-timeout, or its own longer ``deadline_s``."""

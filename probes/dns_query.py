@@ -158,6 +158,7 @@ class DnsQuery(Probe):
     name = "dns"
     phase = Phase.DISCOVERY
     description = "DNS A queries for canary names (RD, DO): answers, recursion, DNSSEC AD flag"
+    sweep_wide = True
 
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
         """udp/53, always."""

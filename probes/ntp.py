@@ -85,6 +85,7 @@ class NtpQuery(Probe):
     name = "ntp-query"
     phase = Phase.DISCOVERY
     description = "NTP client query (mode 3)"
+    sweep_wide = True
 
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
         """The NTP port, always."""

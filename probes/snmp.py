@@ -93,6 +93,7 @@ class SnmpDiscovery(Probe):
     name = "snmp-discovery"
     phase = Phase.DISCOVERY
     description = "SNMPv3 engine-id discovery (no community, no user)"
+    sweep_wide = True
 
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
         """The SNMP port, always (UDP has no connect to find it first)."""

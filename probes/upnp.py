@@ -101,6 +101,7 @@ class UpnpSsdp(Probe):
     name = "upnp"
     phase = Phase.DISCOVERY
     description = "UPnP: unicast SSDP M-SEARCH, then the device description (IGD or not); no SOAP actions"
+    sweep_wide = True
 
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
         """udp/1900, always."""

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
+import functools
 import gc
 import importlib
 import logging
@@ -46,8 +48,10 @@ from probes.observations import (
     Service,
     field_values,
 )
+from probes.wire import shared_udp
 from profiles.errors import ProbeError, StoreError
 from scanner import checks as checks_mod
+from scanner import pipeline
 from scanner.device import DeviceRecord, describe
 from scanner.feeds import FeedDb
 from scanner.findings import Finding, Status
@@ -57,6 +61,7 @@ log = logging.getLogger("edgeaudit.engine")
 RECORD_TIMEOUT_S = 30.0  # one host's result written by the sink (the history's busy timeout is 10 s)
 DOWN_BATCH = 512  # screened-down addresses handed to the sink per writer-thread call
 START_BURST = 16  # tasks started in one step of the loop before it runs the others
+UDP_WINDOW = 1024  # addresses in the sweep's UDP stage at once (each holds a few pending exchanges)
 JUDGE_TIMEOUT_S = 30.0  # one host's checks, the offline feed database's reads included
 
 
@@ -188,40 +193,48 @@ class Engine:
         screen = self._screen()
         stream = screen[1].screen(addresses) if screen else _unscreened(addresses)
         screened_by = frozenset({screen[0]}) if screen else frozenset()
+        early = [cls() for cls in self.registry.in_phase(Phase.DISCOVERY) if cls.sweep_wide and self._runs(cls)]
+        if early:
+            rate = self.config.probe_config.options(shared_udp.UdpOptions).udp_rate / len(early)
+            stream = pipeline.ahead(
+                stream, functools.partial(self._ahead, early), _not_down, window=UDP_WINDOW, rate=rate
+            )
         down: list[HostResult] = []
         started = 0
 
         async def one(item: Screened) -> None:
             try:
-                result = await self.scan_host(item.address, item, screened_by if item.screened else frozenset())
+                skip = (screened_by if item.screened else frozenset()) | item.ran
+                result = await self.scan_host(item.address, item, skip)
                 await self._record(sink, [result])
             finally:
                 slots.release()
 
         try:
-            async with contextlib.aclosing(stream) as items, asyncio.TaskGroup() as tg:
-                async for item in items:
-                    if stop.is_set():
-                        interrupted = True
-                        break
-                    if item.down is not None:
-                        down.append(await self._down(item.address, item.down))
-                        if len(down) >= DOWN_BATCH:
-                            batch, down = down, []
-                            await self._record(sink, batch)
-                        continue
-                    await slots.acquire()
-                    if stop.is_set():
-                        slots.release()
-                        interrupted = True
-                        break
-                    tg.create_task(one(item), name=f"host {item.address}")
-                    started += 1
-                    if started % START_BURST == 0:  # a screen answers in bursts: let the loop run between
-                        await asyncio.sleep(0)
-                if down:
-                    batch, down = down, []
-                    await self._record(sink, batch)
+            with shared_udp.shared():
+                async with contextlib.aclosing(stream) as items, asyncio.TaskGroup() as tg:
+                    async for item in items:
+                        if stop.is_set():
+                            interrupted = True
+                            break
+                        if item.down is not None:
+                            down.append(await self._down(item.address, item.down))
+                            if len(down) >= DOWN_BATCH:
+                                batch, down = down, []
+                                await self._record(sink, batch)
+                            continue
+                        await slots.acquire()
+                        if stop.is_set():
+                            slots.release()
+                            interrupted = True
+                            break
+                        tg.create_task(one(item), name=f"host {item.address}")
+                        started += 1
+                        if started % START_BURST == 0:  # a screen answers in bursts: let the loop run between
+                            await asyncio.sleep(0)
+                    if down:
+                        batch, down = down, []
+                        await self._record(sink, batch)
         finally:
             await asyncio.shield(self._close())
         return interrupted
@@ -287,6 +300,24 @@ class Engine:
         if not self.config.mode.allows(cls.risk) or cls.phase not in self.config.phases:
             return False
         return self.config.probes is None or cls.name in self.config.probes
+
+    async def _ahead(self, early: Sequence[Probe], item: Screened) -> Screened:
+        """The sweep's UDP stage for one address: its sweep-wide discovery probes, outside any host slot.
+
+        Bounded by the stage's window and pace (and --per-host on the address), not by --max-probes:
+        the stage's exchanges are datagrams on the sweep's shared sockets, waiting costs no socket."""
+        state = _HostState(item.address)
+        state.add(item.observations)
+        snapshot = state.snapshot(None)
+        runs = [(probe, svc) for probe in early for svc in probe.targets(snapshot, self.config.probe_config)]
+        limit = asyncio.Semaphore(self.config.per_host)
+        async with asyncio.TaskGroup() as tg:
+            for probe, svc in runs:
+                tg.create_task(
+                    self._run_probe(probe, svc, state, limit, None, sweep_wide=True),
+                    name=f"{probe.name} {item.address}",
+                )
+        return dataclasses.replace(item, observations=tuple(state.observations), ran=frozenset(p.name for p in early))
 
     async def scan_host(
         self, address: str, screened: Screened | None = None, skip: frozenset[str] = frozenset()
@@ -394,11 +425,14 @@ class Engine:
         state: _HostState,
         host_limit: asyncio.Semaphore,
         match: profiles_mod.Match | None,
+        *,
+        sweep_wide: bool = False,
     ) -> None:
         key = (probe.name, service.key if service else "")
         state.pending[key] = service
+        limit: contextlib.AbstractAsyncContextManager[object] = contextlib.nullcontext() if sweep_wide else self._global
         try:
-            async with self._global, host_limit:
+            async with limit, host_limit:
                 loop = asyncio.get_running_loop()
                 allowed = probe.deadline(
                     self.config.timeouts, self.config.probe_config, match.profile if match else None
@@ -523,6 +557,10 @@ class Engine:
                 judged = checks_mod.no_pass_on_budget(judged)
             findings.extend(judged)
         return findings
+
+
+def _not_down(item: Screened) -> bool:
+    return item.down is None
 
 
 async def _unscreened(addresses: Iterable[str]) -> AsyncGenerator[Screened, None]:

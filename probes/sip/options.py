@@ -65,6 +65,7 @@ class SipOptions(Probe):
     name = "sip-options"
     phase = Phase.DISCOVERY
     description = "SIP OPTIONS over UDP"
+    sweep_wide = True
 
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
         """The SIP UDP port, always."""
