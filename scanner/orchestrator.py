@@ -194,7 +194,9 @@ class Engine:
         stream = screen[1].screen(addresses) if screen else _unscreened(addresses)
         screened_by = frozenset({screen[0]}) if screen else frozenset()
         early = [cls() for cls in self.registry.in_phase(Phase.DISCOVERY) if cls.sweep_wide and self._runs(cls)]
-        if early:
+        # `check` (one named device, report_unreachable): its UDP and TCP discovery overlap in the host's
+        # own phase; the stage would only put its UDP wait before the TCP connects.
+        if early and not self.config.report_unreachable:
             rate = self.config.probe_config.options(shared_udp.UdpOptions).udp_rate / len(early)
             stream = pipeline.ahead(
                 stream, functools.partial(self._ahead, early), _not_down, window=UDP_WINDOW, rate=rate
