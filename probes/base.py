@@ -168,7 +168,6 @@ class Screened:
     observations: tuple[Observation, ...] = ()
     down: str | None = None
     screened: bool = True
-    ran: frozenset[str] = frozenset()  # probes already run for this address by the sweep's UDP stage
 
 
 class Screen(Protocol):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import datetime as dt
 import functools
 import gc
@@ -116,6 +115,7 @@ class _HostState:
         self.observations: list[Observation] = []
         self.pending: dict[tuple[str, str], Service | None] = {}
         self.screened: frozenset[str] = frozenset()  # probes a sweep-wide screen already ran for this host
+        self.ahead: asyncio.Task[tuple[Observation, ...]] | None = None  # the UDP stage's work on it
         self.budget_s = 0.0  # the host's time budget: --host-budget, grown to fit its later phases
         self.down_reason = "no TCP port, UDP service, ARP or ICMP answer"
 
@@ -194,28 +194,32 @@ class Engine:
         stream = screen[1].screen(addresses) if screen else _unscreened(addresses)
         screened_by = frozenset({screen[0]}) if screen else frozenset()
         early = [cls() for cls in self.registry.in_phase(Phase.DISCOVERY) if cls.sweep_wide and self._runs(cls)]
-        # `check` (one named device, report_unreachable): its UDP and TCP discovery overlap in the host's
-        # own phase; the stage would only put its UDP wait before the TCP connects.
+        # `check` (one named device, report_unreachable) has no stage: nothing to work ahead of.
+        staged: AsyncGenerator[tuple[Screened, asyncio.Task[tuple[Observation, ...]] | None], None]
         if early and not self.config.report_unreachable:
             rate = self.config.probe_config.options(shared_udp.UdpOptions).udp_rate / len(early)
-            stream = pipeline.ahead(
+            staged = pipeline.ahead(
                 stream, functools.partial(self._ahead, early), _not_down, window=UDP_WINDOW, rate=rate
             )
+        else:
+            staged = _alone(stream)
+        early_names = frozenset(p.name for p in early)
         down: list[HostResult] = []
         started = 0
 
-        async def one(item: Screened) -> None:
+        async def one(item: Screened, pending: asyncio.Task[tuple[Observation, ...]] | None) -> None:
             try:
-                skip = (screened_by if item.screened else frozenset()) | item.ran
-                result = await self.scan_host(item.address, item, skip)
+                skip = screened_by if item.screened else frozenset()
+                skip |= early_names if pending is not None else frozenset()
+                result = await self.scan_host(item.address, item, skip, pending)
                 await self._record(sink, [result])
             finally:
                 slots.release()
 
         try:
             with shared_udp.shared():
-                async with contextlib.aclosing(stream) as items, asyncio.TaskGroup() as tg:
-                    async for item in items:
+                async with contextlib.aclosing(staged) as items, asyncio.TaskGroup() as tg:
+                    async for item, pending in items:
                         if stop.is_set():
                             interrupted = True
                             break
@@ -230,7 +234,7 @@ class Engine:
                             slots.release()
                             interrupted = True
                             break
-                        tg.create_task(one(item), name=f"host {item.address}")
+                        tg.create_task(one(item, pending), name=f"host {item.address}")
                         started += 1
                         if started % START_BURST == 0:  # a screen answers in bursts: let the loop run between
                             await asyncio.sleep(0)
@@ -303,11 +307,11 @@ class Engine:
             return False
         return self.config.probes is None or cls.name in self.config.probes
 
-    async def _ahead(self, early: Sequence[Probe], item: Screened) -> Screened:
-        """The sweep's UDP stage for one address: its sweep-wide discovery probes, outside any host slot.
+    async def _ahead(self, early: Sequence[Probe], item: Screened) -> tuple[Observation, ...]:
+        """The sweep's UDP stage for one address: what its sweep-wide discovery probes observed.
 
-        Bounded by the stage's window and pace (and --per-host on the address), not by --max-probes:
-        the stage's exchanges are datagrams on the sweep's shared sockets, waiting costs no socket."""
+        Runs outside any host slot, bounded by the stage's window and pace (and --per-host on the
+        address), not by --max-probes: its exchanges are datagrams on the sweep's shared sockets."""
         state = _HostState(item.address)
         state.add(item.observations)
         snapshot = state.snapshot(None)
@@ -319,17 +323,37 @@ class Engine:
                     self._run_probe(probe, svc, state, limit, None, sweep_wide=True),
                     name=f"{probe.name} {item.address}",
                 )
-        return dataclasses.replace(item, observations=tuple(state.observations), ran=frozenset(p.name for p in early))
+        return tuple(state.observations[len(item.observations) :])
+
+    async def _take_ahead(self, state: _HostState, task: asyncio.Task[tuple[Observation, ...]]) -> None:
+        """The host's discovery phase takes what the UDP stage found of it (awaited beside its own probes)."""
+        key = ("udp-stage", "")
+        state.pending[key] = None  # a host budget running out while it waits says so, as for a probe
+        try:
+            state.add(await asyncio.shield(task))
+        except Exception as exc:  # a stage bug is inconclusive, never a pass
+            log.exception("the UDP stage failed on %s", state.address)
+            state.add(
+                [ProbeFailure(None, probe="udp-stage", error="ProbeCrashed", reason=f"{type(exc).__name__}: {exc}")]
+            )
+        finally:
+            state.pending.pop(key, None)
 
     async def scan_host(
-        self, address: str, screened: Screened | None = None, skip: frozenset[str] = frozenset()
+        self,
+        address: str,
+        screened: Screened | None = None,
+        skip: frozenset[str] = frozenset(),
+        ahead: asyncio.Task[tuple[Observation, ...]] | None = None,
     ) -> HostResult:
         """All phases on one host within its budget; always returns a result.
 
-        ``screened``: what the sweep's screen saw of it; ``skip``: the probes that screen stands for."""
+        ``screened``: what the sweep's screen saw of it; ``skip``: the probes that screen and the UDP
+        stage stand for; ``ahead``: the UDP stage's work on it, taken in the discovery phase."""
         started = time.time()
         state = _HostState(address)
         state.screened = skip
+        state.ahead = ahead
         if screened is not None:
             state.add(screened.observations)
         state.budget_s = self.config.timeouts.host
@@ -411,9 +435,12 @@ class Engine:
                 continue
             probe = cls()
             runs.extend((probe, svc) for svc in probe.targets(snapshot, self.config.probe_config))
-        if not runs:
+        ahead, state.ahead = (state.ahead, None) if phase == Phase.DISCOVERY else (None, state.ahead)
+        if not runs and ahead is None:
             return set()
         async with asyncio.TaskGroup() as tg:
+            if ahead is not None:
+                tg.create_task(self._take_ahead(state, ahead))
             for n, (probe, svc) in enumerate(runs, 1):
                 tg.create_task(self._run_probe(probe, svc, state, host_limit, match))
                 if n % START_BURST == 0:
@@ -563,6 +590,15 @@ class Engine:
 
 def _not_down(item: Screened) -> bool:
     return item.down is None
+
+
+async def _alone(
+    stream: AsyncGenerator[Screened, None],
+) -> AsyncGenerator[tuple[Screened, asyncio.Task[tuple[Observation, ...]] | None], None]:
+    """No UDP stage: each address without stage work."""
+    async with contextlib.aclosing(stream):
+        async for item in stream:
+            yield item, None
 
 
 async def _unscreened(addresses: Iterable[str]) -> AsyncGenerator[Screened, None]:

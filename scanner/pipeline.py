@@ -1,10 +1,12 @@
-"""A sweep stage that works ahead of the host tasks: a bounded window, a paced start, results as they finish.
+"""A sweep stage that works ahead of the host tasks: a bounded window, a paced start, work handed on at once.
 
-The sweep's UDP stage runs the one-datagram discovery probes (SIP OPTIONS, SNMP, NTP, DNS,
-SSDP) for up to ``window`` addresses at once, started at most ``rate`` a second, over the
-sweep's shared UDP sockets; hosts then start with what those found. A silent UDP service
-costs its read timeout once for all the addresses in the window, not once per wave of
-``--concurrency`` hosts.
+The sweep's UDP stage starts the one-datagram discovery probes (SIP OPTIONS, SNMP, NTP, DNS,
+SSDP) for up to ``window`` addresses at once, at most ``rate`` a second, over the sweep's shared
+UDP sockets, whether or not a host slot is free for the address yet. Each address is handed on
+as soon as its work has started, with the task: its host starts when a slot frees and takes the
+result in its discovery phase, beside its own TCP connects. A silent UDP service then costs its
+read timeout once for all the addresses in the window, not once per wave of ``--concurrency``
+hosts, and never comes before the host's other discovery.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class _End:
@@ -26,51 +29,39 @@ class _Failed:
         self.exc = exc
 
 
-class _Done(Generic[T]):
-    """A finished item on the output queue; holds one window slot until the consumer takes it."""
-
-    def __init__(self, item: T) -> None:
-        self.item = item
-
-
 async def ahead(
     items: AsyncGenerator[T, None],
-    work: Callable[[T], Awaitable[T]],
+    work: Callable[[T], Awaitable[R]],
     wanted: Callable[[T], bool],
     *,
     window: int,
     rate: float,
-) -> AsyncGenerator[T, None]:
-    """Each item once: ``work(item)``'s result for a wanted item, the item itself otherwise (at once).
+) -> AsyncGenerator[tuple[T, asyncio.Task[R] | None], None]:
+    """Each item once, in the upstream's order, with the task of ``work(item)`` when it is wanted.
 
-    At most ``window`` wanted items are in work or waiting to be taken; they start at most ``rate``
-    a second (bursts of a fiftieth of a second). Results come out in the order they finish. An
-    error of the upstream iterator or of ``work`` ends the stage and is raised here."""
+    At most ``window`` items are started and not yet both taken and finished (an item passed
+    through without work counts until it is taken); work starts at most ``rate`` a second (bursts
+    of a fiftieth of a second). A task taken is the taker's to await; the tasks of items never
+    taken are cancelled when the stage is closed. An error of the upstream iterator is raised here."""
     if window < 1 or rate <= 0:
         raise ValueError("window must be at least 1 and rate positive")
     loop = asyncio.get_running_loop()
-    out: asyncio.Queue[_Done[T] | _End | _Failed] = asyncio.Queue()
+    out: asyncio.Queue[tuple[T, asyncio.Task[R] | None] | _End | _Failed] = asyncio.Queue()
     slots = asyncio.Semaphore(window)
     burst = max(1.0, rate / 50)
 
-    async def run(item: T) -> None:
-        try:
-            result = await work(item)
-        except BaseException:
-            slots.release()
-            raise
-        out.put_nowait(_Done(result))
+    def release(_task: object = None) -> None:
+        slots.release()
 
     async def feed() -> None:
         tokens, last = burst, loop.time()
         try:
-            async with contextlib.aclosing(items), asyncio.TaskGroup() as tg:
+            async with contextlib.aclosing(items):
                 async for item in items:
-                    if not wanted(item):
-                        await slots.acquire()  # passed through, but counted in the window while it waits
-                        out.put_nowait(_Done(item))
-                        continue
                     await slots.acquire()
+                    if not wanted(item):
+                        out.put_nowait((item, None))
+                        continue
                     now = loop.time()
                     tokens = min(burst, tokens + (now - last) * rate)
                     last = now
@@ -78,13 +69,14 @@ async def ahead(
                         await asyncio.sleep((1 - tokens) / rate)
                         tokens, last = 1.0, loop.time()
                     tokens -= 1
-                    tg.create_task(run(item))
+                    out.put_nowait((item, asyncio.ensure_future(work(item))))
         except Exception as exc:  # the stage's error reaches the consumer, not the void
             out.put_nowait(_Failed(exc))
             return
         out.put_nowait(_End())
 
     feeder = asyncio.create_task(feed(), name="sweep stage")
+    handed: asyncio.Task[R] | None = None  # the task of the item just handed on, until the taker asks again
     try:
         while True:
             got = await out.get()
@@ -92,9 +84,21 @@ async def ahead(
                 return
             if isinstance(got, _Failed):
                 raise got.exc
-            slots.release()
-            yield got.item
+            handed = got[1]
+            yield got
+            handed = None
+            task = got[1]
+            if task is None:
+                release()
+            else:
+                task.add_done_callback(release)  # called at once when it is done already
     finally:
+        if handed is not None:  # the taker stopped at this item: nothing will await its work
+            handed.cancel()
         feeder.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await feeder
+        while not out.empty():  # started, never taken: no host will await them
+            left = out.get_nowait()
+            if isinstance(left, tuple) and left[1] is not None:
+                left[1].cancel()

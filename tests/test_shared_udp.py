@@ -9,6 +9,7 @@ whatever --concurrency is.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 from collections.abc import AsyncGenerator
@@ -174,45 +175,69 @@ async def _items(n: int, down_every: int = 0) -> AsyncGenerator[Screened, None]:
             yield Screened(f"10.0.0.{i}")
 
 
-async def test_pipeline_window_bounds_the_work_and_down_items_pass_at_once() -> None:
+async def test_pipeline_hands_items_on_at_once_and_its_window_bounds_the_work() -> None:
     running, peak, seen = 0, 0, []
 
-    async def work(item: Screened) -> Screened:
+    async def work(item: Screened) -> str:
         nonlocal running, peak
         running += 1
         peak = max(peak, running)
         await asyncio.sleep(0.02)
         running -= 1
-        return Screened(item.address, ran=frozenset({"x"}))
+        return item.address
 
-    async for item in pipeline.ahead(_items(40, down_every=4), work, lambda i: i.down is None, window=5, rate=1e6):
-        seen.append(item)
-    assert peak == 5
-    assert len(seen) == 40 and len({i.address for i in seen}) == 40
-    assert all(i.ran == frozenset({"x"}) for i in seen if i.down is None)
-    assert sum(1 for i in seen if i.down) == 10
+    stage = pipeline.ahead(_items(40, down_every=4), work, lambda i: i.down is None, window=5, rate=1e6)
+    async for item, task in stage:
+        seen.append((item, task))
+    assert peak <= 5
+    assert [i.address for i, _ in seen] == [f"10.0.0.{n}" for n in range(40)]  # the upstream's order
+    assert all((task is None) == (item.down is not None) for item, task in seen)
+    assert [await t for i, t in seen if t is not None] == [i.address for i, t in seen if t is not None]
+
+
+async def test_the_window_counts_work_taken_until_it_is_done() -> None:
+    """A taker slower than the stage: the stage never has more than ``window`` started and unfinished."""
+    started: list[str] = []
+    gate = asyncio.Event()
+
+    async def work(item: Screened) -> str:
+        started.append(item.address)
+        await gate.wait()
+        return item.address
+
+    taken = []
+    async with contextlib.aclosing(pipeline.ahead(_items(20), work, lambda i: True, window=3, rate=1e6)) as stage:
+        async for _item, task in stage:
+            taken.append(task)
+            await asyncio.sleep(0.05)
+            if len(taken) == 3:
+                break
+        assert len(started) == 3  # three started and none done: the stage waits for its window
+    gate.set()
+    assert [await t for t in taken[:2] if t is not None] == ["10.0.0.0", "10.0.0.1"]
+    assert taken[2] is not None and taken[2].cancelled()  # the taker stopped at it: nobody would await it
 
 
 async def test_pipeline_paces_its_starts_and_raises_what_failed() -> None:
     starts: list[float] = []
     loop = asyncio.get_running_loop()
 
-    async def work(item: Screened) -> Screened:
+    async def work(item: Screened) -> None:
         starts.append(loop.time())
-        return item
 
-    async for _ in pipeline.ahead(_items(21), work, lambda i: True, window=100, rate=100.0):
-        pass
+    async for _item, task in pipeline.ahead(_items(21), work, lambda i: True, window=100, rate=100.0):
+        assert task is not None
+        await task
     # 21 starts at 100 a second, bursts of 2: at least 0.18 s from the first to the last
     assert starts[-1] - starts[0] >= 0.17
 
-    async def broken(item: Screened) -> Screened:
-        raise RuntimeError("stage bug")
+    async def broken_upstream() -> AsyncGenerator[Screened, None]:
+        yield Screened("10.0.0.1")
+        raise RuntimeError("upstream bug")
 
-    with pytest.raises(ExceptionGroup) as failed:
-        async for _ in pipeline.ahead(_items(3), broken, lambda i: True, window=2, rate=1e6):
+    with pytest.raises(RuntimeError, match="upstream bug"):
+        async for _ in pipeline.ahead(broken_upstream(), work, lambda i: True, window=2, rate=1e6):
             pass
-    assert [str(e) for e in failed.value.exceptions][:1] == ["stage bug"]
 
 
 class _Sink:
@@ -289,8 +314,5 @@ async def test_the_stage_finds_what_the_host_phase_finds() -> None:
     engine = Engine(config, profiles.load_all())
     early = [engine.registry.get("sip-options")()]
     with shared_udp.shared():
-        item = await engine._ahead(early, Screened("127.0.219.70", screened=False))
-    assert item.ran == frozenset({"sip-options"})
-    assert [o for o in item.observations if isinstance(o, PortState)] == [
-        PortState(item.observations[0].service, state="closed")
-    ]
+        found = await engine._ahead(early, Screened("127.0.219.70", screened=False))
+    assert [o for o in found if isinstance(o, PortState)] == [PortState(found[0].service, state="closed")]
