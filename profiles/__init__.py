@@ -20,7 +20,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from profiles import versions
+from profiles import versions, yamltext
 from profiles.errors import ProfileError
 
 FIELDS = (
@@ -362,7 +362,7 @@ def _commands(raw: list[dict[str, Any]], file: str) -> tuple[ReadOnlyCommand, ..
 def load_file(path: Path) -> Profile:
     """Load and validate one profile file."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yamltext.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise ProfileError(str(path), "(file)", f"cannot read YAML: {exc}") from exc
     profile = parse_profile(data, str(path))

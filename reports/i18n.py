@@ -6,7 +6,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import yaml
+from profiles import yamltext
 
 LANGS = ("en", "ja")
 
@@ -14,7 +14,7 @@ LANGS = ("en", "ja")
 @cache
 def strings() -> dict[str, dict[str, Any]]:
     """UI strings per language."""
-    data: dict[str, dict[str, Any]] = yaml.safe_load(
+    data: dict[str, dict[str, Any]] = yamltext.safe_load(
         resources.files("reports").joinpath("i18n.yaml").read_text(encoding="utf-8")
     )
     return data

@@ -36,12 +36,11 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import yaml
-
 from probes.base import ProbeConfig, ProbeContext, ProbeTarget, Timeouts
 from probes.login.ledger import DAY_S, Ledger, pair_digest
 from probes.observations import LoginResult
 from probes.options import OptionSet, input_file, number, option, option_set, read_lines
+from profiles import yamltext
 from profiles.errors import AuthRejected, LockedOut, ProbeError, UsageError
 
 if TYPE_CHECKING:
@@ -111,7 +110,7 @@ def _credential_file(name: str) -> dict[str, Any]:
     import jsonschema
 
     base = resources.files("profiles").joinpath("credentials")
-    data = yaml.safe_load(base.joinpath(name).read_text(encoding="utf-8"))
+    data = yamltext.safe_load(base.joinpath(name).read_text(encoding="utf-8"))
     schema = json.loads(base.joinpath("schema.json").read_text(encoding="utf-8"))
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(data), key=str)
     if errors:

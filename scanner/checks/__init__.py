@@ -11,10 +11,8 @@ from functools import cache
 from importlib import resources
 from typing import Any, TypeVar
 
-import yaml
-
 from probes.observations import JSON, Mode, Observation, PortState, ProbeFailure, Service
-from profiles import Match
+from profiles import Match, yamltext
 from profiles.errors import RegistryError
 from scanner.checks import sentences
 from scanner.device import Baseline, DeviceRecord
@@ -41,7 +39,7 @@ class CatalogEntry:
 @cache
 def catalog() -> dict[str, CatalogEntry]:
     """Finding id -> catalog entry (loaded once, validated for both languages)."""
-    raw: dict[str, Any] = yaml.safe_load(
+    raw: dict[str, Any] = yamltext.safe_load(
         resources.files("scanner.checks").joinpath("catalog.yaml").read_text(encoding="utf-8")
     )
     out: dict[str, CatalogEntry] = {}

@@ -14,8 +14,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import yaml
-
+from profiles import yamltext
 from profiles.errors import RegistryError
 
 
@@ -33,7 +32,7 @@ class SettleClass:
 @cache
 def classes() -> tuple[SettleClass, ...]:
     """The classes in match order (loaded once, checked: both languages, a last catch-all)."""
-    raw = yaml.safe_load(resources.files("scanner.checks").joinpath("settle.yaml").read_text(encoding="utf-8"))
+    raw = yamltext.safe_load(resources.files("scanner.checks").joinpath("settle.yaml").read_text(encoding="utf-8"))
     out = []
     for entry in raw:
         for part in ("title", "action"):
