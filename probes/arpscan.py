@@ -81,6 +81,9 @@ class _Asked:
     tries: int
 
 
+RCVBUF = 4 * 1024 * 1024  # asked; the kernel caps it at net.core.rmem_max
+
+
 class ArpScreen:
     """Screens a scope's on-link IPv4 addresses with paced ARP; see the module docstring."""
 
@@ -190,6 +193,9 @@ class ArpScreen:
         try:
             sock.bind((interface, ETH_P_ARP))
             sock.setblocking(False)
+            # The socket also hears the kernel's own ARP (each TCP/UDP destination of the sweep is resolved
+            # too); the default 208 KiB holds about 270 frames, too few for a burst while the loop is busy.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
             mac = sock.getsockname()[4]
             if len(mac) != 6:  # not Ethernet (a tunnel, loopback): ARP means nothing there
                 raise OSError(f"{interface}: no Ethernet address")

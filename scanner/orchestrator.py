@@ -60,7 +60,7 @@ log = logging.getLogger("edgeaudit.engine")
 RECORD_TIMEOUT_S = 30.0  # one host's result written by the sink (the history's busy timeout is 10 s)
 DOWN_BATCH = 512  # screened-down addresses handed to the sink per writer-thread call
 START_BURST = 16  # tasks started in one step of the loop before it runs the others
-UDP_WINDOW = 1024  # addresses in the sweep's UDP stage at once (each holds a few pending exchanges)
+UDP_WINDOW = 1024  # addresses in the sweep's UDP stage at most (a quarter of the neighbour table's limit: 256)
 JUDGE_TIMEOUT_S = 30.0  # one host's checks, the offline feed database's reads included
 
 
@@ -198,9 +198,9 @@ class Engine:
         staged: AsyncGenerator[tuple[Screened, asyncio.Task[tuple[Observation, ...]] | None], None]
         if early and not self.config.report_unreachable:
             rate = self.config.probe_config.options(shared_udp.UdpOptions).udp_rate / len(early)
-            staged = pipeline.ahead(
-                stream, functools.partial(self._ahead, early), _not_down, window=UDP_WINDOW, rate=rate
-            )
+            rate = min(rate, shared_udp.new_destinations_per_s())  # the kernel's neighbour table keeps up
+            work = functools.partial(self._ahead, early)
+            staged = pipeline.ahead(stream, work, _not_down, window=shared_udp.window(UDP_WINDOW), rate=rate)
         else:
             staged = _alone(stream)
         early_names = frozenset(p.name for p in early)

@@ -27,6 +27,9 @@ OTHER_TOOLS = {
     "--mount",  # unshare --mount: how the lab's real daemons get their own /etc (docs/lab.md)
     "--now",  # systemctl enable --now: starting the timer (docs/scheduling.md)
     "--strict",  # mypy --strict: what make test runs (README)
+    "--stages",  # python -m lab.peers --stages: one benchmark stage at a time (docs/performance.md)
+    "--runs",  # python -m lab.peers --runs
+    "--large-fleet",  # python -m lab.peers --large-fleet
     "--collector",  # node_exporter --collector.textfile.directory: where the metrics file goes (docs/exports.md)
 }
 # The keys of a site file that are not scan flags (scanner/site.py reads them itself).
