@@ -30,6 +30,7 @@ OTHER_TOOLS = {
     "--stages",  # python -m lab.peers --stages: one benchmark stage at a time (docs/performance.md)
     "--runs",  # python -m lab.peers --runs
     "--large-fleet",  # python -m lab.peers --large-fleet
+    "--sparse-cap",  # python -m lab.peers --sparse-cap
     "--collector",  # node_exporter --collector.textfile.directory: where the metrics file goes (docs/exports.md)
 }
 # The keys of a site file that are not scan flags (scanner/site.py reads them itself).
