@@ -60,7 +60,7 @@ log = logging.getLogger("edgeaudit.engine")
 RECORD_TIMEOUT_S = 30.0  # one host's result written by the sink (the history's busy timeout is 10 s)
 DOWN_BATCH = 512  # screened-down addresses handed to the sink per writer-thread call
 START_BURST = 16  # tasks started in one step of the loop before it runs the others
-UDP_WINDOW = 1024  # addresses in the sweep's UDP stage at most (a quarter of the neighbour table's limit: 256)
+UDP_WINDOW = 1024  # the UDP stage's window at most; shared_udp.window() lowers it to a quarter of the neighbour table
 JUDGE_TIMEOUT_S = 30.0  # one host's checks, the offline feed database's reads included
 
 
