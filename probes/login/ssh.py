@@ -6,6 +6,7 @@ Disconnects before authentication on two attempts in a row are read as a ban
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from probes.base import Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, Timeouts, map_errors, register
@@ -27,19 +28,55 @@ async def ssh_login(
     """
     import asyncssh
 
-    with map_errors(f"ssh {address}:{port}"):
-        return await asyncssh.connect(
-            address,
-            port,
-            username=username,
-            password=password,
-            client_keys=[key_file] if key_file else None,
-            known_hosts=None,
-            agent_path=None,
-            preferred_auth="publickey" if key_file else "password,keyboard-interactive",
-            connect_timeout=ctx.budget(ctx.timeouts.connect + ctx.timeouts.read),
-            login_timeout=ctx.budget(ctx.timeouts.read + ctx.timeouts.login),  # a PAM refusal takes 2-4 s
-        )
+    try:
+        with map_errors(f"ssh {address}:{port}"):
+            return await asyncssh.connect(
+                address,
+                port,
+                client_factory=_client_type(),
+                username=username,
+                password=password,
+                client_keys=[key_file] if key_file else None,
+                known_hosts=None,
+                agent_path=None,
+                preferred_auth="publickey" if key_file else "password,keyboard-interactive",
+                connect_timeout=ctx.budget(ctx.timeouts.connect + ctx.timeouts.read),
+                login_timeout=ctx.budget(ctx.timeouts.read + ctx.timeouts.login),  # a PAM refusal takes 2-4 s
+            )
+    except asyncssh.Error as exc:
+        # The traceback holds asyncssh's frames, which hold the connection, whose waiter holds this
+        # error: without this, every refused login is a cycle only the cyclic collector frees.
+        exc.__traceback__ = None
+        raise
+
+
+def _nothing_more() -> bool:
+    """A closed connection's packet handler: no more input."""
+    return False
+
+
+@functools.cache
+def _client_type() -> type[Any]:
+    """asyncssh's client with one addition: a lost connection drops its reference to itself.
+
+    asyncssh keeps its packet handler as a bound method of the connection (a cycle per
+    connection, with the ciphers, keys and options hanging off it); after the connection is
+    lost nothing reads it, so it is replaced by a function that holds nothing.
+    """
+    import asyncssh
+
+    class _Client(asyncssh.SSHClient):
+        _conn: Any = None
+
+        def connection_made(self, conn: Any) -> None:
+            self._conn = conn
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            conn, self._conn = self._conn, None
+            if conn is not None and hasattr(conn, "_recv_handler"):
+                conn._recv_handler = _nothing_more
+
+    return _Client
 
 
 @register
