@@ -197,10 +197,14 @@ class Engine:
         # `check` (one named device, report_unreachable) has no stage: nothing to work ahead of.
         staged: AsyncGenerator[tuple[Screened, asyncio.Task[tuple[Observation, ...]] | None], None]
         if early and not self.config.report_unreachable:
-            rate = self.config.probe_config.options(shared_udp.UdpOptions).udp_rate / len(early)
-            rate = min(rate, shared_udp.new_destinations_per_s())  # the kernel's neighbour table keeps up
+            window = shared_udp.window(UDP_WINDOW)
+            paces = (
+                pipeline.steady(self.config.probe_config.options(shared_udp.UdpOptions).udp_rate / len(early)),
+                # The kernel's neighbour table: a window's worth at once, then as fast as entries age out.
+                pipeline.Pace(shared_udp.new_destinations_per_s(), window),
+            )
             work = functools.partial(self._ahead, early)
-            staged = pipeline.ahead(stream, work, _not_down, window=shared_udp.window(UDP_WINDOW), rate=rate)
+            staged = pipeline.ahead(stream, work, _not_down, window=window, paces=paces)
         else:
             staged = _alone(stream)
         early_names = frozenset(p.name for p in early)

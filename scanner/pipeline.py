@@ -13,11 +13,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Pace:
+    """A token bucket: ``rate`` starts a second, of which ``burst`` may come at once."""
+
+    rate: float
+    burst: float
+
+    def __post_init__(self) -> None:
+        if self.rate <= 0 or self.burst < 1:
+            raise ValueError("a pace's rate must be positive and its burst at least 1")
+
+
+def steady(rate: float) -> Pace:
+    """``rate`` a second in bursts of a fiftieth of a second."""
+    return Pace(rate, max(1.0, rate / 50))
 
 
 class _End:
@@ -35,26 +53,26 @@ async def ahead(
     wanted: Callable[[T], bool],
     *,
     window: int,
-    rate: float,
+    paces: Sequence[Pace],
 ) -> AsyncGenerator[tuple[T, asyncio.Task[R] | None], None]:
     """Each item once, in the upstream's order, with the task of ``work(item)`` when it is wanted.
 
     At most ``window`` items are started and not yet both taken and finished (an item passed
-    through without work counts until it is taken); work starts at most ``rate`` a second (bursts
-    of a fiftieth of a second). A task taken is the taker's to await; the tasks of items never
-    taken are cancelled when the stage is closed. An error of the upstream iterator is raised here."""
-    if window < 1 or rate <= 0:
-        raise ValueError("window must be at least 1 and rate positive")
+    through without work counts until it is taken); work starts when every one of ``paces`` has a
+    token (e.g. the user's request rate, and the kernel's neighbour table headroom). A task taken
+    is the taker's to await; the tasks of items never taken are cancelled when the stage is
+    closed. An error of the upstream iterator is raised here."""
+    if window < 1:
+        raise ValueError("window must be at least 1")
     loop = asyncio.get_running_loop()
     out: asyncio.Queue[tuple[T, asyncio.Task[R] | None] | _End | _Failed] = asyncio.Queue()
     slots = asyncio.Semaphore(window)
-    burst = max(1.0, rate / 50)
 
     def release(_task: object = None) -> None:
         slots.release()
 
     async def feed() -> None:
-        tokens, last = burst, loop.time()
+        tokens, last = [p.burst for p in paces], loop.time()
         try:
             async with contextlib.aclosing(items):
                 async for item in items:
@@ -62,13 +80,15 @@ async def ahead(
                     if not wanted(item):
                         out.put_nowait((item, None))
                         continue
-                    now = loop.time()
-                    tokens = min(burst, tokens + (now - last) * rate)
-                    last = now
-                    if tokens < 1:
-                        await asyncio.sleep((1 - tokens) / rate)
-                        tokens, last = 1.0, loop.time()
-                    tokens -= 1
+                    while True:
+                        now = loop.time()
+                        tokens = [min(p.burst, t + (now - last) * p.rate) for p, t in zip(paces, tokens, strict=True)]
+                        last = now
+                        short = max(((1 - t) / p.rate for p, t in zip(paces, tokens, strict=True)), default=0.0)
+                        if short <= 0:
+                            break
+                        await asyncio.sleep(short)
+                    tokens = [t - 1 for t in tokens]
                     out.put_nowait((item, asyncio.ensure_future(work(item))))
         except Exception as exc:  # the stage's error reaches the consumer, not the void
             out.put_nowait(_Failed(exc))

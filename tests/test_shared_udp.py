@@ -186,7 +186,9 @@ async def test_pipeline_hands_items_on_at_once_and_its_window_bounds_the_work() 
         running -= 1
         return item.address
 
-    stage = pipeline.ahead(_items(40, down_every=4), work, lambda i: i.down is None, window=5, rate=1e6)
+    stage = pipeline.ahead(
+        _items(40, down_every=4), work, lambda i: i.down is None, window=5, paces=[pipeline.steady(1e6)]
+    )
     async for item, task in stage:
         seen.append((item, task))
     assert peak <= 5
@@ -206,7 +208,9 @@ async def test_the_window_counts_work_taken_until_it_is_done() -> None:
         return item.address
 
     taken = []
-    async with contextlib.aclosing(pipeline.ahead(_items(20), work, lambda i: True, window=3, rate=1e6)) as stage:
+    async with contextlib.aclosing(
+        pipeline.ahead(_items(20), work, lambda i: True, window=3, paces=[pipeline.steady(1e6)])
+    ) as stage:
         async for _item, task in stage:
             taken.append(task)
             await asyncio.sleep(0.05)
@@ -225,18 +229,29 @@ async def test_pipeline_paces_its_starts_and_raises_what_failed() -> None:
     async def work(item: Screened) -> None:
         starts.append(loop.time())
 
-    async for _item, task in pipeline.ahead(_items(21), work, lambda i: True, window=100, rate=100.0):
+    async for _item, task in pipeline.ahead(
+        _items(21), work, lambda i: True, window=100, paces=[pipeline.steady(100.0)]
+    ):
         assert task is not None
         await task
     # 21 starts at 100 a second, bursts of 2: at least 0.18 s from the first to the last
     assert starts[-1] - starts[0] >= 0.17
+
+    # Two paces, both kept: the neighbour table's (10 a second after 5 at once) and a fast user rate.
+    starts.clear()
+    paces = [pipeline.steady(1e6), pipeline.Pace(10.0, 5)]
+    async for _item, task in pipeline.ahead(_items(8), work, lambda i: True, window=100, paces=paces):
+        assert task is not None
+        await task
+    assert starts[4] - starts[0] < 0.05  # the burst: at once
+    assert starts[7] - starts[4] >= 0.28  # then 10 a second
 
     async def broken_upstream() -> AsyncGenerator[Screened, None]:
         yield Screened("10.0.0.1")
         raise RuntimeError("upstream bug")
 
     with pytest.raises(RuntimeError, match="upstream bug"):
-        async for _ in pipeline.ahead(broken_upstream(), work, lambda i: True, window=2, rate=1e6):
+        async for _ in pipeline.ahead(broken_upstream(), work, lambda i: True, window=2, paces=[pipeline.steady(1e6)]):
             pass
 
 
