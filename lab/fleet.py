@@ -42,8 +42,19 @@ def mac(i: int) -> str:
     return f"02:ea:00:00:{(i >> 8) & 0xFF:02x}:{i & 0xFF:02x}"
 
 
-def plumbing(ns: str, fleet: list[dict[str, Any]], prefixlen: int) -> tuple[list[str], list[str]]:
-    """`ip -batch` lines for the switch namespace (a veth into ``ns``) and for ``ns`` (one macvlan per device)."""
+def plumbing(
+    ns: str, fleet: list[dict[str, Any]], prefixlen: int, scanner: tuple[str, str] | None = None
+) -> tuple[list[str], list[str]]:
+    """`ip -batch` lines for the switch namespace (a veth into ``ns``) and for ``ns`` (one macvlan per device).
+
+    ``scanner`` (address, MAC): the host's leg on the LAN, where sweeps come from. Each device
+    knows it by a permanent neighbour entry on its macvlan. Linux has one neighbour table for all
+    namespaces (gc_thresh3, 1,024 entries by default, shared): learnt entries, one per macvlan
+    for the scanner, would fill the table the scanner's own kernel needs, and a full table makes
+    a device leave ARP unanswered (arp_process replies only when it could make an entry for the
+    asker). Real devices each have a table of their own; permanent entries are not counted
+    against the limit (Linux 4.19 on), so the fleet takes none of the scanner's.
+    """
     switch = [f"link add fleet0 type veth peer name eth0 netns {ns}", "link set fleet0 master br-lan up"]
     lines = ["link set eth0 up"]
     for i, dev in enumerate(fleet):
@@ -52,6 +63,8 @@ def plumbing(ns: str, fleet: list[dict[str, Any]], prefixlen: int) -> tuple[list
             f"addr add {dev['address']}/{prefixlen} dev mv{i}",
             f"link set mv{i} up",
         ]
+        if scanner is not None:
+            lines.append(f"neigh replace {scanner[0]} lladdr {scanner[1]} dev mv{i} nud permanent")
     return switch, lines
 
 

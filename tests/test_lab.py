@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab import control, golden, netns
+from lab import control, fleet, golden, netns
 from scanner.checks import catalog
 from scanner.device import DeviceRecord, Kind
 from scanner.findings import Severity
@@ -231,6 +231,12 @@ def test_fleet_devices_have_their_own_mac_and_ip(tmp_path: Path) -> None:
         _code, report = _sweep(tmp_path / "out", *state.fleet[:4])
         profiles = {d["address"]: (d.get("device") or {}).get("profile") for d in report["devices"]}  # type: ignore[union-attr,index]
         assert profiles[state.fleet[0]] == "edgelab-router" and profiles[state.fleet[2]] == "edgelab-mfp"
+        # After a sweep, each device knows the scanner by its permanent entry only: the fleet learns
+        # none, which would count against the one neighbour table Linux shares between namespaces.
+        neigh = subprocess.run(
+            ["ip", "-n", fleet.NAMESPACE, "neigh", "show", state.host], capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+        assert len(neigh) == 12 and all(line.rstrip().endswith("PERMANENT") for line in neigh), neigh
     finally:
         control.down(tmp_path)
     assert netns.namespaces() == []
