@@ -82,6 +82,10 @@ class _Asked:
 
 
 RCVBUF = 4 * 1024 * 1024  # asked; the kernel caps it at net.core.rmem_max
+# The longest the screen works in one step of the event loop before it lets others run: each new
+# address costs a route lookup (a netlink round trip, 50 us, but 1.5-2.5 ms each while the kernel
+# was busy at a sweep's start: 50 of them held the loop 0.1-0.2 s).
+STEP_S = 0.02
 
 
 class ArpScreen:
@@ -128,7 +132,7 @@ class ArpScreen:
                     self._send(asked)
                     asked.sent_at, asked.tries = now, asked.tries + 1
                     self._asked.move_to_end(value)
-                while not exhausted and tokens >= 1 and len(self._asked) < self.window:
+                while not exhausted and tokens >= 1 and len(self._asked) < self.window and loop.time() - now < STEP_S:
                     named = next(pending, None)
                     if named is None:
                         exhausted = True
@@ -158,7 +162,8 @@ class ArpScreen:
             oldest = next(iter(self._asked.values()))
             waits.append(max(0.0, oldest.sent_at + self.wait - loop.time()))
         self._wake.clear()
-        if self._answered:
+        if self._answered:  # handed on at once, after the loop's other callbacks had their turn
+            await asyncio.sleep(0)
             return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(min(waits), 0.001)):

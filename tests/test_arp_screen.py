@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -157,6 +158,7 @@ while True:
     c, _ = s.accept(); c.close(); print("accepted", flush=True)
 """
 
+
 def _discover(tmp_path: Path, name: str, *args: str) -> dict[str, object]:
     out = tmp_path / name
     done = subprocess.run(
@@ -204,3 +206,40 @@ def test_the_screen_is_a_probe_the_sweep_runs() -> None:
     without = SweepConfig(probe_config=privileged, probes=frozenset({"tcp-connect"}))
     assert Engine(without, known)._screen() is None
     assert Engine(SweepConfig(probe_config=ProbeConfig(privileged=False)), known)._screen() is None
+
+
+@pytest.mark.lab
+@needs_root
+async def test_the_screen_lets_the_loop_run_when_route_lookups_are_slow(
+    silent_net: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each new address costs a route lookup (a netlink round trip): 50 us, but milliseconds while the
+    kernel is busy or another thread holds the GIL. The screen works at most STEP_S per loop step."""
+    from probes.wire import route
+
+    real = route.lookup
+
+    def slow(address: str) -> route.Route:
+        time.sleep(0.005)  # a busy kernel, blocking as the real syscall does
+        return real(address)
+
+    monkeypatch.setattr(route, "lookup", slow)
+    loop = asyncio.get_running_loop()
+    gaps: list[float] = []
+
+    async def ticker() -> None:
+        last = loop.time()
+        while True:
+            await asyncio.sleep(0)
+            now = loop.time()
+            gaps.append(now - last)
+            last = now
+
+    tick = asyncio.create_task(ticker())
+    scope = [str(a) for a in list(NET.hosts())[:200]]
+    screen = ArpScreen(rate=20_000, wait=0.3)  # a burst of 400: the whole scope at once, unbounded
+    got = [s async for s in screen.screen(scope)]
+    tick.cancel()
+    assert len(got) == len(scope)
+    # 200 lookups of 5 ms are 1 s of blocking; never more than the step bound and one lookup at a time.
+    assert max(gaps) < 0.1, max(gaps)
