@@ -121,8 +121,8 @@ def window(most: int = 1024) -> int:
 
 
 def new_destinations_per_s() -> float:
-    """How fast a stage may start new destinations: a tenth of the table a second (half of it per 5 s,
-    the other half left to the host tasks' own connects)."""
+    """How fast a stage may start new destinations once its first window is out: a tenth of the table
+    a second. With that window (a quarter) at once, at most three quarters of the table in any 5 s."""
     return neighbour_limit() / 10
 
 
