@@ -181,9 +181,8 @@ def _start_fleet(run: Path, state: State, size: int) -> None:
     ns = fleet.NAMESPACE
     devices = fleet.devices(size)
     netns.add_namespace(ns)
-    host_mac = Path(f"/sys/class/net/{netns.HOST_LINK}/address").read_text(encoding="ascii").strip()
     prefixlen = ipaddress.ip_network(state.lan).prefixlen
-    switch_lines, fleet_lines = fleet.plumbing(ns, devices, prefixlen, scanner=(state.host, host_mac))
+    switch_lines, fleet_lines = fleet.plumbing(ns, devices, prefixlen, scanner=(state.host, netns.host_link_mac()))
     netns.ip_batch(switch_lines, SWITCH)
     netns.ip_batch(fleet_lines, ns)
     netns.sysctl(

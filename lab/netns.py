@@ -69,6 +69,11 @@ def host_link_exists() -> bool:
     return subprocess.run(["ip", "link", "show", HOST_LINK], capture_output=True, check=False).returncode == 0
 
 
+def host_link_mac() -> str:
+    """The MAC address of the host's leg into the lab (where sweeps from the host come from)."""
+    return Path(f"/sys/class/net/{HOST_LINK}/address").read_text(encoding="ascii").strip()
+
+
 def alive(pid: int) -> bool:
     """Whether a process exists and is not a zombie."""
     try:

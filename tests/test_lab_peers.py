@@ -17,11 +17,19 @@ def test_fleet_namespace_gets_icmp_limits_of_separate_devices(monkeypatch: pytes
     """One namespace, one ICMP limiter: the fleet's is lifted to what its devices would have each, there only."""
     calls: list[tuple[str, dict[str, str]]] = []
     monkeypatch.setattr(control.netns, "add_namespace", lambda name: None)
-    monkeypatch.setattr(control.netns, "ip_batch", lambda lines, ns=None: None)
+    batches: list[tuple[str | None, list[str]]] = []
+    monkeypatch.setattr(control.netns, "ip_batch", lambda lines, ns=None: batches.append((ns, list(lines))))
+    monkeypatch.setattr(control.netns, "host_link_mac", lambda: "02:00:00:00:00:fe")
     monkeypatch.setattr(control.netns, "sysctl", lambda ns, values: calls.append((ns, values)))
     monkeypatch.setattr(control, "_spawn", lambda *a: control.Proc("fleet", "emulator", 1, "log"))
     state = control.State(0.0, "198.18.0.0/21", "198.19.0.0/24", "198.18.1.254", {})
     control._start_fleet(tmp_path, state, 20)
+    # Each device knows the host's leg by a permanent entry: none learnt into the table all namespaces share.
+    fleet_lines = [line for ns, lines in batches if ns == fleet.NAMESPACE for line in lines]
+    permanent = [line for line in fleet_lines if line.startswith("neigh replace 198.18.1.254 ")]
+    assert permanent == [
+        f"neigh replace 198.18.1.254 lladdr 02:00:00:00:00:fe dev mv{i} nud permanent" for i in range(20)
+    ]
     assert {ns for ns, _ in calls} == {fleet.NAMESPACE}  # never the host's, never another node's
     applied = {k: v for _, values in calls for k, v in values.items()}
     assert applied["net.ipv4.icmp_ratelimit"] == "0"
