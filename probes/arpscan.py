@@ -83,8 +83,8 @@ class _Asked:
 
 RCVBUF = 4 * 1024 * 1024  # asked; the kernel caps it at net.core.rmem_max
 # The longest the screen works in one step of the event loop before it lets others run: each new
-# address costs a route lookup (a netlink round trip, 50 us, but 1.5-2.5 ms each while the kernel
-# was busy at a sweep's start: 50 of them held the loop 0.1-0.2 s).
+# address costs a route lookup (a netlink round trip, 50 us, but 1.5-2.5 ms each at a /20 sweep's
+# start while a worker thread imported scapy: 50 of them held the loop 0.1-0.2 s).
 STEP_S = 0.02
 
 

@@ -200,7 +200,7 @@ class Engine:
             window = shared_udp.window(UDP_WINDOW)
             paces = (
                 pipeline.steady(self.config.probe_config.options(shared_udp.UdpOptions).udp_rate / len(early)),
-                # The kernel's neighbour table: a window's worth at once, then as fast as entries age out.
+                # The kernel's neighbour table: a window's worth at once, then a tenth of the table a second.
                 pipeline.Pace(shared_udp.new_destinations_per_s(), window),
             )
             work = functools.partial(self._ahead, early)

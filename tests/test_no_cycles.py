@@ -66,6 +66,18 @@ async def _shared(n: int) -> tuple[int, int]:
         return await _refused_exchanges(n), await _refused_sip(n)
 
 
+def _saved_garbage() -> set[str]:
+    """Type names of what only the cyclic collector would free now; the collector is enabled again after."""
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        return {type(o).__name__ for o in gc.garbage}
+    finally:
+        gc.garbage.clear()
+        gc.set_debug(0)
+        gc.enable()
+
+
 @pytest.mark.parametrize("sockets", ["own", "shared"])
 def test_no_cycle_after_refused_udp_and_sip(sockets: str) -> None:
     gc.collect()
@@ -76,13 +88,8 @@ def test_no_cycle_after_refused_udp_and_sip(sockets: str) -> None:
             assert asyncio.run(_refused_sip(20)) == 20
         else:
             assert asyncio.run(_shared(20)) == (20, 20)
-        gc.set_debug(gc.DEBUG_SAVEALL)
-        gc.collect()
-        left = {type(o).__name__ for o in gc.garbage}
     finally:
-        gc.garbage.clear()
-        gc.set_debug(0)
-        gc.enable()
+        left = _saved_garbage()
     assert not left & {
         "_Collect",
         "_Datagrams",
@@ -91,18 +98,6 @@ def test_no_cycle_after_refused_udp_and_sip(sockets: str) -> None:
         "SharedEndpoint",
         "ConnectionRefusedError",
     }, left
-
-
-def _saved_garbage() -> set[str]:
-    """Type names of what only the cyclic collector would free now (the collector is left enabled)."""
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
-        gc.collect()
-        return {type(o).__name__ for o in gc.garbage}
-    finally:
-        gc.garbage.clear()
-        gc.set_debug(0)
-        gc.enable()
 
 
 async def test_no_cycle_after_refused_and_closed_ssh_logins(emulated: StartDevice) -> None:
