@@ -18,6 +18,7 @@ from probes.base import (
     register,
 )
 from probes.observations import Observation, PortState, Service
+from probes.wire import syn
 from profiles.errors import MalformedResponse, Refused, Timeout, Unreachable
 
 
@@ -97,11 +98,17 @@ class TcpConnect(Probe):
         return [Service(p, "tcp", config.service_name(p)) for p in config.tcp_ports]
 
     async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
-        """Connect (a lost SYN retried once, as nmap retransmits); refused is 'closed', no answer 'filtered'."""
+        """Connect (a lost SYN retried once, as nmap retransmits); refused is 'closed', no answer 'filtered'.
+
+        In a privileged sweep the port gets the sweep's SYN knock instead (probes.wire.syn): the
+        same three answers, from one raw socket, with no connection made."""
         assert target.service is not None
+        port = target.service.port
+        knocker = syn.active()
+        ask = knocker.knock if knocker is not None and knocker.takes(target.address, port) else connect_only
         for attempt in (1, 2):
             try:
-                await connect_only(target.address, target.service.port, ctx.budget(ctx.timeouts.connect))
+                await ask(target.address, port, ctx.budget(ctx.timeouts.connect))
             except Refused:
                 return [PortState(target.service, state="closed")]
             except Timeout:

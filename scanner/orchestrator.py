@@ -47,7 +47,7 @@ from probes.observations import (
     Service,
     field_values,
 )
-from probes.wire import shared_udp
+from probes.wire import shared_udp, syn
 from profiles.errors import ProbeError, StoreError
 from scanner import checks as checks_mod
 from scanner import pipeline
@@ -221,7 +221,7 @@ class Engine:
                 slots.release()
 
         try:
-            with shared_udp.shared():
+            with shared_udp.shared(), syn.shared(self.config.probe_config.privileged):
                 async with contextlib.aclosing(staged) as items, asyncio.TaskGroup() as tg:
                     async for item, pending in items:
                         if stop.is_set():

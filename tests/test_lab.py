@@ -7,6 +7,7 @@ test fails. The golden-coverage and topology tests need nothing special.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -196,6 +197,46 @@ def test_real_daemons_answer_in_their_namespaces(lab_run: Path) -> None:
     for key in (("telnet-weak", "telnetd"), ("dropbear-weak", "dropbear"), ("ftp-hardened", "vsftpd")):
         seen = Path(f"/proc/{by_daemon[key].pid}/root/etc/passwd").read_text(encoding="utf-8")
         assert "admin:x:2000:2000:lab user:" in seen, key
+
+
+@pytest.mark.lab
+@needs_root
+async def test_syn_knocks_agree_with_connect_on_the_real_daemons(lab_run: Path) -> None:
+    """A privileged sweep's SYN knocks find what connect() finds on OpenSSH, lighttpd, vsftpd,
+    telnetd, dropbear, ippeveprinter and cupsd, and leave no half-open connection behind: our
+    kernel answers each SYN-ACK with a RST, so no daemon's namespace holds a SYN-RECV socket."""
+    from probes.base import TCP_PORTS
+    from probes.tcp import connect_only
+    from probes.wire import syn
+    from profiles.errors import ProbeError, Refused
+
+    nodes = ("router-weak", "router-hardened", "ftp-anonymous", "telnet-weak", "dropbear-weak", "ipp-auth", "cups-open")
+    lan = {name: control.load_topology()["nodes"][name]["interfaces"]["lan"] for name in nodes}
+
+    async def state(ask: object, address: str, port: int) -> str:
+        try:
+            await ask(address, port, 1.5)  # type: ignore[operator]
+        except Refused:
+            return "closed"
+        except ProbeError as exc:
+            return type(exc).__name__
+        return "open"
+
+    with syn.shared(True):
+        knocker = syn.active()
+        assert knocker is not None
+        for name, address in lan.items():
+            knocked = {p: await state(knocker.knock, address, p) for p in TCP_PORTS}
+            ss = await asyncio.create_subprocess_exec(
+                *("ip", "netns", "exec", netns.PREFIX + name, "ss", "-Htan", "state", "syn-recv"),
+                stdout=asyncio.subprocess.PIPE,
+            )
+            half_open, _ = await asyncio.wait_for(ss.communicate(), 10)
+            assert ss.returncode == 0, name
+            connected = {p: await state(connect_only, address, p) for p in TCP_PORTS}
+            assert knocked == connected, name
+            assert "open" in knocked.values(), name
+            assert half_open.strip() == b"", name
 
 
 @pytest.mark.lab
