@@ -17,9 +17,9 @@ from probes.base import (
     map_errors,
     register,
 )
-from probes.observations import Observation, PortState, Service
+from probes.observations import Observation, PortState, ProbeFailure, Service
 from probes.wire import syn
-from profiles.errors import MalformedResponse, Refused, Timeout, Unreachable
+from profiles.errors import MalformedResponse, ProbeError, Refused, Timeout, Unreachable
 
 
 async def open_stream(target: ProbeTarget, ctx: ProbeContext) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -87,36 +87,91 @@ def _retrieve(done: asyncio.Future[None]) -> None:
 
 @register
 class TcpConnect(Probe):
-    """Full TCP connect on each discovery port."""
+    """Each discovery port of a host: open, closed (refused) or filtered (silent after a retry)."""
 
     name = "tcp-connect"
     phase = Phase.DISCOVERY
-    description = "TCP connect to management and service ports"
+    description = "TCP connect (SYN knocks when root) to management and service ports"
 
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
-        """Every configured TCP port."""
-        return [Service(p, "tcp", config.service_name(p)) for p in config.tcp_ports]
+        """Every configured TCP port; as root and for an IPv4 address, one run that knocks them all."""
+        if config.privileged and syn.SUPPORTED and _ipv4(host.address):
+            return [None]
+        return _services(config)
 
     async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
-        """Connect (a lost SYN retried once, as nmap retransmits); refused is 'closed', no answer 'filtered'.
+        """One port (``target.service``), or every port at once (no service: the sweep's SYN knocks).
 
-        In a privileged sweep the port gets the sweep's SYN knock instead (probes.wire.syn): the
-        same three answers, from one raw socket, with no connection made."""
-        assert target.service is not None
-        port = target.service.port
+        A privileged sweep knocks with one SYN per port from its raw socket (probes.wire.syn):
+        the same three answers as a connect, with no connection made. What it cannot knock (no
+        raw socket could be opened, a port already in flight) is connected to instead."""
+        if target.service is not None:
+            return await _connect_port(target.address, target.service, ctx)
+        services = _services(ctx.config)
         knocker = syn.active()
-        ask = knocker.knock if knocker is not None and knocker.takes(target.address, port) else connect_only
-        for attempt in (1, 2):
+        states: dict[int, str] = {}
+        if knocker is not None:
+            states = await knocker.knock_all(
+                target.address, [s.port for s in services], ctx.budget(ctx.timeouts.connect)
+            )
+        out: list[Observation] = []
+        rest: list[Service] = []
+        for service in services:
+            state = states.get(service.port)
+            if state is None:
+                rest.append(service)
+            elif state.startswith("unreachable"):
+                reason = f"SYN {target.address}:{service.port}: {state.partition(': ')[2]}"
+                out.append(ProbeFailure(service, probe=self.name, error="Unreachable", reason=reason))
+            else:
+                out.append(PortState(service, state=state))
+        if rest:
+            out += await _connect_ports(target.address, rest, ctx, self.name)
+        return out
+
+
+CONNECTS_AT_ONCE = 4  # a host's ports connected to at once, when one run covers them all without a raw socket
+
+
+def _services(config: ProbeConfig) -> list[Service]:
+    return [Service(p, "tcp", config.service_name(p)) for p in config.tcp_ports]
+
+
+def _ipv4(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).version == 4
+    except ValueError:
+        return False
+
+
+async def _connect_port(address: str, service: Service, ctx: ProbeContext) -> list[Observation]:
+    """Connect (a lost SYN retried once, as nmap retransmits); refused is 'closed', no answer 'filtered'."""
+    for attempt in (1, 2):
+        try:
+            await connect_only(address, service.port, ctx.budget(ctx.timeouts.connect))
+        except Refused:
+            return [PortState(service, state="closed")]
+        except Timeout:
+            if attempt == 2 or ctx.remaining() <= 0:
+                return [PortState(service, state="filtered")]
+            continue
+        return [PortState(service, state="open")]
+    raise AssertionError("unreachable")
+
+
+async def _connect_ports(address: str, services: Sequence[Service], ctx: ProbeContext, probe: str) -> list[Observation]:
+    """Connect to each port, a few at once; a port whose connect fails is that port's ProbeFailure."""
+    limit = asyncio.Semaphore(CONNECTS_AT_ONCE)
+
+    async def one(service: Service) -> list[Observation]:
+        async with limit:
             try:
-                await ask(target.address, port, ctx.budget(ctx.timeouts.connect))
-            except Refused:
-                return [PortState(target.service, state="closed")]
-            except Timeout:
-                if attempt == 2 or ctx.remaining() <= 0:
-                    return [PortState(target.service, state="filtered")]
-                continue
-            return [PortState(target.service, state="open")]
-        raise AssertionError("unreachable")
+                return await _connect_port(address, service, ctx)
+            except ProbeError as exc:
+                return [ProbeFailure(service, probe=probe, error=type(exc).__name__, reason=str(exc))]
+
+    found = await asyncio.gather(*(one(s) for s in services))
+    return [o for part in found for o in part]
 
 
 async def connect_only(address: str, port: int, wait: float) -> None:

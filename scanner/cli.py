@@ -84,7 +84,11 @@ def _add_scan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--concurrency", type=int, default=64, help="hosts scanned at once (default 64)")
     p.add_argument("--max-probes", type=int, default=256, help="probe runs in flight overall (default 256)")
     p.add_argument("--per-host", type=int, default=6, help="probe runs in flight per host (default 6)")
-    p.add_argument("--unprivileged", action="store_true", help="skip ARP/ICMP even when root")
+    p.add_argument(
+        "--unprivileged",
+        action="store_true",
+        help="skip ARP, ICMP and SYN knocks even when root: TCP discovery then connects",
+    )
     p.add_argument(
         "--syslog-listen",
         metavar="[ADDR:]PORT",

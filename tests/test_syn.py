@@ -19,7 +19,8 @@ from scapy.layers.inet import IP, TCP, IPOption_NOP
 
 from probes import tcp
 from probes.base import REGISTRY as PROBES
-from probes.base import Phase, ProbeConfig, Registry, Timeouts
+from probes.base import HostSnapshot, Phase, ProbeConfig, ProbeContext, ProbeTarget, Registry, Timeouts
+from probes.observations import Mode, PortState
 from probes.wire import syn
 from profiles.errors import Refused, Timeout
 from scanner.orchestrator import Engine, HostResult, SweepConfig
@@ -136,7 +137,7 @@ async def test_an_answer_counts_only_when_it_acknowledges_that_knock() -> None:
         knocker._sock = ours  # what "arrives" is what the test writes
         loop.add_reader(ours.fileno(), knocker._readable)
         seqs: list[int] = []
-        knocker._send = lambda _address, _target, _port, seq: seqs.append(seq)  # type: ignore[method-assign]
+        knocker._send = lambda _address, _target, _port, seq: seqs.append(seq)  # type: ignore[method-assign,assignment]
         task = asyncio.create_task(knocker.knock("198.18.4.7", 22, 1.0))
         await asyncio.sleep(0.01)
         (seq,) = seqs
@@ -195,3 +196,40 @@ async def test_a_privileged_sweep_finds_ports_without_a_connection(listening: tu
     await asyncio.sleep(0.05)
     accepted, _ = server.accept()
     accepted.close()
+
+
+@needs_raw
+async def test_knock_all_asks_every_port_and_leaves_out_one_in_flight(
+    listening: tuple[socket.socket, int, int],
+) -> None:
+    _server, open_port, closed_port = listening
+    with syn.shared(True):
+        knocker = syn.active()
+        assert knocker is not None
+        got = await knocker.knock_all("127.0.0.1", [open_port, closed_port, open_port], 1.0)
+        assert got == {open_port: "open", closed_port: "closed"}
+        assert knocker.sent == 2  # a port named twice is asked once; nothing left to resend
+        knocker._knocks[(0x7F000001, closed_port)] = syn._Knock(1, asyncio.get_running_loop().create_future())
+        got = await knocker.knock_all("127.0.0.1", [open_port, closed_port], 1.0)
+        assert got == {open_port: "open"}  # the one in flight is the caller's to ask
+
+
+async def test_one_run_for_every_port_connects_when_no_raw_socket_opened(
+    listening: tuple[socket.socket, int, int],
+) -> None:
+    """Root, but no knocker (a raw socket refused): the run that covers every port connects to each."""
+    _server, open_port, closed_port = listening
+    probe = tcp.TcpConnect()
+    config = ProbeConfig(tcp_ports=(open_port, closed_port), privileged=True)
+    host = HostSnapshot("127.0.0.1", frozenset(), ())
+    assert probe.targets(host, config) == ([None] if syn.SUPPORTED else probe.targets(host, config))
+    assert probe.targets(HostSnapshot("::1", frozenset(), ()), config) != [None]
+    ctx = ProbeContext(
+        timeouts=Timeouts(connect=1.0), mode=Mode.SAFE, config=config, deadline=asyncio.get_running_loop().time() + 5
+    )
+    with syn.shared(False):
+        found = await probe.run(ProbeTarget("127.0.0.1"), ctx)
+    assert {(o.service.port, o.state) for o in found if isinstance(o, PortState) and o.service} == {
+        (open_port, "open"),
+        (closed_port, "closed"),
+    }

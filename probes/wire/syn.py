@@ -34,7 +34,7 @@ import secrets
 import socket
 import struct
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from probes.wire import shared_udp
@@ -211,6 +211,44 @@ class SynKnocker:
             self._knocks.pop(key, None)
         if not is_open:
             raise Refused(f"{what}: refused (RST)")
+
+    async def knock_all(self, address: str, ports: Sequence[int], wait: float, tries: int = 2) -> dict[int, str]:
+        """Every port of one host at once: port -> "open", "closed", "filtered" (silent ``tries`` times,
+        ``wait`` seconds each) or the reason it is unreachable. A port asked already (another knock
+        in flight) is left out: the caller asks it itself."""
+        target = self._target(address)
+        if target is None:
+            raise Unreachable(f"SYN {address}: not an IPv4 address")
+        mine: dict[int, _Knock] = {}
+        for port in dict.fromkeys(ports):
+            key = (target[0], port)
+            if key not in self._knocks:
+                mine[port] = self._knocks[key] = _Knock(secrets.randbits(32), self.loop.create_future())
+        out: dict[int, str] = {}
+        try:
+            for _ in range(tries):
+                waiting = [(port, knock) for port, knock in mine.items() if not knock.done.done()]
+                if not waiting:
+                    break
+                for port, knock in waiting:  # a resend carries the same sequence number, as a retransmit
+                    self._send(address, target, port, knock.seq)
+                await asyncio.wait([k.done for _p, k in waiting], timeout=wait)
+            for port, knock in mine.items():
+                if not knock.done.done():
+                    out[port] = "filtered"
+                elif (exc := knock.done.exception()) is not None:
+                    out[port] = f"unreachable: {getattr(exc, 'strerror', None) or exc}"
+                else:
+                    out[port] = "open" if knock.done.result() else "closed"
+        except OSError as exc:
+            raise Unreachable(f"SYN {address}: {exc.strerror or exc}") from None
+        finally:
+            for port, knock in mine.items():
+                if self._knocks.get((target[0], port)) is knock:
+                    del self._knocks[(target[0], port)]
+                if not knock.done.done():
+                    knock.done.cancel()
+        return out
 
     def _send(self, address: str, target: tuple[int, bytes, bytes], port: int, seq: int) -> None:
         assert self._sock is not None
