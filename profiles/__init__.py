@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,7 +18,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 from profiles import versions, yamltext
@@ -206,6 +206,16 @@ def _schema() -> dict[str, Any]:
     return data
 
 
+@functools.cache
+def _validator() -> Any:
+    """The profile schema's validator, built once. jsonschema is imported here, not with the package:
+    profiles.errors is imported by every module, and a sweep that matches no profile (discover) never
+    loads one."""
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(_schema())
+
+
 def _path_text(path: Iterable[Any]) -> str:
     out = ""
     for part in path:
@@ -224,8 +234,7 @@ def _date(value: Any, file: str, where: str) -> dt.date:
 
 def parse_profile(data: Any, file: str) -> Profile:
     """Validate one profile document against the schema and its own references."""
-    validator = jsonschema.Draft202012Validator(_schema())
-    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    errors = sorted(_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
         err = errors[0]
         raise ProfileError(file, _path_text(err.absolute_path), err.message)

@@ -222,7 +222,8 @@ def run_scan(args: argparse.Namespace) -> int:
     if not config.probe_config.privileged:
         print("edgeaudit: unprivileged: TCP/UDP discovery only (no ARP, no ICMP)", file=sys.stderr)
     probes.load_all()
-    known = profiles.load_all(args.profiles)
+    # A sweep without a fingerprint phase (discover) matches no profile: none is read.
+    known = profiles.load_all(args.profiles) if Phase.FINGERPRINT in config.phases else []
     progress = Progress(scope.count - len(done), quiet=args.quiet)
     todo = (a for a in scope if a not in done)
     feed_db = feeds.FeedDb(args.db or default_path())
