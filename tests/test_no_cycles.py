@@ -1,4 +1,4 @@
-"""A closed UDP port, or an SSH login refused or closed, leaves no reference cycle: collector pauses stay short.
+"""A closed or silent UDP port, an SSH login refused or closed, or a SYN knock leaves no reference cycle.
 
 Each ICMP port unreachable used to leave a cycle (the error's traceback holds the transport's
 reader frame, which holds the protocol, which holds the future, which holds the error): on the
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import socket
 
 import pytest
@@ -22,7 +23,7 @@ from probes.base import ProbeConfig, ProbeContext, ProbeTarget, Timeouts
 from probes.login.ssh import ssh_login
 from probes.observations import Mode, Service
 from probes.sip import sipnet
-from probes.wire import shared_udp, udp
+from probes.wire import shared_udp, syn, udp
 from profiles.errors import ProbeError
 from tests.conftest import StartDevice
 
@@ -126,3 +127,53 @@ async def test_no_cycle_after_refused_and_closed_ssh_logins(emulated: StartDevic
     assert refused == 3
     # The emulator's server side lives in this process too: only the client's objects are asserted.
     assert not left & {"SSHClientConnection", "PermissionDenied", "SSHClientConnectionOptions"}, left
+
+
+async def _silent_exchanges(n: int) -> int:
+    """Exchanges with a port that takes every datagram and answers none (a silent UDP service)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink:
+        sink.bind(("127.0.0.1", 0))
+        port, silent = sink.getsockname()[1], 0
+        for _ in range(n):  # over the sweep's shared socket, as in a sweep
+            got = await udp.collect("127.0.0.1", port, lambda _local: b"ping", lambda _d: True, read_s=0.01,
+                                    schedule=(0.0, 0.01))  # fmt: skip
+            silent += not got.kept
+    return silent
+
+
+async def _silent_shared(n: int) -> int:
+    with shared_udp.shared():
+        return await _silent_exchanges(n)
+
+
+def test_no_cycle_after_silent_udp() -> None:
+    """A send that meets silence leaves nothing for the collector either (debug mode, the shared socket)."""
+    gc.collect()
+    gc.disable()
+    try:
+        assert asyncio.run(_silent_shared(20), debug=True) == 20
+    finally:
+        left = _saved_garbage()
+    assert not left & {"_Collect", "SharedEndpoint", "CancelledError", "TimeoutError", "Collected"}, left
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not syn.SUPPORTED, reason="a raw socket needs CAP_NET_RAW (CI runs as root)")
+async def test_no_cycle_after_syn_knocks() -> None:
+    with socket.socket() as server, socket.socket() as closed:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        closed.bind(("127.0.0.1", 0))
+        ports = [server.getsockname()[1], closed.getsockname()[1]]
+        gc.collect()
+        gc.disable()
+        try:
+            with syn.shared(True):
+                knocker = syn.active()
+                assert knocker is not None
+                for _ in range(10):
+                    assert await knocker.knock_all("127.0.0.1", ports, 1.0) == {ports[0]: "open", ports[1]: "closed"}
+                    with pytest.raises(ProbeError):
+                        await knocker.knock("127.0.0.1", ports[1], 1.0)
+        finally:
+            left = _saved_garbage()
+    assert not left & {"_Knock", "Future", "Refused", "OSError"}, left

@@ -190,27 +190,18 @@ class SynKnocker:
         return found
 
     async def knock(self, address: str, port: int, wait: float) -> None:
-        """Return when the port answers open; raise Refused (RST), Timeout (silence) or Unreachable."""
+        """One port, once: return when it answers open; raise Refused (RST), Timeout (silence within
+        ``wait``) or Unreachable, as ``tcp.connect_only`` does."""
         what = f"SYN {address}:{port}"
-        target = self._target(address)
-        if target is None:
-            raise Unreachable(f"{what}: not an IPv4 address")
-        key = (target[0], port)
-        seq = secrets.randbits(32)
-        done: asyncio.Future[bool] = self.loop.create_future()
-        self._knocks[key] = _Knock(seq, done)
-        try:
-            self._send(address, target, port, seq)
-            async with asyncio.timeout(wait):
-                is_open = await done
-        except TimeoutError:
-            raise Timeout(f"{what}: no answer within {wait:g}s") from None
-        except OSError as exc:
-            raise Unreachable(f"{what}: {exc.strerror or exc}") from None
-        finally:
-            self._knocks.pop(key, None)
-        if not is_open:
+        state = (await self.knock_all(address, [port], wait, tries=1)).get(port)
+        if state is None:
+            raise Unreachable(f"{what}: already being asked")
+        if state == "closed":
             raise Refused(f"{what}: refused (RST)")
+        if state == "filtered":
+            raise Timeout(f"{what}: no answer within {wait:g}s")
+        if state != "open":
+            raise Unreachable(f"{what}: {state.partition(': ')[2]}")
 
     async def knock_all(self, address: str, ports: Sequence[int], wait: float, tries: int = 2) -> dict[int, str]:
         """Every port of one host at once: port -> "open", "closed", "filtered" (silent ``tries`` times,
