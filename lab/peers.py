@@ -294,6 +294,12 @@ def stages(
     rows = [
         Stage("arp", "presence of the /24 (ARP)", presence, peer("nmap -n -sn", nmap, "-n", "-sn", target)),
         Stage(
+            "inventory",
+            "discover (presence, TCP ports, UDP services) next to nmap's presence alone",
+            Side(inventory.label, inventory.argv),
+            peer("nmap -n -sn", nmap, "-n", "-sn", target),
+        ),
+        Stage(
             "tcp",
             "discover (presence, TCP ports, UDP services) next to nmap's TCP ports alone",
             inventory,

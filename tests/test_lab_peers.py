@@ -90,6 +90,10 @@ def test_missing_peer_is_named_and_its_rows_keep_edgeaudit(tmp_path: Path) -> No
     by_key = {r.key: r for r in rows}
     assert by_key["sip"].peer.argv is None and by_key["sip"].ours.argv is not None
     assert "svmap: missing" in peers.table([by_key["sip"]])
+    inventory = by_key["inventory"]  # the goal: discover within nmap -sn's time
+    assert inventory.peer.argv == ["/usr/bin/nmap", "-n", "-sn", "198.18.4.0/24"]
+    assert inventory.ours.argv is not None and "discover" in inventory.ours.argv
+    assert "--presence-only" not in inventory.ours.argv
     assert "discovery-silent" not in by_key  # no nft: that case cannot be built, so it is not pretended
     full = by_key["full"].peer.argv
     assert full is not None and "svmap" not in " ".join(full) and "onesixtyone" not in " ".join(full)
