@@ -126,6 +126,11 @@ def new_destinations_per_s() -> float:
     return neighbour_limit() / 10
 
 
+@functools.lru_cache(maxsize=8192)
+def _canonical(address: str) -> str:
+    return str(ipaddress.ip_address(address))
+
+
 @functools.lru_cache(maxsize=4096)
 def source_for(address: str) -> str:
     """The local address the kernel's routing picks for a destination (a UDP connect sends nothing)."""
@@ -328,7 +333,7 @@ class SharedUdp:
         if self._loop is not loop:
             self.close()
             self._loop = loop
-        peer = (str(ipaddress.ip_address(address)), port)
+        peer = (_canonical(address), port)
         source = source_for(peer[0])
         sockets = self._sockets.setdefault(source, [])
         sock = next((s for s in sockets if peer not in s.peers), None)

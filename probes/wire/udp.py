@@ -10,6 +10,7 @@ first send) but never stretch the caller's deadline.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import math
 from collections.abc import Callable, Sequence
@@ -79,8 +80,10 @@ def _nothing(_data: bytes) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=8192)
 def norm_address(address: str) -> str:
-    """An IP address in canonical text form (zone id dropped), to compare reply senders."""
+    """An IP address in canonical text form (zone id dropped), to compare reply senders (cached: each
+    host's every exchange asks, and parsing costs more than the lookup)."""
     return str(ipaddress.ip_address(address.split("%", 1)[0]))
 
 
