@@ -225,7 +225,7 @@ class SynKnocker:
                     self._send(address, target, port, knock.seq)
                 await asyncio.wait([k.done for _p, k in waiting], timeout=wait)
             for port, knock in mine.items():
-                if not knock.done.done():
+                if not knock.done.done() or knock.done.cancelled():  # cancelled: the sweep closed the socket
                     out[port] = "filtered"
                 elif (exc := knock.done.exception()) is not None:
                     out[port] = f"unreachable: {getattr(exc, 'strerror', None) or exc}"
