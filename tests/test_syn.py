@@ -22,7 +22,7 @@ from probes.base import REGISTRY as PROBES
 from probes.base import HostSnapshot, Phase, ProbeConfig, ProbeContext, ProbeTarget, Registry, Timeouts
 from probes.observations import Mode, PortState
 from probes.wire import syn
-from profiles.errors import Refused, Timeout
+from profiles.errors import Refused, Unreachable
 from scanner.orchestrator import Engine, HostResult, SweepConfig
 
 needs_raw = pytest.mark.skipif(
@@ -100,10 +100,11 @@ async def test_knocks_agree_with_connect_and_hear_nothing_else(listening: tuple[
     with syn.shared(True):
         knocker = syn.active()
         assert knocker is not None
-        await knocker.knock("127.0.0.1", open_port, 2.0)
+        assert await knocker.knock_all("127.0.0.1", [open_port, closed_port], 2.0) == {
+            open_port: "open",
+            closed_port: "closed",
+        }
         await tcp.connect_only("127.0.0.1", open_port, 2.0)
-        with pytest.raises(Refused):
-            await knocker.knock("127.0.0.1", closed_port, 2.0)
         with pytest.raises(Refused):
             await tcp.connect_only("127.0.0.1", closed_port, 2.0)
         assert knocker.sent == 2
@@ -117,8 +118,9 @@ async def test_knocks_agree_with_connect_and_hear_nothing_else(listening: tuple[
         accepted.close()
         await asyncio.sleep(0.05)
         assert knocker.heard == heard
-        assert knocker.takes("127.0.0.1", open_port)
-        assert not knocker.takes("::1", open_port) and not knocker.takes("localhost", open_port)
+        for other in ("::1", "localhost"):  # IPv6 and names are connect()'s
+            with pytest.raises(Unreachable):
+                await knocker.knock_all(other, [open_port], 1.0)
 
 
 @needs_raw
@@ -138,7 +140,7 @@ async def test_an_answer_counts_only_when_it_acknowledges_that_knock() -> None:
         loop.add_reader(ours.fileno(), knocker._readable)
         seqs: list[int] = []
         knocker._send = lambda _address, _target, _port, seq: seqs.append(seq)  # type: ignore[method-assign,assignment]
-        task = asyncio.create_task(knocker.knock("198.18.4.7", 22, 1.0))
+        task = asyncio.create_task(knocker.knock_all("198.18.4.7", [22], 1.0, tries=1))
         await asyncio.sleep(0.01)
         (seq,) = seqs
 
@@ -154,11 +156,8 @@ async def test_an_answer_counts_only_when_it_acknowledges_that_knock() -> None:
         await asyncio.sleep(0.05)
         assert not task.done()
         arrive("RA", (seq + 1) & 0xFFFFFFFF)
-        with pytest.raises(Refused):
-            await task
-        task = asyncio.create_task(knocker.knock("198.18.4.7", 22, 0.2))
-        with pytest.raises(Timeout):
-            await task
+        assert await task == {22: "closed"}
+        assert await knocker.knock_all("198.18.4.7", [22], 0.2, tries=1) == {22: "filtered"}
         theirs.close()
 
 

@@ -19,7 +19,7 @@ address and port, and by the acknowledgement of the random sequence number of th
 (a spoofed answer must guess 32 bits).
 
 Anything this cannot do (no CAP_NET_RAW, IPv6, a name, not Linux, the same port asked twice
-at once) is left to connect(): ``active()`` is None or ``takes`` says no.
+at once) is left to connect(): ``active()`` is None, or ``knock_all`` leaves the port out.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from probes.wire import shared_udp
-from profiles.errors import Refused, Timeout, Unreachable
+from profiles.errors import Unreachable
 
 SUPPORTED = sys.platform.startswith("linux")
 
@@ -166,11 +166,6 @@ class SynKnocker:
             self.close()
             raise
 
-    def takes(self, address: str, port: int) -> bool:
-        """Whether a knock can ask address:port now (an IPv4 literal, not asked already)."""
-        target = self._target(address)
-        return target is not None and (target[0], port) not in self._knocks and self._sock is not None
-
     def _target(self, address: str) -> tuple[int, bytes, bytes] | None:
         """(address as an integer, packed, our packed source for it), or None for anything not IPv4."""
         found = self._targets.get(address)
@@ -188,20 +183,6 @@ class SynKnocker:
                     found = (int(ip), ip.packed, source)
             self._targets[address] = found
         return found
-
-    async def knock(self, address: str, port: int, wait: float) -> None:
-        """One port, once: return when it answers open; raise Refused (RST), Timeout (silence within
-        ``wait``) or Unreachable, as ``tcp.connect_only`` does."""
-        what = f"SYN {address}:{port}"
-        state = (await self.knock_all(address, [port], wait, tries=1)).get(port)
-        if state is None:
-            raise Unreachable(f"{what}: already being asked")
-        if state == "closed":
-            raise Refused(f"{what}: refused (RST)")
-        if state == "filtered":
-            raise Timeout(f"{what}: no answer within {wait:g}s")
-        if state != "open":
-            raise Unreachable(f"{what}: {state.partition(': ')[2]}")
 
     async def knock_all(self, address: str, ports: Sequence[int], wait: float, tries: int = 2) -> dict[int, str]:
         """Every port of one host at once: port -> "open", "closed", "filtered" (silent ``tries`` times,
