@@ -42,11 +42,11 @@ from probes.options import OptionSet, option, option_set
 MAX_DATAGRAM = 65_535
 
 # linux/in.h, linux/in6.h, linux/errqueue.h (the Python 3.11 socket module names neither)
-_IP_RECVERR = 11
+IP_RECVERR = 11
 _IPV6_RECVERR = 25
-_MSG_ERRQUEUE = 0x2000
-_SOCK_EXTENDED_ERR = struct.Struct("=IBBBBII")  # ee_errno, ee_origin, ee_type, ee_code, ee_pad, ee_info, ee_data
-_ERR_ANCILLARY = 512  # sock_extended_err and the offender's sockaddr fit
+MSG_ERRQUEUE = 0x2000
+SOCK_EXTENDED_ERR = struct.Struct("=IBBBBII")  # ee_errno, ee_origin, ee_type, ee_code, ee_pad, ee_info, ee_data
+ERR_ANCILLARY = 512  # sock_extended_err and the offender's sockaddr fit
 _BACKLOG = 4096  # datagrams held while the socket's send buffer is full, then dropped (UDP may lose them anyway)
 
 P = TypeVar("P", bound=asyncio.DatagramProtocol)
@@ -198,7 +198,7 @@ class _Socket:
             if v6:
                 self.sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVERR, 1)
             else:
-                self.sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
+                self.sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
             self.sock.bind((source, 0))
         except BaseException:
             self.sock.close()
@@ -283,13 +283,13 @@ class _Socket:
         found = False
         for _ in range(256):
             try:
-                _data, ancdata, _flags, addr = self.sock.recvmsg(0, _ERR_ANCILLARY, _MSG_ERRQUEUE)
+                _data, ancdata, _flags, addr = self.sock.recvmsg(0, ERR_ANCILLARY, MSG_ERRQUEUE)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
                 break
             found = True
-            code = next((_errno_of(d) for _lvl, _typ, d in ancdata if len(d) >= _SOCK_EXTENDED_ERR.size), 0)
+            code = errno_of(ancdata)
             if not code or not addr:
                 continue
             peer = (str(addr[0]), int(addr[1]))
@@ -307,8 +307,11 @@ class _Socket:
         self._backlog.clear()
 
 
-def _errno_of(ancillary: bytes) -> int:
-    return int(_SOCK_EXTENDED_ERR.unpack_from(ancillary)[0])
+def errno_of(ancdata: list[tuple[int, int, bytes]]) -> int:
+    """The errno of the first ``sock_extended_err`` in a ``MSG_ERRQUEUE`` read's ancillary data (0: none)."""
+    return next(
+        (int(SOCK_EXTENDED_ERR.unpack_from(d)[0]) for _lvl, _typ, d in ancdata if len(d) >= SOCK_EXTENDED_ERR.size), 0
+    )
 
 
 def _error(code: int) -> OSError:

@@ -42,12 +42,7 @@ from profiles.errors import Unreachable
 
 SUPPORTED = sys.platform.startswith("linux")
 
-# linux/in.h, linux/errqueue.h, asm-generic/socket.h (the Python 3.11 socket module names none of these)
-_IP_RECVERR = 11
-_MSG_ERRQUEUE = 0x2000
-_SO_ATTACH_FILTER = 26
-_SOCK_EXTENDED_ERR = struct.Struct("=IBBBBII")
-_ERR_ANCILLARY = 512
+_SO_ATTACH_FILTER = 26  # asm-generic/socket.h (the Python 3.11 socket module does not name it)
 
 _SYN, _RST, _ACK = 0x02, 0x04, 0x10
 _TCP = struct.Struct("!HHIIBBHHH")  # source port, destination port, seq, ack, offset, flags, window, checksum, urgent
@@ -158,7 +153,7 @@ class SynKnocker:
             _attach(sock, port_filter(self.port))
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
-            sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
+            sock.setsockopt(socket.IPPROTO_IP, shared_udp.IP_RECVERR, 1)
             sock.setblocking(False)
             self._drain_stale()
             loop.add_reader(sock.fileno(), self._readable)
@@ -262,13 +257,10 @@ class SynKnocker:
             return
         for _ in range(256):
             try:
-                _data, ancdata, _flags, addr = self._sock.recvmsg(0, _ERR_ANCILLARY, _MSG_ERRQUEUE)
+                _data, ancdata, _flags, addr = self._sock.recvmsg(0, shared_udp.ERR_ANCILLARY, shared_udp.MSG_ERRQUEUE)
             except (BlockingIOError, InterruptedError, OSError):
                 break
-            code = next(
-                (_SOCK_EXTENDED_ERR.unpack_from(d)[0] for _l, _t, d in ancdata if len(d) >= _SOCK_EXTENDED_ERR.size),
-                0,
-            )
+            code = shared_udp.errno_of(ancdata)
             if not code or not addr:
                 continue
             with contextlib.suppress(ValueError):
