@@ -144,3 +144,49 @@ def test_inconclusives_are_grouped_biggest_first_with_their_action() -> None:
     assert "判定不能の検出事項（判定に必要な対応別）" in html
     assert "--auth-file で読み取り専用のログイン情報を渡して" in html
     assert settle.classes()[-1].id == "other"
+
+
+def _fresh_env(monkeypatch: pytest.MonkeyPatch, tmp: Path) -> None:
+    """render's environment built anew, its bytecode cache under ``tmp`` (as the system's temporary directory)."""
+    monkeypatch.setattr("tempfile.tempdir", str(tmp))
+    render._env.cache_clear()  # and again when the test ends (env_cache_cleared)
+
+
+@pytest.fixture
+def env_cache_cleared() -> object:
+    yield None
+    render._env.cache_clear()
+
+
+def test_the_compiled_template_is_cached_between_runs_and_renders_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env_cache_cleared: object
+) -> None:
+    report = _report(_many()[:3])
+    _fresh_env(monkeypatch, tmp_path)
+    first = render.to_html(report, "en")
+    cache = tmp_path / f"_jinja2-cache-{os.getuid()}"
+    files = list(cache.iterdir())
+    assert len(files) == 1 and oct(cache.stat().st_mode & 0o777) == "0o700"
+    # A new process's first render (the environment built again) loads it instead of compiling.
+    _fresh_env(monkeypatch, tmp_path)
+    compiled: list[str] = []
+    real = render._env().compile
+    monkeypatch.setattr(render._env(), "compile", lambda *a, **k: compiled.append("x") or real(*a, **k))
+    assert render.to_html(report, "en") == first and compiled == []
+    # A damaged cache file is compiled again, with the same page.
+    files[0].write_bytes(files[0].read_bytes()[:100])
+    _fresh_env(monkeypatch, tmp_path)
+    assert render.to_html(report, "en") == first
+
+
+def test_an_unsafe_cache_directory_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env_cache_cleared: object
+) -> None:
+    report = _report(_many()[:3])
+    shared = tmp_path / f"_jinja2-cache-{os.getuid()}"
+    shared.mkdir(mode=0o777)
+    os.chmod(shared, 0o777)  # another user could have planted compiled code here
+    monkeypatch.setattr("os.chmod", lambda *a, **k: None)  # as when the directory is someone else's: not ours to fix
+    _fresh_env(monkeypatch, tmp_path)
+    assert render._bytecode_cache() is None
+    assert "<html" in render.to_html(report, "en") and list(shared.iterdir()) == []
