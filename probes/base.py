@@ -13,7 +13,9 @@ import abc
 import asyncio
 import contextlib
 import errno
+import importlib
 import ssl
+import sys
 from collections.abc import AsyncGenerator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -244,6 +246,25 @@ class Registry:
 REGISTRY = Registry()
 
 P = TypeVar("P", bound=type[Probe])
+
+
+async def import_off_loop(names: Sequence[str], ctx: ProbeContext) -> None:
+    """Import slow libraries in a worker thread, within the probe's connect budget, those not loaded:
+    for libraries only some answers need (httpx, once an SSDP answer names a description to fetch),
+    which a sweep does not import ahead (``Probe.imports``) lest every sweep pay for them."""
+    missing = [name for name in names if name not in sys.modules]
+    if not missing:
+        return
+
+    def load() -> None:
+        for name in missing:
+            importlib.import_module(name)
+
+    try:
+        async with asyncio.timeout(ctx.budget(ctx.timeouts.connect)):
+            await asyncio.to_thread(load)
+    except TimeoutError as exc:
+        raise Timeout(f"importing {', '.join(missing)} took over the probe's budget") from exc
 
 
 def register(cls: P) -> P:

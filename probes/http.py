@@ -1,6 +1,7 @@
 """HTTP(S) fingerprint: GET / without following redirects, bounded body read.
 
-httpx is imported here and in probes/login/http.py only. Certificates are not verified (devices
+httpx is imported here and in probes/login/http.py only, and only when a probe talks HTTP: a
+sweep that runs none (``discover``) never loads it (about 50 ms). Certificates are not verified (devices
 ship self-signed ones); the peer certificate's SHA-256 is recorded instead so
 that a changed or shared certificate can be seen.
 """
@@ -12,23 +13,28 @@ import hashlib
 import re
 import ssl
 import zlib
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from probes import clock
-from probes.base import Probe, ProbeContext, ProbeTarget, register
+from probes.base import Probe, ProbeContext, ProbeTarget, import_off_loop, register
 from probes.observations import HttpInfo, Observation
 from profiles.errors import MalformedResponse, ProbeError, Refused, Timeout, Unreachable
+
+if TYPE_CHECKING:
+    import httpx
 
 MAX_BODY = 65_536
 # the attributes' match is bounded too: '[^>]*' made '<title' * 10,922 (64 KiB) cost 0.47 s of the event loop
 TITLE_RE = re.compile(rb"<title[^>]{0,512}>(.{0,512}?)</title>", re.IGNORECASE | re.DOTALL)
 PASSWORD_INPUT_RE = re.compile(rb"<input[^>]{0,400}type\s*=\s*[\"']?password", re.IGNORECASE)
 USER_AGENT = "edgeaudit/0.1 (+hardening scanner)"
+# httpx, and the transport it imports on its first request (about 70 ms more): for every probe that talks HTTP.
+LIBRARIES = ("httpx", "httpcore", "h11", "anyio._backends._asyncio", "certifi")
 
 
 def map_httpx(exc: httpx.HTTPError, what: str) -> ProbeError:
+    import httpx
+
     if isinstance(exc, httpx.TimeoutException):
         return Timeout(f"{what}: timed out")
     if isinstance(exc, httpx.ConnectError):
@@ -59,6 +65,8 @@ def _ssl_context() -> ssl.SSLContext:
 def client(tls: bool, timeout: httpx.Timeout) -> httpx.AsyncClient:
     """The one way edgeaudit talks HTTP(S): no redirects, no proxies from the environment,
     certificates not verified (devices ship self-signed ones; old TLS still allowed)."""
+    import httpx
+
     return httpx.AsyncClient(
         verify=_ssl_context() if tls else False,
         timeout=timeout,
@@ -106,6 +114,9 @@ async def fetch(
     headers: dict[str, str] | None = None,
 ) -> tuple[int, bytes]:
     """One bounded request (a GET unless told) to a URL (status, decoded body cut at ``limit``); no redirects."""
+    await import_off_loop(LIBRARIES, ctx)
+    import httpx
+
     timeout = httpx.Timeout(ctx.budget(ctx.timeouts.read), connect=ctx.budget(ctx.timeouts.connect))
     tls = url.lower().startswith("https:")
     try:
@@ -154,8 +165,7 @@ class HttpProbe(Probe):
     """GET / on each HTTP and HTTPS service."""
 
     name = "http"
-    # httpx imports its transport on the first request (about 70 ms): for every probe that talks HTTP.
-    imports = ("httpcore", "h11", "anyio._backends._asyncio", "certifi")
+    imports = LIBRARIES
     services = frozenset({"http", "https"})
     description = "GET / : Server, title, auth challenge, redirect, login form, certificate"
 
@@ -165,6 +175,9 @@ class HttpProbe(Probe):
         tls = target.service.name == "https"
         host = f"[{target.address}]" if ":" in target.address else target.address
         url = f"{'https' if tls else 'http'}://{host}:{target.service.port}/"
+        await import_off_loop(LIBRARIES, ctx)
+        import httpx
+
         timeout = httpx.Timeout(ctx.budget(ctx.timeouts.read), connect=ctx.budget(ctx.timeouts.connect))
         what = f"GET {url}"
         try:

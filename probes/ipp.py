@@ -192,6 +192,7 @@ class IppAttributes(Probe):
     name = "ipp"
     phase = Phase.FINGERPRINT
     services = frozenset({"ipp"})
+    imports = http.LIBRARIES
     description = (
         "IPP Get-Printer-Attributes (make and model, firmware, URI security and authentication) and, on a CUPS "
         "server, CUPS-Get-Printers to find its queues; read-only operations only"

@@ -148,3 +148,38 @@ def test_description_parser_bounds() -> None:
     assert not same_host("http://127.0.0.2:5000/x.xml", "127.0.0.1")
     assert not same_host("http://router.example:5000/x.xml", "127.0.0.1")  # names are not resolved
     assert not same_host("file:///etc/passwd", "127.0.0.1")
+
+
+LAZY_HTTPX = """
+import asyncio, json, sys, threading
+import probes, scanner.cli
+scanner.cli.build_parser()
+probes.load_all()
+before = "httpx" in sys.modules
+where = []
+class Hook:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "httpx":
+            where.append("main" if threading.current_thread() is threading.main_thread() else "worker")
+sys.meta_path.insert(0, Hook)
+from tests import test_upnp
+result = asyncio.run(test_upnp._scan(sys.argv[1], "lan"))
+igd = [str(f.status) for f in result.findings if f.check_id == "CIAJ-3.4-UPNP-IGD"]
+print(json.dumps({"before": before, "where": where, "igd": igd}))
+"""
+
+
+async def test_httpx_is_loaded_only_for_a_description_and_then_off_the_loop(root_device: FakeRootDevice) -> None:
+    """Every probe imported (as `discover` does) loads no httpx; an SSDP answer's fetch imports it in a thread."""
+    import json
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", LAZY_HTTPX, root_device.address, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0
+    seen = json.loads(out.decode().splitlines()[-1])
+    assert seen == {"before": False, "where": ["worker"], "igd": ["info"]}
+    assert root_device.http_requests  # the description was fetched

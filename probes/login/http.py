@@ -15,15 +15,16 @@ from __future__ import annotations
 import re
 import ssl
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import httpx
-
-from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
-from probes.http import client, map_httpx, read_body
+from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, import_off_loop, register
+from probes.http import LIBRARIES, client, map_httpx, read_body
 from probes.login import Candidate, run_series
 from probes.observations import HttpInfo, Observation, Risk, Service
 from profiles.errors import LockedOut, MalformedResponse
+
+if TYPE_CHECKING:
+    import httpx
 
 MAX_BODY = 16_384
 
@@ -50,6 +51,7 @@ class HttpLogin(Probe):
     services = frozenset({"http", "https"})
     description = "Capped HTTP Basic/Digest logins where challenged; form logins as the profile describes them"
     deadline_s: ClassVar[float | None] = 40.0
+    imports = LIBRARIES
 
     def __init__(self) -> None:
         self._schemes: dict[Service, str] = {}
@@ -75,6 +77,9 @@ class HttpLogin(Probe):
         scheme = self._schemes.get(target.service, "basic")
         form = ctx.profile.http_login if ctx.profile and scheme == "form" else {}
         lock_texts = [t.encode() for t in (ctx.profile.lockout_texts if ctx.profile else ())]
+        await import_off_loop(LIBRARIES, ctx)
+        import httpx
+
         timeout = httpx.Timeout(ctx.timeouts.read, connect=ctx.timeouts.connect)
         async with client(tls, timeout) as http:
 
