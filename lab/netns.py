@@ -46,6 +46,15 @@ def sysctl(ns: str, values: dict[str, str]) -> None:
         subprocess.run(["ip", "netns", "exec", ns, "sh", "-c", f"echo {value} > {path}"], check=True, timeout=10)
 
 
+def tcp_counters(ns: str) -> dict[str, int]:
+    """The namespace's TCP counters (/proc/net/snmp's Tcp line: InSegs, PassiveOpens, ...)."""
+    text = subprocess.run(
+        ["ip", "netns", "exec", ns, "cat", "/proc/net/snmp"], check=True, capture_output=True, text=True, timeout=10
+    ).stdout
+    names, values = (line.split()[1:] for line in text.splitlines() if line.startswith("Tcp:"))
+    return {name: int(value) for name, value in zip(names, values, strict=True)}
+
+
 def namespaces() -> list[str]:
     """The lab's namespaces that exist now."""
     out = ip("netns", "list", check=False)

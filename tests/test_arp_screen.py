@@ -22,6 +22,7 @@ import pytest
 
 import probes
 import profiles
+from lab import netns
 from lab.sparse import HOST_LINK, NAMESPACE, sparse_link
 from probes.arpscan import DOWN_REASON, ArpScreen, parse_reply, request_frame
 from probes.base import REGISTRY, ProbeConfig, Registry, Screened
@@ -172,12 +173,8 @@ def _discover(tmp_path: Path, name: str, *args: str) -> dict[str, object]:
 
 
 def _tcp_segments_in(ns: str) -> int:
-    """The namespace's count of TCP segments received (/proc/net/snmp, Tcp InSegs): any port touched moves it."""
-    text = subprocess.run(
-        ["ip", "netns", "exec", ns, "cat", "/proc/net/snmp"], check=True, capture_output=True, text=True, timeout=10
-    ).stdout
-    names, values = (line.split()[1:] for line in text.splitlines() if line.startswith("Tcp:"))
-    return int(dict(zip(names, values, strict=True))["InSegs"])
+    """The namespace's count of TCP segments received (Tcp InSegs): any port touched moves it."""
+    return netns.tcp_counters(ns)["InSegs"]
 
 
 @pytest.mark.lab

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -192,3 +193,54 @@ def test_route_reply_parser() -> None:
             route.parse_reply(bad, 1)
     assert not route.lookup("127.0.0.1").on_link
     assert not route.lookup("not-an-address").on_link
+
+
+# The host firewall an admin's scanner machine has: nothing new comes in, answers to what went out do.
+STATEFUL_FIREWALL = """
+table inet eafw {
+    chain input {
+        type filter hook input priority 0; policy drop;
+        iif "lo" accept
+        ct state established,related accept
+    }
+}
+"""
+
+
+@pytest.mark.lab
+@needs_root
+@pytest.mark.skipif(not shutil.which("nft"), reason="nft (Debian's nftables) is not installed")
+def test_syn_knocks_see_through_a_stateful_firewall_on_the_scanner(routed: None, tmp_path: Path) -> None:
+    """The raw socket's SYN leaves through conntrack: the SYN-ACK and the RST come back as its answers.
+
+    With the scanner's namespace dropping every new inbound packet, root's SYN knocks find tcp/80
+    open as the unprivileged connect() does, and tcp/22 closed; without the established rule both
+    see nothing, so the firewall is what is tested."""
+    subprocess.run(["ip", "netns", "exec", SCANNER, "nft", "-f", "-"], input=STATEFUL_FIREWALL, text=True,
+                   check=True, timeout=10)  # fmt: skip
+    try:
+        seen, accepted = {}, {}
+        for name, privilege in (("root", []), ("unprivileged", ["--unprivileged"])):
+            before = netns.tcp_counters(TARGET)["PassiveOpens"]
+            devices = _devices(_in_scanner(tmp_path / name, "discover", TARGET_IP, *privilege))
+            accepted[name] = netns.tcp_counters(TARGET)["PassiveOpens"] - before
+            services = devices[TARGET_IP]["device"]["services"]  # type: ignore[index]
+            seen[name] = sorted((s["port"], s["transport"]) for s in services)
+        assert seen == {"root": [(80, "tcp")], "unprivileged": [(80, "tcp")]}
+        # root knocked (no handshake completed on the target), the unprivileged sweep connected
+        assert accepted["root"] == 0 and accepted["unprivileged"] >= 1
+        # The control: no established rule, and the same sweep finds nothing open.
+        subprocess.run(["ip", "netns", "exec", SCANNER, "nft", "delete", "rule", "inet", "eafw", "input", "handle",
+                        _rule_handle("ct state established,related accept")], check=True, timeout=10)  # fmt: skip
+        devices = _devices(_in_scanner(tmp_path / "blind", "discover", TARGET_IP))
+        assert devices[TARGET_IP]["device"]["services"] == []  # type: ignore[index]
+    finally:
+        subprocess.run(["ip", "netns", "exec", SCANNER, "nft", "delete", "table", "inet", "eafw"], check=False,
+                       timeout=10)  # fmt: skip
+
+
+def _rule_handle(text: str) -> str:
+    listing = subprocess.run(["ip", "netns", "exec", SCANNER, "nft", "-a", "list", "chain", "inet", "eafw", "input"],
+                             capture_output=True, text=True, check=True, timeout=10).stdout  # fmt: skip
+    [line] = [line for line in listing.splitlines() if text in line]
+    return line.rsplit("# handle ", 1)[1].strip()
