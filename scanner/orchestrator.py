@@ -18,7 +18,6 @@ import importlib
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -50,7 +49,7 @@ from probes.observations import (
 from probes.wire import shared_udp, syn
 from profiles.errors import ProbeError, StoreError
 from scanner import checks as checks_mod
-from scanner import pipeline
+from scanner import offload, pipeline
 from scanner.device import DeviceRecord, describe
 from scanner.feeds import FeedDb
 from scanner.findings import Finding, Status
@@ -173,8 +172,8 @@ class Engine:
         # The sweep's own ledger, handed to every probe: it shares counts with other sweeps only
         # through the file it names (in memory when none), never through this process's memory.
         self.ledger = Ledger(config.probe_config.attempt_ledger)
-        self._writer: ThreadPoolExecutor | None = None  # the sink's thread (history writes)
-        self._judge_thread: ThreadPoolExecutor | None = None  # checks run here: the feed database is read off the loop
+        self._writer: offload.Worker | None = None  # the sink's thread (history writes)
+        self._judge_thread: offload.Worker | None = None  # checks run here: the feed database is read off the loop
 
     async def sweep(self, addresses: Iterable[str], sink: ResultSink, stop: asyncio.Event) -> bool:
         """Scan every address; return True when stopped early (Ctrl-C) with work left.
@@ -269,15 +268,14 @@ class Engine:
     async def _record(self, sink: ResultSink, results: list[HostResult]) -> None:
         """Hand host results to the sink on the writer thread (off the loop), within RECORD_TIMEOUT_S; then progress."""
         if self._writer is None:
-            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgeaudit-history")
-        loop = asyncio.get_running_loop()
+            self._writer = offload.Worker("edgeaudit-history")
 
         def write() -> None:
             for result in results:
                 sink.host_done(result)
 
         try:
-            await asyncio.wait_for(loop.run_in_executor(self._writer, write), RECORD_TIMEOUT_S)
+            await self._writer.call(write, RECORD_TIMEOUT_S)
         except TimeoutError as exc:
             what = results[0].address + (f" and {len(results) - 1} more" if len(results) > 1 else "")
             raise StoreError(f"recording host {what} took over {RECORD_TIMEOUT_S:g}s") from exc
@@ -289,10 +287,10 @@ class Engine:
         """End of the sweep: the ledger's database and thread, and the writer thread (its work is awaited)."""
         writer, self._writer = self._writer, None
         if writer is not None:
-            writer.shutdown(wait=False)
+            writer.shutdown()
         judge, self._judge_thread = self._judge_thread, None
         if judge is not None:
-            judge.shutdown(wait=False)
+            judge.shutdown()
         try:
             await self.ledger.close()
         except StoreError as exc:  # its rows are committed already: only the closing failed
@@ -512,11 +510,10 @@ class Engine:
     ) -> list[Finding]:
         """The host's checks on the engine's judging thread (the feed database is SQLite), within JUDGE_TIMEOUT_S."""
         if self._judge_thread is None:
-            self._judge_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgeaudit-judge")
-        loop = asyncio.get_running_loop()
-        work = loop.run_in_executor(self._judge_thread, self._judge, state, match, budget_hit)
+            self._judge_thread = offload.Worker("edgeaudit-judge")
         try:
-            return await asyncio.wait_for(work, JUDGE_TIMEOUT_S)
+            judge = functools.partial(self._judge, state, match, budget_hit)
+            return await self._judge_thread.call(judge, JUDGE_TIMEOUT_S)
         except TimeoutError as exc:
             raise StoreError(f"judging host {state.address} took over {JUDGE_TIMEOUT_S:g}s (feed database?)") from exc
 
