@@ -40,6 +40,8 @@ CREATE TABLE IF NOT EXISTS hosts (
     device_json TEXT NOT NULL,
     PRIMARY KEY (sweep_id, address)
 );
+-- which earlier sweeps saw an address up (Store.baselines), without reading every sweep's hosts
+CREATE INDEX IF NOT EXISTS hosts_by_address ON hosts (address, state);
 CREATE TABLE IF NOT EXISTS findings (
     sweep_id TEXT NOT NULL,
     address TEXT NOT NULL,
@@ -307,15 +309,33 @@ class Store:
         row = self.db.execute("SELECT vantage, started_at FROM sweeps WHERE id=?", (sweep_id,)).fetchone()
         if row is None:
             raise StoreError(f"no sweep {sweep_id!r}")
+        # Only an address up in some other sweep can have a baseline; the earlier sweeps are then
+        # walked newest first until each has one, reading whole records only for those taken (the
+        # history of scheduled sweeps grows by a sweep a run: reading it all made every run slower).
+        missing = {
+            address
+            for (address,) in self.db.execute(
+                "SELECT address FROM hosts cur WHERE cur.sweep_id=? AND EXISTS (SELECT 1 FROM hosts h"
+                " WHERE h.address = cur.address AND h.state = 'up' AND h.sweep_id != cur.sweep_id)",
+                (sweep_id,),
+            )
+        }
         out: dict[str, Baseline] = {}
-        for address, sid, started, device in self.db.execute(
-            "SELECT h.address, s.id, s.started_at, h.device_json FROM hosts h JOIN sweeps s ON s.id = h.sweep_id"
-            " WHERE s.vantage=? AND s.state='complete' AND s.started_at < ? AND h.state = 'up'"
-            " AND h.address IN (SELECT address FROM hosts WHERE sweep_id=?) ORDER BY s.started_at DESC",
-            (row[0], row[1], sweep_id),
-        ):
-            if address not in out:
+        earlier = self.db.execute(
+            "SELECT id, started_at FROM sweeps WHERE vantage=? AND state='complete' AND started_at < ?"
+            " ORDER BY started_at DESC",
+            (row[0], row[1]),
+        ).fetchall()
+        for sid, started in earlier:
+            if not missing:
+                break
+            up = self.db.execute("SELECT address FROM hosts WHERE sweep_id=? AND state = 'up'", (sid,)).fetchall()
+            for address in sorted(missing.intersection(a for (a,) in up)):
+                (device,) = self.db.execute(
+                    "SELECT device_json FROM hosts WHERE sweep_id=? AND address=?", (sid, address)
+                ).fetchone()
                 out[address] = Baseline(sid, started, DeviceRecord.from_json(json.loads(device)))
+                missing.discard(address)
         return out
 
     def load(self, sweep_id: str) -> SweepRecord:
