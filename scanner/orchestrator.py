@@ -444,7 +444,10 @@ class Engine:
             if ahead is not None:
                 tg.create_task(self._take_ahead(state, ahead))
             for n, (probe, svc) in enumerate(runs, 1):
-                tg.create_task(self._run_probe(probe, svc, state, host_limit, match))
+                tg.create_task(
+                    self._run_probe(probe, svc, state, host_limit, match),
+                    name=f"{probe.name} {state.address}{f' {svc.key}' if svc else ''}",
+                )
                 if n % START_BURST == 0:
                     await asyncio.sleep(0)
         return {probe.name for probe, _svc in runs}
