@@ -48,7 +48,7 @@ lint: setup ## ruff and mypy --strict
 	$(BIN)/python -m lab.clab --check
 
 test: setup sysdeps labdeps lint ## set up, lint, run the tests (the namespace-lab tests run when root)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -rs
 
 lab-up: setup labdeps ## build the namespace lab and start its daemons (root)
 	$(BIN)/edgeaudit lab up $(if $(FLEET),--fleet $(FLEET))
