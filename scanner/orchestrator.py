@@ -323,7 +323,7 @@ class Engine:
             for probe, svc in runs:
                 tg.create_task(
                     self._run_probe(probe, svc, state, limit, None, sweep_wide=True),
-                    name=f"{probe.name} {item.address}",
+                    name=_task_name(probe, item.address, svc),
                 )
         return tuple(state.observations[len(item.observations) :])
 
@@ -446,7 +446,7 @@ class Engine:
             for n, (probe, svc) in enumerate(runs, 1):
                 tg.create_task(
                     self._run_probe(probe, svc, state, host_limit, match),
-                    name=f"{probe.name} {state.address}{f' {svc.key}' if svc else ''}",
+                    name=_task_name(probe, state.address, svc),
                 )
                 if n % START_BURST == 0:
                     await asyncio.sleep(0)
@@ -594,6 +594,11 @@ class Engine:
 
 def _not_down(item: Screened) -> bool:
     return item.down is None
+
+
+def _task_name(probe: Probe, address: str, service: Service | None) -> str:
+    """A probe run's task name, e.g. ``snmp-login 192.0.2.7 udp/161``: what debug mode's slow-callback log names."""
+    return f"{probe.name} {address} {service.key}" if service else f"{probe.name} {address}"
 
 
 async def _alone(
