@@ -62,6 +62,9 @@ CREATE TABLE IF NOT EXISTS outbox (  -- alerts not delivered yet (scanner.alerts
 """
 
 
+_ID_DRAWS = 8  # tags drawn before begin() gives up (a collision is 1 in 16 million per pair)
+
+
 def default_path() -> Path:
     """$EDGEAUDIT_DB, else $XDG_DATA_HOME/edgeaudit/history.sqlite3 (~/.local/share/...)."""
     env = os.environ.get("EDGEAUDIT_DB")
@@ -134,16 +137,29 @@ class Store:
         self.db.close()
 
     def begin(self, command: str, mode: str, scope: dict[str, Any], config: dict[str, Any], vantage: str) -> str:
-        """Record a new sweep as running; returns its id."""
+        """Record a new sweep as running; returns its id (its start to the second, then a random tag).
+
+        Sweeps begun in the same second (a scheduler, a script, a test) must still get distinct ids:
+        the tag is 24 random bits, and a tag already taken is drawn again."""
         now = dt.datetime.now(dt.UTC)
-        sweep_id = now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
-        with self._lock, self.db:
-            self.db.execute(
-                "INSERT INTO sweeps (id, command, mode, state, started_at, scope_json, config_json, vantage)"
-                " VALUES (?, ?, ?, 'running', ?, ?, ?, ?)",
-                (sweep_id, command, mode, now.timestamp(), json.dumps(scope), json.dumps(config), vantage),
-            )
-        return sweep_id
+        stamp = now.strftime("%Y%m%dT%H%M%SZ")
+        for _ in range(_ID_DRAWS):
+            sweep_id = stamp + "-" + secrets.token_hex(3)
+            try:
+                with self._lock, self.db:
+                    self.db.execute(
+                        "INSERT INTO sweeps (id, command, mode, state, started_at, scope_json, config_json, vantage)"
+                        " VALUES (?, ?, ?, 'running', ?, ?, ?, ?)",
+                        (sweep_id, command, mode, now.timestamp(), json.dumps(scope), json.dumps(config), vantage),
+                    )
+            except sqlite3.IntegrityError as exc:
+                if "sweeps.id" in str(exc):
+                    continue  # that id is taken: draw another tag
+                raise StoreError(f"cannot record the sweep in {self.path}: {exc}") from exc
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot record the sweep in {self.path}: {exc}") from exc
+            return sweep_id
+        raise StoreError(f"no free sweep id for {stamp} after {_ID_DRAWS} draws")
 
     def host_done(self, sweep_id: str, result: HostResult, hostname: str | None = None) -> None:
         """Commit one host and its findings atomically."""

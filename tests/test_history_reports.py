@@ -154,6 +154,32 @@ def test_sweep_level_findings_are_replaced_not_added_when_judged_again(tmp_path:
     assert found == [("CIAJ-1.3-FIRMWARE-EOL", Status.PASS), (reuse, Status.PASS)]
 
 
+def test_sweeps_begun_in_the_same_second_get_distinct_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ids are the start second plus a random tag: a tag already taken is drawn again, never an error.
+
+    CI once failed with 200 sweeps begun within a second and a 16-bit tag (UNIQUE constraint failed)."""
+    import datetime as dt
+    import types
+
+    import scanner.store as store_mod
+    from profiles.errors import StoreError
+
+    frozen = dt.datetime(2026, 12, 3, 8, 0, 0, tzinfo=dt.UTC)
+    clock = types.SimpleNamespace(UTC=dt.UTC, datetime=types.SimpleNamespace(now=lambda tz: frozen))
+    monkeypatch.setattr(store_mod, "dt", clock)
+    store = store_mod.Store(tmp_path / "h.db")
+    tags = iter(["aaaaaa", "aaaaaa", "aaaaaa", "bbbbbb"])
+    monkeypatch.setattr("scanner.store.secrets.token_hex", lambda n: next(tags))
+    first = store.begin("scan", "default", {}, {}, "lan")
+    second = store.begin("scan", "default", {}, {}, "lan")
+    assert (first, second) == ("20261203T080000Z-aaaaaa", "20261203T080000Z-bbbbbb")
+    assert {r["id"] for r in store.list()} == {first, second}
+    monkeypatch.setattr("scanner.store.secrets.token_hex", lambda n: "aaaaaa")  # every draw collides
+    with pytest.raises(StoreError, match="no free sweep id"):
+        store.begin("scan", "default", {}, {}, "lan")
+    assert len(store.list()) == 2
+
+
 def test_killed_sweep_resumes_without_losing_finished_hosts(fleet, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     quick = [_device(i) for i in range(20, 23)]
     slow = [_device(i, hang=["ssh", "http"]) for i in range(23, 26)]
