@@ -60,6 +60,26 @@ def _device(**extra: object) -> dict[str, object]:
     }
 
 
+def test_report_json_is_the_document_a_device_a_line() -> None:
+    """report.json parses back to the very document, whatever its strings hold, with one device per line."""
+    import json
+
+    from reports.render import to_json
+
+    report = {
+        "schema_version": "2.2",
+        "sweep": {"id": "x"},
+        "devices": [_report(v)["devices"][0] for v in [*HOSTILE, '日本語\n\u2028"}]', ""]],
+    }
+    text = to_json(report)
+    assert json.loads(text) == report
+    lines = text.split("\n")  # U+2028 stays as it is inside a string (ensure_ascii off): only \n ends a line
+    assert lines[:4] == ["{", ' "schema_version": "2.2",', ' "sweep": {"id": "x"},', ' "devices": [']
+    assert lines[-3:] == [" ]", "}", ""]
+    assert [json.loads(line.rstrip(",")) for line in lines[4:-3]] == report["devices"]
+    assert json.loads(to_json({"devices": []})) == {"devices": []}
+
+
 def test_files_with_unmasked_secrets_are_owner_only(fleet, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     fleet([_device()])
     db = str(tmp_path / "h.db")
