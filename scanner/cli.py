@@ -341,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``edgeaudit`` command."""
+    """The edgeaudit command line (called by scanner.entry.main, and by ``python -m scanner.cli``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -155,7 +155,8 @@ def test_sweep_level_findings_are_replaced_not_added_when_judged_again(tmp_path:
 
 
 def test_sweeps_begun_in_the_same_second_get_distinct_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Ids are the start second plus a random tag: a tag already taken is drawn again, never an error.
+    """Ids are the start second plus a 24-bit random tag: a tag already taken is drawn again (StoreError
+    only after 8 draws).
 
     CI once failed with 200 sweeps begun within a second and a 16-bit tag (UNIQUE constraint failed)."""
     import datetime as dt
@@ -169,11 +170,17 @@ def test_sweeps_begun_in_the_same_second_get_distinct_ids(tmp_path: Path, monkey
     monkeypatch.setattr(store_mod, "dt", clock)
     store = store_mod.Store(tmp_path / "h.db")
     tags = iter(["aaaaaa", "aaaaaa", "aaaaaa", "bbbbbb"])
-    monkeypatch.setattr("scanner.store.secrets.token_hex", lambda n: next(tags))
+    sizes: list[int] = []
+
+    def token_hex(n: int) -> str:
+        sizes.append(n)
+        return next(tags)
+
+    monkeypatch.setattr("scanner.store.secrets.token_hex", token_hex)
     first = store.begin("scan", "default", {}, {}, "lan")
     second = store.begin("scan", "default", {}, {}, "lan")
     assert (first, second) == ("20261203T080000Z-aaaaaa", "20261203T080000Z-bbbbbb")
-    assert {r["id"] for r in store.list()} == {first, second}
+    assert {r["id"] for r in store.list()} == {first, second} and set(sizes) == {3}
     monkeypatch.setattr("scanner.store.secrets.token_hex", lambda n: "aaaaaa")  # every draw collides
     with pytest.raises(StoreError, match="no free sweep id"):
         store.begin("scan", "default", {}, {}, "lan")
