@@ -152,11 +152,9 @@ class Store:
                         " VALUES (?, ?, ?, 'running', ?, ?, ?, ?)",
                         (sweep_id, command, mode, now.timestamp(), json.dumps(scope), json.dumps(config), vantage),
                     )
-            except sqlite3.IntegrityError as exc:
-                if "sweeps.id" in str(exc):
-                    continue  # that id is taken: draw another tag
-                raise StoreError(f"cannot record the sweep in {self.path}: {exc}") from exc
             except sqlite3.Error as exc:
+                if isinstance(exc, sqlite3.IntegrityError) and "sweeps.id" in str(exc):
+                    continue  # that id is taken: draw another tag
                 raise StoreError(f"cannot record the sweep in {self.path}: {exc}") from exc
             return sweep_id
         raise StoreError(f"no free sweep id for {stamp} after {_ID_DRAWS} draws")
