@@ -280,19 +280,28 @@ def map_errors(what: str) -> Iterator[None]:
         yield
     except ProbeError:
         raise
-    except TimeoutError as exc:
-        raise Timeout(f"{what}: no answer before the deadline") from exc
-    except ConnectionRefusedError as exc:
-        raise Refused(f"{what}: connection refused") from exc
-    except ssl.SSLError as exc:
-        raise MalformedResponse(f"{what}: TLS error: {exc.reason or exc}") from exc
-    except (ConnectionResetError, BrokenPipeError) as exc:
-        raise Unreachable(f"{what}: connection reset") from exc
-    except OSError as exc:
+    except (TimeoutError, OSError, ssl.SSLError, UnicodeError) as exc:
+        raise probe_error(exc, what) from exc
+
+
+def probe_error(exc: BaseException, what: str) -> ProbeError:
+    """The ProbeError a stdlib network exception stands for (``map_errors``, and callbacks that cannot raise)."""
+    if isinstance(exc, ProbeError):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return Timeout(f"{what}: no answer before the deadline")
+    if isinstance(exc, ConnectionRefusedError):
+        return Refused(f"{what}: connection refused")
+    if isinstance(exc, ssl.SSLError):
+        return MalformedResponse(f"{what}: TLS error: {exc.reason or exc}")
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError)):
+        return Unreachable(f"{what}: connection reset")
+    if isinstance(exc, OSError):
         if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN):
-            raise Unreachable(f"{what}: {exc.strerror}") from exc
+            return Unreachable(f"{what}: {exc.strerror}")
         if exc.errno == errno.ECONNREFUSED:
-            raise Refused(f"{what}: connection refused") from exc
-        raise Unreachable(f"{what}: {exc.strerror or exc}") from exc
-    except UnicodeError as exc:
-        raise MalformedResponse(f"{what}: undecodable text") from exc
+            return Refused(f"{what}: connection refused")
+        return Unreachable(f"{what}: {exc.strerror or exc}")
+    if isinstance(exc, UnicodeError):
+        return MalformedResponse(f"{what}: undecodable text")
+    raise TypeError(f"not a network error: {exc!r}")

@@ -24,40 +24,41 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 
-from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
+from probes.base import HostSnapshot, Phase, ProbeConfig, ProbeContext, ProbeTarget, register
+from probes.datagram import DatagramProbe, port_state
 from probes.observations import DnsAnswer, Observation, PortState, Service
 from probes.options import OptionSet, option, option_set
-from probes.wire.udp import exchange
-from profiles.errors import Refused, Timeout, UsageError
+from probes.wire import udp
+from profiles.errors import ProbeError, Refused, UsageError
 
 DEFAULT_CANARY = "example.com"  # RFC 2606 reserved for documentation; any recursive resolver answers it
 MAX_CANARIES = 16
 _trusted: dict[tuple[str, str], tuple[str, ...]] = {}  # (resolver, name) -> addresses, for this process's sweep
 
 
-async def query(address: str, port: int, name: str, ctx: ProbeContext) -> dns.message.Message:
-    """One A query (RD, DO) through the shared UDP exchange: connected (an ICMP refusal ends it at once),
-    matched by source and query id, resent once."""
+def query_ask(name: str, ctx: ProbeContext) -> udp.Ask[dns.message.Message]:
+    """One A query (RD, DO), matched by source and query id, resent once."""
     template, wire = _template(name)
     q = copy.copy(template)  # the template's sections, read only; its own id
     q.id = secrets.randbelow(0x10000)
     data = q.id.to_bytes(2, "big") + wire[2:]
-    got: list[dns.message.Message] = []
 
-    def accept(reply_data: bytes) -> bool:
+    def parse(reply_data: bytes) -> dns.message.Message | None:
         if reply_data[:2] != data[:2]:  # another query's id: not worth parsing
-            return False
+            return None
         try:
             reply = dns.message.from_wire(reply_data, ignore_trailing=True)
         except dns.exception.DNSException:
-            return False
-        if not q.is_response(reply):
-            return False
-        got.append(reply)
-        return True
+            return None
+        return reply if q.is_response(reply) else None
 
-    await exchange(address, port, lambda _local: data, accept, ctx, schedule=(0.0, 1.0), what=f"dns {name}")
-    return got[0]
+    schedule = (0.0, 1.0)
+    return udp.Ask(lambda _local: data, parse, schedule, udp.resent(ctx.timeouts.read, schedule), f"dns {name}")
+
+
+async def query(address: str, port: int, name: str, ctx: ProbeContext) -> dns.message.Message:
+    """One A query (RD, DO) and its answer (an ICMP refusal ends it at once)."""
+    return await udp.ask(address, port, query_ask(name, ctx), ctx.deadline)
 
 
 @functools.lru_cache(maxsize=2 * MAX_CANARIES)
@@ -152,7 +153,13 @@ async def ask_canary(
     address: str, port: int, name: str, service: Service, ctx: ProbeContext, resolver: str = ""
 ) -> DnsAnswer:
     """One canary asked of the resolver at address:port, with its expected answer; recorded under service."""
-    msg = await query(address, port, name, ctx)
+    return await judged(name, await query(address, port, name, ctx), service, ctx, resolver)
+
+
+async def judged(
+    name: str, msg: dns.message.Message, service: Service, ctx: ProbeContext, resolver: str = ""
+) -> DnsAnswer:
+    """A canary's answer, with the answer expected of it."""
     expected, source = await expected_answer(name, ctx)
     return DnsAnswer(
         service,
@@ -168,29 +175,33 @@ async def ask_canary(
 
 
 @register
-class DnsQuery(Probe):
+class DnsQuery(DatagramProbe[dns.message.Message]):
     """A queries for the canary names to the device's own resolver."""
 
     name = "dns"
     phase = Phase.DISCOVERY
     description = "DNS A queries for canary names (RD, DO): answers, recursion, DNSSEC AD flag"
-    sweep_wide = True
 
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
         """udp/53, always."""
         return [Service(53, "udp", "dns")]
 
-    async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
-        """Each canary in turn; silence or refusal on the first one ends the probe as a port state."""
+    def ask(self, target: ProbeTarget, ctx: ProbeContext) -> udp.Ask[dns.message.Message]:
+        """The first canary's query."""
+        return query_ask(canaries(ctx.config)[0], ctx)
+
+    def unanswered(self, target: ProbeTarget, ctx: ProbeContext, error: ProbeError) -> list[Observation]:
+        """Silence or refusal on the first canary is a port state; garbage is not silence."""
+        return port_state(target, error)
+
+    async def answered(self, target: ProbeTarget, ctx: ProbeContext, answer: dns.message.Message) -> list[Observation]:
+        """The first canary's answer, then each other canary in turn (silence on one of those is a failure)."""
         assert target.service is not None
-        out: list[Observation] = []
-        for i, name in enumerate(canaries(ctx.config)):
+        names = canaries(ctx.config)
+        out: list[Observation] = [await judged(names[0], answer, target.service, ctx)]
+        for name in names[1:]:
             try:
                 out.append(await ask_canary(target.address, target.service.port, name, target.service, ctx))
             except Refused:
                 return [PortState(target.service, state="closed")]
-            except Timeout:
-                if i == 0:
-                    return [PortState(target.service, state="filtered")]
-                raise
         return out

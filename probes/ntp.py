@@ -19,9 +19,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from probes import wire
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
 from probes.clock import now
+from probes.datagram import DatagramProbe
 from probes.observations import ClockReading, NtpControl, NtpInfo, Observation, Service
-from probes.wire.udp import Collected, exchange, exchange_all
-from profiles.errors import MalformedResponse, Refused, Timeout
+from probes.wire.udp import Ask, Collected, exchange_all, resent
+from profiles.errors import MalformedResponse, ProbeError, Refused, Timeout
 
 NTP_EPOCH_OFFSET = 2_208_988_800  # seconds from 1900-01-01 to 1970-01-01
 PACKET = struct.Struct("!BBbb4s4s4sQQQQ")
@@ -79,62 +80,49 @@ def parse_reply(data: bytes, origin: int, received_at: float) -> NtpInfo:
 
 
 @register
-class NtpQuery(Probe):
+class NtpQuery(DatagramProbe[tuple[NtpInfo, float]]):
     """Mode 3 query to udp/123."""
 
     name = "ntp-query"
     phase = Phase.DISCOVERY
     description = "NTP client query (mode 3)"
-    sweep_wide = True
 
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
         """The NTP port, always."""
         return [Service(config.ntp_port, "udp", "ntp")]
 
-    async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
-        """One query with one retransmit; silence means no NTP service."""
-        assert target.service is not None
+    def ask(self, target: ProbeTarget, ctx: ProbeContext) -> Ask[tuple[NtpInfo, float]]:
+        """One query with one retransmit; the answer is the reply and its round trip."""
         # Real time in the high bits for the offset, random low bits so a
         # forged reply cannot guess the origin timestamp.
         origin = (to_ntp(now()) & ~0xFFFFF) | secrets.randbits(20)
-        replies: list[NtpInfo] = []
         sent_at = now()
 
-        def accept(data: bytes) -> bool:
+        def parse(data: bytes) -> tuple[NtpInfo, float] | None:
+            received_at = now()
             try:
-                info = parse_reply(data, origin, now())
+                return parse_reply(data, origin, received_at), max(0.0, received_at - sent_at)
             except MalformedResponse:
-                return False
-            replies.append(info)
-            return True
+                return None
 
-        try:
-            await exchange(
-                target.address,
-                target.service.port,
-                lambda _: build_request(origin),
-                accept,
-                ctx,
-                schedule=(0.0, 1.0),
-                what="ntp",
-            )
-        except (Timeout, Refused):
+        schedule = (0.0, 1.0)
+        return Ask(lambda _: build_request(origin), parse, schedule, resent(ctx.timeouts.read, schedule), "ntp")
+
+    def unanswered(self, target: ProbeTarget, ctx: ProbeContext, error: ProbeError) -> list[Observation]:
+        """Silence or refusal means no NTP service; garbage is not silence."""
+        if isinstance(error, (Timeout, Refused)):
             return []
-        info = replies[0]
-        out: list[Observation] = [
-            NtpInfo(
-                target.service,
-                stratum=info.stratum,
-                leap=info.leap,
-                version=info.version,
-                ref_id=info.ref_id,
-                offset_s=info.offset_s,
-                kiss=info.kiss,
-            )
-        ]
+        raise error
+
+    async def answered(
+        self, target: ProbeTarget, ctx: ProbeContext, answer: tuple[NtpInfo, float]
+    ) -> list[Observation]:
+        """The reading, and the clock offset when the server stamped its clock."""
+        assert target.service is not None
+        info, rtt = answer
+        out: list[Observation] = [dataclasses.replace(info, service=target.service)]
         if info.offset_s is not None:
             # The offset formula cancels the path delay; what is left is the asymmetry, at most half the round trip.
-            rtt = max(0.0, now() - sent_at)
             out.append(
                 ClockReading(
                     target.service, source="ntp", offset_s=round(info.offset_s, 3), uncertainty_s=round(rtt / 2, 3)

@@ -23,9 +23,9 @@ from probes.base import (
     ProbeTarget,
     register,
 )
+from probes.datagram import DatagramProbe
 from probes.observations import Observation, Risk, Service, SnmpInfo
-from probes.wire import ber, snmp_wire
-from probes.wire.udp import exchange
+from probes.wire import ber, snmp_wire, udp
 from profiles.errors import MalformedResponse, ProbeError, Refused, Timeout
 
 SYS_DESCR = "1.3.6.1.2.1.1.1.0"
@@ -87,47 +87,56 @@ def parse_v3_message(data: bytes) -> tuple[int, bytes, int, int]:
 
 
 @register
-class SnmpDiscovery(Probe):
+class SnmpDiscovery(DatagramProbe[bytes]):
     """SNMPv3 engine discovery: proves an agent, reveals its engine id, sends no secret."""
 
     name = "snmp-discovery"
     phase = Phase.DISCOVERY
     description = "SNMPv3 engine-id discovery (no community, no user)"
-    sweep_wide = True
 
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
         """The SNMP port, always (UDP has no connect to find it first)."""
         return [Service(config.snmp_port, "udp", "snmp")]
 
-    async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
-        """One discovery exchange; silence means no (v3) agent, not a failure."""
+    def ask(self, target: ProbeTarget, ctx: ProbeContext) -> udp.Ask[bytes]:
+        """One discovery exchange; its answer is the agent's engine id."""
+        return v3_discovery(ctx)
+
+    def unanswered(self, target: ProbeTarget, ctx: ProbeContext, error: ProbeError) -> list[Observation]:
+        """Silence or refusal means no (v3) agent, not a failure; garbage is not silence."""
+        if isinstance(error, (Timeout, Refused)):
+            return []
+        raise error
+
+    async def answered(self, target: ProbeTarget, ctx: ProbeContext, answer: bytes) -> list[Observation]:
+        """The agent and its engine id."""
         assert target.service is not None
-        engine_id = await v3_engine_id(target.address, target.service.port, ctx)
-        return [SnmpInfo(target.service, version="v3-discovery", engine_id=engine_id.hex())] if engine_id else []
+        return [SnmpInfo(target.service, version="v3-discovery", engine_id=answer.hex())]
+
+
+def v3_discovery(ctx: ProbeContext) -> udp.Ask[bytes]:
+    """The SNMPv3 discovery exchange (no secret sent): answered by a REPORT to our msgID, with the engine id."""
+    msg_id = secrets.randbelow(2**31 - 1) + 1
+    request_id = secrets.randbelow(2**31 - 1) + 1
+    message = build_v3_discovery(msg_id, request_id)
+
+    def parse(data: bytes) -> bytes | None:
+        try:
+            got_msg, engine, tag, _ = parse_v3_message(data)
+        except MalformedResponse:
+            return None
+        return engine if got_msg == msg_id and tag == ber.REPORT else None
+
+    schedule = (0.0, 1.0)
+    return udp.Ask(lambda _: message, parse, schedule, udp.resent(ctx.timeouts.read, schedule), "snmp v3 discovery")
 
 
 async def v3_engine_id(address: str, port: int, ctx: ProbeContext) -> bytes | None:
     """The agent's engine id from one SNMPv3 discovery exchange (no secret sent); None when silent."""
-    msg_id = secrets.randbelow(2**31 - 1) + 1
-    request_id = secrets.randbelow(2**31 - 1) + 1
-    message = build_v3_discovery(msg_id, request_id)
-    found: list[bytes] = []
-
-    def accept(data: bytes) -> bool:
-        try:
-            got_msg, engine, tag, _ = parse_v3_message(data)
-        except MalformedResponse:
-            return False
-        if got_msg != msg_id or tag != ber.REPORT:
-            return False
-        found.append(engine)
-        return True
-
     try:
-        await exchange(address, port, lambda _: message, accept, ctx, schedule=(0.0, 1.0), what="snmp v3 discovery")
+        return await udp.ask(address, port, v3_discovery(ctx), ctx.deadline)
     except (Timeout, Refused):
         return None
-    return found[0]
 
 
 async def snmp_get(

@@ -21,10 +21,11 @@ from dataclasses import replace
 from urllib.parse import urlsplit
 
 from probes import http
-from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
-from probes.observations import Observation, PortState, Service, UpnpInfo
+from probes.base import HostSnapshot, Phase, ProbeConfig, ProbeContext, ProbeTarget, register
+from probes.datagram import DatagramProbe, port_state
+from probes.observations import Observation, Service, UpnpInfo
 from probes.wire import udp
-from profiles.errors import MalformedResponse, ProbeError, Refused, Timeout
+from profiles.errors import MalformedResponse, ProbeError
 
 SSDP_PORT = 1900
 MAX_DESCRIPTION = 64 * 1024
@@ -95,35 +96,35 @@ def same_host(location: str, address: str) -> bool:
 
 
 @register
-class UpnpSsdp(Probe):
+class UpnpSsdp(DatagramProbe[bytes]):
     """SSDP M-SEARCH to udp/1900 and the root device description."""
 
     name = "upnp"
     phase = Phase.DISCOVERY
     description = "UPnP: unicast SSDP M-SEARCH, then the device description (IGD or not); no SOAP actions"
-    sweep_wide = True
 
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
         """udp/1900, always."""
         return [Service(SSDP_PORT, "udp", "upnp")]
 
-    async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
-        """One answer, then one GET; silence is a port state, an unreadable description a recorded reason."""
+    def ask(self, target: ProbeTarget, ctx: ProbeContext) -> udp.Ask[bytes]:
+        """One M-SEARCH to the address itself, resent once; any HTTP/1.x response answers it."""
+        payload = m_search(target.address)
+        schedule = (0.0, 1.0)
+
+        def parse(reply: bytes) -> bytes | None:
+            return reply if reply.startswith(b"HTTP/1.") else None
+
+        return udp.Ask(lambda _local: payload, parse, schedule, udp.resent(ctx.timeouts.read, schedule), "ssdp")
+
+    def unanswered(self, target: ProbeTarget, ctx: ProbeContext, error: ProbeError) -> list[Observation]:
+        """Silence or refusal is a port state; garbage is not silence."""
+        return port_state(target, error)
+
+    async def answered(self, target: ProbeTarget, ctx: ProbeContext, answer: bytes) -> list[Observation]:
+        """One GET of the description it names; an unreadable description is a recorded reason."""
         assert target.service is not None
-        try:
-            data = await udp.exchange(
-                target.address,
-                target.service.port,
-                lambda _local_addr: m_search(target.address),
-                lambda reply: reply.startswith(b"HTTP/1."),
-                ctx,
-                what="ssdp",
-            )
-        except Refused:
-            return [PortState(target.service, state="closed")]
-        except Timeout:
-            return [PortState(target.service, state="filtered")]
-        headers = parse_ssdp(data)
+        headers = parse_ssdp(answer)
         location = headers.get("location", "")
         info = UpnpInfo(target.service, server=headers.get("server", ""), location=location, usn=headers.get("usn", ""))
         if not location:

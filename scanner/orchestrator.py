@@ -47,9 +47,9 @@ from probes.observations import (
     field_values,
 )
 from probes.wire import shared_udp, syn
-from profiles.errors import ProbeError, StoreError
+from profiles.errors import StoreError
 from scanner import checks as checks_mod
-from scanner import offload, pipeline
+from scanner import guard, offload, pipeline, udp_stage
 from scanner.device import DeviceRecord, describe
 from scanner.feeds import FeedDb
 from scanner.findings import Finding, Status
@@ -114,7 +114,7 @@ class _HostState:
         self.observations: list[Observation] = []
         self.pending: dict[tuple[str, str], Service | None] = {}
         self.screened: frozenset[str] = frozenset()  # probes a sweep-wide screen already ran for this host
-        self.ahead: asyncio.Task[tuple[Observation, ...]] | None = None  # the UDP stage's work on it
+        self.ahead: asyncio.Future[tuple[Observation, ...]] | None = None  # the UDP stage's work on it
         self.budget_s = 0.0  # the host's time budget: --host-budget, grown to fit its later phases
         self.down_reason = "no TCP port, UDP service, ARP or ICMP answer"
 
@@ -194,7 +194,7 @@ class Engine:
         screened_by = frozenset({screen[0]}) if screen else frozenset()
         early = [cls() for cls in self.registry.in_phase(Phase.DISCOVERY) if cls.sweep_wide and self._runs(cls)]
         # `check` (one named device, report_unreachable) has no stage: nothing to work ahead of.
-        staged: AsyncGenerator[tuple[Screened, asyncio.Task[tuple[Observation, ...]] | None], None]
+        staged: AsyncGenerator[tuple[Screened, asyncio.Future[tuple[Observation, ...]] | None], None]
         if early and not self.config.report_unreachable:
             window = shared_udp.window(UDP_WINDOW)
             paces = (
@@ -202,7 +202,8 @@ class Engine:
                 # The kernel's neighbour table: a window's worth at once, then a tenth of the table a second.
                 pipeline.Pace(shared_udp.new_destinations_per_s(), window),
             )
-            work = functools.partial(self._ahead, early)
+            stage = udp_stage.UdpStage(early, self.config.probe_config, self.config.per_host, self._context)
+            work = functools.partial(self._ahead, stage)
             staged = pipeline.ahead(stream, work, _not_down, window=window, paces=paces)
         else:
             staged = _alone(stream)
@@ -210,7 +211,7 @@ class Engine:
         down: list[HostResult] = []
         started = 0
 
-        async def one(item: Screened, pending: asyncio.Task[tuple[Observation, ...]] | None) -> None:
+        async def one(item: Screened, pending: asyncio.Future[tuple[Observation, ...]] | None) -> None:
             try:
                 skip = screened_by if item.screened else frozenset()
                 skip |= early_names if pending is not None else frozenset()
@@ -309,25 +310,16 @@ class Engine:
             return False
         return self.config.probes is None or cls.name in self.config.probes
 
-    async def _ahead(self, early: Sequence[Probe], item: Screened) -> tuple[Observation, ...]:
-        """The sweep's UDP stage for one address: what its sweep-wide discovery probes observed.
+    def _ahead(self, stage: udp_stage.UdpStage, item: Screened) -> asyncio.Future[tuple[Observation, ...]]:
+        """The sweep's UDP stage for one address: what its sweep-wide discovery probes observe of it.
 
         Runs outside any host slot, bounded by the stage's window and pace (and --per-host on the
         address), not by --max-probes: its exchanges are datagrams on the sweep's shared sockets."""
         state = _HostState(item.address)
         state.add(item.observations)
-        snapshot = state.snapshot(None)
-        runs = [(probe, svc) for probe in early for svc in probe.targets(snapshot, self.config.probe_config)]
-        limit = asyncio.Semaphore(self.config.per_host)
-        async with asyncio.TaskGroup() as tg:
-            for probe, svc in runs:
-                tg.create_task(
-                    self._run_probe(probe, svc, state, limit, None, sweep_wide=True),
-                    name=_task_name(probe, item.address, svc),
-                )
-        return tuple(state.observations[len(item.observations) :])
+        return stage.start(state.snapshot(None))
 
-    async def _take_ahead(self, state: _HostState, task: asyncio.Task[tuple[Observation, ...]]) -> None:
+    async def _take_ahead(self, state: _HostState, task: asyncio.Future[tuple[Observation, ...]]) -> None:
         """The host's discovery phase takes what the UDP stage found of it (awaited beside its own probes)."""
         key = ("udp-stage", "")
         state.pending[key] = None  # a host budget running out while it waits says so, as for a probe
@@ -346,7 +338,7 @@ class Engine:
         address: str,
         screened: Screened | None = None,
         skip: frozenset[str] = frozenset(),
-        ahead: asyncio.Task[tuple[Observation, ...]] | None = None,
+        ahead: asyncio.Future[tuple[Observation, ...]] | None = None,
     ) -> HostResult:
         """All phases on one host within its budget; always returns a result.
 
@@ -446,11 +438,25 @@ class Engine:
             for n, (probe, svc) in enumerate(runs, 1):
                 tg.create_task(
                     self._run_probe(probe, svc, state, host_limit, match),
-                    name=_task_name(probe, state.address, svc),
+                    name=guard.task_name(probe, ProbeTarget(state.address, svc)),
                 )
                 if n % START_BURST == 0:
                     await asyncio.sleep(0)
         return {probe.name for probe, _svc in runs}
+
+    def _context(self, probe: Probe, snapshot: HostSnapshot) -> tuple[ProbeContext, float]:
+        """A probe run's context, its deadline starting now, and the seconds it is allowed."""
+        allowed = probe.deadline(self.config.timeouts, self.config.probe_config, snapshot.profile)
+        ctx = ProbeContext(
+            timeouts=self.config.timeouts,
+            mode=self.config.mode,
+            config=self.config.probe_config,
+            deadline=asyncio.get_running_loop().time() + allowed,
+            profile=snapshot.profile,
+            host=snapshot,
+            ledger=self.ledger,
+        )
+        return ctx, allowed
 
     async def _run_probe(
         self,
@@ -459,52 +465,15 @@ class Engine:
         state: _HostState,
         host_limit: asyncio.Semaphore,
         match: profiles_mod.Match | None,
-        *,
-        sweep_wide: bool = False,
     ) -> None:
         key = (probe.name, service.key if service else "")
         state.pending[key] = service
-        limit: contextlib.AbstractAsyncContextManager[object] = contextlib.nullcontext() if sweep_wide else self._global
         try:
-            async with limit, host_limit:
-                loop = asyncio.get_running_loop()
-                allowed = probe.deadline(
-                    self.config.timeouts, self.config.probe_config, match.profile if match else None
-                )
-                deadline = loop.time() + allowed
-                ctx = ProbeContext(
-                    timeouts=self.config.timeouts,
-                    mode=self.config.mode,
-                    config=self.config.probe_config,
-                    deadline=deadline,
-                    profile=match.profile if match else None,
-                    host=state.snapshot(match.profile if match else None),
-                    ledger=self.ledger,
-                )
+            async with self._global, host_limit:
+                ctx, allowed = self._context(probe, state.snapshot(match.profile if match else None))
                 target = ProbeTarget(state.address, service)
-                try:
-                    # The probe must honour ctx.deadline; this is the backstop if it does not.
-                    async with asyncio.timeout_at(deadline + 0.5):
-                        observations = await probe.run(target, ctx)
-                except ProbeError as exc:
-                    observations = [ProbeFailure(service, probe=probe.name, error=type(exc).__name__, reason=str(exc))]
-                except TimeoutError:
-                    observations = [
-                        ProbeFailure(
-                            service,
-                            probe=probe.name,
-                            error="Timeout",
-                            reason=f"probe exceeded its {allowed:g}s deadline",
-                        )
-                    ]
-                except Exception as exc:  # a probe bug must not sink the sweep, nor read as a pass
-                    log.exception("probe %s crashed on %s", probe.name, state.address)
-                    observations = [
-                        ProbeFailure(
-                            service, probe=probe.name, error="ProbeCrashed", reason=f"{type(exc).__name__}: {exc}"
-                        )
-                    ]
-            state.add(observations)
+                # The probe must honour ctx.deadline; the guard's backstop cuts it if it does not.
+                state.add(await guard.guarded(probe, target, probe.run(target, ctx), ctx.deadline, allowed))
         finally:
             state.pending.pop(key, None)
 
@@ -596,14 +565,9 @@ def _not_down(item: Screened) -> bool:
     return item.down is None
 
 
-def _task_name(probe: Probe, address: str, service: Service | None) -> str:
-    """A probe run's task name, e.g. ``snmp-login 192.0.2.7 udp/161``: what debug mode's slow-callback log names."""
-    return f"{probe.name} {address} {service.key}" if service else f"{probe.name} {address}"
-
-
 async def _alone(
     stream: AsyncGenerator[Screened, None],
-) -> AsyncGenerator[tuple[Screened, asyncio.Task[tuple[Observation, ...]] | None], None]:
+) -> AsyncGenerator[tuple[Screened, asyncio.Future[tuple[Observation, ...]] | None], None]:
     """No UDP stage: each address without stage work."""
     async with contextlib.aclosing(stream):
         async for item in stream:

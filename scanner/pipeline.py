@@ -54,7 +54,7 @@ async def ahead(
     *,
     window: int,
     paces: Sequence[Pace],
-) -> AsyncGenerator[tuple[T, asyncio.Task[R] | None], None]:
+) -> AsyncGenerator[tuple[T, asyncio.Future[R] | None], None]:
     """Each item once, in the upstream's order, with the task of ``work(item)`` when it is wanted.
 
     At most ``window`` items are started and not yet both taken and finished (an item passed
@@ -65,7 +65,7 @@ async def ahead(
     if window < 1:
         raise ValueError("window must be at least 1")
     loop = asyncio.get_running_loop()
-    out: asyncio.Queue[tuple[T, asyncio.Task[R] | None] | _End | _Failed] = asyncio.Queue()
+    out: asyncio.Queue[tuple[T, asyncio.Future[R] | None] | _End | _Failed] = asyncio.Queue()
     slots = asyncio.Semaphore(window)
 
     def release(_task: object = None) -> None:
@@ -96,7 +96,7 @@ async def ahead(
         out.put_nowait(_End())
 
     feeder = asyncio.create_task(feed(), name="sweep stage")
-    handed: asyncio.Task[R] | None = None  # the task of the item just handed on, until the taker asks again
+    handed: asyncio.Future[R] | None = None  # the task of the item just handed on, until the taker asks again
     try:
         while True:
             got = await out.get()

@@ -151,8 +151,9 @@ async def cli_exit(*args: str) -> tuple[int, str]:
 def run_fresh(script: str, *args: str) -> dict[str, Any]:
     """Run ``script`` in a fresh interpreter (python -c, from the checkout); the JSON object it printed last."""
     done = subprocess.run(
-        [sys.executable, "-c", script, *args], cwd=ROOT, capture_output=True, text=True, timeout=300, check=True
+        [sys.executable, "-c", script, *args], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
     )
+    assert done.returncode == 0, f"exit {done.returncode}; its stderr ends:\n{done.stderr[-4000:]}"
     out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return out
 

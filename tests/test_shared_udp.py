@@ -25,6 +25,7 @@ from probes.wire import shared_udp, udp
 from profiles.errors import MalformedResponse, Refused, Timeout
 from scanner import pipeline
 from scanner.orchestrator import Engine, HostResult, SweepConfig
+from scanner.udp_stage import UdpStage
 
 pytestmark = pytest.mark.skipif(not shared_udp.SUPPORTED, reason="IP_RECVERR is Linux's")
 
@@ -330,7 +331,7 @@ async def test_the_stage_finds_what_the_host_phase_finds() -> None:
         probes=frozenset({"sip-options"}),
     )
     engine = Engine(config, profiles.load_all())
-    early = [engine.registry.get("sip-options")()]
+    stage = UdpStage([engine.registry.get("sip-options")()], config.probe_config, config.per_host, engine._context)
     with shared_udp.shared():
-        found = await engine._ahead(early, Screened("127.0.219.70", screened=False))
+        found = await engine._ahead(stage, Screened("127.0.219.70", screened=False))
     assert [o for o in found if isinstance(o, PortState)] == [PortState(found[0].service, state="closed")]

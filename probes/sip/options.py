@@ -6,9 +6,11 @@ from collections.abc import Sequence
 
 from probes import clock
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
+from probes.datagram import DatagramProbe, port_state
 from probes.observations import Observation, PortState, Service, SipInfo
 from probes.sip import sipmsg, sipnet
-from profiles.errors import MalformedResponse, Refused, Timeout
+from probes.wire.udp import Ask
+from profiles.errors import MalformedResponse, ProbeError, Refused, Timeout
 
 
 async def options(target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
@@ -35,7 +37,11 @@ async def options(target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
             return [PortState(service, state="filtered")]  # UDP silence: nothing there, or dropped
     finally:
         await channel.aclose()
-    received_at = clock.now()
+    return described(service, msg, sent_at, clock.now())
+
+
+def described(service: Service, msg: sipmsg.SipMessage, sent_at: float, received_at: float) -> list[Observation]:
+    """An OPTIONS answer: SipInfo, and its Date as a clock reading."""
     out: list[Observation] = []
     date = msg.get("date")
     if date:
@@ -59,21 +65,52 @@ async def options(target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
 
 
 @register
-class SipOptions(Probe):
+class SipOptions(DatagramProbe[tuple[sipmsg.SipMessage, float, float]]):
     """OPTIONS to udp/5060: Server/User-Agent, Allow, Supported."""
 
     name = "sip-options"
     phase = Phase.DISCOVERY
-    description = "SIP OPTIONS over UDP"
-    sweep_wide = True
 
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
         """The SIP UDP port, always."""
         return [Service(config.sip_port, "udp", "sip")]
 
-    async def run(self, target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
-        """Send OPTIONS, retransmitted on timer E; the first matching final response wins."""
-        return await options(target, ctx)
+    def ask(self, target: ProbeTarget, ctx: ProbeContext) -> Ask[tuple[sipmsg.SipMessage, float, float]]:
+        """OPTIONS, retransmitted on timer E; the first final response of its transaction answers it.
+
+        A message that is not one (a provisional response, another transaction's, garbage) is ignored,
+        as RFC 3261 17.1.2 has a client transaction do: silence stays silence."""
+        assert target.service is not None
+        address, port = target.address, target.service.port
+        sent: list[sipmsg.Transaction] = []
+        sent_at = clock.now()
+
+        def build(local: tuple[str, int]) -> bytes:
+            sent.append(sipmsg.Transaction.new("OPTIONS", local[0]))
+            return sipmsg.build_options(sent[0], address, port, local, "UDP")
+
+        def parse(data: bytes) -> tuple[sipmsg.SipMessage, float, float] | None:
+            try:
+                msg = sipmsg.parse(data)
+            except MalformedResponse:
+                return None
+            final = bool(sent) and sent[0].matches(msg) and (msg.status or 0) >= 200
+            return (msg, sent_at, clock.now()) if final else None
+
+        span = sipnet.span(ctx)
+        return Ask(build, parse, sipnet.timer_e(span), span, "sip/udp", garbage_is_silence=True)
+
+    def unanswered(self, target: ProbeTarget, ctx: ProbeContext, error: ProbeError) -> list[Observation]:
+        """ICMP port unreachable is a closed port, UDP silence a filtered one (nothing there, or dropped)."""
+        return port_state(target, error)
+
+    async def answered(
+        self, target: ProbeTarget, ctx: ProbeContext, answer: tuple[sipmsg.SipMessage, float, float]
+    ) -> list[Observation]:
+        """SipInfo, and the Date as a clock reading."""
+        assert target.service is not None
+        msg, sent_at, received_at = answer
+        return described(target.service, msg, sent_at, received_at)
 
 
 @register

@@ -233,6 +233,21 @@ async def _read_stream(reader: asyncio.StreamReader, channel: SipChannel) -> Non
         channel.fail(exc)
 
 
+def span(ctx: ProbeContext) -> float:
+    """How long a non-INVITE transaction over UDP waits: the read timeout and three T1 (timer E's resends)."""
+    return ctx.timeouts.read + 3 * T1
+
+
+def timer_e(until: float) -> tuple[float, ...]:
+    """Timer E's sends before ``until`` (seconds after the first): T1, doubling, capped at T2 (RFC 3261 17.1.2.2)."""
+    sends, at, interval = [0.0], T1, T1
+    while at < until:
+        sends.append(at)
+        interval = min(2 * interval, T2)
+        at += interval
+    return tuple(sends)
+
+
 async def request(
     channel: SipChannel,
     build: Callable[[sipmsg.Transaction], bytes],
@@ -248,7 +263,7 @@ async def request(
     tx = tx or sipmsg.Transaction.new(method, channel.local[0])
     data = build(tx)
     start = loop.time()
-    deadline = min(ctx.deadline, start + ctx.timeouts.read + (0.0 if channel.reliable else 3 * T1))
+    deadline = min(ctx.deadline, start + (ctx.timeouts.read if channel.reliable else span(ctx)))
     interval, resend = T1, start + T1
     sends = 1
     channel.send(data)

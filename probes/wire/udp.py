@@ -1,10 +1,15 @@
-"""UDP request/response exchanges with source and transaction matching, on one mechanism.
+"""UDP request/response exchanges with source and transaction matching.
 
 Replies from another address/port, or that ``accept`` rejects (wrong
 transaction id, Call-ID, origin timestamp...), are dropped, never returned;
 those from the peer are counted apart (``Collected.rejected``), so a caller can
 tell garbage from silence. Retransmits follow ``schedule`` (seconds after the
 first send) but never stretch the caller's deadline.
+
+A one-answer exchange is data (``Ask``: payload, parser, schedule) run by callbacks
+and timers, no task of its own: ``start`` runs it for the sweep's UDP stage and hands
+the outcome to a callback; ``ask`` awaits the same machinery (one device, follow-ups).
+``collect`` is the coroutine form for answers that may span datagrams.
 """
 
 from __future__ import annotations
@@ -13,14 +18,17 @@ import asyncio
 import functools
 import ipaddress
 import math
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
-from probes.base import ProbeContext, map_errors
+from probes.base import ProbeContext, map_errors, probe_error
 from probes.wire import shared_udp
 from profiles.errors import MalformedResponse, Timeout
 
 MAX_DATAGRAM = 65_535
+T = TypeVar("T")
 
 
 @dataclass
@@ -157,17 +165,211 @@ async def exchange(
 ) -> bytes:
     """The first accepted reply within the probe's read timeout and deadline; Timeout on silence, and
     MalformedResponse when the peer answered only with what ``accept`` refused (garbage is not silence)."""
-    got = await collect(
-        address, port, build, accept, read_s=ctx.timeouts.read, deadline=ctx.deadline, schedule=schedule, what=what
+    span = resent(ctx.timeouts.read, schedule)
+    spec = Ask(build, lambda data: data if accept(data) else None, tuple(schedule), span, what)
+    return await ask(address, port, spec, ctx.deadline)
+
+
+def resent(read_s: float, schedule: Sequence[float]) -> float:
+    """An exchange's span: its read timeout after the last of ``schedule``'s sends."""
+    return read_s + (schedule[-1] if schedule else 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Ask(Generic[T]):
+    """One request datagram and what answers it: a UDP exchange as data.
+
+    ``build`` makes the payload for the local (address, port) it leaves from; ``parse`` reads a
+    datagram from the peer as the answer, or returns None (not an answer to us: another
+    transaction's, garbage); ``schedule`` gives the sends, in seconds after the first; the exchange
+    lasts at most ``span`` seconds after the first send, and never past the caller's deadline.
+    Unanswered, it is a Timeout, or a MalformedResponse when the peer sent only what ``parse``
+    refused, unless ``garbage_is_silence`` (SIP ignores what does not match its transaction)."""
+
+    build: Callable[[tuple[str, int]], bytes]
+    parse: Callable[[bytes], T | None]
+    schedule: tuple[float, ...]
+    span: float
+    what: str
+    garbage_is_silence: bool = False
+
+
+Outcome = Any  # an Ask's answer (its T), or the Exception that ended it (a ProbeError, or a parser's bug)
+
+
+class Asking(asyncio.DatagramProtocol):
+    """One ``Ask`` in flight: sends on its timers, takes the first answer, hands on one outcome, closes."""
+
+    __slots__ = (
+        "done",
+        "dropped",
+        "end_by",
+        "over",
+        "payload",
+        "peer",
+        "rejected",
+        "rejected_bytes",
+        "sends",
+        "spec",
+        "start",
+        "timer",
+        "transport",
     )
-    if got.kept:
-        return got.kept[0]
-    if got.rejected:
-        raise MalformedResponse(
-            f"{what} {address}:{port}: {got.rejected} reply(ies) ({got.rejected_bytes} bytes), none an answer to us"
-        )
-    dropped = got.dropped + got.rejected
-    raise Timeout(f"{what} {address}:{port}: no matching answer ({len(schedule)} sends, {dropped} dropped)")
+
+    def __init__(self, peer: tuple[str, int], spec: Ask[Any], deadline: float, done: Callable[[Outcome], None]) -> None:
+        self.peer, self.spec, self.end_by, self.done = peer, spec, deadline, done
+        self.transport: asyncio.DatagramTransport | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.payload, self.start = b"", 0.0
+        self.sends = self.rejected = self.rejected_bytes = self.dropped = 0
+        self.over = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = typing.cast(asyncio.DatagramTransport, transport)  # (asyncio's own is no subclass of it)
+
+    def begin(self) -> None:
+        """The first send, now (the caller opened the transport)."""
+        assert self.transport is not None
+        loop = asyncio.get_running_loop()
+        local = self.transport.get_extra_info("sockname")
+        try:
+            self.payload = self.spec.build((str(local[0]), int(local[1])))
+        except Exception as exc:  # a builder's bug ends the exchange, loudly, as a crash
+            self._finish(exc.with_traceback(None))
+            return
+        self.start = loop.time()
+        self.end_by = min(self.end_by, self.start + self.spec.span)
+        first = self.spec.schedule[0] if self.spec.schedule else 0.0
+        if first > 0:
+            self.timer = loop.call_at(self.start + first, self._tick, 0)
+        else:
+            self._tick(0)  # (no sends at all: unanswered at once)
+
+    def _send(self, i: int) -> None:
+        loop = asyncio.get_running_loop()
+        if self.over:
+            return
+        if loop.time() >= self.end_by:
+            self._unanswered()
+            return
+        assert self.transport is not None
+        self.sends += 1
+        self.transport.sendto(self.payload)
+        if self.over:  # the send failed at once (a queued ICMP error for this peer, no route)
+            return
+        schedule = self.spec.schedule
+        wake = self.start + schedule[i + 1] if i + 1 < len(schedule) else self.end_by
+        self.timer = loop.call_at(min(wake, self.end_by), self._tick, i + 1)
+
+    def _tick(self, i: int) -> None:
+        self.timer = None
+        if i < len(self.spec.schedule):
+            self._send(i)
+        else:
+            self._unanswered()
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, ...]) -> None:
+        if self.over:
+            return
+        if (norm_address(str(addr[0])), addr[1]) != self.peer:
+            self.dropped += 1
+            return
+        try:
+            answer = self.spec.parse(data) if len(data) <= MAX_DATAGRAM else None
+        except Exception as exc:  # a parser that raises instead of saying None: a bug, never silence
+            self._finish(exc.with_traceback(None))
+            return
+        if answer is None:
+            self.rejected += 1  # from the peer, but not an answer to us: never read as silence
+            self.rejected_bytes += len(data)
+            return
+        self._finish(answer)
+
+    def error_received(self, exc: Exception) -> None:
+        if not self.over:
+            self._finish(probe_error(exc, self._where()).with_traceback(None))
+
+    def _where(self) -> str:
+        return f"{self.spec.what} {self.peer[0]}:{self.peer[1]}"
+
+    def _unanswered(self) -> None:
+        if self.rejected and not self.spec.garbage_is_silence:
+            self._finish(
+                MalformedResponse(
+                    f"{self._where()}: {self.rejected} reply(ies) ({self.rejected_bytes} bytes), none an answer to us"
+                )
+            )
+            return
+        dropped = self.dropped + self.rejected
+        self._finish(Timeout(f"{self._where()}: no matching answer ({self.sends} sends, {dropped} dropped)"))
+
+    def _finish(self, outcome: Outcome) -> None:
+        done = self.done
+        self.cancel()
+        done(outcome)
+
+    def cancel(self) -> None:
+        """End it with no outcome (the sweep stopped): its timer and its hold on the socket go."""
+        if self.over:
+            return
+        self.over = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        transport, self.transport = self.transport, None
+        if transport is not None:
+            transport.close()
+        self.done = _ignore  # nothing this exchange held is held past its end (no cycle through a callback)
+
+
+def _ignore(_outcome: Outcome) -> None:
+    pass
+
+
+def start(address: str, port: int, spec: Ask[Any], deadline: float, done: Callable[[Outcome], None]) -> Asking | None:
+    """Run ``spec`` on the sweep's shared socket, with no task: ``done`` gets its one outcome (unless
+    cancelled). None when there is no shared socket for this address (no sweep, a zoned IPv6 address):
+    the caller awaits ``ask`` instead."""
+    pool = shared_udp.active()
+    if pool is None:
+        return None
+    peer = (norm_address(address), port)
+    opened = pool.endpoint(lambda: Asking(peer, spec, deadline, done), address, port)
+    if opened is None:
+        return None
+    opened[1].begin()
+    return opened[1]
+
+
+async def ask(address: str, port: int, spec: Ask[T], deadline: float) -> T:
+    """Run ``spec`` and await its answer (the sweep's shared socket, or a connected one of its own);
+    raises its ProbeError (Timeout, Refused, MalformedResponse...)."""
+    loop = asyncio.get_running_loop()
+    heard = loop.create_future()
+    box: list[Outcome] = []
+
+    def done(outcome: Outcome) -> None:
+        box.append(outcome)
+        if not heard.done():
+            heard.set_result(None)
+
+    peer = (norm_address(address), port)
+    with map_errors(f"{spec.what} {address}:{port}"):
+        _transport, proto = await shared_udp.open_datagram(lambda: Asking(peer, spec, deadline, done), address, port)
+    try:
+        proto.begin()
+        await heard
+    finally:
+        proto.cancel()
+    outcome = box.pop()
+    if isinstance(outcome, Exception):
+        error, outcome = outcome, None
+        try:
+            raise error
+        finally:
+            del error  # the traceback holds this frame: the frame must not hold the error (no cycle)
+    answer: T = outcome
+    return answer
 
 
 async def exchange_all(
