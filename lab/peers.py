@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -272,8 +273,26 @@ def measure(stage: Stage, runs: int, env: dict[str, str], emulator: int | None, 
             silent_udp(False)
 
 
+def command(source: Path | None = None) -> list[str]:
+    """How a stage starts edgeaudit: this environment's command, or ``source``'s own entry point.
+
+    With --source, PYTHONPATH points at that checkout, but the `edgeaudit` script imports
+    scanner.entry: a checkout older than it would find this checkout's (the editable install's) and
+    run with this one's startup settings. Such a checkout starts by its own CLI module instead."""
+    if source is None:
+        return [str(Path(sys.executable).with_name("edgeaudit"))]
+    module = "scanner.entry" if (source / "scanner" / "entry.py").is_file() else "scanner.cli"
+    return [sys.executable, "-m", module]
+
+
 def stages(
-    target: str, hosts: Path, communities: Path, tools: dict[str, str | None], cap_full: float, nft: bool
+    target: str,
+    hosts: Path,
+    communities: Path,
+    tools: dict[str, str | None],
+    cap_full: float,
+    nft: bool,
+    edgeaudit: Sequence[str] = (),
 ) -> list[Stage]:
     """The table's rows: what edgeaudit runs and what the peer runs for the same stage."""
     from probes.base import TCP_PORTS
@@ -286,7 +305,7 @@ def stages(
     def peer(label: str, tool: str | None, *args: str) -> Side:
         return Side(label, [tool, *args] if tool else None)
 
-    edgeaudit = str(Path(sys.executable).with_name("edgeaudit"))
+    edgeaudit = list(edgeaudit) or command()
     presence = Side(
         "edgeaudit discover --presence-only", discover(edgeaudit, hosts.parent / "presence", "--presence-only", target)
     )
@@ -350,7 +369,7 @@ def stages(
             "full default audit",
             Side(
                 "edgeaudit scan (default mode)",
-                [edgeaudit, "scan", target, "--out", str(scan_out), "--db", str(scan_out / "history.sqlite3")],
+                [*edgeaudit, "scan", target, "--out", str(scan_out), "--db", str(scan_out / "history.sqlite3")],
             ),
             Side(label, pipeline),
             cap_s=cap_full,
@@ -360,17 +379,17 @@ def stages(
     return rows
 
 
-def discover(edgeaudit: str, out: Path, *args: str) -> list[str]:
+def discover(edgeaudit: Sequence[str], out: Path, *args: str) -> list[str]:
     """The `edgeaudit discover` command line of a stage, writing its reports and history under ``out``."""
-    return [edgeaudit, "-q", "discover", *args, "--out", str(out), "--db", str(out / "history.sqlite3")]
+    return [*edgeaudit, "-q", "discover", *args, "--out", str(out), "--db", str(out / "history.sqlite3")]
 
 
-def sparse_stages(nmap: str | None, work: Path, cap_s: float) -> list[Stage]:
+def sparse_stages(nmap: str | None, work: Path, cap_s: float, edgeaudit: Sequence[str] = ()) -> list[Stage]:
     """A /20 and a /16 on a link of their own, almost every address dead (a few live, as in the /16 50).
 
     Same rate per dead address on both is the O(1) figure: nothing per host exists for an
     address that never answered. The /16 is run once (no warm-up), nmap capped at ``cap_s``."""
-    edgeaudit = str(Path(sys.executable).with_name("edgeaudit"))
+    edgeaudit = list(edgeaudit) or command()
     rows = []
     for key, net, live, runs in (("sparse-20", SPARSE_20, 3, None), ("sparse-16", SPARSE_16, 50, 1)):
         size = ipaddress.ip_network(net).num_addresses - 2
@@ -381,14 +400,14 @@ def sparse_stages(nmap: str | None, work: Path, cap_s: float) -> list[Stage]:
     return rows
 
 
-def large_fleet_stage(size: int, cap_s: float, work: Path) -> Stage:
+def large_fleet_stage(size: int, cap_s: float, work: Path, edgeaudit: Sequence[str] = ()) -> Stage:
     """The full default audit of a fleet of ``size`` devices (no peer: hosts/s, every host up, none cut)."""
-    edgeaudit = str(Path(sys.executable).with_name("edgeaudit"))
+    edgeaudit = list(edgeaudit) or command()
     first = ipaddress.ip_address(fleet.devices(1)[0]["address"])
     last = ipaddress.ip_address(fleet.devices(size)[-1]["address"])
     scope = f"{first}-{last}"
     out = work / "fleet-large"
-    argv = [edgeaudit, "-q", "scan", scope, "--out", str(out), "--db", str(out / "history.sqlite3")]
+    argv = [*edgeaudit, "-q", "scan", scope, "--out", str(out), "--db", str(out / "history.sqlite3")]
     return Stage(
         f"fleet-{size}",
         f"full default audit of a {size}-device fleet",
@@ -538,9 +557,10 @@ def main(argv: list[str] | None = None) -> int:
         from probes.snmp import SnmpCommunity
 
         communities.write_text("\n".join(SnmpCommunity.communities) + "\n")
-        rows = stages(target, hosts, communities, tools, args.full_cap, nft)
-        sparse = sparse_stages(tools["nmap"], work, args.sparse_cap)
-        large = [large_fleet_stage(args.large_fleet, 600.0, work)] if args.large_fleet else []
+        ours = command(Path(args.source).resolve() if args.source else None)
+        rows = stages(target, hosts, communities, tools, args.full_cap, nft, ours)
+        sparse = sparse_stages(tools["nmap"], work, args.sparse_cap, ours)
+        large = [large_fleet_stage(args.large_fleet, 600.0, work, ours)] if args.large_fleet else []
         if args.stages:
             keep = set(args.stages.split(","))
             rows, sparse, large = ([r for r in group if r.key in keep] for group in (rows, sparse, large))

@@ -154,3 +154,24 @@ def test_a_late_sample_of_an_exited_child_does_not_erase_its_peak(monkeypatch: p
     child = subprocess.Popen(["sleep", "0.6"], start_new_session=True)
     _, _, rss, _ = peers.wait_capped(child, 30.0, every_s=0.05)
     assert rss == 60.0
+
+
+def test_a_source_checkout_runs_by_its_own_entry_point(tmp_path: Path) -> None:
+    """--source: a checkout with scanner/entry.py starts by it, an older one by its own CLI module, never
+    by this environment's `edgeaudit` script (which would import this checkout's entry point)."""
+    new, old = tmp_path / "new", tmp_path / "old"
+    for checkout in (new, old):
+        (checkout / "scanner").mkdir(parents=True)
+        (checkout / "scanner" / "cli.py").write_text("")
+    (new / "scanner" / "entry.py").write_text("")
+    assert peers.command(new) == [sys.executable, "-m", "scanner.entry"]
+    assert peers.command(old) == [sys.executable, "-m", "scanner.cli"]
+    assert peers.command() == [str(Path(sys.executable).with_name("edgeaudit"))]
+    tools: dict[str, Any] = {"nmap": None, "svmap": None, "onesixtyone": None}
+    rows = peers.stages("198.18.4.0/24", tmp_path / "h", tmp_path / "c", tools, 60.0, False, peers.command(old))
+    old_cli = peers.command(old)
+    assert old_cli == [sys.executable, "-m", "scanner.cli"]
+    ours = [r.ours.argv or [] for r in rows if r.key in ("arp", "inventory", "tcp", "full")]
+    ours.append(peers.large_fleet_stage(10, 60.0, tmp_path, old_cli).ours.argv or [])
+    ours += [r.ours.argv or [] for r in peers.sparse_stages(None, tmp_path, 60.0, old_cli)]
+    assert len(ours) == 7 and all(argv[:3] == old_cli for argv in ours), ours
