@@ -278,11 +278,13 @@ def command(source: Path | None = None) -> list[str]:
 
     With --source, PYTHONPATH points at that checkout, but the `edgeaudit` script imports
     scanner.entry: a checkout older than it would find this checkout's (the editable install's) and
-    run with this one's startup settings. Such a checkout starts by its own CLI module instead."""
+    run with this one's startup settings. Such a checkout starts by its own CLI module instead, and
+    with -P: `python -m` would put the working directory (this checkout, under make) ahead of
+    PYTHONPATH."""
     if source is None:
         return [str(Path(sys.executable).with_name("edgeaudit"))]
     module = "scanner.entry" if (source / "scanner" / "entry.py").is_file() else "scanner.cli"
-    return [sys.executable, "-m", module]
+    return [sys.executable, "-P", "-m", module]
 
 
 def stages(
@@ -299,7 +301,7 @@ def stages(
 
     tcp = ",".join(str(p) for p in TCP_PORTS)
     udp = ",".join(str(p) for p in UDP_PORTS)
-    engine = [sys.executable, "-m", "lab.peers", "engine", target, "--probes"]
+    engine = [sys.executable, "-P", "-m", "lab.peers", "engine", target, "--probes"]  # -P: see command()
     nmap, svmap, onesixtyone = tools["nmap"], tools["svmap"], tools["onesixtyone"]
 
     def peer(label: str, tool: str | None, *args: str) -> Side:

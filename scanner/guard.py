@@ -33,15 +33,19 @@ async def guarded(probe: Probe, target: ProbeTarget, work: Work, deadline: float
 def failed(probe: Probe, target: ProbeTarget, exc: Exception, allowed: float) -> list[Observation]:
     """The ProbeFailure of a run that raised ``exc`` (``allowed``: its deadline in seconds, for the reason)."""
     service = target.service
-    if isinstance(exc, ProbeError):
-        return [ProbeFailure(service, probe=probe.name, error=type(exc).__name__, reason=str(exc))]
-    if isinstance(exc, TimeoutError):
-        return [
-            ProbeFailure(service, probe=probe.name, error="Timeout", reason=f"probe exceeded its {allowed:g}s deadline")
-        ]
-    # a probe bug must not sink the sweep, nor read as a pass
-    log.error("probe %s crashed on %s", probe.name, target.address, exc_info=exc)
-    return [ProbeFailure(service, probe=probe.name, error="ProbeCrashed", reason=f"{type(exc).__name__}: {exc}")]
+    try:
+        if isinstance(exc, ProbeError):
+            return [ProbeFailure(service, probe=probe.name, error=type(exc).__name__, reason=str(exc))]
+        if isinstance(exc, TimeoutError):
+            reason = f"probe exceeded its {allowed:g}s deadline"
+            return [ProbeFailure(service, probe=probe.name, error="Timeout", reason=reason)]
+        # a probe bug must not sink the sweep, nor read as a pass
+        log.error("probe %s crashed on %s", probe.name, target.address, exc_info=exc)
+        return [ProbeFailure(service, probe=probe.name, error="ProbeCrashed", reason=f"{type(exc).__name__}: {exc}")]
+    finally:
+        # Its traceback holds the frames it passed through, which may hold it: read, it is dropped, so that
+        # what they held goes now, not at the cyclic collector's next pass.
+        exc.__traceback__ = None
 
 
 def task_name(probe: Probe, target: ProbeTarget) -> str:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 
 from probes.base import HostSnapshot, Probe, ProbeConfig, ProbeContext, ProbeTarget
 from probes.datagram import DatagramProbe
-from probes.observations import Observation, Service
+from probes.observations import Observation, ProbeFailure, Service
 from probes.wire import udp
 from profiles.errors import ProbeError
 from scanner import guard
@@ -83,25 +83,26 @@ class _Host:
     def _launch(self) -> None:
         i, self.next = self.next, self.next + 1
         probe, service = self.runs[i]
-        ctx, allowed = self.stage.contexts(probe, self.snapshot)
         target = ProbeTarget(self.snapshot.address, service)
-        if isinstance(probe, DatagramProbe) and service is not None:
-            try:
+        allowed = 0.0
+        try:
+            ctx, allowed = self.stage.contexts(probe, self.snapshot)
+            if isinstance(probe, DatagramProbe) and service is not None:
                 spec = probe.ask(target, ctx)
-            except Exception as exc:  # a probe's bug, or its deadline gone: inconclusive
-                self._done(i, guard.failed(probe, target, exc, allowed))
-                return
 
-            def heard(outcome: udp.Outcome) -> None:
-                self._heard(i, probe, target, ctx, allowed, outcome)
+                def heard(outcome: udp.Outcome) -> None:
+                    self._heard(i, probe, target, ctx, allowed, outcome)
 
-            exchange = udp.start(target.address, service.port, spec, ctx.deadline, heard)
-            if exchange is not None:
-                if not exchange.over:  # (one that ended at once, its send refused, was heard already)
+                exchange = udp.start(target.address, service.port, spec, ctx.deadline, heard)
+                if exchange is not None:
                     self.exchanges[i] = exchange
-                return
-        # No shared socket for this address (a zoned IPv6 address), or a probe with no datagram form.
-        self._task(i, probe, target, guard.guarded(probe, target, probe.run(target, ctx), ctx.deadline, allowed))
+                    return
+            # No shared socket for this address (a zoned IPv6 address), or a probe with no datagram form.
+            work = guard.guarded(probe, target, probe.run(target, ctx), ctx.deadline, allowed)
+        except Exception as exc:  # a probe's bug, or its deadline gone: inconclusive, and the others go on
+            self._done(i, guard.failed(probe, target, exc, allowed))
+            return
+        self._task(i, probe, target, work)
 
     def _heard(
         self,
@@ -112,32 +113,39 @@ class _Host:
         allowed: float,
         outcome: udp.Outcome,
     ) -> None:
+        """An exchange's outcome (from the loop): judged here when unanswered, a task when answered."""
         self.exchanges.pop(i, None)
+        if self.future.done():
+            return  # cancelled meanwhile: nothing more of this address
         assert isinstance(probe, DatagramProbe)
-        if isinstance(outcome, ProbeError):
-            try:
-                found = probe.unanswered(target, ctx, outcome)
-            except Exception as exc:
-                found = guard.failed(probe, target, exc, allowed)
-            self._done(i, found)
-            return
-        if isinstance(outcome, Exception):  # the probe's builder or parser raised: its bug, inconclusive
-            self._done(i, guard.failed(probe, target, outcome, allowed))
-            return
-        work = guard.guarded(probe, target, probe.answered(target, ctx, outcome), ctx.deadline, allowed)
-        self._task(i, probe, target, work)
+        try:
+            if isinstance(outcome, ProbeError):
+                self._done(i, probe.unanswered(target, ctx, outcome))
+            elif isinstance(outcome, Exception):  # the probe's builder or parser raised: its bug, inconclusive
+                self._done(i, guard.failed(probe, target, outcome, allowed))
+            else:
+                work = guard.guarded(probe, target, probe.answered(target, ctx, outcome), ctx.deadline, allowed)
+                self._task(i, probe, target, work)
+        except Exception as exc:  # unanswered re-raised (garbage, unreachable), or a bug: inconclusive
+            self._done(i, guard.failed(probe, target, exc, allowed))
+        finally:
+            outcome = None  # the frame may sit in a traceback: it must not hold the error too
 
     def _task(self, i: int, probe: Probe, target: ProbeTarget, work: guard.Work) -> None:
         self.stage.tasks += 1
         task = asyncio.ensure_future(work)
         task.set_name(guard.task_name(probe, target))
         self.tasks[i] = task
-        task.add_done_callback(lambda t: self._finished(i, t))
+        task.add_done_callback(lambda t: self._finished(i, probe, target, t))
 
-    def _finished(self, i: int, task: asyncio.Task[list[Observation]]) -> None:
+    def _finished(self, i: int, probe: Probe, target: ProbeTarget, task: asyncio.Task[list[Observation]]) -> None:
         self.tasks.pop(i, None)
         if not task.cancelled():
             self._done(i, task.result())
+        elif not self.future.done():  # cancelled by something other than the stage: said, not lost
+            self._done(
+                i, [ProbeFailure(target.service, probe=probe.name, error="Cancelled", reason="the run was cancelled")]
+            )
 
     def _done(self, i: int, found: list[Observation]) -> None:
         if self.future.done():

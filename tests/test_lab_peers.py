@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -164,14 +165,29 @@ def test_a_source_checkout_runs_by_its_own_entry_point(tmp_path: Path) -> None:
         (checkout / "scanner").mkdir(parents=True)
         (checkout / "scanner" / "cli.py").write_text("")
     (new / "scanner" / "entry.py").write_text("")
-    assert peers.command(new) == [sys.executable, "-m", "scanner.entry"]
-    assert peers.command(old) == [sys.executable, "-m", "scanner.cli"]
+    assert peers.command(new) == [sys.executable, "-P", "-m", "scanner.entry"]
+    assert peers.command(old) == [sys.executable, "-P", "-m", "scanner.cli"]
     assert peers.command() == [str(Path(sys.executable).with_name("edgeaudit"))]
     tools: dict[str, Any] = {"nmap": None, "svmap": None, "onesixtyone": None}
     rows = peers.stages("198.18.4.0/24", tmp_path / "h", tmp_path / "c", tools, 60.0, False, peers.command(old))
     old_cli = peers.command(old)
-    assert old_cli == [sys.executable, "-m", "scanner.cli"]
+    assert old_cli == [sys.executable, "-P", "-m", "scanner.cli"]
     ours = [r.ours.argv or [] for r in rows if r.key in ("arp", "inventory", "tcp", "full")]
     ours.append(peers.large_fleet_stage(10, 60.0, tmp_path, old_cli).ours.argv or [])
     ours += [r.ours.argv or [] for r in peers.sparse_stages(None, tmp_path, 60.0, old_cli)]
-    assert len(ours) == 7 and all(argv[:3] == old_cli for argv in ours), ours
+    assert len(ours) == 7 and all(argv[:4] == old_cli for argv in ours), ours
+
+
+def test_a_source_checkout_is_what_runs_from_this_checkouts_directory(tmp_path: Path) -> None:
+    """make runs the harness from this checkout: the source's own modules must still be the ones imported."""
+    source = tmp_path / "src"
+    (source / "scanner").mkdir(parents=True)
+    (source / "scanner" / "__init__.py").write_text("")
+    (source / "scanner" / "entry.py").write_text("print(__file__)\n")
+    root = Path(peers.__file__).resolve().parents[1]
+    assert (root / "scanner" / "entry.py").is_file()  # this checkout has its own, which must not run
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    done = subprocess.run(
+        peers.command(source), cwd=root, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout.strip() == str(source / "scanner" / "entry.py"), (done.stdout, done.stderr[-500:])

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
+import gc
+import os
 import socket
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -95,15 +98,18 @@ class _Junk(asyncio.DatagramProtocol):
 
 
 class _Ssdp(asyncio.DatagramProtocol):
-    """A root device's SSDP answer whose LOCATION is elsewhere (so nothing is fetched)."""
+    """A root device's SSDP answer; by default its LOCATION is elsewhere (so nothing is fetched)."""
+
+    def __init__(self, location: str = "http://192.0.2.1:5000/d.xml") -> None:
+        self.location = location
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport: asyncio.DatagramTransport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        answer = b"HTTP/1.1 200 OK\r\nST: upnp:rootdevice\r\nUSN: uuid:1::upnp:rootdevice\r\n"
-        answer += b"SERVER: Linux/5.10 UPnP/1.1 MiniUPnPd/2.3.1\r\nLOCATION: http://192.0.2.1:5000/d.xml\r\n\r\n"
-        self.transport.sendto(answer, addr)
+        answer = "HTTP/1.1 200 OK\r\nST: upnp:rootdevice\r\nUSN: uuid:1::upnp:rootdevice\r\n"
+        answer += f"SERVER: Linux/5.10 UPnP/1.1 MiniUPnPd/2.3.1\r\nLOCATION: {self.location}\r\n\r\n"
+        self.transport.sendto(answer.encode(), addr)
 
 
 class _Quiet(asyncio.DatagramProtocol):
@@ -114,6 +120,17 @@ class _Quiet(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.count += 1
+
+
+@pytest.fixture(autouse=True)
+async def no_callback_errors() -> AsyncIterator[None]:
+    """The stage's work runs in loop callbacks, where an exception is only logged: here it fails the test."""
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    yield
+    loop.set_exception_handler(None)
+    assert errors == [], errors
 
 
 @pytest.fixture
@@ -127,7 +144,12 @@ async def udp_servers() -> AsyncIterator[list[asyncio.DatagramTransport]]:
 async def _serve(
     held: list[asyncio.DatagramTransport], proto: asyncio.DatagramProtocol, port: int = 0
 ) -> tuple[str, int]:
-    address = fresh_address()
+    return await _serve_at(held, proto, fresh_address(), port)
+
+
+async def _serve_at(
+    held: list[asyncio.DatagramTransport], proto: asyncio.DatagramProtocol, address: str, port: int
+) -> tuple[str, int]:
     transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(lambda: proto, local_addr=(address, port))
     held.append(transport)
     return address, int(transport.get_extra_info("sockname")[1])
@@ -205,14 +227,34 @@ async def test_the_stage_observes_what_a_hosts_own_run_observes(
         for case, stage in stages.items():
             # per-host work only where the host answered: one task for an answered exchange, none otherwise
             assert stage.tasks == (1 if case in answered else 0), (case, stage.tasks)
+        # and counted by the loop itself: every task made on the shared sockets' side is a probe run's
+        assert sorted(made) == sorted(f"{cases[c][0]} {cases[c][1]}" for c in answered), made
         return out
+
+    made: list[str] = []  # the probe and address of each task created where the shared sockets are open
+    loop = asyncio.get_running_loop()
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        if (
+            shared_udp.active() is not None
+            and getattr(coro, "__qualname__", "")
+            != "test_the_stage_observes_what_a_hosts_own_run_observes.<locals>.staged"
+        ):
+            frame = coro.cr_frame
+            made.append(f"{frame.f_locals['probe'].name} {frame.f_locals['target'].address}")
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(factory)
 
     async def alone() -> dict[str, list[Observation]]:
         runs = {case: _alone(engine, _on(n, port), address) for case, (n, address, port) in cases.items()}
         return dict(zip(runs, await asyncio.gather(*runs.values()), strict=True))
 
     # at once: the host's own runs outside any sweep (connected sockets), the stage on the shared ones
-    own, stage = await asyncio.gather(alone(), staged())
+    try:
+        own, stage = await asyncio.gather(alone(), staged())
+    finally:
+        loop.set_task_factory(None)
     for case in cases:
         _expected(case, own[case])
         assert _same(stage[case]) == _same(own[case]), case
@@ -222,7 +264,7 @@ async def test_the_stage_observes_what_a_hosts_own_run_observes(
 async def test_an_address_that_answers_nothing_costs_no_task_and_per_host_bounds_its_exchanges(
     udp_servers: list[asyncio.DatagramTransport],
 ) -> None:
-    """Five probes at one silent address, one run at a time: each waits for the one before it, no task."""
+    """Three probes at one silent address, two at a time: the third waits for one of the first two; no task."""
     quiet = _Quiet()
     address, port = await _serve(udp_servers, quiet)
     engine = _engine(per_host=2)
@@ -240,23 +282,109 @@ async def test_an_address_that_answers_nothing_costs_no_task_and_per_host_bounds
     assert 2 * (READ_S + 1.0) - 0.1 < took < 3 * (READ_S + 1.0), took
 
 
-async def test_cancelling_an_address_ends_its_exchanges_and_frees_the_socket(
+async def test_cancelling_an_address_ends_its_exchanges_and_its_answered_work_at_once(
     udp_servers: list[asyncio.DatagramTransport],
 ) -> None:
+    """The sweep stopped: nothing more is sent, the socket no longer hears the peer, the answered task ends."""
     quiet = _Quiet()
     address, port = await _serve(udp_servers, quiet)
+    # a root device whose description never comes: its answered task is in flight when the address is cancelled
+    hangs = fresh_address()
+    held: list[asyncio.StreamWriter] = []
+
+    async def hang(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(hang, hangs, 0)
+    http_port = server.sockets[0].getsockname()[1]
+    await _serve_at(udp_servers, _Ssdp(f"http://{hangs}:{http_port}/d.xml"), hangs, 1900)
     engine = _engine()
-    with shared_udp.shared() as pool:
-        assert pool is not None
-        early = [_on("snmp-discovery", port), _on("ntp-query", port)]  # one peer: the second on a socket of its own
+    try:
+        with shared_udp.shared() as pool:
+            assert pool is not None
+            early = [_on("snmp-discovery", port), _on("ntp-query", port)]  # one peer: the second on its own socket
+            silent = UdpStage(early, engine.config.probe_config, 6, engine._context)
+            waiting = silent.start(HostSnapshot(address, frozenset(), ()))
+            answered = UdpStage([_on("upnp", 1900)], engine.config.probe_config, 6, engine._context)
+            fetching = answered.start(HostSnapshot(hangs, frozenset(), ()))
+            for _ in range(100):  # until the description's GET is waiting
+                await asyncio.sleep(0.02)
+                if held:
+                    break
+            assert held and answered.tasks == 1
+            [task] = [t for t in asyncio.all_tasks() if t.get_name() == f"upnp {hangs} udp/1900"]
+            sent = quiet.count
+            assert sent >= 2 and any(s.peers for group in pool._sockets.values() for s in group)
+            waiting.cancel()
+            fetching.cancel()
+            await asyncio.sleep(0)
+            assert all(not s.peers for group in pool._sockets.values() for s in group)  # now, not at their timeout
+            await asyncio.wait([task], timeout=1.0)  # (httpx's own cleanup takes a few steps of the loop)
+            assert task.cancelled()
+            await asyncio.sleep(READ_S + 1.2)  # past every resend the exchanges had left
+            assert quiet.count == sent  # nothing more was sent once it was cancelled
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+
+
+async def test_an_address_with_no_route_is_a_failure_of_each_probe_not_of_the_sweep(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The kernel has no route to it (so no source address for it): each probe's run fails, the stage goes on."""
+
+    def no_route(address: str) -> str:
+        raise OSError(errno.ENETUNREACH, os.strerror(errno.ENETUNREACH))
+
+    monkeypatch.setattr(shared_udp, "source_for", no_route)
+    engine = _engine()
+    early = [_on(name, 9) for name in NAMES]
+    with shared_udp.shared():
         stage = UdpStage(early, engine.config.probe_config, 6, engine._context)
-        future = stage.start(HostSnapshot(address, frozenset(), ()))
-        await asyncio.sleep(0.2)
-        sent = quiet.count
-        future.cancel()
-        await asyncio.sleep(READ_S + 1.2)  # past every resend the exchanges had left
-        assert quiet.count == sent  # nothing more was sent once it was cancelled
-        assert all(not s.peers for group in pool._sockets.values() for s in group)
+        found = await asyncio.wait_for(stage.start(HostSnapshot("192.0.2.1", frozenset(), ())), 5)
+    failures = sorted((o.probe, o.error) for o in found if isinstance(o, ProbeFailure))
+    assert failures == sorted((name, "Unreachable") for name in NAMES), found
+    assert len(found) == len(NAMES)
+
+
+def test_the_stage_leaves_no_reference_cycle() -> None:
+    """Silence, refusal and garbage, judged on the spot: nothing only the cyclic collector frees."""
+    from tests.test_no_cycles import _saved_garbage
+
+    async def sweep() -> int:
+        held: list[asyncio.DatagramTransport] = []
+        quiet_at, quiet_port = await _serve(held, _Quiet())
+        junk_at, junk_port = await _serve(held, _Junk())
+        engine = _engine()
+        done = 0
+        try:
+            with shared_udp.shared():
+                places = [(junk_at, junk_port), (quiet_at, quiet_port), (junk_at, _closed_port(junk_at))] * 4
+                stages = [
+                    UdpStage([_on(n, port) for n in NAMES], engine.config.probe_config, 6, engine._context)
+                    for _, port in places
+                ]
+                for found in await asyncio.wait_for(
+                    asyncio.gather(
+                        *(s.start(HostSnapshot(a, frozenset(), ())) for s, (a, _p) in zip(stages, places, strict=True))
+                    ),
+                    10,
+                ):
+                    done += bool(found)
+        finally:
+            for transport in held:
+                transport.close()
+        return done
+
+    gc.collect()
+    gc.disable()
+    try:
+        assert asyncio.run(sweep()) == 12
+    finally:
+        left = _saved_garbage()
+    kinds = {"Asking", "_Host", "SharedEndpoint", "MalformedResponse", "Refused", "Timeout", "Unreachable"}
+    assert not left & kinds, left & kinds
 
 
 def test_every_sweep_wide_discovery_probe_has_the_datagram_form() -> None:

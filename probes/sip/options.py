@@ -1,4 +1,5 @@
-"""SIP OPTIONS fingerprint over UDP, TCP and TLS (RFC 3261 transactions, see probes.sip.sipnet)."""
+"""SIP OPTIONS fingerprint over UDP (a datagram probe, probes.datagram), TCP and TLS (RFC 3261 transactions, see
+probes.sip.sipnet)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from probes.datagram import DatagramProbe, port_state
 from probes.observations import Observation, PortState, Service, SipInfo
 from probes.sip import sipmsg, sipnet
 from probes.wire.udp import Ask
-from profiles.errors import MalformedResponse, ProbeError, Refused, Timeout
+from profiles.errors import MalformedResponse, ProbeError, Refused
 
 
 async def options(target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
-    """One OPTIONS transaction: SipInfo and the Date as a clock reading; silence or refusal as a PortState."""
+    """One OPTIONS transaction on a stream (TCP, or TLS for sips): SipInfo and the Date as a clock reading.
+
+    A refused connection is a closed port; a connection that then says nothing is no answer either way
+    (a ProbeError). Over UDP, ``SipOptions`` asks the same in its datagram form (no channel)."""
     assert target.service is not None
     service = target.service
     sent_at = clock.now()
@@ -30,11 +34,7 @@ async def options(target: ProbeTarget, ctx: ProbeContext) -> list[Observation]:
         try:
             msg = await sipnet.request(channel, build, "OPTIONS", ctx)
         except Refused:
-            return [PortState(service, state="closed")]  # ICMP port unreachable
-        except Timeout:
-            if channel.reliable:
-                raise  # a TCP/TLS port that took the connection and then said nothing: no answer either way
-            return [PortState(service, state="filtered")]  # UDP silence: nothing there, or dropped
+            return [PortState(service, state="closed")]
     finally:
         await channel.aclose()
     return described(service, msg, sent_at, clock.now())
@@ -70,6 +70,7 @@ class SipOptions(DatagramProbe[tuple[sipmsg.SipMessage, float, float]]):
 
     name = "sip-options"
     phase = Phase.DISCOVERY
+    description = "SIP OPTIONS over UDP"
 
     def targets(self, host: HostSnapshot, config: ProbeConfig) -> Sequence[Service | None]:
         """The SIP UDP port, always."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
+import logging
 import math
 import typing
 from collections.abc import Callable, Sequence
@@ -29,6 +30,7 @@ from profiles.errors import MalformedResponse, Timeout
 
 MAX_DATAGRAM = 65_535
 T = TypeVar("T")
+log = logging.getLogger("edgeaudit.probes")
 
 
 @dataclass
@@ -235,6 +237,7 @@ class Asking(asyncio.DatagramProtocol):
         try:
             self.payload = self.spec.build((str(local[0]), int(local[1])))
         except Exception as exc:  # a builder's bug ends the exchange, loudly, as a crash
+            log.exception("%s: building the request failed", self._where())
             self._finish(exc.with_traceback(None))
             return
         self.start = loop.time()
@@ -277,6 +280,7 @@ class Asking(asyncio.DatagramProtocol):
         try:
             answer = self.spec.parse(data) if len(data) <= MAX_DATAGRAM else None
         except Exception as exc:  # a parser that raises instead of saying None: a bug, never silence
+            log.exception("%s: reading a reply failed", self._where())
             self._finish(exc.with_traceback(None))
             return
         if answer is None:
@@ -306,7 +310,9 @@ class Asking(asyncio.DatagramProtocol):
     def _finish(self, outcome: Outcome) -> None:
         done = self.done
         self.cancel()
-        done(outcome)
+        # Handed on from the loop, not from here: an outcome can come while another exchange sends (its
+        # ICMP error read then), and what the callback starts must not run inside that send.
+        asyncio.get_running_loop().call_soon(done, outcome)
 
     def cancel(self) -> None:
         """End it with no outcome (the sweep stopped): its timer and its hold on the socket go."""
@@ -334,7 +340,12 @@ def start(address: str, port: int, spec: Ask[Any], deadline: float, done: Callab
     if pool is None:
         return None
     peer = (norm_address(address), port)
-    opened = pool.endpoint(lambda: Asking(peer, spec, deadline, done), address, port)
+    try:
+        opened = pool.endpoint(lambda: Asking(peer, spec, deadline, done), address, port)
+    except OSError as exc:  # no route to it (its source address unknown), no socket left: this exchange fails
+        failed = Asking(peer, spec, deadline, done)
+        failed._finish(probe_error(exc, f"{spec.what} {address}:{port}").with_traceback(None))
+        return failed
     if opened is None:
         return None
     opened[1].begin()
