@@ -2,11 +2,12 @@
 
 The sweep's UDP stage starts the one-datagram discovery probes (SIP OPTIONS, SNMP, NTP, DNS,
 SSDP) for up to ``window`` addresses at once, at most ``rate`` a second, over the sweep's shared
-UDP sockets, whether or not a host slot is free for the address yet. Each address is handed on
-as soon as its work has started, with the task: its host starts when a slot frees and takes the
-result in its discovery phase, beside its own TCP connects. A silent UDP service then costs its
-read timeout once for all the addresses in the window, not once per wave of ``--concurrency``
-hosts, and never comes before the host's other discovery.
+UDP sockets, whether or not a host slot is free for the address yet (scanner.udp_stage: no task per
+address). Each address is handed on as soon as its work has started, with the future of its
+result: its host starts when a slot frees and takes the result in its discovery phase, beside
+its own TCP connects. A silent UDP service then costs its read timeout once for all the addresses
+in the window, not once per wave of ``--concurrency`` hosts, and never comes before the host's
+other discovery.
 """
 
 from __future__ import annotations
@@ -55,13 +56,14 @@ async def ahead(
     window: int,
     paces: Sequence[Pace],
 ) -> AsyncGenerator[tuple[T, asyncio.Future[R] | None], None]:
-    """Each item once, in the upstream's order, with the task of ``work(item)`` when it is wanted.
+    """Each item once, in the upstream's order, with the future of ``work(item)`` when it is wanted.
 
     At most ``window`` items are started and not yet both taken and finished (an item passed
     through without work counts until it is taken); work starts when every one of ``paces`` has a
-    token (e.g. the user's request rate, and the kernel's neighbour table headroom). A task taken
-    is the taker's to await; the tasks of items never taken are cancelled when the stage is
-    closed. An error of the upstream iterator is raised here."""
+    token (e.g. the user's request rate, and the kernel's neighbour table headroom). ``work`` may
+    return a coroutine (run as a task) or a future of its own making. A future taken is the taker's
+    to await; those of items never taken are cancelled when the stage is closed. An error of the
+    upstream iterator is raised here."""
     if window < 1:
         raise ValueError("window must be at least 1")
     loop = asyncio.get_running_loop()
@@ -96,7 +98,7 @@ async def ahead(
         out.put_nowait(_End())
 
     feeder = asyncio.create_task(feed(), name="sweep stage")
-    handed: asyncio.Future[R] | None = None  # the task of the item just handed on, until the taker asks again
+    handed: asyncio.Future[R] | None = None  # the work of the item just handed on, until the taker asks again
     try:
         while True:
             got = await out.get()

@@ -4,11 +4,13 @@ For each address the stage is handed (scanner.pipeline paces and bounds them), e
 sweep-wide discovery probe's first exchange (``DatagramProbe.ask``: SIP OPTIONS, SNMP v3
 discovery, NTP mode 3, the DNS canary, SSDP M-SEARCH) is started on the sweep's shared
 UDP sockets (probes.wire.udp.start): its sends and retransmits are timer callbacks, its
-reply is matched by source and transaction id where the socket reads it. An exchange that
-ends unanswered (silence, ICMP refusal, garbage) is judged on the spot by the probe's
-``unanswered``, with no coroutine; only an answered exchange starts a task, for the
-probe's ``answered`` (parsing, follow-up requests). An address whose every exchange went
-unanswered costs no task at all.
+reply is matched by source and read by the probe's parser (``Ask.parse``: transaction id,
+decoding) where the socket reads it. An exchange that ends unanswered (silence, ICMP
+refusal, garbage) is judged on the spot by the probe's ``unanswered``, with no coroutine;
+only an answered exchange starts a task, for the probe's ``answered`` (the answer made
+observations, follow-up requests). An address whose every exchange went unanswered costs
+no task at all. (An address with no shared socket, a zoned IPv6 one, runs each probe's
+own ``run`` in a task, as a host does.)
 
 What a host's probes found comes out as one future per address, which the host's
 discovery phase awaits; cancelling it (the sweep stopped) ends its exchanges and tasks.

@@ -31,6 +31,7 @@ OTHER_TOOLS = {
     "--runs",  # python -m lab.peers --runs
     "--large-fleet",  # python -m lab.peers --large-fleet
     "--sparse-cap",  # python -m lab.peers --sparse-cap
+    "--source",  # python -m lab.peers --source: another checkout measured (docs/performance.md)
     "--collector",  # node_exporter --collector.textfile.directory: where the metrics file goes (docs/exports.md)
 }
 # The keys of a site file that are not scan flags (scanner/site.py reads them itself).
