@@ -58,3 +58,11 @@ def port_state(target: ProbeTarget, error: ProbeError) -> list[Observation]:
     if isinstance(error, Timeout):
         return [PortState(target.service, state="filtered")]
     raise error
+
+
+def absent(error: ProbeError) -> list[Observation]:
+    """An unanswered first request as nothing at all: silence or refusal means no such service (not a
+    failure, not a device); garbage and other failures are raised."""
+    if isinstance(error, (Refused, Timeout)):
+        return []
+    raise error

@@ -52,8 +52,7 @@ def query_ask(name: str, ctx: ProbeContext) -> udp.Ask[dns.message.Message]:
             return None
         return reply if q.is_response(reply) else None
 
-    schedule = (0.0, 1.0)
-    return udp.Ask(lambda _local: data, parse, schedule, udp.resent(ctx.timeouts.read, schedule), f"dns {name}")
+    return udp.Ask.resent(lambda _local: data, parse, ctx.timeouts.read, f"dns {name}")
 
 
 async def query(address: str, port: int, name: str, ctx: ProbeContext) -> dns.message.Message:

@@ -19,10 +19,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from probes import wire
 from probes.base import HostSnapshot, Phase, Probe, ProbeConfig, ProbeContext, ProbeTarget, register
 from probes.clock import now
-from probes.datagram import DatagramProbe
+from probes.datagram import DatagramProbe, absent
 from probes.observations import ClockReading, NtpControl, NtpInfo, Observation, Service
-from probes.wire.udp import Ask, Collected, exchange_all, resent
-from profiles.errors import MalformedResponse, ProbeError, Refused, Timeout
+from probes.wire.udp import Ask, Collected, exchange_all
+from profiles.errors import MalformedResponse, ProbeError
 
 NTP_EPOCH_OFFSET = 2_208_988_800  # seconds from 1900-01-01 to 1970-01-01
 PACKET = struct.Struct("!BBbb4s4s4sQQQQ")
@@ -105,14 +105,11 @@ class NtpQuery(DatagramProbe[tuple[NtpInfo, float]]):
             except MalformedResponse:
                 return None
 
-        schedule = (0.0, 1.0)
-        return Ask(lambda _: build_request(origin), parse, schedule, resent(ctx.timeouts.read, schedule), "ntp")
+        return Ask.resent(lambda _: build_request(origin), parse, ctx.timeouts.read, "ntp")
 
     def unanswered(self, target: ProbeTarget, ctx: ProbeContext, error: ProbeError) -> list[Observation]:
         """Silence or refusal means no NTP service; garbage is not silence."""
-        if isinstance(error, (Timeout, Refused)):
-            return []
-        raise error
+        return absent(error)
 
     async def answered(
         self, target: ProbeTarget, ctx: ProbeContext, answer: tuple[NtpInfo, float]

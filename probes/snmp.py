@@ -23,7 +23,7 @@ from probes.base import (
     ProbeTarget,
     register,
 )
-from probes.datagram import DatagramProbe
+from probes.datagram import DatagramProbe, absent
 from probes.observations import Observation, Risk, Service, SnmpInfo
 from probes.wire import ber, snmp_wire, udp
 from profiles.errors import MalformedResponse, ProbeError, Refused, Timeout
@@ -104,9 +104,7 @@ class SnmpDiscovery(DatagramProbe[bytes]):
 
     def unanswered(self, target: ProbeTarget, ctx: ProbeContext, error: ProbeError) -> list[Observation]:
         """Silence or refusal means no (v3) agent, not a failure; garbage is not silence."""
-        if isinstance(error, (Timeout, Refused)):
-            return []
-        raise error
+        return absent(error)
 
     async def answered(self, target: ProbeTarget, ctx: ProbeContext, answer: bytes) -> list[Observation]:
         """The agent and its engine id."""
@@ -127,8 +125,7 @@ def v3_discovery(ctx: ProbeContext) -> udp.Ask[bytes]:
             return None
         return engine if got_msg == msg_id and tag == ber.REPORT else None
 
-    schedule = (0.0, 1.0)
-    return udp.Ask(lambda _: message, parse, schedule, udp.resent(ctx.timeouts.read, schedule), "snmp v3 discovery")
+    return udp.Ask.resent(lambda _: message, parse, ctx.timeouts.read, "snmp v3 discovery")
 
 
 async def v3_engine_id(address: str, port: int, ctx: ProbeContext) -> bytes | None:

@@ -110,12 +110,11 @@ class UpnpSsdp(DatagramProbe[bytes]):
     def ask(self, target: ProbeTarget, ctx: ProbeContext) -> udp.Ask[bytes]:
         """One M-SEARCH to the address itself, resent once; any HTTP/1.x response answers it."""
         payload = m_search(target.address)
-        schedule = (0.0, 1.0)
 
         def parse(reply: bytes) -> bytes | None:
             return reply if reply.startswith(b"HTTP/1.") else None
 
-        return udp.Ask(lambda _local: payload, parse, schedule, udp.resent(ctx.timeouts.read, schedule), "ssdp")
+        return udp.Ask.resent(lambda _local: payload, parse, ctx.timeouts.read, "ssdp")
 
     def unanswered(self, target: ProbeTarget, ctx: ProbeContext, error: ProbeError) -> list[Observation]:
         """Silence or refusal is a port state; garbage is not silence."""

@@ -38,7 +38,7 @@ class UdpStage:
 
     def __init__(self, early: Sequence[Probe], config: ProbeConfig, per_host: int, contexts: Contexts) -> None:
         self.early, self.config, self.per_host, self.contexts = tuple(early), config, max(1, per_host), contexts
-        self.tasks = 0  # tasks started (answered exchanges, and runs with no shared socket): the benchmark's count
+        self.tasks = 0  # tasks started: answered exchanges, and runs with no shared socket (tests count them)
 
     def start(self, snapshot: HostSnapshot) -> asyncio.Future[tuple[Observation, ...]]:
         """Start the address's exchanges; the future gets the observations of every probe, in probe order."""

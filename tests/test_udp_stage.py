@@ -305,14 +305,28 @@ async def test_cancelling_an_address_ends_its_exchanges_and_its_answered_work_at
             early = [_on("snmp-discovery", port), _on("ntp-query", port)]  # one peer: the second on its own socket
             silent = UdpStage(early, engine.config.probe_config, 6, engine._context)
             waiting = silent.start(HostSnapshot(address, frozenset(), ()))
+            name = f"upnp {hangs} udp/1900"
+
+            async def fetch_started(n: int) -> None:
+                for _ in range(100):  # until the n-th description's GET is waiting
+                    await asyncio.sleep(0.02)
+                    if len(held) == n:
+                        return
+
             answered = UdpStage([_on("upnp", 1900)], engine.config.probe_config, 6, engine._context)
             fetching = answered.start(HostSnapshot(hangs, frozenset(), ()))
-            for _ in range(100):  # until the description's GET is waiting
-                await asyncio.sleep(0.02)
-                if held:
-                    break
-            assert held and answered.tasks == 1
-            [task] = [t for t in asyncio.all_tasks() if t.get_name() == f"upnp {hangs} udp/1900"]
+            await fetch_started(1)
+            [task] = [t for t in asyncio.all_tasks() if t.get_name() == name]
+            again = UdpStage([_on("upnp", 1900)], engine.config.probe_config, 6, engine._context)
+            elsewhere = again.start(HostSnapshot(hangs, frozenset(), ()))
+            await fetch_started(2)
+            assert len(held) == 2 and answered.tasks == again.tasks == 1
+            [other] = [t for t in asyncio.all_tasks() if t.get_name() == name and t is not task]
+            # a run cancelled by something other than the stage is said, not lost (nor the address's wait endless)
+            other.cancel()
+            [failure] = await asyncio.wait_for(elsewhere, 1.0)
+            assert isinstance(failure, ProbeFailure) and (failure.probe, failure.error) == ("upnp", "Cancelled")
+            assert task.done() is False, "the other address's answered work goes on"
             sent = quiet.count
             assert sent >= 2 and any(s.peers for group in pool._sockets.values() for s in group)
             waiting.cancel()

@@ -29,6 +29,7 @@ from probes.wire import shared_udp
 from profiles.errors import MalformedResponse, Timeout
 
 MAX_DATAGRAM = 65_535
+RESEND_ONCE = (0.0, 1.0)  # a first send, and one resend a second later
 T = TypeVar("T")
 log = logging.getLogger("edgeaudit.probes")
 
@@ -167,14 +168,8 @@ async def exchange(
 ) -> bytes:
     """The first accepted reply within the probe's read timeout and deadline; Timeout on silence, and
     MalformedResponse when the peer answered only with what ``accept`` refused (garbage is not silence)."""
-    span = resent(ctx.timeouts.read, schedule)
-    spec = Ask(build, lambda data: data if accept(data) else None, tuple(schedule), span, what)
+    spec = Ask.resent(build, lambda data: data if accept(data) else None, ctx.timeouts.read, what, schedule)
     return await ask(address, port, spec, ctx.deadline)
-
-
-def resent(read_s: float, schedule: Sequence[float]) -> float:
-    """An exchange's span: its read timeout after the last of ``schedule``'s sends."""
-    return read_s + (schedule[-1] if schedule else 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +189,18 @@ class Ask(Generic[T]):
     span: float
     what: str
     garbage_is_silence: bool = False
+
+    @classmethod
+    def resent(
+        cls,
+        build: Callable[[tuple[str, int]], bytes],
+        parse: Callable[[bytes], T | None],
+        read_s: float,
+        what: str,
+        schedule: Sequence[float] = RESEND_ONCE,
+    ) -> Ask[T]:
+        """An exchange sent on ``schedule`` that waits ``read_s`` after its last send."""
+        return cls(build, parse, tuple(schedule), read_s + (schedule[-1] if schedule else 0.0), what)
 
 
 Outcome = Any  # an Ask's answer (its T), or the Exception that ended it (a ProbeError, or a parser's bug)
@@ -238,7 +245,7 @@ class Asking(asyncio.DatagramProtocol):
             self.payload = self.spec.build((str(local[0]), int(local[1])))
         except Exception as exc:  # a builder's bug ends the exchange, loudly, as a crash
             log.exception("%s: building the request failed", self._where())
-            self._finish(exc.with_traceback(None))
+            self.finish(exc.with_traceback(None))
             return
         self.start = loop.time()
         self.end_by = min(self.end_by, self.start + self.spec.span)
@@ -281,33 +288,34 @@ class Asking(asyncio.DatagramProtocol):
             answer = self.spec.parse(data) if len(data) <= MAX_DATAGRAM else None
         except Exception as exc:  # a parser that raises instead of saying None: a bug, never silence
             log.exception("%s: reading a reply failed", self._where())
-            self._finish(exc.with_traceback(None))
+            self.finish(exc.with_traceback(None))
             return
         if answer is None:
             self.rejected += 1  # from the peer, but not an answer to us: never read as silence
             self.rejected_bytes += len(data)
             return
-        self._finish(answer)
+        self.finish(answer)
 
     def error_received(self, exc: Exception) -> None:
         if not self.over:
-            self._finish(probe_error(exc, self._where()).with_traceback(None))
+            self.finish(probe_error(exc, self._where()).with_traceback(None))
 
     def _where(self) -> str:
         return f"{self.spec.what} {self.peer[0]}:{self.peer[1]}"
 
     def _unanswered(self) -> None:
         if self.rejected and not self.spec.garbage_is_silence:
-            self._finish(
+            self.finish(
                 MalformedResponse(
                     f"{self._where()}: {self.rejected} reply(ies) ({self.rejected_bytes} bytes), none an answer to us"
                 )
             )
             return
         dropped = self.dropped + self.rejected
-        self._finish(Timeout(f"{self._where()}: no matching answer ({self.sends} sends, {dropped} dropped)"))
+        self.finish(Timeout(f"{self._where()}: no matching answer ({self.sends} sends, {dropped} dropped)"))
 
-    def _finish(self, outcome: Outcome) -> None:
+    def finish(self, outcome: Outcome) -> None:
+        """End it with ``outcome`` (its answer, or the error that ended it), handed to its callback."""
         done = self.done
         self.cancel()
         # Handed on from the loop, not from here: an outcome can come while another exchange sends (its
@@ -344,7 +352,7 @@ def start(address: str, port: int, spec: Ask[Any], deadline: float, done: Callab
         opened = pool.endpoint(lambda: Asking(peer, spec, deadline, done), address, port)
     except OSError as exc:  # no route to it (its source address unknown), no socket left: this exchange fails
         failed = Asking(peer, spec, deadline, done)
-        failed._finish(probe_error(exc, f"{spec.what} {address}:{port}").with_traceback(None))
+        failed.finish(probe_error(exc, f"{spec.what} {address}:{port}").with_traceback(None))
         return failed
     if opened is None:
         return None
